@@ -1,0 +1,312 @@
+"""Load a scheme and check it whole (SCHEME.md section 9).
+
+Two passes over the same document, whose problems are reported together: the pydantic
+models check shapes, and :func:`cross_check` checks the references between parts (on the
+raw document, so that it still runs when some shape is wrong). An invalid scheme raises
+:class:`~socialcredit.errors.InvalidScheme` and is never half-used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from socialcredit.errors import InvalidScheme, Problem
+from socialcredit.scheme.model import Scheme
+from socialcredit.scheme.places import Places, load_yaml
+
+Loc = tuple[str | int, ...]
+
+_TAGS = frozenset(
+    {"rule", "score_at_least", "score_below", "grade_in", "list", "all", "any", "not"}
+)
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "required",
+    "int_type": "must be an integer",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+}
+
+
+def load_scheme_text(text: str, source: str = "<string>") -> Scheme:
+    """Parse and validate a scheme from YAML text; raise InvalidScheme with every problem."""
+    data, places, problems = load_yaml(text, source)
+    if data is not None and not isinstance(data, dict):
+        problems.append(places.problem((), "a scheme must be a mapping at the top level"))
+    if problems:
+        raise InvalidScheme(problems)
+    scheme: Scheme | None = None
+    try:
+        scheme = Scheme.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_shape_problems(exc, places))
+    problems.extend(cross_check(data, places))
+    if problems or scheme is None:
+        problems.sort(key=lambda p: (p.line, p.where))
+        raise InvalidScheme(_unique(problems))
+    return scheme
+
+
+def load_scheme_file(path: str | Path) -> Scheme:
+    """Load and validate a scheme file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidScheme([Problem(str(p), 0, "", "no such file")]) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidScheme([Problem(str(p), 0, "", f"not UTF-8 text ({exc.reason})")]) from None
+    return load_scheme_text(text, str(p))
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen: set[Problem] = set()
+    out = []
+    for p in problems:
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return out
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> Loc:
+    """Drop the union tags pydantic inserts after each condition position."""
+    out: list[str | int] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and part in _TAGS and i > 0 and _is_condition_position(loc[:i]):
+            continue
+        out.append(part if isinstance(part, int) else str(part))
+    return tuple(out)
+
+
+def _is_condition_position(prefix: tuple[Any, ...]) -> bool:
+    last = prefix[-1]
+    if last in ("when", "not"):
+        return True
+    return isinstance(last, int) and len(prefix) >= 2 and prefix[-2] in ("all", "any")
+
+
+def _shape_problems(exc: ValidationError, places: Places) -> Iterator[Problem]:
+    for err in exc.errors():
+        loc = _clean_loc(tuple(err["loc"]))
+        kind = err["type"]
+        msg = _MESSAGES.get(kind, err["msg"])
+        if kind == "greater_than":
+            msg = f"must be an integer greater than {err['ctx']['gt']}"
+        elif kind == "greater_than_equal":
+            msg = f"must be an integer of at least {err['ctx']['ge']}"
+        elif kind == "string_pattern_mismatch":
+            msg = f"{err['input']!r} is not a valid name (pattern {err['ctx']['pattern']})"
+        elif kind == "literal_error":
+            msg = f"{err['input']!r} is not one of {err['ctx']['expected']}"
+        elif kind == "too_short":
+            msg = "must not be empty"
+        yield places.problem(loc, msg)
+
+
+# ---- cross-references, on the raw document ------------------------------------------
+
+
+def _items(data: Any, key: str) -> list[tuple[int, dict[str, Any]]]:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, list):
+        return []
+    return [(i, v) for i, v in enumerate(value) if isinstance(v, dict)]
+
+
+def cross_check(data: Any, places: Places) -> list[Problem]:
+    """Check the references between parts of a scheme; return every problem found."""
+    if not isinstance(data, dict):
+        return []
+    out: list[Problem] = []
+    catalogue = data.get("records") if isinstance(data.get("records"), dict) else {}
+    assert isinstance(catalogue, dict)
+
+    rules = _items(data, "rules")
+    rule_ids = _check_ids("rules", rules, places, out)
+    for i, rule in rules:
+        _check_rule(i, rule, catalogue, places, out)
+
+    grades = _items(data, "grades")
+    grade_names: set[str] = set()
+    for i, g in grades:
+        name = g.get("grade")
+        if isinstance(name, str):
+            if name in grade_names:
+                out.append(places.problem(("grades", i, "grade"), f"duplicate grade {name!r}"))
+            grade_names.add(name)
+        last = i == len(data["grades"]) - 1
+        if not last and g.get("min") is None:
+            out.append(places.problem(("grades", i), "every grade but the last needs a min"))
+        if last and g.get("min") is not None:
+            out.append(places.problem(("grades", i, "min"), "the last grade takes no min"))
+
+    score = data.get("score")
+    if isinstance(score, dict):
+        lo, hi = score.get("min"), score.get("max")
+        if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+            out.append(places.problem(("score", "min"), f"min {lo} is above max {hi}"))
+
+    subjects = data.get("subjects")
+    if isinstance(subjects, list) and len(set(map(str, subjects))) != len(subjects):
+        out.append(places.problem(("subjects",), "a kind is listed twice"))
+
+    lists = _items(data, "lists")
+    list_ids = _check_ids("lists", lists, places, out)
+    known = Known(rule_ids, grade_names, set())
+    for i, spec in lists:
+        if "when" in spec:
+            _check_condition(
+                spec["when"],
+                ("lists", i, "when"),
+                known,
+                places,
+                out,
+                this_list=spec.get("id"),
+                all_lists=list_ids,
+            )
+        if isinstance(spec.get("id"), str):
+            known.lists.add(spec["id"])
+
+    measures = _items(data, "measures")
+    _check_ids("measures", measures, places, out)
+    for i, m in measures:
+        if "when" in m:
+            _check_condition(m["when"], ("measures", i, "when"), known, places, out)
+        if not m.get("deny") and not m.get("grant"):
+            out.append(places.problem(("measures", i), "a measure needs deny or grant"))
+    return out
+
+
+class Known:
+    """The names a condition may refer to at a point of the file."""
+
+    def __init__(self, rules: set[str], grades: set[str], lists: set[str]) -> None:
+        self.rules = rules
+        self.grades = grades
+        self.lists = lists
+
+
+def _check_ids(
+    section: str, items: list[tuple[int, dict[str, Any]]], places: Places, out: list[Problem]
+) -> set[str]:
+    seen: set[str] = set()
+    for i, item in items:
+        ident = item.get("id")
+        if isinstance(ident, str):
+            if ident in seen:
+                out.append(places.problem((section, i, "id"), f"duplicate id {ident!r}"))
+            seen.add(ident)
+    return seen
+
+
+def _check_rule(
+    i: int, rule: dict[str, Any], catalogue: dict[str, Any], places: Places, out: list[Problem]
+) -> None:
+    types = rule.get("types")
+    if isinstance(types, list):
+        for j, t in enumerate(types):
+            if isinstance(t, str) and t not in catalogue:
+                out.append(
+                    places.problem(
+                        ("rules", i, "types", j),
+                        f"record type {t!r} is not in the records catalogue",
+                    )
+                )
+        if len(set(map(str, types))) != len(types):
+            out.append(places.problem(("rules", i, "types"), "a type is listed twice"))
+    has_points, has_bins = "points" in rule, "bins" in rule
+    if has_points == has_bins:
+        out.append(
+            places.problem(
+                ("rules", i),
+                "a rule needs exactly one of points (linear form) or bins (table form)",
+            )
+        )
+    if has_bins:
+        for key in ("per", "cap"):
+            if key in rule:
+                out.append(places.problem(("rules", i, key), f"{key} goes with points, not bins"))
+        bins = rule.get("bins")
+        if isinstance(bins, list):
+            for j, row in enumerate(bins):
+                if not isinstance(row, dict):
+                    continue
+                last = j == len(bins) - 1
+                if not last and row.get("max") is None:
+                    out.append(
+                        places.problem(
+                            ("rules", i, "bins", j), "every bin but the last needs a max"
+                        )
+                    )
+                if last and row.get("max") is not None:
+                    out.append(
+                        places.problem(("rules", i, "bins", j, "max"), "the last bin takes no max")
+                    )
+    if rule.get("measure") == "days_since":
+        if not has_bins or "none_points" not in rule:
+            out.append(places.problem(("rules", i), "a days_since rule needs bins and none_points"))
+    elif "none_points" in rule:
+        out.append(
+            places.problem(
+                ("rules", i, "none_points"), "none_points goes only with measure days_since"
+            )
+        )
+
+
+def _check_condition(
+    cond: Any,
+    loc: Loc,
+    known: Known,
+    places: Places,
+    out: list[Problem],
+    *,
+    this_list: Any = None,
+    all_lists: set[str] | None = None,
+) -> None:
+    if not isinstance(cond, dict):
+        return
+    if "rule" in cond:
+        rule = cond["rule"]
+        if isinstance(rule, str) and rule not in known.rules:
+            out.append(places.problem((*loc, "rule"), f"no rule with id {rule!r}"))
+        if "at_least" not in cond and "at_most" not in cond:
+            out.append(places.problem(loc, "a rule condition needs at_least or at_most"))
+    if "grade_in" in cond and isinstance(cond["grade_in"], list):
+        for j, g in enumerate(cond["grade_in"]):
+            if isinstance(g, str) and g not in known.grades:
+                out.append(places.problem((*loc, "grade_in", j), f"no grade {g!r}"))
+    if "list" in cond:
+        name = cond["list"]
+        if isinstance(name, str) and name not in known.lists:
+            if name == this_list:
+                msg = f"list {name!r} cannot depend on itself"
+            elif all_lists is not None and name in all_lists:
+                msg = f"list {name!r} comes later in lists; a list may only use earlier lists"
+            else:
+                msg = f"no list with id {name!r}"
+            out.append(places.problem((*loc, "list"), msg))
+    for key in ("all", "any"):
+        if isinstance(cond.get(key), list):
+            for j, sub in enumerate(cond[key]):
+                _check_condition(
+                    sub,
+                    (*loc, key, j),
+                    known,
+                    places,
+                    out,
+                    this_list=this_list,
+                    all_lists=all_lists,
+                )
+    if "not" in cond:
+        _check_condition(
+            cond["not"], (*loc, "not"), known, places, out, this_list=this_list, all_lists=all_lists
+        )

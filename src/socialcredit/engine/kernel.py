@@ -35,6 +35,7 @@ from socialcredit.engine.compiled import (
     CompiledScheme,
 )
 from socialcredit.engine.conditions import Compiled, Facts, compile_condition
+from socialcredit.scheme.model import Condition
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -72,6 +73,16 @@ class Program:
             list_when=tuple(compile_condition(spec.when, rules, grades, lists) for spec in s.lists),
             measure_ids=tuple(m.id for m in s.measures),
             measure_when=tuple(compile_condition(m.when, rules, grades, lists) for m in s.measures),
+        )
+
+    def condition(self, cond: Condition) -> Compiled:
+        """Compile any condition of this scheme (for explanations)."""
+        s = self.compiled.scheme
+        return compile_condition(
+            cond,
+            {r.id: i for i, r in enumerate(s.rules)},
+            {g.grade: i for i, g in enumerate(s.grades)},
+            {spec.id: i for i, spec in enumerate(s.lists)},
         )
 
 

@@ -38,6 +38,11 @@ _MESSAGES = {
 
 def load_scheme_text(text: str, source: str = "<string>") -> Scheme:
     """Parse and validate a scheme from YAML text; raise InvalidScheme with every problem."""
+    return parse_scheme(text, source)[0]
+
+
+def parse_scheme(text: str, source: str = "<string>") -> tuple[Scheme, Places]:
+    """Like :func:`load_scheme_text`, and also return the places (lines) of the file."""
     data, places, problems = load_yaml(text, source)
     if data is not None and not isinstance(data, dict):
         problems.append(places.problem((), "a scheme must be a mapping at the top level"))
@@ -52,11 +57,16 @@ def load_scheme_text(text: str, source: str = "<string>") -> Scheme:
     if problems or scheme is None:
         problems.sort(key=lambda p: (p.line, p.where))
         raise InvalidScheme(_unique(problems))
-    return scheme
+    return scheme, places
 
 
 def load_scheme_file(path: str | Path) -> Scheme:
     """Load and validate a scheme file."""
+    return parse_scheme_file(path)[0]
+
+
+def parse_scheme_file(path: str | Path) -> tuple[Scheme, Places]:
+    """Load and validate a scheme file, with the places of its parts."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -64,7 +74,7 @@ def load_scheme_file(path: str | Path) -> Scheme:
         raise InvalidScheme([Problem(str(p), 0, "", "no such file")]) from None
     except UnicodeDecodeError as exc:
         raise InvalidScheme([Problem(str(p), 0, "", f"not UTF-8 text ({exc.reason})")]) from None
-    return load_scheme_text(text, str(p))
+    return parse_scheme(text, str(p))
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:

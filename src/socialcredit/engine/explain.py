@@ -1,0 +1,200 @@
+"""Explanations (SCHEME.md section 8): why a subject has its state.
+
+An explanation runs the kernel's own partition function on the subject alone with
+``trace=True``, and reads the rules' measures, contributions and the slots of the records
+from it; nothing here recomputes scheme semantics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from socialcredit.days import from_day
+from socialcredit.engine.columns import Prepared
+from socialcredit.engine.conditions import condition_parts, render_condition
+from socialcredit.engine.kernel import Program, evaluate_partition
+from socialcredit.engine.states import States
+from socialcredit.errors import UnknownSubject
+from socialcredit.scheme.model import Condition
+
+
+@dataclass(frozen=True)
+class RuleExplanation:
+    """One rule: the records that counted, the measure and the contribution."""
+
+    id: str
+    measure_kind: str
+    measure: int | None  # None: a days_since rule with no record
+    contribution: int
+    records: tuple[str, ...]
+    window_days: int | None
+
+
+@dataclass(frozen=True)
+class ConditionTrace:
+    """A condition with whether it held, and the same for its parts."""
+
+    text: str
+    holds: bool
+    parts: tuple[ConditionTrace, ...] = ()
+
+
+@dataclass(frozen=True)
+class ListExplanation:
+    """A list and whether (and by which condition) the subject is on it."""
+
+    id: str
+    kind: str
+    member: bool
+    publish: bool
+    condition: ConditionTrace
+
+
+@dataclass(frozen=True)
+class MeasureExplanation:
+    """A measure, whether it applies, and its condition."""
+
+    id: str
+    applies: bool
+    deny: tuple[str, ...]
+    grant: tuple[str, ...]
+    condition: ConditionTrace
+
+
+@dataclass(frozen=True)
+class NotCounted:
+    """A record of the subject that counts for no rule at this date, and why."""
+
+    id: str
+    type: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Everything behind one subject's state at one date."""
+
+    code: str
+    kind: str
+    scheme: str
+    at: str
+    base: int
+    rules: tuple[RuleExplanation, ...]
+    unbounded_score: int
+    score: int
+    grade: str
+    lists: tuple[ListExplanation, ...]
+    measures: tuple[MeasureExplanation, ...]
+    not_counted: tuple[NotCounted, ...] = field(default=())
+
+    @property
+    def denied(self) -> list[str]:
+        """The denied set, sorted."""
+        return sorted({a for m in self.measures if m.applies for a in m.deny})
+
+    @property
+    def granted(self) -> list[str]:
+        """The granted set, sorted."""
+        return sorted({a for m in self.measures if m.applies for a in m.grant})
+
+
+def explain(states: States, code: str) -> Explanation:
+    """Explain the state of subject ``code`` in ``states``."""
+    i = states.index(code)
+    if i is None:
+        raise UnknownSubject(f"{code!r} is not a subject scored by scheme {states.scheme_id!r}")
+    return explain_index(states.program, states, i)
+
+
+def explain_index(prog: Program, states: States, i: int) -> Explanation:
+    """Explain the subject in row ``i``."""
+    prep, at = states.prepared, states.at
+    c = prog.compiled
+    scheme = c.scheme
+    part = evaluate_partition(prog, prep, i, i + 1, at, trace=True)
+    assert part.facts is not None and part.contribution is not None and part.slot is not None
+    lo, hi = int(prep.offsets[i]), int(prep.offsets[i + 1])
+    ids = prep.ids.take(prep.row[lo:hi]).to_pylist()
+    slots = part.slot
+
+    rules = []
+    for r, (rule, spec) in enumerate(zip(c.rules, scheme.rules, strict=True)):
+        counted = np.isin(slots, rule.slots)
+        has = bool(part.facts.has_measure[r, 0])
+        rules.append(
+            RuleExplanation(
+                id=rule.id,
+                measure_kind=spec.measure,
+                measure=int(part.facts.measure[r, 0]) if has else None,
+                contribution=int(part.contribution[r, 0]),
+                records=tuple(ids[k] for k in np.flatnonzero(counted)),
+                window_days=spec.window_days,
+            )
+        )
+    unbounded = scheme.score.base + sum(r.contribution for r in rules)
+
+    def trace(cond: Condition) -> ConditionTrace:
+        facts = part.facts
+        assert facts is not None
+        return ConditionTrace(
+            render_condition(cond),
+            bool(prog.condition(cond)(facts)[0]),
+            tuple(trace(sub) for sub in condition_parts(cond)),
+        )
+
+    lists = tuple(
+        ListExplanation(spec.id, spec.kind, bool(part.lists[k, 0]), spec.publish, trace(spec.when))
+        for k, spec in enumerate(scheme.lists)
+    )
+    measures = tuple(
+        MeasureExplanation(
+            m.id, bool(part.applied[k, 0]), tuple(m.deny), tuple(m.grant), trace(m.when)
+        )
+        for k, m in enumerate(scheme.measures)
+    )
+    types = [*c.types, "?"]
+    not_counted = []
+    for k in np.flatnonzero(slots == c.n_slots):
+        row = lo + int(k)
+        t = int(prep.type_code[row])
+        not_counted.append(
+            NotCounted(ids[k], _type_name(prep, row, types), _why_not(prep, row, t, at))
+        )
+    return Explanation(
+        code=str(states.codes[i]),
+        kind=str(states.kinds[i]),
+        scheme=scheme.scheme,
+        at=from_day(at).isoformat(),
+        base=scheme.score.base,
+        rules=tuple(rules),
+        unbounded_score=unbounded,
+        score=int(part.score[0]),
+        grade=prog.grade_names[int(part.grade[0])],
+        lists=lists,
+        measures=measures,
+        not_counted=tuple(not_counted),
+    )
+
+
+def _type_name(prep: Prepared, row: int, types: list[str]) -> str:
+    t = int(prep.type_code[row])
+    return types[t] if t < len(types) - 1 else "(a type the scheme does not know)"
+
+
+def _why_not(prep: Prepared, row: int, t: int, at: int) -> str:
+    c = prep.compiled
+    if t == len(c.types):
+        return "its type is not in the scheme's catalogue"
+    if int(prep.occurred[row]) > at:
+        return f"it occurred after {from_day(at).isoformat()}"
+    if int(prep.effective[row]) > at:
+        until = from_day(int(prep.effective[row])).isoformat()
+        return f"not yet in effect: in its notice period until {until}"
+    if int(prep.ended[row]) <= at:
+        ended = from_day(int(prep.ended[row])).isoformat()
+        return f"ended on {ended} by a record that resolves or voids it"
+    if not any(c.types[t] in r.types for r in c.scheme.rules):
+        return "no rule uses its type"
+    return "outside the window of every rule that uses its type"

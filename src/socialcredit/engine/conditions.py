@@ -48,7 +48,7 @@ def compile_condition(
         r, lo, hi = rule_index[cond.rule], cond.at_least, cond.at_most
 
         def rule_test(f: Facts) -> Bools:
-            out = f.has_measure[r].copy()
+            out: Bools = f.has_measure[r].copy()
             if lo is not None:
                 out &= f.measure[r] >= lo
             if hi is not None:

@@ -107,7 +107,7 @@ class Decider:
         """Outcome codes (0 allowed, 1 denied, 2 granted; see OUTCOMES) for many rows."""
         deny, grant = self.masks(action)
         if self._wide is not None:
-            out = np.zeros(len(rows), dtype=np.int8)
+            out: npt.NDArray[np.int8] = np.zeros(len(rows), dtype=np.int8)
             for k, r in enumerate(rows.tolist()):
                 a = self._wide[r]
                 out[k] = 1 if a & deny else (2 if a & grant else 0)

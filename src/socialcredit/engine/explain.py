@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from socialcredit.days import from_day
 from socialcredit.engine.columns import Prepared
@@ -116,7 +118,7 @@ def explain_index(prog: Program, states: States, i: int) -> Explanation:
     part = evaluate_partition(prog, prep, i, i + 1, at, trace=True)
     assert part.facts is not None and part.contribution is not None and part.slot is not None
     lo, hi = int(prep.offsets[i]), int(prep.offsets[i + 1])
-    ids = prep.ids.take(prep.row[lo:hi]).to_pylist()
+    ids = prep.records.column("id").take(pa.array(prep.row[lo:hi])).to_pylist()
     slots = part.slot
 
     rules = []
@@ -154,14 +156,11 @@ def explain_index(prog: Program, states: States, i: int) -> Explanation:
         )
         for k, m in enumerate(scheme.measures)
     )
-    types = [*c.types, "?"]
-    not_counted = []
-    for k in np.flatnonzero(slots == c.n_slots):
-        row = lo + int(k)
-        t = int(prep.type_code[row])
-        not_counted.append(
-            NotCounted(ids[k], _type_name(prep, row, types), _why_not(prep, row, t, at))
-        )
+    not_counted = [
+        NotCounted(ids[k], c.types[int(prep.type_code[lo + k])], _why_not(prep, lo + int(k), at))
+        for k in np.flatnonzero(slots == c.n_slots)
+    ]
+    not_counted += _dropped(prep, str(states.codes[i]), set(prep.row[lo:hi].tolist()))
     return Explanation(
         code=str(states.codes[i]),
         kind=str(states.kinds[i]),
@@ -178,15 +177,31 @@ def explain_index(prog: Program, states: States, i: int) -> Explanation:
     )
 
 
-def _type_name(prep: Prepared, row: int, types: list[str]) -> str:
-    t = int(prep.type_code[row])
-    return types[t] if t < len(types) - 1 else "(a type the scheme does not know)"
+def _dropped(prep: Prepared, code: str, kept: set[int]) -> list[NotCounted]:
+    """The subject's records that preparation set aside: types no rule reads."""
+    table = prep.records
+    rows = np.flatnonzero(
+        np.asarray(
+            pc.equal(table.column("subject"), code).to_numpy(zero_copy_only=False), dtype=bool
+        )
+    )
+    out = []
+    types = prep.compiled.scheme.records
+    for row in rows.tolist():
+        if row in kept:
+            continue
+        rid = table.column("id")[row].as_py()
+        rtype = str(table.column("type")[row].as_py())
+        reason = (
+            "no rule uses its type"
+            if rtype in types
+            else "its type is not in the scheme's catalogue"
+        )
+        out.append(NotCounted(str(rid), rtype, reason))
+    return out
 
 
-def _why_not(prep: Prepared, row: int, t: int, at: int) -> str:
-    c = prep.compiled
-    if t == len(c.types):
-        return "its type is not in the scheme's catalogue"
+def _why_not(prep: Prepared, row: int, at: int) -> str:
     if int(prep.occurred[row]) > at:
         return f"it occurred after {from_day(at).isoformat()}"
     if int(prep.effective[row]) > at:
@@ -195,6 +210,4 @@ def _why_not(prep: Prepared, row: int, t: int, at: int) -> str:
     if int(prep.ended[row]) <= at:
         ended = from_day(int(prep.ended[row])).isoformat()
         return f"ended on {ended} by a record that resolves or voids it"
-    if not any(c.types[t] in r.types for r in c.scheme.rules):
-        return "no rule uses its type"
     return "outside the window of every rule that uses its type"

@@ -106,9 +106,9 @@ def record_slots(prep: Prepared, lo: int, hi: int, at: int) -> I32:
     for ends in prep.band_ends:
         pair += ends[lo:hi] <= at
     slot = c.slot_map[pair]
-    live = prep.effective[lo:hi] <= at
-    live &= prep.ended[lo:hi] > at
-    slot[~live] = c.n_slots
+    dead = prep.effective[lo:hi] > at
+    dead |= prep.ended[lo:hi] <= at
+    slot[dead] = c.n_slots
     return slot
 
 
@@ -121,14 +121,11 @@ def evaluate_partition(
     n = last - first
     width = c.n_slots + 1
     slot = record_slots(prep, lo, hi, at)
-    key = (prep.subject[lo:hi] - first).astype(np.int64)
-    key *= width
+    key = prep.cell[lo:hi] - first * width
     key += slot
     cells = n * width
     counts = np.bincount(key, minlength=cells).reshape(n, width)
-    amounts = (
-        _amounts(prep, lo, hi, key, cells, c).reshape(n, width) if len(c.amount_slots) else None
-    )
+    amounts = _amounts(prep, lo, hi, key, cells).reshape(n, width) if len(c.amount_slots) else None
     latest = (
         _latest(prep, lo, hi, key, slot, cells, c).reshape(n, width)
         if len(c.days_since_slots)
@@ -186,21 +183,22 @@ def evaluate_partition(
 
 def _sum_columns(matrix: npt.NDArray[np.int64], columns: I64) -> I64:
     if len(columns) == 1:
-        return np.ascontiguousarray(matrix[:, columns[0]])
+        return np.ascontiguousarray(matrix[:, columns[0]], dtype=np.int64)
     if not len(columns):
         return np.zeros(matrix.shape[0], dtype=np.int64)
-    return matrix[:, columns].sum(axis=1, dtype=np.int64)
+    out: I64 = matrix[:, columns].sum(axis=1, dtype=np.int64)
+    return out
 
 
-def _amounts(prep: Prepared, lo: int, hi: int, key: I64, cells: int, c: CompiledScheme) -> I64:
-    """Sum of amounts per cell, exactly: in float64 when every sum stays below 2**53."""
-    amount = prep.amount[lo:hi]
-    top = int(amount.max()) if len(amount) else 0
-    if top * max(len(amount), 1) < _FLOAT_EXACT:
-        sums = np.bincount(key, weights=amount.astype(np.float64), minlength=cells)
+def _amounts(prep: Prepared, lo: int, hi: int, key: I64, cells: int) -> I64:
+    """Sum of amounts per cell over the rows an amount rule reads; exact."""
+    a, b = np.searchsorted(prep.amount_rows, (lo, hi))
+    where = prep.amount_rows[a:b] - lo
+    if prep.amount_exact is None:
+        sums = np.bincount(key[where], weights=prep.amount[a:b], minlength=cells)
         return sums.astype(np.int64)
     exact = np.zeros(cells, dtype=np.int64)
-    np.add.at(exact, key, amount)
+    np.add.at(exact, key[where], prep.amount_exact[a:b])
     return exact
 
 

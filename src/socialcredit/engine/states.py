@@ -40,7 +40,7 @@ def label_sets(member: Bools, names: list[tuple[str, ...]]) -> pa.Array:
     if n == 0:
         return pa.array([], pa.string())
     if k == 0:
-        return pa.array([""] * n, pa.string()) if n < 1 << 16 else pa.repeat("", n)  # type: ignore[attr-defined]
+        return pa.repeat(pa.scalar("", pa.string()), n)
     packed = np.packbits(member.T, axis=1)
     patterns, inverse = np.unique(packed, axis=0, return_inverse=True)
     labels = []

@@ -1,0 +1,55 @@
+"""The ``socialcredit`` command line (docs/cli.md)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from socialcredit.errors import InvalidInput, SocialCreditError
+
+app = typer.Typer(
+    name="socialcredit",
+    help="A social credit system built to be inspected: schemes as data, a hash-chained "
+    "ledger, explained decisions, due process and a rights audit.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def domain_errors(fn: F) -> F:
+    """Turn domain errors into a message on stderr and exit status 2."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InvalidInput as exc:
+            err.print(f"[bold red]error:[/] {exc.render()}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+        except SocialCreditError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def main() -> None:
+    """Entry point of the ``socialcredit`` command."""
+    from socialcredit.cli import demo, ledger_cmds, scheme_cmds, score_cmds  # noqa: F401
+
+    try:
+        app()
+    except BrokenPipeError:  # e.g. piped into head
+        sys.stderr.close()
+        sys.exit(0)

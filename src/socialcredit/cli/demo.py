@@ -1,0 +1,140 @@
+"""``socialcredit demo``: a synthetic town, end to end, with no input."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pyarrow as pa
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from socialcredit.cli.app import app, domain_errors, err, out
+from socialcredit.cli.render import decision_line, print_explanation
+from socialcredit.engine import Engine, States
+from socialcredit.engine.decisions import Decider
+from socialcredit.engine.explain import explain
+from socialcredit.ids import mask
+from socialcredit.lab.town import build_town
+from socialcredit.scheme import audit, load
+
+DEMO_SCHEMES = ("rongcheng", "court_dishonest_debtors")
+BATCH = 50_000
+
+
+@app.command()
+@domain_errors
+def demo(
+    persons: Annotated[int, typer.Option(help="Persons in the town.", min=10)] = 4000,
+    organizations: Annotated[int, typer.Option(help="Organizations in the town.", min=1)] = 400,
+    seed: Annotated[int, typer.Option(help="Seed of the town; a seed gives the same town.")] = 7,
+    ledger: Annotated[
+        Path | None,
+        typer.Option(help="Keep the ledger in this (new) file instead of a temporary one."),
+    ] = None,
+) -> None:
+    """Build a synthetic town, load it into a fresh ledger, score it and explain the result."""
+    from socialcredit.store import SqliteLedger
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="socialcredit-demo-") as tmp:
+        path = ledger or Path(tmp) / "town.ledger"
+        with _progress() as progress:
+            task = progress.add_task("drawing the town", total=None)
+            town = build_town(persons=persons, organizations=organizations, seed=seed)
+            progress.update(task, total=1, completed=1)
+            n = town.records.num_rows
+            task = progress.add_task(f"appending {n:,} records to {path.name}", total=n)
+            with SqliteLedger.create(path) as store:
+                store.add_subjects(town.subjects)
+                for offset in range(0, n, BATCH):
+                    batch = town.records.slice(offset, BATCH)
+                    store.append(batch, source="demo-town")
+                    progress.advance(task, batch.num_rows)
+                task = progress.add_task("verifying the hash chain", total=None)
+                report = store.verify()
+                progress.update(task, total=1, completed=1)
+                subjects, records = store.subjects(), store.records()
+            results: dict[str, States] = {}
+            task = progress.add_task("scoring", total=len(DEMO_SCHEMES))
+            at = town.end.isoformat()
+            for name in DEMO_SCHEMES:
+                loaded = load(name)
+                engine = Engine(loaded.scheme)
+                results[name] = engine.evaluate(engine.prepare(subjects, records), at)
+                progress.advance(task)
+
+        out.rule(
+            f"[bold]A synthetic town of {persons:,} persons and {organizations:,} "
+            f"organizations, {n:,} records over one year"
+        )
+        out.print(
+            f"ledger {path}: {report.entries_checked:,} entries, hash chain "
+            f"{'verified' if report.ok else 'BROKEN'}"
+        )
+        _agencies(records)
+        for name, states in results.items():
+            _summary(name, states)
+        _example(results)
+    err.print(f"demo finished in {time.perf_counter() - started:.1f} s", markup=False)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _agencies(records: pa.Table) -> None:
+    prefixes = pa.compute.utf8_slice_codeunits(records.column("type"), 0, 40)
+    counts = pa.compute.value_counts(prefixes).to_pylist()
+    counts.sort(key=lambda c: -c["counts"])
+    out.print("records by type: " + ", ".join(f"{c['values']} {c['counts']:,}" for c in counts))
+
+
+def _summary(name: str, states: States) -> None:
+    loaded = load(name)
+    found = audit(loaded.scheme, loaded.places)
+    table = Table(
+        title=f"{name} ({loaded.scheme.title}) on {states.date}: {len(states):,} subjects scored",
+        title_justify="left",
+        show_edge=False,
+    )
+    table.add_column("grade")
+    table.add_column("subjects", justify="right")
+    table.add_column("share", justify="right")
+    total = max(len(states), 1)
+    for grade, count in states.grade_counts().items():
+        table.add_row(grade, f"{count:,}", f"{100 * count / total:.1f}%")
+    out.print(table)
+    sizes = states.list_sizes()
+    out.print("lists: " + (", ".join(f"{k} {v:,}" for k, v in sizes.items()) or "none"))
+    crit = sum(f.severity == "critical" for f in found)
+    warn = sum(f.severity == "warning" for f in found)
+    out.print(f"rights audit: {crit} critical, {warn} warnings (socialcredit scheme audit {name})")
+
+
+def _example(results: dict[str, States]) -> None:
+    """Explain one subject who is on a black list, and one decision about it."""
+    states = results["court_dishonest_debtors"]
+    listed = np.flatnonzero(states.raw.lists.any(axis=0))
+    persons = [i for i in listed.tolist() if states.kinds[i].as_py() == "person"]
+    if not persons:
+        return
+    row = persons[0]
+    code = states.codes[row].as_py()
+    shown = mask(code, "person")
+    out.rule(f"[bold]One subject explained: {shown}")
+    for name in DEMO_SCHEMES:
+        print_explanation(out, explain(results[name], code), show_code=shown)
+    decision = Decider(states).may(code, "travel.air")
+    out.print("decision: " + decision_line(decision, code=shown), markup=False)

@@ -1,0 +1,101 @@
+"""Where the CLI's subjects and records come from: a ledger file, or two plain files."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import typer
+
+from socialcredit.errors import LedgerError
+from socialcredit.scheme.model import Scheme
+
+DEFAULT_LEDGER = "socialcredit.ledger"
+LEDGER_ENV = "SOCIALCREDIT_LEDGER"
+
+LedgerOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ledger",
+        "-l",
+        help=f"Ledger file (default: ${LEDGER_ENV} or ./{DEFAULT_LEDGER}).",
+        show_default=False,
+    ),
+]
+SubjectsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--subjects",
+        help="Score a subjects file (CSV or Parquet) instead of a ledger; goes with --records.",
+    ),
+]
+RecordsOpt = Annotated[
+    Path | None,
+    typer.Option("--records", help="Records file (CSV or Parquet) to score with --subjects."),
+]
+
+
+def ledger_path(option: Path | None) -> Path:
+    """The ledger file to use: the option, else the environment, else the default."""
+    if option is not None:
+        return option
+    return Path(os.environ.get(LEDGER_ENV, DEFAULT_LEDGER))
+
+
+@dataclass
+class Inputs:
+    """Canonical subjects and records tables, validated."""
+
+    subjects: pa.Table
+    records: pa.Table
+    source: str
+
+    def unknown_types(self, scheme: Scheme) -> dict[str, int]:
+        """Record types the scheme does not know, with their counts."""
+        counts = pc.value_counts(self.records.column("type").combine_chunks())
+        out: Counter[str] = Counter()
+        for item in counts.to_pylist():
+            if item["values"] not in scheme.records:
+                out[item["values"]] += item["counts"]
+        return dict(out)
+
+    def kind_of(self, code: str) -> str | None:
+        """The kind of a registered code, or None."""
+        found = self.subjects.filter(pc.equal(self.subjects.column("code"), code))
+        return str(found.column("kind")[0]) if found.num_rows else None
+
+    def subjects_of(self, codes: list[str]) -> pa.Table:
+        """The subjects rows of these codes."""
+        mask = pc.is_in(self.subjects.column("code"), value_set=pa.array(codes, pa.string()))
+        return self.subjects.filter(mask)
+
+    def records_of(self, code: str) -> pa.Table:
+        """The records of one subject, and the records that ref them."""
+        return self.records.filter(pc.equal(self.records.column("subject"), code))
+
+
+def load_inputs(ledger: Path | None, subjects: Path | None, records: Path | None) -> Inputs:
+    """Read from the ledger, or from ``--subjects`` and ``--records`` files when given."""
+    from socialcredit.store import SqliteLedger, read_records_checked, read_subjects
+
+    if subjects is not None or records is not None:
+        if subjects is None or records is None:
+            raise typer.BadParameter("--subjects and --records go together")
+        if ledger is not None:
+            raise typer.BadParameter("give either --ledger or --subjects/--records, not both")
+        subject_table = read_subjects(subjects)
+        record_table = read_records_checked(records, subject_table)
+        return Inputs(subject_table, record_table, f"{subjects} + {records}")
+    path = ledger_path(ledger)
+    if not path.exists():
+        raise LedgerError(
+            f"no ledger at {path}: create one with 'socialcredit init {path}', "
+            "or score files with --subjects and --records"
+        )
+    with SqliteLedger.open(path) as store:
+        return Inputs(store.subjects(), store.records(), str(path))

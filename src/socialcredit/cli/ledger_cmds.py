@@ -1,0 +1,169 @@
+"""``socialcredit init | subjects | records | ledger``: the registry and the ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import pyarrow as pa
+import typer
+
+from socialcredit.cli.app import app, domain_errors, err, out
+from socialcredit.cli.inputs import LedgerOpt, ledger_path
+from socialcredit.errors import InvalidInput, LedgerError, Problem
+from socialcredit.ids import validate_code
+from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
+
+subjects_app = typer.Typer(help="The registry of subjects.", no_args_is_help=True)
+records_app = typer.Typer(help="Conduct records in the ledger.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The ledger file itself.", no_args_is_help=True)
+app.add_typer(subjects_app, name="subjects")
+app.add_typer(records_app, name="records")
+app.add_typer(ledger_app, name="ledger")
+
+
+def _open(ledger: Path | None):  # type: ignore[no-untyped-def]
+    from socialcredit.store import SqliteLedger
+
+    path = ledger_path(ledger)
+    if not path.exists():
+        raise LedgerError(f"no ledger at {path}: create one with 'socialcredit init {path}'")
+    return SqliteLedger.open(path)
+
+
+@app.command()
+@domain_errors
+def init(
+    path: Annotated[Path | None, typer.Argument(help="The new ledger file.")] = None,
+) -> None:
+    """Create an empty ledger file (SQLite, WAL, synchronous=FULL, hash-chained)."""
+    from socialcredit.store import SqliteLedger
+
+    target = ledger_path(path)
+    with SqliteLedger.create(target):
+        pass
+    out.print(f"created ledger {target}", markup=False)
+
+
+@subjects_app.command("import")
+@domain_errors
+def subjects_import(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet with columns code, kind.")],
+    ledger: LedgerOpt = None,
+    opaque_codes: Annotated[
+        bool,
+        typer.Option(
+            "--opaque-codes",
+            help="Accept any code (operators outside China) instead of USCCs and resident numbers.",
+        ),
+    ] = False,
+) -> None:
+    """Register subjects from a file; all or nothing, idempotent."""
+    from socialcredit.store import read_subjects
+
+    table = read_subjects(file, opaque_codes=opaque_codes)
+    with _open(ledger) as store:
+        result = store.add_subjects(table)
+    out.print(
+        f"{file}: {result.added:,} subjects added, {result.present:,} already registered",
+        markup=False,
+    )
+
+
+@subjects_app.command("add")
+@domain_errors
+def subjects_add(
+    code: Annotated[str, typer.Argument(help="The subject's code.")],
+    kind: Annotated[str, typer.Option(help="person or organization")],
+    ledger: LedgerOpt = None,
+    opaque_codes: Annotated[bool, typer.Option("--opaque-codes")] = False,
+) -> None:
+    """Register one subject."""
+    if kind not in ("person", "organization"):
+        raise typer.BadParameter("must be person or organization", param_hint="--kind")
+    code = validate_code(code, kind, opaque=opaque_codes)
+    table = pa.Table.from_pylist([{"code": code, "kind": kind}], schema=SUBJECTS_SCHEMA)
+    with _open(ledger) as store:
+        result = store.add_subjects(table)
+    out.print("added" if result.added else "already registered", markup=False)
+
+
+@records_app.command("import")
+@domain_errors
+def records_import(
+    file: Annotated[
+        Path, typer.Argument(help="CSV or Parquet with the record fields of SCHEME.md §1.")
+    ],
+    ledger: LedgerOpt = None,
+) -> None:
+    """Append records from a file: validated whole, all or nothing, idempotent by id."""
+    from socialcredit.store import read_records
+
+    table = read_records(file)
+    with _open(ledger) as store:
+        result = store.append(table, source=str(file))
+    out.print(
+        f"{file}: {result.appended:,} records appended, {result.duplicates_skipped:,} "
+        "already in the ledger",
+        markup=False,
+    )
+
+
+@records_app.command("add")
+@domain_errors
+def records_add(
+    record_id: Annotated[str, typer.Option("--id", help="Unique record id.")],
+    subject: Annotated[str, typer.Option(help="The subject's code.")],
+    record_type: Annotated[str, typer.Option("--type", help="Dotted record type.")],
+    occurred_at: Annotated[str, typer.Option(help="YYYY-MM-DD")],
+    recorded_at: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD (default: occurred-at)")
+    ] = None,
+    amount: Annotated[int, typer.Option(min=0)] = 0,
+    ref: Annotated[
+        str | None, typer.Option(help="Id of the record this one resolves or voids.")
+    ] = None,
+    ledger: LedgerOpt = None,
+) -> None:
+    """Append one record."""
+    problems = []
+    dates = {}
+    for name, value in (("occurred_at", occurred_at), ("recorded_at", recorded_at or occurred_at)):
+        try:
+            dates[name] = dt.date.fromisoformat(value)
+        except ValueError:
+            problems.append(
+                Problem("<command line>", 0, name, f"{value!r} is not a date YYYY-MM-DD")
+            )
+    if problems:
+        raise InvalidInput(problems, what="record")
+    row = {
+        "id": record_id,
+        "subject": subject,
+        "type": record_type,
+        "amount": amount,
+        "ref": ref,
+        **dates,
+    }
+    table = pa.Table.from_pylist([row], schema=RECORDS_SCHEMA)
+    with _open(ledger) as store:
+        result = store.append(table, source="<command line>")
+    out.print("appended" if result.appended else "already in the ledger", markup=False)
+
+
+@ledger_app.command("verify")
+@domain_errors
+def verify(ledger: LedgerOpt = None) -> None:
+    """Check the whole hash chain; name the first bad entry. Exit 1 when it is broken."""
+    with _open(ledger) as store:
+        report = store.verify()
+    if report.ok:
+        out.print(f"ok: {report.entries_checked:,} entries, chain intact", markup=False)
+        return
+    err.print(
+        f"BROKEN at entry {report.first_bad}: {report.reason} "
+        f"({report.entries_checked:,} entries checked)",
+        markup=False,
+    )
+    raise typer.Exit(1)

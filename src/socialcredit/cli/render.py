@@ -1,0 +1,101 @@
+"""Rendering for the terminal: explanations, audits, score tables, decisions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from socialcredit.engine.decisions import Decision
+from socialcredit.engine.explain import ConditionTrace, Explanation
+from socialcredit.ids import mask
+from socialcredit.scheme.audit import Finding
+
+SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def findings_table(findings: list[Finding], title: str) -> Table:
+    """The rights-audit findings of a scheme as a table."""
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for name in ("severity", "finding", "line", "where", "what"):
+        table.add_column(name, overflow="fold")
+    for f in findings:
+        table.add_row(
+            f"[{SEVERITY_STYLE[f.severity]}]{f.severity}[/]",
+            f.code,
+            str(f.line or ""),
+            f.where,
+            f.message,
+        )
+    return table
+
+
+def _trace(node: Tree, trace: ConditionTrace) -> None:
+    mark = "[green]✓[/]" if trace.holds else "[dim]✗[/]"
+    child = node.add(f"{mark} {trace.text}")
+    for part in trace.parts:
+        _trace(child, part)
+
+
+def print_explanation(console: Console, e: Explanation, *, show_code: str | None = None) -> None:
+    """Print an explanation: rules, score, grade, lists and measures."""
+    code = show_code or e.code
+    console.print(f"[bold]{code}[/] ({e.kind}) under [bold]{e.scheme}[/] on {e.at}")
+    table = Table(show_edge=False, title_justify="left")
+    for name in ("rule", "measure", "value", "points", "records that counted"):
+        table.add_column(name, overflow="fold")
+    table.add_row("base", "", "", str(e.base), "")
+    for r in e.rules:
+        value = "none" if r.measure is None else str(r.measure)
+        window = f" ({r.window_days} d)" if r.window_days else ""
+        records = ", ".join(r.records[:8]) + (
+            f" … (+{len(r.records) - 8})" if len(r.records) > 8 else ""
+        )
+        pts = f"{r.contribution:+d}" if r.contribution else "0"
+        table.add_row(r.id, r.measure_kind + window, value, pts, records)
+    console.print(table)
+    bounded = "" if e.score == e.unbounded_score else f" (bounded from {e.unbounded_score})"
+    console.print(f"score [bold]{e.score}[/]{bounded}, grade [bold]{e.grade}[/]")
+    tree = Tree("lists")
+    for lst in e.lists:
+        status = (
+            "[bold red]on[/]"
+            if lst.member and lst.kind == "black"
+            else ("[bold green]on[/]" if lst.member else "not on")
+        )
+        node = tree.add(f"{status} {lst.id} ({lst.kind}{', published' if lst.publish else ''})")
+        _trace(node, lst.condition)
+    console.print(tree)
+    tree = Tree("measures")
+    for m in e.measures:
+        what = ", ".join([f"deny {a}" for a in m.deny] + [f"grant {a}" for a in m.grant])
+        status = "[bold]applies[/]" if m.applies else "[dim]does not apply[/]"
+        node = tree.add(f"{status} {m.id}: {what}")
+        _trace(node, m.condition)
+    console.print(tree)
+    if e.not_counted:
+        console.print("records that count for nothing on this date:")
+        for nc in e.not_counted[:20]:
+            console.print(f"  {nc.id} ({nc.type}): {nc.reason}")
+        if len(e.not_counted) > 20:
+            console.print(f"  … and {len(e.not_counted) - 20} more")
+
+
+def explanation_json(e: Explanation, *, masked: bool = False) -> str:
+    """An explanation as JSON."""
+    data: dict[str, Any] = asdict(e)
+    data["denied"] = e.denied
+    data["granted"] = e.granted
+    if masked:
+        data["code"] = mask(e.code, e.kind)
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def decision_line(d: Decision, *, code: str | None = None) -> str:
+    """One line for a decision."""
+    reasons = f" by {', '.join(d.reasons)}" if d.reasons else ""
+    return f"{code or d.code} {d.action}: {d.outcome}{reasons}"

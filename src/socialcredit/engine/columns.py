@@ -1,18 +1,15 @@
-"""Turn subjects and records (Arrow tables of the canonical schema) into kernel columns.
+"""Subjects and records (Arrow tables of the canonical schema) as kernel columns.
 
-Preparation depends on the scheme but not on the date of evaluation, so a prepared ledger
-can be evaluated at many dates (the simulator does). It:
+Preparation depends on the scheme but not on the date of evaluation, so prepared columns
+can be evaluated at many dates (the simulator does). It keeps the subjects the scheme
+scores, sorted by code in byte order (the output order), and the records of those subjects
+sorted by subject, so that a partition of subjects is a range of records. It computes, once,
+the day each record is ended by a ``ref`` record (``NEVER`` if none is).
 
-- keeps the subjects the scheme scores, sorted by code in byte order (the output order);
-- keeps the records of those subjects whose type some rule uses (other records cannot
-  count), sorted by subject, so that partitions of subjects are ranges of records;
-- gives each record its cell key base (``subject * (n_slots + 1)``), its type's first age
-  band, the day it takes effect (``max(occurred_at, recorded_at + delay)``), the day a
-  ``ref`` record ends it (``NEVER`` if none does), and the days it leaves each age band.
-
-Records already sorted by subject with dictionary-encoded subjects whose dictionary is the
-sorted codes (the form the ledger and the simulator produce) take the fast path: no hash
-lookups and no gathers.
+Records already sorted by subject, with a dictionary-encoded subject column whose
+dictionary is the sorted codes (what the ledger, the simulator and the benchmarks hold),
+are used in place: no hash lookups, no copies. Record types stay in their own dictionary
+order; small lookup tables indexed by it carry each type's notice delay, band cuts and slot.
 """
 
 from __future__ import annotations
@@ -30,33 +27,43 @@ from socialcredit.engine.compiled import NEVER, CompiledScheme
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
-F64 = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
 
 _FLOAT_EXACT = 2**53
 _CHUNK = 1 << 22
 
 
 @dataclass(frozen=True)
+class TypeTables:
+    """Lookup tables indexed by a record's position in the records' type dictionary."""
+
+    names: tuple[str, ...]  # the dictionary
+    code: I32  # scheme type code (len(compiled.types) for unknown)
+    delay: I32  # notice delay
+    cuts: I32  # [K, D] band cuts (NEVER: none)
+    pair_base: I32  # first (type, band) pair
+    amount: Bools  # an amount rule reads this type
+    days_since: Bools  # a days_since rule reads this type
+
+
+@dataclass(frozen=True)
 class Prepared:
-    """Kernel columns for one scheme: subjects, and the records that can count."""
+    """Kernel columns for one scheme: subjects, and their records sorted by subject."""
 
     compiled: CompiledScheme
     codes: pa.Array  # scored subject codes, sorted (string)
     kinds: pa.Array  # their kinds
-    offsets: I64  # records of subject i are rows offsets[i]:offsets[i+1]
-    cell: I64  # per record: subject * (n_slots + 1)
-    pair_base: I32  # per record: slot_base of its type
-    band_ends: tuple[I32, ...]  # per band cut k: first day the record is past cut k
-    effective: I32  # first day the record may count
-    ended: I32  # first day it no longer counts because a ref record ended it
-    type_code: I32
+    subject: I32  # per record: subject index, ascending
+    type_index: npt.NDArray[Any]  # per record: position in tables.names (any int dtype)
+    tables: TypeTables
     occurred: I32
-    amount_rows: I64  # rows whose type an amount rule reads, ascending
-    amount: F64  # their amounts (exact in float64: checked at preparation)
-    amount_exact: I64 | None  # the amounts as integers, when float64 would not be exact
-    row: I64  # per record: its row in the records table given to prepare
-    records: pa.Table  # that table
-    dropped: int  # records of subjects that are not scored (or unknown) or unused types
+    recorded: I32
+    amount: I64
+    amount_exact_in_float: bool
+    ended: I32 | None  # first day a ref record ends the record (None: no refs at all)
+    row: I64 | None  # per record: its row in the records table (None: the same row)
+    records: pa.Table  # the records table given to prepare
+    dropped: int  # records of subjects that are not scored, or unknown
 
     @property
     def n_subjects(self) -> int:
@@ -65,17 +72,20 @@ class Prepared:
 
     @property
     def n_records(self) -> int:
-        """How many records can count."""
-        return len(self.cell)
+        """How many records belong to scored subjects."""
+        return len(self.subject)
 
+    def record_range(self, first: int, last: int) -> tuple[int, int]:
+        """The rows of the records of subjects ``first:last``."""
+        bounds = np.array((first, last), dtype=self.subject.dtype)
+        lo, hi = self.subject.searchsorted(bounds)
+        return int(lo), int(hi)
 
-def _numpy(col: pa.ChunkedArray | pa.Array, dtype: type[np.generic]) -> npt.NDArray[Any]:
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if pa.types.is_date32(col.type):
-        col = col.view(pa.int32())
-    arr = col.to_numpy(zero_copy_only=False)
-    return np.asarray(arr, dtype=dtype)
+    def source_rows(self, lo: int, hi: int) -> I64:
+        """Rows of the records table for kernel rows ``lo:hi``."""
+        if self.row is None:
+            return np.arange(lo, hi, dtype=np.int64)
+        return self.row[lo:hi]
 
 
 def _one(values: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -84,24 +94,37 @@ def _one(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     return values
 
 
-def _index_in(values: pa.ChunkedArray | pa.Array, keys: pa.Array) -> I32:
-    """Index of each value in ``keys`` (-1 where absent); cheap for dictionary arrays."""
+def _numpy(col: pa.ChunkedArray | pa.Array, dtype: type[np.generic]) -> npt.NDArray[Any]:
+    col = _one(col)
+    if pa.types.is_date32(col.type):
+        col = col.view(pa.int32())
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def _dictionary(values: pa.ChunkedArray | pa.Array) -> tuple[npt.NDArray[Any], pa.Array]:
+    """Dictionary indices and dictionary of a column (encoding it when it is plain)."""
+    values = _one(values)
+    if not pa.types.is_dictionary(values.type):
+        values = pc.dictionary_encode(values)
+    indices = values.indices
+    if indices.null_count:
+        raise ValueError("a required column has empty values")
+    return np.asarray(indices.to_numpy(zero_copy_only=False)), values.dictionary
+
+
+def _subject_index(values: pa.ChunkedArray | pa.Array, codes: pa.Array) -> I32:
+    """Index of each record's subject in ``codes`` (-1 where not scored)."""
     values = _one(values)
     if pa.types.is_dictionary(values.type):
         dictionary = values.dictionary
-        if dictionary.type != keys.type:
-            dictionary = dictionary.cast(keys.type)
-        if dictionary.equals(keys):
-            lut = None
-        else:
-            lut = _numpy(pc.index_in(dictionary, value_set=keys).fill_null(-1), np.int32)
-        idx = _numpy(values.indices.fill_null(0), np.int32)
-        out = idx if lut is None else lut[idx]
-        if values.null_count:
-            out = out.copy()
-            out[_numpy(values.is_null(), np.bool_)] = -1
-        return out.astype(np.int32, copy=False)
-    return _numpy(pc.index_in(values, value_set=keys).fill_null(-1), np.int32).astype(np.int32)
+        if dictionary.type != codes.type:
+            dictionary = dictionary.cast(codes.type)
+        idx = values.indices
+        if dictionary.equals(codes) and idx.null_count == 0:
+            return np.asarray(idx.to_numpy(zero_copy_only=False)).astype(np.int32, copy=False)
+        lut = _numpy(pc.index_in(dictionary, value_set=codes).fill_null(-1), np.int32)
+        return lut[np.asarray(idx.fill_null(0).to_numpy(zero_copy_only=False))]
+    return _numpy(pc.index_in(values, value_set=codes).fill_null(-1), np.int32)
 
 
 def scored_subjects(compiled: CompiledScheme, subjects: pa.Table) -> tuple[pa.Array, pa.Array]:
@@ -123,13 +146,16 @@ def scored_subjects(compiled: CompiledScheme, subjects: pa.Table) -> tuple[pa.Ar
     return codes, _one(chosen.column("kind")).cast(pa.string())
 
 
-def ended_days(records: pa.Table, workers: int = 2) -> I32:
-    """For each record, the first day a record whose ``ref`` names it was recorded."""
-    n = records.num_rows
-    ended = np.full(n, NEVER, dtype=np.int32)
+def ended_days(records: pa.Table, workers: int = 2) -> I32 | None:
+    """For each record, the first day a record whose ``ref`` names it was recorded.
+
+    None when no record has a ``ref``. Integer ids in a compact range use a lookup table;
+    other ids a hash table of the referenced ids, probed with every id.
+    """
     refs = _one(records.column("ref"))
     if refs.null_count == len(refs):
-        return ended
+        return None
+    n = records.num_rows
     enders = np.flatnonzero(_numpy(refs.is_valid(), np.bool_))
     ref_values = refs.take(pa.array(enders))
     if pa.types.is_dictionary(ref_values.type):
@@ -139,14 +165,28 @@ def ended_days(records: pa.Table, workers: int = 2) -> I32:
         ids = ids.dictionary_decode()
     if ref_values.type != ids.type:
         ref_values = ref_values.cast(ids.type)
+    recorded = _numpy(records.column("recorded_at"), np.int32)[enders]
+
+    if pa.types.is_integer(ids.type) and ids.null_count == 0 and n:
+        id_values = _numpy(ids, np.int64)
+        low, high = int(id_values.min()), int(id_values.max())
+        if high - low < 4 * n + 1024:
+            table = np.full(high - low + 1, NEVER, dtype=np.int32)
+            target = _numpy(ref_values, np.int64)
+            inside = (target >= low) & (target <= high)
+            np.minimum.at(table, target[inside] - low, recorded[inside])
+            out: I32 = table[id_values - low]
+            return out
+
     targets = pc.unique(ref_values)
-    # the earliest recording of a ref to each target
     which = _numpy(pc.index_in(ref_values, value_set=targets), np.int64)
     first = np.full(len(targets), NEVER, dtype=np.int32)
-    np.minimum.at(first, which, _numpy(records.column("recorded_at"), np.int32)[enders])
+    np.minimum.at(first, which, recorded)
+    ended = np.full(n, NEVER, dtype=np.int32)
 
     def probe(lo: int) -> None:
-        part = _numpy(pc.index_in(ids.slice(lo, _CHUNK), value_set=targets).fill_null(-1), np.int64)
+        found = pc.index_in(ids.slice(lo, _CHUNK), value_set=targets).fill_null(-1)
+        part = _numpy(found, np.int64)
         hit = part >= 0
         ended[lo : lo + len(part)][hit] = first[part[hit]]
 
@@ -160,84 +200,59 @@ def ended_days(records: pa.Table, workers: int = 2) -> I32:
     return ended
 
 
+def type_tables(compiled: CompiledScheme, names: pa.Array) -> TypeTables:
+    """Lookup tables for the record types of a records' type dictionary."""
+    known = {t: i for i, t in enumerate(compiled.types)}
+    labels = tuple(str(x) for x in names.to_pylist())
+    code = np.array([known.get(x, len(compiled.types)) for x in labels], dtype=np.int32)
+    amount_types = {t for r in compiled.scheme.rules if r.measure == "amount" for t in r.types}
+    days_types = {t for r in compiled.scheme.rules if r.measure == "days_since" for t in r.types}
+    return TypeTables(
+        names=labels,
+        code=code,
+        delay=compiled.delay[code],
+        cuts=np.ascontiguousarray(compiled.cuts[code].T),
+        pair_base=compiled.slot_base[code],
+        amount=np.array([x in amount_types for x in labels], dtype=np.bool_),
+        days_since=np.array([x in days_types for x in labels], dtype=np.bool_),
+    )
+
+
 def prepare(compiled: CompiledScheme, subjects: pa.Table, records: pa.Table) -> Prepared:
     """Prepare kernel columns for ``compiled`` from canonical subjects and records tables."""
     codes, kinds = scored_subjects(compiled, subjects)
-    subject = _index_in(records.column("subject"), codes)
-    type_code = _index_in(records.column("type"), pa.array(compiled.types, pa.string()))
-    used_type = np.zeros(len(compiled.types) + 1, dtype=np.bool_)
-    for rule in compiled.scheme.rules:
-        for t in rule.types:
-            used_type[compiled.types.index(t)] = True
-    keep = subject >= 0
-    keep &= used_type[type_code]  # -1 (unknown) reads the last entry: False
+    subject = _subject_index(records.column("subject"), codes)
+    type_index, type_names = _dictionary(records.column("type"))
     ended = ended_days(records)
     n = len(subject)
-    kept = int(np.count_nonzero(keep))
-    rows: I64 | None = None if kept == n else np.flatnonzero(keep)
-    if rows is not None:
+    rows: I64 | None = None
+    if n and int(subject.min()) < 0:
+        rows = np.flatnonzero(subject >= 0).astype(np.int64)
         subject = subject[rows]
-    if len(subject) > 1 and np.any(subject[1:] < subject[:-1]):
+    dropped = n - len(subject)
+    if len(subject) > 1 and bool(np.any(subject[1:] < subject[:-1])):
         order = np.argsort(subject, kind="stable")
-        rows = order if rows is None else rows[order]
+        rows = order.astype(np.int64) if rows is None else rows[order]
         subject = subject[order]
 
     def take(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
         return a if rows is None else a[rows]
 
-    type_code = take(type_code).astype(np.int32, copy=False)
-    ended = take(ended)
-    occurred = take(_numpy(records.column("occurred_at"), np.int32)).astype(np.int32)
-    recorded = take(_numpy(records.column("recorded_at"), np.int32)).astype(np.int32)
-    effective = np.maximum(occurred, recorded + compiled.delay[type_code])
-    band_ends = tuple(
-        _saturating_add(occurred, compiled.cuts[type_code, k])
-        for k in range(compiled.cuts.shape[1])
-    )
-    cell = subject.astype(np.int64) * (compiled.n_slots + 1)
-    amount_rows, amount, exact = _amounts(compiled, records, type_code, take)
-    offsets = np.searchsorted(subject, np.arange(len(codes) + 1)).astype(np.int64)
+    amount = take(_numpy(records.column("amount"), np.int64))
+    top = int(amount.max()) if len(amount) else 0
     return Prepared(
         compiled=compiled,
         codes=codes,
         kinds=kinds,
-        offsets=offsets,
-        cell=cell,
-        pair_base=compiled.slot_base[type_code],
-        band_ends=band_ends,
-        effective=effective.astype(np.int32, copy=False),
-        ended=ended.astype(np.int32, copy=False),
-        type_code=type_code,
-        occurred=occurred,
-        amount_rows=amount_rows,
+        subject=subject,
+        type_index=take(type_index),
+        tables=type_tables(compiled, type_names),
+        occurred=take(_numpy(records.column("occurred_at"), np.int32)),
+        recorded=take(_numpy(records.column("recorded_at"), np.int32)),
         amount=amount,
-        amount_exact=exact,
-        row=np.arange(n, dtype=np.int64) if rows is None else rows.astype(np.int64),
+        amount_exact_in_float=top * max(len(amount), 1) < _FLOAT_EXACT,
+        ended=None if ended is None else take(ended),
+        row=rows,
         records=records,
-        dropped=n - kept,
+        dropped=dropped,
     )
-
-
-def _amounts(
-    compiled: CompiledScheme, records: pa.Table, type_code: I32, take: object
-) -> tuple[I64, F64, I64 | None]:
-    amount_types = np.zeros(len(compiled.types) + 1, dtype=np.bool_)
-    for rule in compiled.scheme.rules:
-        if rule.measure == "amount":
-            for t in rule.types:
-                amount_types[compiled.types.index(t)] = True
-    rows = np.flatnonzero(amount_types[type_code]).astype(np.int64)
-    if not len(rows):
-        return rows, np.zeros(0, dtype=np.float64), None
-    assert callable(take)
-    values = np.asarray(take(_numpy(records.column("amount"), np.int64)), dtype=np.int64)[rows]
-    top = int(values.max())
-    if top * len(values) < _FLOAT_EXACT:
-        return rows, values.astype(np.float64), None
-    return rows, values.astype(np.float64), values
-
-
-def _saturating_add(days: I32, cut: I32) -> I32:
-    total = days.astype(np.int64) + cut
-    out: I32 = np.minimum(total, NEVER).astype(np.int32)
-    return out

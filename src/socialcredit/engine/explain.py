@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from socialcredit.days import from_day
 from socialcredit.engine.columns import Prepared
@@ -117,8 +116,11 @@ def explain_index(prog: Program, states: States, i: int) -> Explanation:
     scheme = c.scheme
     part = evaluate_partition(prog, prep, i, i + 1, at, trace=True)
     assert part.facts is not None and part.contribution is not None and part.slot is not None
-    lo, hi = int(prep.offsets[i]), int(prep.offsets[i + 1])
-    ids = prep.records.column("id").take(pa.array(prep.row[lo:hi])).to_pylist()
+    lo, hi = prep.record_range(i, i + 1)
+    ids = [
+        str(x)
+        for x in prep.records.column("id").take(pa.array(prep.source_rows(lo, hi))).to_pylist()
+    ]
     slots = part.slot
 
     rules = []
@@ -156,11 +158,10 @@ def explain_index(prog: Program, states: States, i: int) -> Explanation:
         )
         for k, m in enumerate(scheme.measures)
     )
-    not_counted = [
-        NotCounted(ids[k], c.types[int(prep.type_code[lo + k])], _why_not(prep, lo + int(k), at))
-        for k in np.flatnonzero(slots == c.n_slots)
-    ]
-    not_counted += _dropped(prep, str(states.codes[i]), set(prep.row[lo:hi].tolist()))
+    not_counted = tuple(
+        NotCounted(ids[k], _type_name(prep, lo + k), _why_not(prep, lo + k, at))
+        for k in np.flatnonzero(slots == c.n_slots).tolist()
+    )
     return Explanation(
         code=str(states.codes[i]),
         kind=str(states.kinds[i]),
@@ -173,41 +174,28 @@ def explain_index(prog: Program, states: States, i: int) -> Explanation:
         grade=prog.grade_names[int(part.grade[0])],
         lists=lists,
         measures=measures,
-        not_counted=tuple(not_counted),
+        not_counted=not_counted,
     )
 
 
-def _dropped(prep: Prepared, code: str, kept: set[int]) -> list[NotCounted]:
-    """The subject's records that preparation set aside: types no rule reads."""
-    table = prep.records
-    rows = np.flatnonzero(
-        np.asarray(
-            pc.equal(table.column("subject"), code).to_numpy(zero_copy_only=False), dtype=bool
-        )
-    )
-    out = []
-    types = prep.compiled.scheme.records
-    for row in rows.tolist():
-        if row in kept:
-            continue
-        rid = table.column("id")[row].as_py()
-        rtype = str(table.column("type")[row].as_py())
-        reason = (
-            "no rule uses its type"
-            if rtype in types
-            else "its type is not in the scheme's catalogue"
-        )
-        out.append(NotCounted(str(rid), rtype, reason))
-    return out
+def _type_name(prep: Prepared, row: int) -> str:
+    return prep.tables.names[int(prep.type_index[row])]
 
 
 def _why_not(prep: Prepared, row: int, at: int) -> str:
+    """Why a record counts for no rule at ``at`` (read off the same columns as the kernel)."""
+    c = prep.compiled
+    code = int(prep.tables.code[int(prep.type_index[row])])
+    if code == len(c.types):
+        return "its type is not in the scheme's catalogue"
+    if not any(c.types[code] in r.types for r in c.scheme.rules):
+        return "no rule uses its type"
     if int(prep.occurred[row]) > at:
         return f"it occurred after {from_day(at).isoformat()}"
-    if int(prep.effective[row]) > at:
-        until = from_day(int(prep.effective[row])).isoformat()
-        return f"not yet in effect: in its notice period until {until}"
-    if int(prep.ended[row]) <= at:
+    effective = max(int(prep.occurred[row]), int(prep.recorded[row]) + int(c.delay[code]))
+    if effective > at:
+        return f"not yet in effect: in its notice period until {from_day(effective).isoformat()}"
+    if prep.ended is not None and int(prep.ended[row]) <= at:
         ended = from_day(int(prep.ended[row])).isoformat()
         return f"ended on {ended} by a record that resolves or voids it"
     return "outside the window of every rule that uses its type"

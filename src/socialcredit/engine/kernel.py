@@ -43,7 +43,7 @@ Bools = npt.NDArray[np.bool_]
 
 _NO_DAY = np.iinfo(np.int32).min
 _FLOAT_EXACT = 2**53
-PARTITION_RECORDS = 1 << 19
+PARTITION_RECORDS = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -100,16 +100,33 @@ class PartState:
 
 
 def record_slots(prep: Prepared, lo: int, hi: int, at: int) -> I32:
-    """The slot of each record in rows ``lo:hi`` at day ``at`` (``n_slots`` = counts for none)."""
+    """The slot of each record in rows ``lo:hi`` at day ``at`` (``n_slots`` = counts for none).
+
+    A record is in the dump slot when it does not count at ``at``: it occurred later, is
+    still in its notice period, was ended by a ``ref`` record, its type is unknown, or its
+    age puts it outside every window of the rules that read its type.
+    """
     c = prep.compiled
-    pair = prep.pair_base[lo:hi].copy()
-    for ends in prep.band_ends:
-        pair += ends[lo:hi] <= at
+    tables = prep.tables
+    t = prep.type_index[lo:hi].astype(np.intp)
+    occurred = prep.occurred[lo:hi]
+    pair = tables.pair_base[t]
+    for cut in tables.cuts:
+        # age >= cut  <=>  occurred <= at - cut
+        pair += occurred <= _shift(at, cut)[t]
     slot = c.slot_map[pair]
-    dead = prep.effective[lo:hi] > at
-    dead |= prep.ended[lo:hi] <= at
+    dead = prep.recorded[lo:hi] > _shift(at, tables.delay)[t]
+    dead |= occurred > at
+    if prep.ended is not None:
+        dead |= prep.ended[lo:hi] <= at
     slot[dead] = c.n_slots
     return slot
+
+
+def _shift(at: int, days: I32) -> I32:
+    """``at - days`` per type, clipped to int32 (``NEVER`` days give a day before all)."""
+    out: I32 = np.maximum(at - days.astype(np.int64), _NO_DAY + 1).astype(np.int32)
+    return out
 
 
 def evaluate_partition(
@@ -117,19 +134,20 @@ def evaluate_partition(
 ) -> PartState:
     """Evaluate subjects ``first:last`` (indices into ``prep.codes``) at day ``at``."""
     c = prog.compiled
-    lo, hi = int(prep.offsets[first]), int(prep.offsets[last])
+    lo, hi = prep.record_range(first, last)
     n = last - first
     width = c.n_slots + 1
     slot = record_slots(prep, lo, hi, at)
-    key = prep.cell[lo:hi] - first * width
-    key += slot
+    # cells are slot-major, so that each slot's row of subjects is contiguous
+    key = slot.astype(np.int64)
+    key *= n
+    key += prep.subject[lo:hi]
+    key -= first
     cells = n * width
-    counts = np.bincount(key, minlength=cells).reshape(n, width)
-    amounts = _amounts(prep, lo, hi, key, cells).reshape(n, width) if len(c.amount_slots) else None
+    counts = np.bincount(key, minlength=cells).reshape(width, n)
+    amounts = _amounts(prep, lo, hi, key, cells).reshape(width, n) if len(c.amount_slots) else None
     latest = (
-        _latest(prep, lo, hi, key, slot, cells, c).reshape(n, width)
-        if len(c.days_since_slots)
-        else None
+        _latest(prep, lo, hi, key, cells).reshape(width, n) if len(c.days_since_slots) else None
     )
 
     n_rules = len(c.rules)
@@ -145,7 +163,7 @@ def evaluate_partition(
         else:
             assert latest is not None
             last_day = (
-                latest[:, rule.slots].max(axis=1)
+                latest[rule.slots].max(axis=0)
                 if len(rule.slots)
                 else np.full(n, _NO_DAY, dtype=np.int64)
             )
@@ -181,34 +199,34 @@ def evaluate_partition(
     return PartState(score, grade, facts.lists, applied, facts, contribution, slot)
 
 
-def _sum_columns(matrix: npt.NDArray[np.int64], columns: I64) -> I64:
-    if len(columns) == 1:
-        return np.ascontiguousarray(matrix[:, columns[0]], dtype=np.int64)
-    if not len(columns):
-        return np.zeros(matrix.shape[0], dtype=np.int64)
-    out: I64 = matrix[:, columns].sum(axis=1, dtype=np.int64)
+def _sum_columns(matrix: npt.NDArray[np.int64], rows: I64) -> I64:
+    """Sum of some rows of a slot-major cell matrix: one value per subject."""
+    if len(rows) == 1:
+        out: I64 = matrix[rows[0]]
+        return out
+    if not len(rows):
+        return np.zeros(matrix.shape[1], dtype=np.int64)
+    out = matrix[rows].sum(axis=0, dtype=np.int64)
     return out
 
 
 def _amounts(prep: Prepared, lo: int, hi: int, key: I64, cells: int) -> I64:
-    """Sum of amounts per cell over the rows an amount rule reads; exact."""
-    a, b = np.searchsorted(prep.amount_rows, (lo, hi))
-    where = prep.amount_rows[a:b] - lo
-    if prep.amount_exact is None:
-        sums = np.bincount(key[where], weights=prep.amount[a:b], minlength=cells)
+    """Sum of amounts per cell over the records an amount rule reads; exact."""
+    where = np.flatnonzero(prep.tables.amount[prep.type_index[lo:hi]])
+    values = prep.amount[lo:hi][where]
+    if prep.amount_exact_in_float:
+        sums = np.bincount(key[where], weights=values.astype(np.float64), minlength=cells)
         return sums.astype(np.int64)
     exact = np.zeros(cells, dtype=np.int64)
-    np.add.at(exact, key[where], prep.amount_exact[a:b])
+    np.add.at(exact, key[where], values)
     return exact
 
 
-def _latest(
-    prep: Prepared, lo: int, hi: int, key: I64, slot: I32, cells: int, c: CompiledScheme
-) -> I64:
-    """Latest occurrence per cell, for the slots a days_since rule reads."""
+def _latest(prep: Prepared, lo: int, hi: int, key: I64, cells: int) -> I64:
+    """Latest occurrence per cell, over the records a days_since rule reads."""
     latest = np.full(cells, _NO_DAY, dtype=np.int64)
-    wanted = np.isin(slot, c.days_since_slots)
-    np.maximum.at(latest, key[wanted], prep.occurred[lo:hi][wanted].astype(np.int64))
+    where = np.flatnonzero(prep.tables.days_since[prep.type_index[lo:hi]])
+    np.maximum.at(latest, key[where], prep.occurred[lo:hi][where].astype(np.int64))
     return latest
 
 
@@ -231,17 +249,14 @@ def _contribution(rule: CompiledRule, measure: I64, has: Bools) -> I64:
 def partitions(
     prep: Prepared, records_per_partition: int = PARTITION_RECORDS
 ) -> list[tuple[int, int]]:
-    """Cut the subjects into ranges of about ``records_per_partition`` records each."""
+    """Cut the subjects into ranges of about ``records_per_partition`` records each (and at
+    most as many subjects), so that every partition's cell matrix stays small."""
     n = prep.n_subjects
     if n == 0:
         return []
-    total = int(prep.offsets[-1])
-    pieces = max(1, -(-total // records_per_partition))
-    targets = np.arange(1, pieces, dtype=np.int64) * records_per_partition
-    cuts = np.searchsorted(prep.offsets, targets, side="left")
-    # also bound subjects per partition, so the cell matrix stays small
-    bounds = sorted({0, n, *(int(x) for x in cuts if 0 < x < n)})
-    step = max(1, records_per_partition // 4)
+    step = max(1, records_per_partition)
+    cuts = prep.subject[step::step].astype(np.int64)
+    bounds = sorted({0, n, *cuts.tolist()})
     out: list[tuple[int, int]] = []
     for a, b in itertools.pairwise(bounds):
         for s in range(a, b, step):

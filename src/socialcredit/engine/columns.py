@@ -44,6 +44,7 @@ class TypeTables:
     pair_base: I32  # first (type, band) pair
     amount: Bools  # an amount rule reads this type
     days_since: Bools  # a days_since rule reads this type
+    slot_table: I64  # [(K + 1) * D + 1]: slot of (band b, type t) at b * D + t; last: dump
 
 
 @dataclass(frozen=True)
@@ -207,14 +208,24 @@ def type_tables(compiled: CompiledScheme, names: pa.Array) -> TypeTables:
     code = np.array([known.get(x, len(compiled.types)) for x in labels], dtype=np.int32)
     amount_types = {t for r in compiled.scheme.rules if r.measure == "amount" for t in r.types}
     days_types = {t for r in compiled.scheme.rules if r.measure == "days_since" for t in r.types}
+    pair_base = compiled.slot_base[code]
+    bands = compiled.cuts.shape[1] + 1
+    d = len(labels)
+    slot_table = np.full(bands * d + 1, compiled.n_slots, dtype=np.int64)
+    n_pairs = len(compiled.slot_map)
+    for b in range(bands):
+        pairs = pair_base.astype(np.int64) + b
+        ok = pairs < n_pairs
+        slot_table[b * d : (b + 1) * d][ok] = compiled.slot_map[pairs[ok]]
     return TypeTables(
         names=labels,
         code=code,
         delay=compiled.delay[code],
         cuts=np.ascontiguousarray(compiled.cuts[code].T),
-        pair_base=compiled.slot_base[code],
+        pair_base=pair_base,
         amount=np.array([x in amount_types for x in labels], dtype=np.bool_),
         days_since=np.array([x in days_types for x in labels], dtype=np.bool_),
+        slot_table=slot_table,
     )
 
 

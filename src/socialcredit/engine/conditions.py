@@ -63,8 +63,9 @@ def compile_condition(
         m = cond.score_below
         return lambda f: f.score < m
     if isinstance(cond, GradeIn):
-        grades = np.array(sorted({grade_index[g] for g in cond.grade_in}), dtype=np.int16)
-        return lambda f: np.isin(f.grade, grades)
+        chosen = np.zeros(len(grade_index), dtype=np.bool_)
+        chosen[[grade_index[g] for g in cond.grade_in]] = True
+        return lambda f: chosen[f.grade]
     if isinstance(cond, OnList):
         i = list_index[cond.list]
         return lambda f: f.lists[i].copy()

@@ -47,6 +47,54 @@ PARTITION_RECORDS = 1 << 17
 
 
 @dataclass(frozen=True)
+class LinearGroup:
+    """Linear-form rules reading one cell matrix (counts or amounts), evaluated together."""
+
+    rules: I64  # rule indices
+    single_at: I64  # positions (in ``rules``) of the rules that read one slot
+    single_rows: I64  # ... and that slot
+    multi: tuple[tuple[int, I64], ...]  # (position, slots) of the rules that read several
+    points: I64  # [R, 1]
+    per: I64 | None  # [R, 1], None when every per is 1
+    cap: I64  # [R, 1]; rules without a cap get the largest int64
+
+    @classmethod
+    def of(cls, compiled: CompiledScheme, measure: int) -> LinearGroup:
+        """The linear rules of one measure kind."""
+        chosen = [r for r in compiled.rules if r.measure == measure and r.points is not None]
+        index = [i for i, r in enumerate(compiled.rules) if r in chosen]
+        big = np.iinfo(np.int64).max
+        per = np.array([[r.per] for r in chosen], dtype=np.int64).reshape(-1, 1)
+        return cls(
+            rules=np.array(index, dtype=np.int64),
+            single_at=np.array(
+                [k for k, r in enumerate(chosen) if len(r.slots) == 1], dtype=np.int64
+            ),
+            single_rows=np.array([r.slots[0] for r in chosen if len(r.slots) == 1], dtype=np.int64),
+            multi=tuple((k, r.slots) for k, r in enumerate(chosen) if len(r.slots) != 1),
+            points=np.array([[r.points or 0] for r in chosen], dtype=np.int64).reshape(-1, 1),
+            per=per if bool((per != 1).any()) else None,
+            cap=np.array(
+                [[r.cap if r.cap is not None else big] for r in chosen], dtype=np.int64
+            ).reshape(-1, 1),
+        )
+
+    def evaluate(self, cells: I64, measure: I64, contribution: I64) -> None:
+        """Fill the measures and contributions of these rules from a slot-major matrix."""
+        if not len(self.rules):
+            return
+        values = np.empty((len(self.rules), cells.shape[1]), dtype=np.int64)
+        values[self.single_at] = cells[self.single_rows]
+        for k, slots in self.multi:
+            values[k] = cells[slots].sum(axis=0) if len(slots) else 0
+        measure[self.rules] = values
+        out = values // self.per if self.per is not None else values
+        out *= self.points
+        np.clip(out, -self.cap, self.cap, out=out)
+        contribution[self.rules] = out
+
+
+@dataclass(frozen=True)
 class Program:
     """The subject-level part of a scheme: grade table, list and measure conditions."""
 
@@ -57,6 +105,9 @@ class Program:
     list_when: tuple[Compiled, ...]
     measure_ids: tuple[str, ...]
     measure_when: tuple[Compiled, ...]
+    linear_counts: LinearGroup
+    linear_amounts: LinearGroup
+    other_rules: tuple[int, ...]  # rules in table form, and days_since rules
 
     @classmethod
     def of(cls, compiled: CompiledScheme) -> Program:
@@ -73,6 +124,13 @@ class Program:
             list_when=tuple(compile_condition(spec.when, rules, grades, lists) for spec in s.lists),
             measure_ids=tuple(m.id for m in s.measures),
             measure_when=tuple(compile_condition(m.when, rules, grades, lists) for m in s.measures),
+            linear_counts=LinearGroup.of(compiled, MEASURE_COUNT),
+            linear_amounts=LinearGroup.of(compiled, MEASURE_AMOUNT),
+            other_rules=tuple(
+                i
+                for i, r in enumerate(compiled.rules)
+                if r.points is None or r.measure == MEASURE_DAYS_SINCE
+            ),
         )
 
     def condition(self, cond: Condition) -> Compiled:
@@ -96,31 +154,38 @@ class PartState:
     applied: Bools  # [measures, n]
     facts: Facts | None = None
     contribution: I64 | None = None  # [rules, n]
-    slot: I32 | None = None  # per record of the partition
+    slot: I64 | None = None  # per record of the partition
 
 
-def record_slots(prep: Prepared, lo: int, hi: int, at: int) -> I32:
-    """The slot of each record in rows ``lo:hi`` at day ``at`` (``n_slots`` = counts for none).
+def slot_index(
+    prep: Prepared, lo: int, hi: int, at: int, t: npt.NDArray[np.intp]
+) -> npt.NDArray[np.intp]:
+    """For records ``lo:hi`` (of types ``t``), their entry in ``prep.tables.slot_table``.
 
-    A record is in the dump slot when it does not count at ``at``: it occurred later, is
-    still in its notice period, was ended by a ``ref`` record, its type is unknown, or its
-    age puts it outside every window of the rules that read its type.
+    That entry is the record's slot at day ``at``, or the dump when it does not count: it
+    occurred later, is still in its notice period, was ended by a ``ref`` record, its type
+    is unknown, or its age puts it outside every window of the rules that read its type.
     """
-    c = prep.compiled
     tables = prep.tables
-    t = prep.type_index[lo:hi].astype(np.intp)
+    d = len(tables.names)
     occurred = prep.occurred[lo:hi]
-    pair = tables.pair_base[t]
+    index = t.copy()
     for cut in tables.cuts:
-        # age >= cut  <=>  occurred <= at - cut
-        pair += occurred <= _shift(at, cut)[t]
-    slot = c.slot_map[pair]
+        # age >= cut  <=>  occurred <= at - cut: one band further
+        index += (occurred <= _shift(at, cut)[t]) * d
     dead = prep.recorded[lo:hi] > _shift(at, tables.delay)[t]
     dead |= occurred > at
     if prep.ended is not None:
         dead |= prep.ended[lo:hi] <= at
-    slot[dead] = c.n_slots
-    return slot
+    np.copyto(index, len(tables.slot_table) - 1, where=dead)
+    return index
+
+
+def record_slots(prep: Prepared, lo: int, hi: int, at: int) -> I64:
+    """The slot of each record in rows ``lo:hi`` at day ``at`` (``n_slots``: counts for none)."""
+    t = prep.type_index[lo:hi].astype(np.intp)
+    slots: I64 = prep.tables.slot_table[slot_index(prep, lo, hi, at, t)]
+    return slots
 
 
 def _shift(at: int, days: I32) -> I32:
@@ -137,24 +202,29 @@ def evaluate_partition(
     lo, hi = prep.record_range(first, last)
     n = last - first
     width = c.n_slots + 1
-    slot = record_slots(prep, lo, hi, at)
-    # cells are slot-major, so that each slot's row of subjects is contiguous
-    key = slot.astype(np.int64)
-    key *= n
+    t = prep.type_index[lo:hi].astype(np.intp)
+    index = slot_index(prep, lo, hi, at, t)
+    # cells are slot-major (slot * n + subject - first), so a slot's row is contiguous
+    key = (prep.tables.slot_table * n - first)[index]
     key += prep.subject[lo:hi]
-    key -= first
     cells = n * width
     counts = np.bincount(key, minlength=cells).reshape(width, n)
-    amounts = _amounts(prep, lo, hi, key, cells).reshape(width, n) if len(c.amount_slots) else None
+    amounts = (
+        _amounts(prep, lo, hi, t, key, cells).reshape(width, n) if len(c.amount_slots) else None
+    )
     latest = (
-        _latest(prep, lo, hi, key, cells).reshape(width, n) if len(c.days_since_slots) else None
+        _latest(prep, lo, hi, t, key, cells).reshape(width, n) if len(c.days_since_slots) else None
     )
 
     n_rules = len(c.rules)
     measure = np.zeros((n_rules, n), dtype=np.int64)
     has = np.ones((n_rules, n), dtype=np.bool_)
     contribution = np.zeros((n_rules, n), dtype=np.int64)
-    for r, rule in enumerate(c.rules):
+    prog.linear_counts.evaluate(counts, measure, contribution)
+    if amounts is not None:
+        prog.linear_amounts.evaluate(amounts, measure, contribution)
+    for r in prog.other_rules:
+        rule = c.rules[r]
         if rule.measure == MEASURE_COUNT:
             measure[r] = _sum_columns(counts, rule.slots)
         elif rule.measure == MEASURE_AMOUNT:
@@ -196,6 +266,7 @@ def evaluate_partition(
         applied[i] = when(facts)
     if not trace:
         return PartState(score, grade, facts.lists, applied)
+    slot = prep.tables.slot_table[index]
     return PartState(score, grade, facts.lists, applied, facts, contribution, slot)
 
 
@@ -210,9 +281,11 @@ def _sum_columns(matrix: npt.NDArray[np.int64], rows: I64) -> I64:
     return out
 
 
-def _amounts(prep: Prepared, lo: int, hi: int, key: I64, cells: int) -> I64:
+def _amounts(
+    prep: Prepared, lo: int, hi: int, t: npt.NDArray[np.intp], key: I64, cells: int
+) -> I64:
     """Sum of amounts per cell over the records an amount rule reads; exact."""
-    where = np.flatnonzero(prep.tables.amount[prep.type_index[lo:hi]])
+    where = np.flatnonzero(prep.tables.amount[t])
     values = prep.amount[lo:hi][where]
     if prep.amount_exact_in_float:
         sums = np.bincount(key[where], weights=values.astype(np.float64), minlength=cells)
@@ -222,10 +295,10 @@ def _amounts(prep: Prepared, lo: int, hi: int, key: I64, cells: int) -> I64:
     return exact
 
 
-def _latest(prep: Prepared, lo: int, hi: int, key: I64, cells: int) -> I64:
+def _latest(prep: Prepared, lo: int, hi: int, t: npt.NDArray[np.intp], key: I64, cells: int) -> I64:
     """Latest occurrence per cell, over the records a days_since rule reads."""
     latest = np.full(cells, _NO_DAY, dtype=np.int64)
-    where = np.flatnonzero(prep.tables.days_since[prep.type_index[lo:hi]])
+    where = np.flatnonzero(prep.tables.days_since[t])
     np.maximum.at(latest, key[where], prep.occurred[lo:hi][where].astype(np.int64))
     return latest
 

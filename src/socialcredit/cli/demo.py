@@ -104,11 +104,11 @@ def _agencies(records: pa.Table) -> None:
 def _summary(name: str, states: States) -> None:
     loaded = load(name)
     found = audit(loaded.scheme, loaded.places)
-    table = Table(
-        title=f"{name} ({loaded.scheme.title}) on {states.date}: {len(states):,} subjects scored",
-        title_justify="left",
-        show_edge=False,
+    out.print(
+        f"\n[bold]{name}[/] — {loaded.scheme.title}: {len(states):,} subjects scored on "
+        f"{states.date}"
     )
+    table = Table(show_edge=False)
     table.add_column("grade")
     table.add_column("subjects", justify="right")
     table.add_column("share", justify="right")
@@ -124,14 +124,17 @@ def _summary(name: str, states: States) -> None:
 
 
 def _example(results: dict[str, States]) -> None:
-    """Explain one subject who is on a black list, and one decision about it."""
+    """Explain one person on the court's black list (the lowest Rongcheng score among
+    them), and one decision about that person."""
     states = results["court_dishonest_debtors"]
+    points = results["rongcheng"]
     listed = np.flatnonzero(states.raw.lists.any(axis=0))
     persons = [i for i in listed.tolist() if states.kinds[i].as_py() == "person"]
     if not persons:
         return
-    row = persons[0]
-    code = states.codes[row].as_py()
+    scored = {c: i for i, c in enumerate(points.codes.to_pylist())}
+    codes = [states.codes[i].as_py() for i in persons]
+    code = min(codes, key=lambda c: int(points.raw.score[scored[c]]) if c in scored else 0)
     shown = mask(code, "person")
     out.rule(f"[bold]One subject explained: {shown}")
     for name in DEMO_SCHEMES:

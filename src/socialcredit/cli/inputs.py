@@ -34,10 +34,25 @@ SubjectsOpt = Annotated[
         help="Score a subjects file (CSV or Parquet) instead of a ledger; goes with --records.",
     ),
 ]
+OpaqueOpt = Annotated[
+    bool,
+    typer.Option(
+        "--opaque-codes",
+        help="With --subjects: accept any code (operators outside "
+        "China) instead of USCCs and resident numbers.",
+    ),
+]
 RecordsOpt = Annotated[
     Path | None,
     typer.Option("--records", help="Records file (CSV or Parquet) to score with --subjects."),
 ]
+
+
+def warn(message: str) -> None:
+    """A warning on stderr (never on stdout, which may carry CSV)."""
+    from socialcredit.cli.app import err
+
+    err.print(f"warning: {message}", markup=False, highlight=False)
 
 
 def ledger_path(option: Path | None) -> Path:
@@ -79,18 +94,25 @@ class Inputs:
         return self.records.filter(pc.equal(self.records.column("subject"), code))
 
 
-def load_inputs(ledger: Path | None, subjects: Path | None, records: Path | None) -> Inputs:
+def load_inputs(
+    ledger: Path | None, subjects: Path | None, records: Path | None, *, opaque: bool = False
+) -> Inputs:
     """Read from the ledger, or from ``--subjects`` and ``--records`` files when given."""
-    from socialcredit.store import SqliteLedger, read_records_checked, read_subjects
+    from socialcredit.store import SqliteLedger, read_inputs
 
     if subjects is not None or records is not None:
         if subjects is None or records is None:
             raise typer.BadParameter("--subjects and --records go together")
         if ledger is not None:
             raise typer.BadParameter("give either --ledger or --subjects/--records, not both")
-        subject_table = read_subjects(subjects)
-        record_table = read_records_checked(records, subject_table)
-        return Inputs(subject_table, record_table, f"{subjects} + {records}")
+        files = read_inputs(subjects, records, opaque_codes=opaque)
+        if files.unknown_subjects:
+            shown = ", ".join(files.unknown_codes[:5])
+            warn(
+                f"{files.unknown_subjects} record(s) of subjects not in {subjects} count for "
+                f"nothing (e.g. {shown})"
+            )
+        return Inputs(files.subjects, files.records, f"{subjects} + {records}")
     path = ledger_path(ledger)
     if not path.exists():
         raise LedgerError(

@@ -66,7 +66,7 @@ def subjects_import(
     with _open(ledger) as store:
         result = store.add_subjects(table)
     out.print(
-        f"{file}: {result.added:,} subjects added, {result.present:,} already registered",
+        f"{file}: {result.added:,} subjects added, {result.already_present:,} already registered",
         markup=False,
     )
 

@@ -41,7 +41,9 @@ def _trace(node: Tree, trace: ConditionTrace) -> None:
         _trace(child, part)
 
 
-def print_explanation(console: Console, e: Explanation, *, show_code: str | None = None) -> None:
+def print_explanation(
+    console: Console, e: Explanation, *, show_code: str | None = None, verbose: bool = False
+) -> None:
     """Print an explanation: rules, score, grade, lists and measures."""
     code = show_code or e.code
     console.print(f"[bold]{code}[/] ({e.kind}) under [bold]{e.scheme}[/] on {e.at}")
@@ -49,7 +51,10 @@ def print_explanation(console: Console, e: Explanation, *, show_code: str | None
     for name in ("rule", "measure", "value", "points", "records that counted"):
         table.add_column(name, overflow="fold")
     table.add_row("base", "", "", str(e.base), "")
+    quiet = [r for r in e.rules if not r.records and not r.contribution]
     for r in e.rules:
+        if r in quiet and not verbose:
+            continue
         value = "none" if r.measure is None else str(r.measure)
         window = f" ({r.window_days} d)" if r.window_days else ""
         records = ", ".join(r.records[:8]) + (
@@ -58,6 +63,11 @@ def print_explanation(console: Console, e: Explanation, *, show_code: str | None
         pts = f"{r.contribution:+d}" if r.contribution else "0"
         table.add_row(r.id, r.measure_kind + window, value, pts, records)
     console.print(table)
+    if quiet and not verbose:
+        console.print(
+            f"[dim]{len(quiet)} other rules: no records counted, no points "
+            f"({', '.join(r.id for r in quiet)})[/]"
+        )
     bounded = "" if e.score == e.unbounded_score else f" (bounded from {e.unbounded_score})"
     console.print(f"score [bold]{e.score}[/]{bounded}, grade [bold]{e.grade}[/]")
     tree = Tree("lists")

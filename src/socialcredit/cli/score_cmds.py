@@ -12,7 +12,13 @@ import typer
 from rich.table import Table
 
 from socialcredit.cli.app import app, domain_errors, err, out
-from socialcredit.cli.inputs import LedgerOpt, RecordsOpt, SubjectsOpt, load_inputs
+from socialcredit.cli.inputs import (
+    LedgerOpt,
+    OpaqueOpt,
+    RecordsOpt,
+    SubjectsOpt,
+    load_inputs,
+)
 from socialcredit.cli.render import decision_line, explanation_json, print_explanation
 from socialcredit.engine import Engine, States
 from socialcredit.engine.decisions import Decider
@@ -52,6 +58,7 @@ def states_for(
     subjects: Path | None,
     records: Path | None,
     synthetic: bool,
+    opaque: bool = False,
 ) -> States:
     """Load a scheme and the inputs, refuse what must be refused, and evaluate."""
     loaded = load(scheme)
@@ -65,7 +72,7 @@ def states_for(
             )
     else:
         refuse_critical(loaded.scheme, found)
-    inputs = load_inputs(ledger, subjects, records)
+    inputs = load_inputs(ledger, subjects, records, opaque=opaque)
     engine = Engine(loaded.scheme)
     prepared = engine.prepare(inputs.subjects, inputs.records)
     unknown = inputs.unknown_types(loaded.scheme)
@@ -98,6 +105,7 @@ def score(
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     synthetic: SyntheticOpt = False,
+    opaque: OpaqueOpt = False,
 ) -> None:
     """Score every subject: code, score, grade, lists, denied, granted (SCHEME.md §7)."""
     fmt = fmt or ("table" if out.is_terminal and output is None else "csv")
@@ -105,7 +113,7 @@ def score(
         raise typer.BadParameter("must be table, csv or parquet", param_hint="--format")
     if fmt == "parquet" and output is None:
         raise typer.BadParameter("parquet needs --output FILE", param_hint="--output")
-    states = states_for(scheme, at, ledger, subjects, records, synthetic)
+    states = states_for(scheme, at, ledger, subjects, records, synthetic, opaque)
     if fmt == "csv":
         if output is None:
             sys.stdout.flush()
@@ -161,10 +169,11 @@ def explain_cmd(
     records: RecordsOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="text or json")] = "text",
     synthetic: SyntheticOpt = False,
+    opaque: OpaqueOpt = False,
 ) -> None:
     """Explain a subject's state: each rule with the records that counted, then score, grade,
     lists with the conditions that placed the subject, and measures with their reasons."""
-    states = states_for(scheme, at, ledger, subjects, records, synthetic)
+    states = states_for(scheme, at, ledger, subjects, records, synthetic, opaque)
     e = explain(states, code.strip())
     if fmt == "json":
         typer.echo(explanation_json(e))
@@ -183,9 +192,10 @@ def may(
     subjects: SubjectsOpt = None,
     records: RecordsOpt = None,
     synthetic: SyntheticOpt = False,
+    opaque: OpaqueOpt = False,
 ) -> None:
     """May this subject do this action? Exit 0 when allowed (or granted), 1 when denied."""
-    states = states_for(scheme, at, ledger, subjects, records, synthetic)
+    states = states_for(scheme, at, ledger, subjects, records, synthetic, opaque)
     decision = Decider(states).may(code.strip(), action.strip())
     out.print(decision_line(decision), markup=False)
     if not decision.allowed:
@@ -209,6 +219,7 @@ def lookup(
     ledger: LedgerOpt = None,
     subjects: SubjectsOpt = None,
     records: RecordsOpt = None,
+    opaque: OpaqueOpt = False,
 ) -> None:
     """What the public may see of a code: published lists only; persons' codes masked.
 
@@ -216,7 +227,7 @@ def lookup(
     published list, so the lookup does not reveal who is in the registry.
     """
     names = scheme or [n for n in preset_names() if _publishes(n)]
-    inputs = load_inputs(ledger, subjects, records)
+    inputs = load_inputs(ledger, subjects, records, opaque=opaque)
     code = code.strip()
     kind = inputs.kind_of(code)
     shown: list[tuple[str, str, str]] = []

@@ -124,7 +124,8 @@ def _subject_index(values: pa.ChunkedArray | pa.Array, codes: pa.Array) -> I32:
         if dictionary.equals(codes) and idx.null_count == 0:
             return np.asarray(idx.to_numpy(zero_copy_only=False)).astype(np.int32, copy=False)
         lut = _numpy(pc.index_in(dictionary, value_set=codes).fill_null(-1), np.int32)
-        return lut[np.asarray(idx.fill_null(0).to_numpy(zero_copy_only=False))]
+        mapped: I32 = lut[np.asarray(idx.fill_null(0).to_numpy(zero_copy_only=False))]
+        return mapped
     return _numpy(pc.index_in(values, value_set=codes).fill_null(-1), np.int32)
 
 

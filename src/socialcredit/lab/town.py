@@ -35,12 +35,15 @@ class Conduct:
 
 
 TOWN_CONDUCT: tuple[Conduct, ...] = (
-    Conduct("traffic.violation", "traffic-police", "person", 0.35),
+    Conduct("traffic.violation", "traffic-police", "person", 0.6),
     Conduct("traffic.drunk_driving", "traffic-police", "person", 0.004),
-    Conduct("utility.late_payment", "utility", "person", 0.10, income_slope=-0.15),
-    Conduct("utility.theft", "utility", "person", 0.003),
-    Conduct("finance.overdue", "bank", "person", 0.12, income_slope=-0.2),
-    Conduct("contract.breach", "court", "person", 0.01),
+    Conduct("utility.late_payment", "utility", "person", 0.25, income_slope=-0.15),
+    Conduct("utility.theft", "utility", "person", 0.004),
+    Conduct("utility.heating_tampering", "utility", "person", 0.004),
+    Conduct("finance.overdue", "bank", "person", 0.4, income_slope=-0.2),
+    Conduct("finance.private_lending_breach", "court", "person", 0.01, income_slope=-0.1),
+    Conduct("contract.breach", "court", "person", 0.02),
+    Conduct("court.debt_judgment", "court", "person", 0.01, income_slope=-0.2),
     Conduct("court.judgment_unfulfilled", "court", "person", 0.012, income_slope=-0.2),
     Conduct("civic.heroic_act", "civil-affairs", "person", 0.004),
     Conduct(
@@ -62,6 +65,10 @@ TOWN_CONDUCT: tuple[Conduct, ...] = (
 
 FULFIL_SHARE = 0.5
 """Share of unfulfilled judgments that are fulfilled later in the period."""
+
+PROPENSITY_SHAPE = 0.5
+"""Shape of the gamma-distributed (mean 1) propensity that scales each subject's rates of
+adverse conduct: most subjects have few records, a few have many."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ def build_town(
     codes = np.array(person_codes + org_codes, dtype=object)
     kinds = np.array(["person"] * persons + ["organization"] * organizations, dtype=object)
     decile = rng.integers(1, 11, size=persons).astype(np.int8)
+    propensity = rng.gamma(PROPENSITY_SHAPE, 1 / PROPENSITY_SHAPE, size=persons + organizations)
     first = to_day(start)
     years = days / 365.0
 
@@ -106,6 +114,8 @@ def build_town(
         else:
             owners = np.arange(persons, persons + organizations)
             scale = np.ones(organizations)
+        if c.type not in ("charity.donation", "civic.heroic_act"):
+            scale = scale * propensity[owners]
         counts = rng.poisson(c.rate * years * scale)
         who = np.repeat(owners, counts)
         n = len(who)

@@ -1,0 +1,249 @@
+"""The ledger interface: a registry of subjects and an append-only, hash-chained ledger.
+
+:class:`Ledger` is what the rest of the product sees; :mod:`socialcredit.store.sqlite`
+implements it on an SQLite file, and a PostgreSQL store implements the same hooks. The
+checks are shared (:mod:`socialcredit.store.checks`) and run here, inside the store's
+write transaction, so every backend accepts and refuses exactly the same batches, and a
+refused batch leaves the ledger as it was.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from socialcredit.errors import InvalidInput
+from socialcredit.store.checks import (
+    as_mask,
+    check_batch,
+    check_subjects,
+    conform_records,
+    conform_subjects,
+    shown_code,
+    sort_problems,
+)
+from socialcredit.store.files import Loaded
+from socialcredit.store.origin import Origin
+
+__all__ = ["AppendResult", "Ledger", "SubjectsAdded", "VerifyReport"]
+
+
+class AppendResult(NamedTuple):
+    """What :meth:`Ledger.append` did: records appended, and records skipped because an
+    identical record was already in the ledger (or earlier in the batch)."""
+
+    appended: int
+    duplicates_skipped: int
+
+
+class SubjectsAdded(NamedTuple):
+    """What :meth:`Ledger.add_subjects` did: subjects registered, and subjects skipped
+    because they were already registered with the same kind."""
+
+    added: int
+    already_present: int
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The result of :meth:`Ledger.verify`.
+
+    ``ok`` is true when every entry's hash matches its content and its place in the
+    chain. Otherwise ``first_bad`` is the sequence number of the first entry that fails,
+    ``key`` its record id or subject code (None for a missing entry), and ``reason`` says
+    what is wrong. ``entries_checked`` counts the entries read; ``head`` is the hex hash of
+    the last entry (compare it with a copy kept elsewhere to detect a cut-off tail).
+    """
+
+    ok: bool
+    entries_checked: int
+    first_bad: int | None = None
+    reason: str = ""
+    key: str | None = None
+    head: str = ""
+
+
+class Ledger(ABC):
+    """A registry of subjects and an append-only, hash-chained ledger of their records.
+
+    Writing: :meth:`add_subjects` and :meth:`append` check a whole batch first, then write
+    it in one transaction, or raise :class:`~socialcredit.errors.InvalidInput` listing
+    every problem and write nothing. Both are idempotent: what is already there, identical,
+    is skipped. Nothing is ever updated or deleted; a correction is a new record whose
+    ``ref`` names the record it voids.
+
+    Reading returns canonical Arrow tables (``socialcredit.records``), in ledger order.
+    """
+
+    # -- writing ------------------------------------------------------------------------
+
+    def add_subjects(
+        self,
+        subjects: pa.Table | Loaded,
+        *,
+        source: str | None = None,
+        origin: Origin | None = None,
+        opaque_codes: bool = False,
+    ) -> SubjectsAdded:
+        """Register subjects (``code``, ``kind``); return how many were added and skipped.
+
+        Each code is checked for its kind (see :func:`~socialcredit.store.checks.
+        check_subjects`; ``opaque_codes`` as there) and stored in normal form. A code
+        already registered with the same kind is skipped; with another kind it is a problem
+        naming the code, and nothing is registered. ``subjects`` is a table, or what
+        :func:`~socialcredit.store.files.load_subjects` returned, whose origin then names
+        the file's lines in messages; for a table, ``origin`` may do so.
+        """
+        subjects, source, origin = _unpack(subjects, source, origin, "<subjects>")
+        table = conform_subjects(subjects, source=source)
+        origin = _origin(origin, source, table.num_rows)
+        check = check_subjects(table, origin, opaque_codes=opaque_codes)
+        problems = list(check.problems)
+        with self._transaction():
+            registered = self._registered(check.table.column("code"), kinds=True)
+            position = pc.index_in(check.table.column("code"), value_set=registered["code"])
+            there = as_mask(pc.is_valid(position))
+            kinds = registered["kind"].take(position)
+            other = np.flatnonzero(there & as_mask(pc.not_equal(kinds, check.table["kind"])))
+            for i in other:
+                code = check.table["code"][int(i)].as_py()
+                kind = kinds[int(i)].as_py()
+                problems.append(check.origin.problem(
+                    int(i), "kind",
+                    f"subject {shown_code(code, 'person')} is already registered as "
+                    f"{kind}; a subject's kind never changes",
+                ))
+            if problems:
+                raise InvalidInput(sort_problems(problems), what=source)
+            new = check.table.filter(pa.array(~there))
+            if new.num_rows:
+                self._write_subjects(new, source=source)
+        return SubjectsAdded(new.num_rows, int(there.sum()))
+
+    def append(
+        self,
+        records: pa.Table | Loaded,
+        *,
+        source: str | None = None,
+        origin: Origin | None = None,
+    ) -> AppendResult:
+        """Append a batch of records, all or nothing; return how many went in and were skipped.
+
+        The whole batch is checked against the ledger first (:func:`~socialcredit.store.
+        checks.check_batch`): a problem anywhere raises :class:`InvalidInput` listing every
+        problem, and nothing is written. A record identical to one already in the ledger is
+        skipped, so importing the same file twice is harmless.
+
+        ``records`` is a table, or what :func:`~socialcredit.store.files.load_records`
+        returned: then problems name the file's lines. ``source`` names the batch in
+        messages and in the ledger's log of batches (default: the file's name, or
+        ``<table>``); ``origin`` gives the place of a table's rows when it has one.
+        """
+        records, source, origin = _unpack(records, source, origin, "<table>")
+        table = conform_records(records, source=source)
+        origin = _origin(origin, source, table.num_rows)
+        with self._transaction():
+            ids = pc.unique(pa.chunked_array(
+                [*table.column("id").chunks, *table.column("ref").chunks], pa.string()
+            ).drop_null())
+            existing = self._existing(ids)
+            codes = table.column("subject").drop_null()
+            # Upper-case forms too, to hint at a code written with a lower-case letter.
+            codes = pc.unique(pa.chunked_array([*codes.chunks, *pc.utf8_upper(codes).chunks]))
+            subjects = self._registered(codes)
+            check = check_batch(table, origin=origin, ledger=existing, subjects=subjects)
+            if check.problems:
+                raise InvalidInput(check.problems, what=source)
+            new = table.take(pa.array(check.keep, pa.int64()))
+            if new.num_rows:
+                self._write_records(new, subjects=subjects, existing=existing, source=source)
+        return AppendResult(new.num_rows, check.duplicates)
+
+    # -- reading ------------------------------------------------------------------------
+
+    @abstractmethod
+    def subjects(self) -> pa.Table:
+        """All registered subjects (``code``, ``kind``), in order of registration."""
+
+    @abstractmethod
+    def records(self) -> pa.Table:
+        """All records, canonical schema, in ledger order."""
+
+    @abstractmethod
+    def records_of(self, code: str) -> pa.Table:
+        """The records of one subject, canonical schema, in ledger order."""
+
+    @abstractmethod
+    def kind_of(self, code: str) -> str | None:
+        """The kind of a registered subject, or None when the code is not registered."""
+
+    @abstractmethod
+    def verify(self) -> VerifyReport:
+        """Recompute the whole hash chain and report the first entry that fails."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store's connection; the object is unusable afterwards."""
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- hooks for a backend ------------------------------------------------------------
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[None]:
+        """One write transaction, exclusive of other writers: committed when the block
+        ends normally, rolled back when it raises."""
+
+    @abstractmethod
+    def _registered(self, codes: pa.Array | pa.ChunkedArray, *, kinds: bool = False) -> pa.Table:
+        """The registered subjects among ``codes`` (distinct): at least ``code``, and
+        ``kind`` when asked for."""
+
+    @abstractmethod
+    def _existing(self, ids: pa.Array | pa.ChunkedArray) -> pa.Table:
+        """The ledger's records whose id is among ``ids``: at least the canonical columns."""
+
+    @abstractmethod
+    def _write_subjects(self, subjects: pa.Table, *, source: str) -> None:
+        """Append checked, new subjects as entries of the chain."""
+
+    @abstractmethod
+    def _write_records(
+        self, records: pa.Table, *, subjects: pa.Table, existing: pa.Table, source: str
+    ) -> None:
+        """Append checked, new records as entries of the chain. ``subjects`` and
+        ``existing`` are what :meth:`_registered` and :meth:`_existing` returned for the
+        batch (every subject is there; every ``ref`` is in ``existing`` or the batch)."""
+
+
+def _unpack(
+    given: pa.Table | Loaded, source: str | None, origin: Origin | None, default: str
+) -> tuple[pa.Table, str, Origin | None]:
+    if isinstance(given, Loaded):
+        origin = origin or given.origin
+        return given.table, source or given.origin.source, origin
+    return given, source or default, origin
+
+
+def _origin(origin: Origin | None, source: str, n: int) -> Origin:
+    if origin is None:
+        return Origin.rows(source, n)
+    if len(origin) != n:
+        raise ValueError(f"origin has {len(origin)} rows, the table {n}")
+    return origin

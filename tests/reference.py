@@ -1,0 +1,343 @@
+"""A reference implementation of SCHEME.md sections 3 to 7, for testing the engine.
+
+It is written to be read against the text, clause by clause, not to be fast: plain loops
+over subjects and records, Python integers, ``datetime.date`` for days. It shares no code
+with the engine. Use it on small inputs only (it is quadratic in the number of records).
+
+Inputs are the validated ``Scheme`` model (or the plain mapping of a scheme file), a list
+of subject mappings (``code``, ``kind``) and a list of record mappings (``id``, ``subject``,
+``type``, ``occurred_at``, and optionally ``recorded_at``, ``amount``, ``ref``); dates are
+``datetime.date``, ``YYYY-MM-DD`` strings or day numbers since 1970-01-01.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+EPOCH = dt.date(1970, 1, 1)
+
+Row = tuple[str, int, str, str, str, str]
+"""A row of the section 7 output: code, score, grade, lists, denied, granted."""
+
+HEADER = ("code", "score", "grade", "lists", "denied", "granted")
+
+
+def as_date(value: dt.date | str | int) -> dt.date:
+    """A date from a date, a ``YYYY-MM-DD`` string or a day number since 1970-01-01."""
+    if isinstance(value, dt.datetime):
+        raise TypeError("dates only, not datetimes")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    return EPOCH + dt.timedelta(days=value)
+
+
+def as_plain(scheme: Any) -> dict[str, Any]:
+    """The scheme as a plain mapping, as written in a scheme file (absent keys left out)."""
+    if isinstance(scheme, dict):
+        return scheme
+    return scheme.model_dump(by_alias=True, exclude_none=True)
+
+
+# ---- section 1: records, with their defaults -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    subject: str
+    type: str
+    occurred_at: dt.date
+    recorded_at: dt.date
+    amount: int
+    ref: str | None
+
+
+def make_record(raw: dict[str, Any]) -> Record:
+    """A record from a mapping: ``recorded_at`` defaults to ``occurred_at``, amount to 0."""
+    occurred = as_date(raw["occurred_at"])
+    recorded = raw.get("recorded_at")
+    amount = raw.get("amount")
+    return Record(
+        id=raw["id"],
+        subject=raw["subject"],
+        type=raw["type"],
+        occurred_at=occurred,
+        recorded_at=occurred if recorded is None else as_date(recorded),
+        amount=0 if amount is None else int(amount),
+        ref=raw.get("ref"),
+    )
+
+
+# ---- section 3: which records count ---------------------------------------------------
+
+
+def delay_of(scheme: dict[str, Any], record_type: str) -> int:
+    """``notice_days`` when the type is adverse, else 0."""
+    spec = scheme["records"].get(record_type)
+    if spec is not None and spec.get("adverse", False):
+        return scheme.get("notice_days") or 0
+    return 0
+
+
+def is_ended(r: Record, records: list[Record], at: dt.date) -> bool:
+    """Clause 5: some record e with ``e.ref == r.id`` has ``e.recorded_at <= at``.
+
+    Any record of the ledger may end r, whatever e's own subject or type.
+    """
+    return any(e.ref == r.id and e.recorded_at <= at for e in records)
+
+
+def counts(
+    scheme: dict[str, Any],
+    rule: dict[str, Any],
+    r: Record,
+    scored_codes: set[str],
+    records: list[Record],
+    at: dt.date,
+) -> bool:
+    """Whether record ``r`` counts for ``rule`` at ``at`` (clauses 1 to 5)."""
+    # 1. its subject is scored by the scheme, and its type is in the rule's types
+    if r.subject not in scored_codes or r.type not in rule["types"]:
+        return False
+    # 2. r.occurred_at <= at
+    if not r.occurred_at <= at:
+        return False
+    # 3. in effect: r.recorded_at + delay <= at (delay only for adverse types)
+    if not r.recorded_at + dt.timedelta(days=delay_of(scheme, r.type)) <= at:
+        return False
+    # 4. inside the window: at - r.occurred_at < window_days
+    window = rule.get("window_days")
+    if window is not None and not (at - r.occurred_at).days < window:
+        return False
+    # 5. not ended by a ref recorded on or before at
+    return not is_ended(r, records, at)
+
+
+# ---- section 4: the score -------------------------------------------------------------
+
+
+def measure_of(rule: dict[str, Any], counting: list[Record], at: dt.date) -> int | None:
+    """count, amount or days_since over the records that count (None: no record)."""
+    kind = rule["measure"]
+    if kind == "count":
+        return len(counting)
+    if kind == "amount":
+        total = 0
+        for r in counting:
+            total += r.amount
+        return total
+    if kind == "days_since":
+        if not counting:
+            return None
+        latest = counting[0].occurred_at
+        for r in counting:
+            if r.occurred_at > latest:
+                latest = r.occurred_at
+        return (at - latest).days
+    raise ValueError(f"unknown measure {kind!r}")
+
+
+def contribution_of(rule: dict[str, Any], measure: int | None) -> int:
+    """The points a rule adds for its measure (linear or table form)."""
+    if rule.get("points") is not None:
+        assert measure is not None, "a days_since rule must use the table form"
+        per = rule.get("per") or 1
+        value = rule["points"] * (measure // per)
+        cap = rule.get("cap")
+        if cap is not None:
+            if value > cap:
+                value = cap
+            if value < -cap:
+                value = -cap
+        return value
+    bins = rule["bins"]
+    if measure is None:
+        return rule["none_points"]
+    for row in bins[:-1]:
+        if row["max"] >= measure:
+            return row["points"]
+    return bins[-1]["points"]
+
+
+def bounded(score: int, spec: dict[str, Any]) -> int:
+    """Raise to ``min`` and lower to ``max`` where given."""
+    if spec.get("min") is not None and score < spec["min"]:
+        score = spec["min"]
+    if spec.get("max") is not None and score > spec["max"]:
+        score = spec["max"]
+    return score
+
+
+def grade_of(grades: list[dict[str, Any]], score: int) -> str:
+    """The first grade whose ``min <= score``; the last grade has no min."""
+    for g in grades[:-1]:
+        if g["min"] <= score:
+            return str(g["grade"])
+    return str(grades[-1]["grade"])
+
+
+# ---- section 5: conditions ------------------------------------------------------------
+
+
+@dataclass
+class State:
+    """One scored subject's state, and what it came from."""
+
+    code: str
+    kind: str
+    counted: dict[str, list[str]]  # rule id -> ids of the records that counted
+    measures: dict[str, int | None]  # rule id -> measure (None: days_since, no record)
+    contributions: dict[str, int]
+    score: int
+    grade: str
+    lists: list[str]  # in scheme order
+    applied: list[str]  # ids of the measures that apply, in scheme order
+    denied: set[str]
+    granted: set[str]
+
+    def row(self) -> Row:
+        return (
+            self.code,
+            self.score,
+            self.grade,
+            ";".join(sorted(self.lists)),
+            ";".join(sorted(self.denied)),
+            ";".join(sorted(self.granted)),
+        )
+
+
+def holds(cond: dict[str, Any], st: State) -> bool:
+    """Whether condition ``cond`` holds for the (partially built) state ``st``."""
+    forms = [
+        k
+        for k in ("rule", "score_at_least", "score_below", "grade_in", "list", "all", "any", "not")
+        if k in cond
+    ]
+    assert len(forms) == 1, f"not a condition: {cond!r}"
+    form = forms[0]
+    if form == "rule":
+        m = st.measures[cond["rule"]]
+        if m is None:
+            return False  # none is never >= N nor <= N
+        ok = True
+        if cond.get("at_least") is not None:
+            ok = ok and m >= cond["at_least"]
+        if cond.get("at_most") is not None:
+            ok = ok and m <= cond["at_most"]
+        return ok
+    if form == "score_at_least":
+        return st.score >= cond["score_at_least"]
+    if form == "score_below":
+        return st.score < cond["score_below"]
+    if form == "grade_in":
+        return st.grade in cond["grade_in"]
+    if form == "list":
+        return cond["list"] in st.lists
+    if form == "all":
+        return all(holds(c, st) for c in cond["all"])
+    if form == "any":
+        return any(holds(c, st) for c in cond["any"])
+    return not holds(cond["not"], st)
+
+
+# ---- the whole evaluation -------------------------------------------------------------
+
+
+def states(
+    scheme: Any,
+    subjects: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    at: dt.date | str | int,
+) -> list[State]:
+    """The state of every scored subject at ``at``, sorted by code in code-point order."""
+    s = as_plain(scheme)
+    day = as_date(at)
+    ledger = [make_record(r) for r in records]
+    scored = [x for x in subjects if x["kind"] in s["subjects"]]
+    scored_codes = {x["code"] for x in scored}
+    out = []
+    for subject in sorted(scored, key=lambda x: x["code"]):
+        code = subject["code"]
+        mine = [r for r in ledger if r.subject == code]
+        counted: dict[str, list[str]] = {}
+        measures: dict[str, int | None] = {}
+        contributions: dict[str, int] = {}
+        for rule in s.get("rules") or []:
+            counting = [r for r in mine if counts(s, rule, r, scored_codes, ledger, day)]
+            counted[rule["id"]] = [r.id for r in counting]
+            measures[rule["id"]] = measure_of(rule, counting, day)
+            contributions[rule["id"]] = contribution_of(rule, measures[rule["id"]])
+        score = s["score"]["base"]
+        for value in contributions.values():
+            score += value
+        score = bounded(score, s["score"])
+        st = State(
+            code=code,
+            kind=subject["kind"],
+            counted=counted,
+            measures=measures,
+            contributions=contributions,
+            score=score,
+            grade=grade_of(s["grades"], score),
+            lists=[],
+            applied=[],
+            denied=set(),
+            granted=set(),
+        )
+        for spec in s.get("lists") or []:  # in order: a list sees only earlier lists
+            if holds(spec["when"], st):
+                st.lists.append(spec["id"])
+        for m in s.get("measures") or []:
+            if holds(m["when"], st):
+                st.applied.append(m["id"])
+                st.denied.update(m.get("deny") or [])
+                st.granted.update(m.get("grant") or [])
+        out.append(st)
+    return out
+
+
+def evaluate(
+    scheme: Any,
+    subjects: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    at: dt.date | str | int,
+) -> list[Row]:
+    """The section 7 rows: one per scored subject, sorted by code in code-point order."""
+    return [st.row() for st in states(scheme, subjects, records, at)]
+
+
+# ---- section 6: decisions -------------------------------------------------------------
+
+
+def covers(entry: str, action: str) -> bool:
+    """A deny or grant entry X covers X itself and every action that starts with ``X.``."""
+    return action == entry or action.startswith(entry + ".")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``denied``, ``granted`` or ``allowed``, with the measures that are its reasons."""
+
+    outcome: str
+    reasons: tuple[str, ...]
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome != "denied"
+
+
+def decide(scheme: Any, state: State, action: str) -> Decision:
+    """The decision on ``action`` for a subject in ``state`` (section 6)."""
+    s = as_plain(scheme)
+    applying = [m for m in s.get("measures") or [] if m["id"] in state.applied]
+    deny = tuple(m["id"] for m in applying if any(covers(x, action) for x in m.get("deny") or []))
+    if deny:
+        return Decision("denied", deny)
+    grant = tuple(m["id"] for m in applying if any(covers(x, action) for x in m.get("grant") or []))
+    if grant:
+        return Decision("granted", grant)
+    return Decision("allowed", ())

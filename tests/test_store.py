@@ -1,0 +1,643 @@
+"""Specification of the ledger: socialcredit.store.base, .chain, .checks and .sqlite."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import socialcredit.store
+from socialcredit.errors import InvalidInput, LedgerError
+from socialcredit.ids import ric, uscc
+from socialcredit.records import RECORDS_SCHEMA
+from socialcredit.store import (
+    Loaded,
+    Origin,
+    SqliteLedger,
+    check_batch,
+    parse_records,
+    parse_subjects,
+)
+from socialcredit.store.chain import GENESIS, chain, record_payloads, subject_payloads
+
+ORG = "91110000802100433B"  # a standard valid USCC
+PERSON = "11010519491231002X"  # a standard valid resident identity number
+HEADER = "id,subject,type,occurred_at,recorded_at,amount,ref"
+
+
+def records_csv(*lines: str, source: str = "batch.csv") -> Loaded:
+    return parse_records(("\n".join([HEADER, *lines]) + "\n").encode(), source=source)
+
+
+def subjects_table(*pairs: tuple[str, str]) -> pa.Table:
+    return pa.table({"code": [c for c, _ in pairs], "kind": [k for _, k in pairs]})
+
+
+def append(ledger: SqliteLedger, loaded: Loaded) -> socialcredit.store.AppendResult:
+    return ledger.append(loaded)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.db"
+
+
+@pytest.fixture
+def ledger(path: Path) -> Iterator[SqliteLedger]:
+    """A ledger with two subjects and three records (entries 1-5)."""
+    with SqliteLedger.create(path) as opened:
+        opened.add_subjects(subjects_table((ORG, "organization"), (PERSON, "person")))
+        append(opened, records_csv(
+            f"r1,{ORG},court.unfulfilled,2024-01-10,,5000,",
+            f"r2,{PERSON},traffic.red_light,2024-02-01,2024-02-03,,",
+            f"r3,{PERSON},charity.donation,2024-03-01,,300,",
+            source="first.csv",
+        ))
+        yield opened
+
+
+def snapshot(ledger: SqliteLedger) -> tuple[object, ...]:
+    """Everything a write could change."""
+    return (ledger.records(), ledger.subjects(), ledger.verify(), ledger.batches())
+
+
+def test_public_names() -> None:
+    assert sorted(socialcredit.store.__all__) == [
+        "AppendResult", "BatchCheck", "FileInputs", "Ledger", "Loaded", "Origin",
+        "SqliteLedger", "SubjectsAdded", "SubjectsCheck", "VerifyReport", "check_batch",
+        "check_rows", "check_subjects", "load_records", "load_subjects", "parse_records",
+        "parse_subjects", "read_inputs", "read_records", "read_subjects",
+    ]
+
+
+# -- the hash encoding -------------------------------------------------------------------
+
+
+def test_payload_encoding_is_the_documented_one() -> None:
+    table = pa.Table.from_pylist([{
+        "id": "r1", "subject": ORG, "type": "traffic.red_light",
+        "occurred_at": dt.date(2024, 3, 1), "recorded_at": dt.date(2024, 3, 1), "amount": 0,
+        "ref": None,
+    }], schema=RECORDS_SCHEMA)
+    assert record_payloads(np.array([7]), table) == [
+        b"1:7,6:record,2:r1,18:91110000802100433B,17:traffic.red_light,10:2024-03-01,"
+        b"10:2024-03-01,1:0,~"
+    ]
+    with_ref = table.set_column(6, "ref", pa.array(["r\u00e9"], pa.string()))
+    assert record_payloads(np.array([12]), with_ref)[0].endswith(b",1:0,3:r\xc3\xa9,")
+    assert subject_payloads(np.array([1]), subjects_table((PERSON, "person"))) == [
+        b"1:1,7:subject,18:11010519491231002X,6:person,"]
+
+
+def test_chain_is_sha256_over_previous_hash_and_payload() -> None:
+    payloads = [b"1:1,7:subject,1:A,6:person,", b"1:2,7:subject,1:B,6:person,"]
+    first = hashlib.sha256(GENESIS + payloads[0]).digest()
+    second = hashlib.sha256(first + payloads[1]).digest()
+    assert chain(GENESIS, payloads) == [first, second]
+
+
+def test_the_chain_of_a_fresh_ledger_is_reproducible(ledger: SqliteLedger) -> None:
+    payloads = [
+        *subject_payloads(np.array([1, 2]), ledger.subjects()),
+        *record_payloads(np.array([3, 4, 5]), ledger.records()),
+    ]
+    assert ledger.verify().head == chain(GENESIS, payloads)[-1].hex()
+
+
+# -- opening -----------------------------------------------------------------------------
+
+
+def test_create_refuses_an_existing_file(path: Path) -> None:
+    path.write_bytes(b"")
+    with pytest.raises(LedgerError, match="already exists"):
+        SqliteLedger.create(path)
+
+
+def test_open_a_missing_file(path: Path) -> None:
+    with pytest.raises(LedgerError, match="does not exist"):
+        SqliteLedger.open(path)
+
+
+def test_open_a_file_that_is_not_a_database(path: Path) -> None:
+    path.write_text("id,subject\n")
+    with pytest.raises(LedgerError, match="not an SQLite database"):
+        SqliteLedger.open(path)
+
+
+def test_open_a_database_that_is_not_a_ledger(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE things (x)")
+    db.commit()
+    db.close()
+    with pytest.raises(LedgerError, match="not a socialcredit ledger"):
+        SqliteLedger.open(path)
+
+
+def test_open_a_ledger_of_another_schema_version(ledger: SqliteLedger, path: Path) -> None:
+    ledger.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TRIGGER meta_no_update")
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(LedgerError, match=r"schema version 99.*reads schema version 1"):
+        SqliteLedger.open(path)
+
+
+def test_the_file_is_durable_wal(ledger: SqliteLedger, path: Path) -> None:
+    ledger.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    db.close()
+    with SqliteLedger.open(path) as reopened:
+        assert reopened._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+        assert reopened.records().num_rows == 3
+
+
+def test_an_empty_ledger(path: Path) -> None:
+    with SqliteLedger.create(path) as ledger:
+        assert ledger.records().equals(RECORDS_SCHEMA.empty_table())
+        assert ledger.subjects().num_rows == 0
+        report = ledger.verify()
+        assert report.ok and report.entries_checked == 0
+        assert report.head == GENESIS.hex()
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def test_records_come_back_as_appended(ledger: SqliteLedger) -> None:
+    more = records_csv(
+        f"r4,{ORG},court.fulfilled,2024-04-01,,,r1",
+        f"r5,{PERSON},traffic.red_light,2024-04-02,2024-04-09,,",
+    )
+    append(ledger, more)
+    records = ledger.records()
+    assert records.schema == RECORDS_SCHEMA
+    assert records.column("id").to_pylist() == ["r1", "r2", "r3", "r4", "r5"]
+    assert records.slice(3).equals(more.table)
+    assert records.column("ref").to_pylist() == [None, None, None, "r1", None]
+
+
+def test_records_of_one_subject(ledger: SqliteLedger) -> None:
+    mine = ledger.records_of(PERSON)
+    assert mine.schema == RECORDS_SCHEMA
+    assert mine.column("id").to_pylist() == ["r2", "r3"]
+    assert mine.column("recorded_at").to_pylist() == [dt.date(2024, 2, 3), dt.date(2024, 3, 1)]
+    assert ledger.records_of("nobody").num_rows == 0
+
+
+def test_subjects_and_kinds(ledger: SqliteLedger) -> None:
+    assert ledger.subjects().to_pylist() == [
+        {"code": ORG, "kind": "organization"}, {"code": PERSON, "kind": "person"}]
+    assert ledger.kind_of(PERSON) == "person"
+    assert ledger.kind_of(ORG) == "organization"
+    assert ledger.kind_of("nobody") is None
+
+
+def test_the_log_of_batches(ledger: SqliteLedger) -> None:
+    assert [row[1:4] for row in ledger.batches()] == [("<subjects>", 1, 2), ("first.csv", 3, 5)]
+
+
+def test_read_back_across_scan_chunks(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("socialcredit.store.sqlite._SCAN", 3)
+    with SqliteLedger.create(path) as ledger:
+        ledger.add_subjects(subjects_table((ORG, "organization")))
+        append(ledger, records_csv(*(f"r{i},{ORG},a.b,2024-01-01,,{i}," for i in range(5))))
+        ledger.add_subjects(subjects_table((PERSON, "person")))
+        append(ledger, records_csv(
+            *(f"q{i},{PERSON},a.b,2024-01-01,,,{f'q{i - 1}' if i else ''}" for i in range(5)),
+            f"x1,{ORG},a.c,2024-01-02,,,r0"))
+        records = ledger.records()
+        assert records.column("id").to_pylist() == [
+            *(f"r{i}" for i in range(5)), *(f"q{i}" for i in range(5)), "x1"]
+        assert records.column("ref").to_pylist() == [
+            None, None, None, None, None, None, "q0", "q1", "q2", "q3", "r0"]
+        assert ledger.verify().ok
+
+
+def test_read_back_of_values_holding_the_separator(ledger: SqliteLedger, path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.execute("DROP TRIGGER records_no_update")
+    db.execute("UPDATE records SET id = 'r\x1f2' WHERE id = 'r2'")
+    db.commit()
+    db.close()
+    assert ledger.records().column("id").to_pylist() == ["r1", "r\x1f2", "r3"]
+    assert ledger.verify().first_bad == 4
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+def test_reimporting_a_batch_changes_nothing(ledger: SqliteLedger) -> None:
+    before = snapshot(ledger)
+    result = append(ledger, records_csv(
+        f"r1,{ORG},court.unfulfilled,2024-01-10,,5000,",
+        f"r2,{PERSON},traffic.red_light,2024-02-01,2024-02-03,,",
+        f"r3,{PERSON},charity.donation,2024-03-01,,300,",
+    ))
+    assert result == (0, 3)
+    assert snapshot(ledger) == before
+
+
+def test_an_overlapping_batch_appends_only_what_is_new(ledger: SqliteLedger) -> None:
+    loaded = records_csv(
+        f"r3,{PERSON},charity.donation,2024-03-01,,300,",
+        f"r4,{PERSON},charity.donation,2024-03-02,,100,",
+        f"r4,{PERSON},charity.donation,2024-03-02,,100,",
+    )
+    assert loaded.repeats == 1  # the file's own repeat is dropped when it is read
+    assert append(ledger, loaded) == (1, 1)
+    assert ledger.records().column("id").to_pylist() == ["r1", "r2", "r3", "r4"]
+
+
+def test_repeats_within_a_table_are_skipped_and_counted(ledger: SqliteLedger) -> None:
+    row = records_csv(f"r4,{PERSON},charity.donation,2024-03-02,,100,").table
+    old = records_csv(f"r3,{PERSON},charity.donation,2024-03-01,,300,").table
+    assert ledger.append(pa.concat_tables([row, old, row, row]), source="t") == (1, 3)
+    assert ledger.records().column("id").to_pylist() == ["r1", "r2", "r3", "r4"]
+
+
+def test_refs_resolve_across_batches_and_within_one(ledger: SqliteLedger) -> None:
+    append(ledger, records_csv(
+        f"r5,{PERSON},appeal.upheld,2024-03-05,,,r4",  # names a record later in the batch
+        f"r4,{PERSON},traffic.red_light,2024-03-04,,,",
+        f"r6,{ORG},court.fulfilled,2024-03-06,,,r1",  # names a record of an earlier batch
+    ))
+    refs = dict(zip(ledger.records().column("id").to_pylist(),
+                    ledger.records().column("ref").to_pylist(), strict=True))
+    assert refs["r5"] == "r4"
+    assert refs["r6"] == "r1"
+    assert ledger.records_of(ORG).column("ref").to_pylist() == [None, "r1"]
+    assert ledger.verify().ok
+
+
+def test_an_empty_batch(ledger: SqliteLedger) -> None:
+    before = snapshot(ledger)
+    assert ledger.append(RECORDS_SCHEMA.empty_table(), source="empty") == (0, 0)
+    assert snapshot(ledger) == before
+
+
+def test_a_table_without_origin_is_numbered_by_row(ledger: SqliteLedger) -> None:
+    table = records_csv(f"r9,{ORG},a.b,2024-01-01,,,", f"r10,{ORG},a.b,2024-01-01,,,r99").table
+    with pytest.raises(InvalidInput) as caught:
+        ledger.append(table, source="simulator")
+    [problem] = caught.value.problems
+    assert (problem.source, problem.line, problem.where) == ("simulator", 2, "ref")
+    assert problem.message.endswith("(row 2)")
+
+
+def test_a_table_with_optional_columns_left_out(ledger: SqliteLedger) -> None:
+    table = pa.table({"id": ["r9"], "subject": [ORG], "type": ["a.b"],
+                      "occurred_at": pa.array([dt.date(2024, 5, 1)], pa.date32())})
+    assert ledger.append(table, source="t") == (1, 0)
+    assert ledger.records().slice(3).to_pylist() == [{
+        "id": "r9", "subject": ORG, "type": "a.b", "occurred_at": dt.date(2024, 5, 1),
+        "recorded_at": dt.date(2024, 5, 1), "amount": 0, "ref": None}]
+
+
+def test_a_table_of_the_wrong_shape(ledger: SqliteLedger) -> None:
+    table = pa.table({"id": ["r9"], "subject": [ORG], "kind": ["a.b"],
+                      "occurred_at": ["2024-05-01"]})
+    with pytest.raises(InvalidInput) as caught:
+        ledger.append(table, source="t")
+    assert sorted(p.where for p in caught.value.problems) == ["kind", "occurred_at", "type"]
+
+
+def test_a_loaded_file_or_a_table_with_its_origin(ledger: SqliteLedger) -> None:
+    loaded = records_csv(f"r9,{ORG},a.b,2024-01-01,,,", "", f"r10,{ORG},a.b,2024-01-01,,,r99")
+    for call in (
+        lambda: ledger.append(loaded),
+        lambda: ledger.append(loaded.table, source="batch.csv", origin=loaded.origin),
+    ):
+        with pytest.raises(InvalidInput) as caught:
+            call()
+        [problem] = caught.value.problems
+        assert (problem.source, problem.line, problem.where) == ("batch.csv", 4, "ref")
+    assert ledger.append(loaded.table.slice(0, 1), source="named") == (1, 0)
+    assert ledger.batches()[-1][1] == "named"
+
+
+def test_origin_must_match_the_table(ledger: SqliteLedger) -> None:
+    loaded = records_csv(f"r9,{ORG},a.b,2024-01-01,,,")
+    with pytest.raises(ValueError, match="origin has 2 rows"):
+        ledger.append(loaded.table, source="x", origin=Origin.rows("x", 2))
+
+
+# Each case: a batch appended to the fixture ledger (r1 of ORG; r2, r3 of PERSON), and the
+# problems expected: (line, field, fragment of the message).
+BAD_BATCHES = [
+    ("id in the ledger with other content", [f"r2,{PERSON},traffic.red_light,2024-02-01,,,"],
+     [(2, "id", "already in the ledger with other content (recorded_at: the ledger has "
+                "2024-02-03, this has 2024-02-01)")]),
+    ("ref to a record that does not exist", [f"r9,{PERSON},appeal.upheld,2024-03-05,,,r404"],
+     [(2, "ref", "'r404', which is neither in the ledger nor in this batch")]),
+    ("ref to a ledger record of another subject", [f"r9,{PERSON},appeal.upheld,2024-03-05,,,r1"],
+     [(2, "ref", "about another subject")]),
+    ("ref to a batch record of another subject", [
+        f"r9,{ORG},a.b,2024-03-05,,,", f"r10,{PERSON},appeal.upheld,2024-03-05,,,r9"],
+     [(3, "ref", "about another subject")]),
+    ("unregistered subject", ["r9,91110000600037341L,a.b,2024-03-05,,,"],
+     [(2, "subject", "is not registered")]),
+    ("unregistered subject, lower case", [f"r9,{PERSON.lower()},a.b,2024-03-05,,,"],
+     [(2, "subject", "upper-case")]),
+    ("same id twice in the batch", [
+        f"r9,{ORG},a.b,2024-03-05,,,", f"r9,{ORG},a.b,2024-03-06,,,"],
+     [(3, "id", "also used on line 2")]),
+    ("a bad row among good ones", [
+        f"r9,{ORG},a.b,2024-03-05,,,", f"r10,{ORG},a.b,2024-03-05,,,r1",
+        f"r11,{PERSON},a.b,2024-03-05,,,r1"],
+     [(4, "ref", "about another subject")]),
+]
+
+
+@pytest.mark.parametrize(("rows", "expected"), [c[1:] for c in BAD_BATCHES],
+                         ids=[c[0] for c in BAD_BATCHES])
+def test_a_bad_batch_is_refused_whole(
+    ledger: SqliteLedger, rows: list[str], expected: list[tuple[int, str, str]]
+) -> None:
+    before = snapshot(ledger)
+    with pytest.raises(InvalidInput) as caught:
+        append(ledger, records_csv(*rows))
+    problems = caught.value.problems
+    assert [(p.source, p.line, p.where) for p in problems] == [
+        ("batch.csv", line, field) for line, field, _ in expected]
+    for problem, (_, _, fragment) in zip(problems, expected, strict=True):
+        assert fragment in problem.message
+    assert PERSON not in str(caught.value)  # a person's code is never repeated
+    assert snapshot(ledger) == before
+
+
+def test_every_problem_of_a_batch_is_listed(ledger: SqliteLedger) -> None:
+    before = snapshot(ledger)
+    with pytest.raises(InvalidInput) as caught:
+        append(ledger, records_csv(
+            f"r2,{PERSON},traffic.red_light,2024-02-01,,,",
+            f"r9,{PERSON},appeal.upheld,2024-03-05,,,r404",
+            f"r10,{PERSON},a.b,2024-03-05,,,",
+            "r11,nobody,a.b,2024-03-05,,,",
+        ))
+    assert [(p.line, p.where) for p in caught.value.problems] == [
+        (2, "id"), (3, "ref"), (5, "subject")]
+    assert snapshot(ledger) == before
+
+
+def test_a_table_is_checked_row_by_row_too(ledger: SqliteLedger) -> None:
+    before = snapshot(ledger)
+    table = pa.table({
+        "id": ["r9", "", "r11", "r12"],
+        "subject": [ORG] * 4,
+        "type": ["a.b", "a.b", "a\nb", "a.b"],
+        "occurred_at": pa.array([dt.date(2024, 3, 5)] * 4, pa.date32()),
+        "recorded_at": pa.array([dt.date(2024, 3, 1)] + [dt.date(2024, 3, 5)] * 3, pa.date32()),
+        "amount": pa.array([0, 0, 0, -1], pa.int64()),
+    })
+    with pytest.raises(InvalidInput) as caught:
+        ledger.append(table, source="simulator")
+    assert [(p.line, p.where) for p in caught.value.problems] == [
+        (1, "recorded_at"), (2, "id"), (3, "type"), (4, "amount")]
+    assert snapshot(ledger) == before
+
+
+def test_registering_subjects_is_idempotent(ledger: SqliteLedger) -> None:
+    result = ledger.add_subjects(subjects_table(
+        (ORG, "organization"), (PERSON.lower(), "person"), ("91110000600037341L", "organization")))
+    assert result == (1, 2)
+    assert ledger.subjects().column("code").to_pylist() == [ORG, PERSON, "91110000600037341L"]
+
+
+def test_a_subject_never_changes_kind(ledger: SqliteLedger) -> None:
+    before = snapshot(ledger)
+    loaded = parse_subjects(b"code,kind\nP-1,person\nP-2,person\n" + ORG.encode() +
+                            b",person\n", source="subjects.csv", opaque_codes=True)
+    with pytest.raises(InvalidInput) as caught:
+        ledger.add_subjects(loaded, opaque_codes=True)
+    [problem] = caught.value.problems
+    assert (problem.source, problem.line, problem.where) == ("subjects.csv", 4, "kind")
+    assert "already registered as organization" in problem.message
+    assert snapshot(ledger) == before
+
+
+def test_invalid_codes_are_refused(ledger: SqliteLedger) -> None:
+    before = snapshot(ledger)
+    with pytest.raises(InvalidInput) as caught:
+        ledger.add_subjects(subjects_table(("91110000600037341L", "organization"),
+                                           ("91110000600037341M", "organization")))
+    assert [(p.line, p.where) for p in caught.value.problems] == [(2, "code")]
+    assert snapshot(ledger) == before
+
+
+def test_generated_codes_register(path: Path) -> None:
+    rng = np.random.default_rng(3)
+    people = ric.generate(rng, 50, born_from=dt.date(1950, 1, 1), born_to=dt.date(2005, 1, 1))
+    orgs = uscc.generate(rng, 50)
+    with SqliteLedger.create(path) as ledger:
+        added = ledger.add_subjects(pa.table({
+            "code": people + orgs, "kind": ["person"] * 50 + ["organization"] * 50}))
+        assert added == (100, 0)
+        assert ledger.kind_of(people[0]) == "person"
+
+
+def test_two_writers_keep_one_chain(ledger: SqliteLedger, path: Path) -> None:
+    with SqliteLedger.open(path) as other:
+        append(other, records_csv(f"r4,{ORG},a.b,2024-01-01,,,"))
+        append(ledger, records_csv(f"r5,{ORG},a.b,2024-01-01,,,r4"))
+        other.add_subjects(subjects_table(("91110000600037341L", "organization")))
+        append(ledger, records_csv("r6,91110000600037341L,a.b,2024-01-01,,,"))
+    assert ledger.records().column("id").to_pylist() == ["r1", "r2", "r3", "r4", "r5", "r6"]
+    report = ledger.verify()
+    assert report.ok and report.entries_checked == 9
+
+
+# -- the shared checks without a ledger --------------------------------------------------
+
+
+def test_check_batch_can_keep_unknown_subjects() -> None:
+    loaded = records_csv(f"r1,{ORG},a.b,2024-01-01,,,", f"r2,{PERSON},a.b,2024-01-01,,,")
+    subjects = subjects_table((ORG, "organization"))
+    kept = check_batch(loaded.table, origin=loaded.origin, subjects=subjects,
+                       unknown_subjects="keep")
+    assert kept.ok and kept.keep.tolist() == [0, 1]
+    assert (kept.unknown_subjects, kept.unknown_codes) == (1, [PERSON])
+    refused = check_batch(loaded.table, origin=loaded.origin, subjects=subjects)
+    assert [(p.line, p.where) for p in refused.problems] == [(3, "subject")]
+
+
+# -- append-only -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE records SET amount = 1 WHERE id = 'r1'",
+    "DELETE FROM records WHERE id = 'r2'",
+    "UPDATE subjects SET kind = 'person'",
+    "DELETE FROM subjects",
+    "UPDATE types SET name = 'x'",
+    "DELETE FROM batches",
+    "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+    "DELETE FROM meta",
+])
+def test_the_database_refuses_changes(ledger: SqliteLedger, path: Path, statement: str) -> None:
+    before = snapshot(ledger)
+    db = sqlite3.connect(path)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute(statement)
+    db.close()
+    assert snapshot(ledger) == before
+
+
+# -- tampering ---------------------------------------------------------------------------
+
+
+def tamper(path: Path, *statements: str) -> None:
+    """Change the file as an intruder with write access would: triggers first."""
+    db = sqlite3.connect(path)
+    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        db.execute(f"DROP TRIGGER {name}")
+    for statement in statements:
+        db.execute(statement)
+    db.commit()
+    db.close()
+
+
+def test_verify_a_sound_ledger(ledger: SqliteLedger) -> None:
+    report = ledger.verify()
+    assert report.ok
+    assert (report.entries_checked, report.first_bad, report.reason) == (5, None, "")
+
+
+def test_a_changed_amount_is_named(ledger: SqliteLedger, path: Path) -> None:
+    tamper(path, "UPDATE records SET amount = 1 WHERE id = 'r3'")
+    report = ledger.verify()
+    assert not report.ok
+    assert (report.first_bad, report.key, report.entries_checked) == (5, "r3", 4)
+    assert "content hash mismatch" in report.reason
+    assert "entry 5 (record 'r3')" in report.reason
+
+
+@pytest.mark.parametrize(("statement", "first_bad", "key"), [
+    ("UPDATE records SET occurred_at = occurred_at - 1 WHERE id = 'r2'", 4, "r2"),
+    ("UPDATE types SET name = 'traffic.green_light' WHERE name = 'traffic.red_light'", 4, "r2"),
+    ("UPDATE subjects SET kind = 'organization' WHERE code = '11010519491231002X'", 2, PERSON),
+    ("UPDATE records SET subject = 1 WHERE id = 'r3'", 5, "r3"),
+    ("UPDATE records SET subject = 99 WHERE id = 'r3'", 5, "r3"),
+    ("UPDATE records SET hash = zeroblob(32) WHERE id = 'r1'", 3, "r1"),
+])
+def test_other_changes_are_named(
+    ledger: SqliteLedger, path: Path, statement: str, first_bad: int, key: str
+) -> None:
+    tamper(path, statement)
+    report = ledger.verify()
+    assert (report.ok, report.first_bad, report.key) == (False, first_bad, key)
+    assert "content hash mismatch" in report.reason
+
+
+def test_a_deleted_entry_is_named(ledger: SqliteLedger, path: Path) -> None:
+    tamper(path, "DELETE FROM records WHERE id = 'r2'")
+    report = ledger.verify()
+    assert (report.ok, report.first_bad, report.key) == (False, 4, None)
+    assert "gap in the sequence: entry 4 is missing" in report.reason
+
+
+def test_a_rewritten_entry_breaks_the_next_link(ledger: SqliteLedger, path: Path) -> None:
+    # The intruder changes r2 and recomputes its hash: r2 itself checks out, but r3 was
+    # chained to r2's old hash.
+    records = ledger.records()
+    subjects_head = chain(GENESIS, subject_payloads(np.array([1, 2]), ledger.subjects()))[-1]
+    r1_hash = chain(subjects_head, record_payloads(np.array([3]), records.slice(0, 1)))[0]
+    forged = records.slice(1, 1).set_column(5, "amount", pa.array([999], pa.int64()))
+    forged_hash = chain(r1_hash, record_payloads(np.array([4]), forged))[0]
+    tamper(path, f"UPDATE records SET amount = 999, hash = x'{forged_hash.hex()}' "
+                 "WHERE id = 'r2'")
+    report = ledger.verify()
+    assert (report.ok, report.first_bad, report.key) == (False, 5, "r3")
+    assert "broken link" in report.reason
+
+
+def test_a_cut_off_end_is_named(ledger: SqliteLedger, path: Path) -> None:
+    tamper(path, "DELETE FROM records WHERE id = 'r3'")
+    report = ledger.verify()
+    assert (report.ok, report.first_bad) == (False, 5)
+    assert "cut off" in report.reason
+
+
+def test_a_rechained_ledger_contradicts_the_log_of_batches(
+    ledger: SqliteLedger, path: Path
+) -> None:
+    # The intruder rewrites r3 and recomputes every hash and link after it: only the
+    # heads kept in the log of batches betray it.
+    records = ledger.records()
+    head = chain(GENESIS, [
+        *subject_payloads(np.array([1, 2]), ledger.subjects()),
+        *record_payloads(np.array([3, 4]), records.slice(0, 2)),
+    ])[-1]
+    forged = records.slice(2, 1).set_column(5, "amount", pa.array([1], pa.int64()))
+    forged_hash = chain(head, record_payloads(np.array([5]), forged))[0]
+    tamper(path, f"UPDATE records SET amount = 1, hash = x'{forged_hash.hex()}' "
+                 "WHERE id = 'r3'")
+    report = ledger.verify()
+    assert (report.ok, report.first_bad, report.key) == (False, 5, "r3")
+    assert "log of batches" in report.reason
+
+
+# -- crash safety ------------------------------------------------------------------------
+
+
+def test_a_failure_while_writing_leaves_the_ledger_as_it_was(
+    ledger: SqliteLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = snapshot(ledger)
+    monkeypatch.setattr("socialcredit.store.sqlite._CHUNK", 2)
+    calls = []
+
+    def failing_chain(previous: bytes, payloads: list[bytes]) -> list[bytes]:
+        calls.append(len(payloads))
+        if len(calls) == 2:
+            raise OSError("disk on fire")
+        return chain(previous, payloads)
+
+    monkeypatch.setattr("socialcredit.store.sqlite.chain", failing_chain)
+    with pytest.raises(OSError, match="disk on fire"):
+        append(ledger, records_csv(*(f"x{i},{ORG},a.b,2024-01-01,,," for i in range(5))))
+    assert calls == [2, 2]
+    monkeypatch.undo()
+    assert snapshot(ledger) == before
+    assert append(ledger, records_csv(f"x0,{ORG},a.b,2024-01-01,,,")) == (1, 0)
+    assert ledger.verify().ok
+
+
+def test_a_process_killed_mid_batch_leaves_the_ledger_as_it_was(
+    ledger: SqliteLedger, path: Path
+) -> None:
+    before = snapshot(ledger)
+    script = textwrap.dedent(f"""
+        import os
+        import pyarrow as pa
+        from socialcredit.store import SqliteLedger
+        from socialcredit.store import sqlite as backend
+
+        def die(*args, **kwargs):
+            os._exit(3)  # every record is inserted, the transaction not committed
+
+        backend.SqliteLedger._log = die
+        ledger = SqliteLedger.open({str(path)!r})
+        ledger.append(pa.table({{
+            "id": [f"k{{i}}" for i in range(1000)], "subject": [{ORG!r}] * 1000,
+            "type": ["a.b"] * 1000, "occurred_at": ["2024-01-01"] * 1000,
+        }}).cast(pa.schema([("id", pa.string()), ("subject", pa.string()),
+                            ("type", pa.string()), ("occurred_at", pa.date32())])),
+            source="doomed")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 3, result.stderr
+    with SqliteLedger.open(path) as reopened:
+        assert snapshot(reopened) == before
+    assert snapshot(ledger) == before

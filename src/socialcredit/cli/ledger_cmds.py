@@ -60,11 +60,11 @@ def subjects_import(
     ] = False,
 ) -> None:
     """Register subjects from a file; all or nothing, idempotent."""
-    from socialcredit.store import read_subjects
+    from socialcredit.store import load_subjects
 
-    table = read_subjects(file, opaque_codes=opaque_codes)
+    table = load_subjects(file, opaque_codes=opaque_codes)
     with _open(ledger) as store:
-        result = store.add_subjects(table)
+        result = store.add_subjects(table, opaque_codes=opaque_codes)
     out.print(
         f"{file}: {result.added:,} subjects added, {result.already_present:,} already registered",
         markup=False,
@@ -85,7 +85,7 @@ def subjects_add(
     code = validate_code(code, kind, opaque=opaque_codes)
     table = pa.Table.from_pylist([{"code": code, "kind": kind}], schema=SUBJECTS_SCHEMA)
     with _open(ledger) as store:
-        result = store.add_subjects(table)
+        result = store.add_subjects(table, opaque_codes=opaque_codes)
     out.print("added" if result.added else "already registered", markup=False)
 
 
@@ -98,11 +98,11 @@ def records_import(
     ledger: LedgerOpt = None,
 ) -> None:
     """Append records from a file: validated whole, all or nothing, idempotent by id."""
-    from socialcredit.store import read_records
+    from socialcredit.store import load_records
 
-    table = read_records(file)
+    loaded = load_records(file)
     with _open(ledger) as store:
-        result = store.append(table, source=str(file))
+        result = store.append(loaded)
     out.print(
         f"{file}: {result.appended:,} records appended, {result.duplicates_skipped:,} "
         "already in the ledger",

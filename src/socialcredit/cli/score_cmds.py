@@ -249,12 +249,8 @@ def lookup(
         out.print(f"{mask(code, 'person') if kind != 'organization' else code}: nothing published")
         return
     out.print(f"{mask(code, kind)} ({kind})")
-    table = Table(show_edge=False)
-    for col in ("scheme", "published list", "on the list because"):
-        table.add_column(col)
-    for row in shown:
-        table.add_row(*row)
-    out.print(table)
+    for scheme_id, list_id, because in shown:
+        out.print(f"  on the published list {list_id} of {scheme_id}, because {because}")
 
 
 def _publishes(name: str) -> bool:

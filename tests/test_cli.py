@@ -1,0 +1,254 @@
+"""The command line, end to end on real ledger files and real input files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from socialcredit.cli.app import app
+from socialcredit.cli.app import main as _main  # noqa: F401  (registers the commands)
+from socialcredit.ids import ric, uscc
+from socialcredit.scheme import preset_names
+
+runner = CliRunner()
+
+
+def run(*args: str, code: int | None = 0) -> tuple[str, str]:
+    """Run the CLI in process; check the exit status; return (stdout, stderr)."""
+    import socialcredit.cli.demo
+    import socialcredit.cli.ledger_cmds
+    import socialcredit.cli.scheme_cmds
+    import socialcredit.cli.score_cmds  # noqa: F401
+
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    if code is not None:
+        assert result.exit_code == code, (result.stdout, result.stderr)
+    return result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def codes() -> dict[str, str]:
+    rng = np.random.default_rng(3)
+    persons = ric.generate(rng, 3, born_from=__import__("datetime").date(1960, 1, 1),
+                           born_to=__import__("datetime").date(2000, 1, 1))
+    orgs = uscc.generate(rng, 1)
+    return {"debtor": persons[0], "driver": persons[1], "clean": persons[2], "firm": orgs[0]}
+
+
+@pytest.fixture
+def files(tmp_path: Path, codes: dict[str, str]) -> dict[str, Path]:
+    subjects = tmp_path / "subjects.csv"
+    subjects.write_text(
+        "code,kind\n"
+        f"{codes['debtor']},person\n{codes['driver']},person\n{codes['clean']},person\n"
+        f"{codes['firm']},organization\n"
+    )
+    records = tmp_path / "records.csv"
+    records.write_text(
+        "id,subject,type,occurred_at,recorded_at,amount,ref\n"
+        f"j1,{codes['debtor']},court.judgment_unfulfilled,2025-03-01,2025-03-02,,\n"
+        f"j2,{codes['firm']},court.judgment_unfulfilled,2025-04-01,,,\n"
+        f"j3,{codes['driver']},court.judgment_unfulfilled,2025-02-01,,,\n"
+        f"f3,{codes['driver']},court.judgment_fulfilled,2025-05-01,,,j3\n"
+        f"t1,{codes['driver']},traffic.violation,2025-06-01,2025-06-02,,\n"
+        f"t2,{codes['driver']},traffic.violation,2025-07-01,2025-07-01,,\n"
+        f"d1,{codes['clean']},charity.donation,2025-08-01,,2500,\n"
+    )
+    return {"subjects": subjects, "records": records}
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, files: dict[str, Path]) -> Path:
+    path = tmp_path / "t.ledger"
+    run("init", str(path))
+    run("subjects", "import", str(files["subjects"]), "--ledger", str(path))
+    run("records", "import", str(files["records"]), "--ledger", str(path))
+    return path
+
+
+def test_demo_runs_end_to_end() -> None:
+    out, err = run("demo", "--persons", "400", "--organizations", "40")
+    assert "hash chain verified" in out
+    assert "rongcheng" in out and "court_dishonest_debtors" in out
+    assert "dishonest_judgment_debtors" in out
+    assert "decision:" in out and "travel.air: denied by air_travel" in out
+    assert "demo finished" in err
+
+
+def test_score_csv_is_exactly_section_7(ledger: Path, codes: dict[str, str]) -> None:
+    out, _ = run("score", "--scheme", "court_dishonest_debtors", "--at", "2025-12-31",
+                 "--ledger", str(ledger), "--format", "csv")
+    lines = out.splitlines()
+    assert lines[0] == "code,score,grade,lists,denied,granted"
+    rows = {r["code"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert list(rows) == sorted(rows)
+    assert rows[codes["debtor"]]["lists"] == "dishonest_judgment_debtors"
+    assert "travel.air" in rows[codes["debtor"]]["denied"].split(";")
+    assert rows[codes["driver"]]["lists"] == ""  # fulfilled: ended by the ref record
+    assert rows[codes["firm"]]["lists"] == "dishonest_judgment_debtors"
+
+
+def test_score_from_files_equals_score_from_ledger(ledger: Path, files: dict[str, Path]) -> None:
+    for scheme in ("rongcheng", "court_dishonest_debtors"):
+        from_ledger, _ = run("score", "-s", scheme, "--at", "2025-12-31", "--ledger",
+                             str(ledger), "-f", "csv")
+        from_files, err = run("score", "-s", scheme, "--at", "2025-12-31", "--subjects",
+                              str(files["subjects"]), "--records", str(files["records"]),
+                              "-f", "csv")
+        assert from_ledger == from_files
+    assert "count for nothing" in err  # types unknown to the scheme go to stderr
+
+
+def test_score_parquet(ledger: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    target = tmp_path / "out.parquet"
+    run("score", "-s", "rongcheng", "--at", "2025-12-31", "--ledger", str(ledger), "-f",
+        "parquet", "-o", str(target))
+    table = pq.read_table(target)
+    assert table.column_names == ["code", "score", "grade", "lists", "denied", "granted"]
+    assert table.num_rows == 3
+
+
+def test_explain_names_records_and_conditions(ledger: Path, codes: dict[str, str]) -> None:
+    out, _ = run("explain", codes["driver"], "-s", "rongcheng", "--at", "2025-12-31",
+                 "--ledger", str(ledger))
+    assert "t1" in out and "t2" in out and "score 990" in out
+    out, _ = run("explain", codes["driver"], "-s", "court_dishonest_debtors", "--at",
+                 "2025-12-31", "--ledger", str(ledger), "--format", "json")
+    assert '"id": "j3"' in out and "resolves or voids" in out
+
+
+@pytest.mark.parametrize(
+    ("who", "action", "status", "text"),
+    [
+        ("debtor", "travel.air", 1, "denied by air_travel"),
+        ("debtor", "travel.air.domestic", 1, "denied"),
+        ("debtor", "travel.bus", 0, "allowed"),
+        ("driver", "travel.air", 0, "allowed"),
+    ],
+)
+def test_may_exit_status(ledger: Path, codes: dict[str, str], who: str, action: str,
+                         status: int, text: str) -> None:
+    out, _ = run("may", codes[who], action, "-s", "court_dishonest_debtors", "--at",
+                 "2025-12-31", "--ledger", str(ledger), code=status)
+    assert text in out
+
+
+def test_lookup_masks_persons_and_reveals_nothing_else(ledger: Path,
+                                                        codes: dict[str, str]) -> None:
+    out, _ = run("lookup", codes["debtor"], "--ledger", str(ledger), "--at", "2025-12-31")
+    assert codes["debtor"] not in out
+    assert codes["debtor"][:4] + "**********" + codes["debtor"][-4:] in out
+    assert "dishonest_judgment_debtors" in out
+    clean, _ = run("lookup", codes["clean"], "--ledger", str(ledger), "--at", "2025-12-31")
+    stranger = codes["clean"][:-4] + "0000"
+    unknown, _ = run("lookup", stranger, "--ledger", str(ledger), "--at", "2025-12-31")
+    assert clean.replace(codes["clean"][-4:], "") == unknown.replace("0000", "")
+    firm, _ = run("lookup", codes["firm"], "--ledger", str(ledger), "--at", "2025-12-31")
+    assert codes["firm"] in firm  # organizations are public
+
+
+def _entries(path: Path) -> int:
+    with sqlite3.connect(path) as con:
+        return int(con.execute("select count(*) from records").fetchone()[0])
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ("x1,{driver},traffic.violation,2025-13-01,,,", ":2: occurred_at"),
+        ("x1,{driver},traffic.violation,2025-06-01,2025-05-01,,", "recorded_at"),
+        ("x1,{driver},traffic.violation,2025-06-01,,-5,", ":2: amount"),
+        ("x1,{driver},traffic.violation,2025-06-01,,,nope", "ref"),
+        ("t1,{driver},traffic.violation,2025-06-09,,,", "t1"),
+        ("x1,{clean},court.judgment_fulfilled,2025-06-01,,,j1", "another subject"),
+        ("x1,110101199001011231,traffic.violation,2025-06-01,,,", "subject"),
+    ],
+)
+def test_bad_records_are_refused_whole(ledger: Path, codes: dict[str, str], tmp_path: Path,
+                                       row: str, expected: str) -> None:
+    bad = tmp_path / "bad.csv"
+    good = f"ok1,{codes['driver']},traffic.violation,2025-09-01,,,"
+    bad.write_text("id,subject,type,occurred_at,recorded_at,amount,ref\n"
+                   + row.format(**codes) + "\n" + good + "\n")
+    before = _entries(ledger)
+    _, err = run("records", "import", str(bad), "--ledger", str(ledger), code=2)
+    assert "bad.csv" in err and expected in err, err
+    assert _entries(ledger) == before
+
+
+def test_import_is_idempotent(ledger: Path, files: dict[str, Path]) -> None:
+    out, _ = run("records", "import", str(files["records"]), "--ledger", str(ledger))
+    assert "0 records appended, 7 already in the ledger" in out
+
+
+def test_verify_names_the_first_tampered_entry(ledger: Path) -> None:
+    out, _ = run("ledger", "verify", "--ledger", str(ledger))
+    assert out.startswith("ok:")
+    with sqlite3.connect(ledger) as con:
+        triggers = [r[0] for r in con.execute("select name from sqlite_master where type='trigger'")]
+        for name in triggers:
+            con.execute(f"drop trigger {name}")
+        con.execute("update records set amount = 999 where id = 't1'")
+    _, err = run("ledger", "verify", "--ledger", str(ledger), code=1)
+    assert "BROKEN" in err and "t1" in err
+
+
+def test_subjects_add_validates_codes(ledger: Path) -> None:
+    _, err = run("subjects", "add", "110101199001011234", "--kind", "person", "--ledger",
+                 str(ledger), code=2)
+    assert "check character" in err
+    run("subjects", "add", "ACME-001", "--kind", "organization", "--opaque-codes",
+        "--ledger", str(ledger))
+
+
+def test_opaque_codes_for_operators_outside_china(tmp_path: Path) -> None:
+    path = tmp_path / "o.ledger"
+    run("init", str(path))
+    subjects = tmp_path / "s.csv"
+    subjects.write_text("code,kind\ndriver-17,person\nshop-3,organization\n")
+    _, err = run("subjects", "import", str(subjects), "--ledger", str(path), code=2)
+    assert "s.csv:2" in err
+    run("subjects", "import", str(subjects), "--ledger", str(path), "--opaque-codes")
+    out, _ = run("score", "-s", "rongcheng", "--ledger", str(path), "-f", "table")
+    assert "driver-17" not in out  # persons' codes are masked in every view but the CSV
+    assert "d*******7" in out
+
+
+def test_missing_ledger_says_how_to_make_one(tmp_path: Path) -> None:
+    _, err = run("score", "-s", "rongcheng", "--ledger", str(tmp_path / "none.ledger"), code=2)
+    assert "socialcredit init" in err
+
+
+def test_schemes_with_critical_findings_are_refused_on_real_records(ledger: Path) -> None:
+    _, err = run("score", "-s", "civil_aviation", "--ledger", str(ledger), code=2)
+    assert "refused" in err and "protected-category" in err
+    out, err = run("score", "-s", "civil_aviation", "--ledger", str(ledger), "--synthetic",
+                   "-f", "csv")
+    assert out.startswith("code,score")
+    assert "critical" in err
+
+
+def test_scheme_commands(tmp_path: Path) -> None:
+    out, _ = run("scheme", "list")
+    for name in preset_names():
+        assert name[:9] in out
+    for name in preset_names():
+        run("scheme", "check", name)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scheme: x\nsubjects: [person]\nrecords: {}\nscore: {base: 1}\n"
+                   "grades: [{grade: A, min: 3}]\nrules: [{id: r, types: [t], measure: count}]\n")
+    _, err = run("scheme", "check", str(bad), code=2)
+    assert "bad.yaml:5: grades[0].min: the last grade takes no min" in err
+    assert "bad.yaml:6: rules[0].types[0]: record type 't' is not in the records catalogue" in err
+    run("scheme", "audit", "civil_aviation", code=1)
+    out, _ = run("scheme", "audit", "rongcheng")
+    out, _ = run("scheme", "schema")
+    assert '"properties"' in out

@@ -37,7 +37,7 @@ ACTIONS = (
 )
 WINDOWS = (1, 2, 3, 5, 8, 30)
 # Codes whose code-point order differs from case-insensitive, locale or UTF-16 order.
-CODES = ("a", "B", "b1", "b", "é", "Z", "A1", "x,y", 'q"', "\uff5a", "\U0001f600", "0")
+CODES = ("a", "B", "b1", "b", "é", "Z", "A1", "\uff5a", "\U0001f600", "0", "x,y", 'q"', "n\nl")
 STRAY_CODES = ("ghost", "b2")  # records of subjects that are not in the subjects table
 
 
@@ -112,8 +112,10 @@ def _rule(draw: st.DrawFn, i: int, types: list[str]) -> dict[str, Any]:
     else:
         rule["points"] = draw(st.integers(-20, 20))
         if draw(st.booleans()):
-            per = st.sampled_from([1, 2, 3, 7]) if measure == "count" else st.sampled_from(
-                [1, 3, 100, 10**6, 10**12]
+            per = (
+                st.sampled_from([1, 2, 3, 7])
+                if measure == "count"
+                else st.sampled_from([1, 3, 100, 10**6, 10**12])
             )
             rule["per"] = draw(per)
         if draw(st.booleans()):
@@ -221,8 +223,12 @@ def subject_lists(
 ) -> list[dict[str, str]]:
     """0 to 5 subjects with distinct short codes; most of the kinds ``kinds`` (scored)."""
     codes = draw(
-        st.lists(st.sampled_from(CODES), min_size=draw(st.sampled_from([0, 1, 1, 2])),
-                 max_size=5, unique=True)
+        st.lists(
+            st.sampled_from(CODES),
+            min_size=draw(st.sampled_from([0, 1, 1, 2])),
+            max_size=5,
+            unique=True,
+        )
     )
     kind = st.sampled_from([*kinds, *kinds, *kinds, "person", "organization"])
     return [{"code": c, "kind": draw(kind)} for c in codes]
@@ -282,8 +288,9 @@ def record_lists(
         choice = draw(st.integers(0, 6))
         if choice <= 1 and own:
             ref = draw(st.sampled_from(own))  # resolving or voiding one's own record
-        elif choice == 2 and out:
-            ref = draw(st.sampled_from([r["id"] for r in out]))  # maybe another subject's
+        elif choice == 2 and len(own) < len(out):
+            # another subject's record (perhaps of an unscored or unknown subject)
+            ref = draw(st.sampled_from([r["id"] for r in out if r["subject"] != who]))
         elif choice == 3:
             # a later record of the list, itself, or no record at all
             ref = draw(st.sampled_from([f"r{i}", f"r{i + 1}", f"r{i + 2}", "nowhere"]))

@@ -9,6 +9,7 @@ import io
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,8 +30,9 @@ SLOW = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 QUICK = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def engine_rows(case: Case, records: list[dict[str, Any]] | None = None,
-                at: dt.date | None = None) -> list[tuple[Any, ...]]:
+def engine_rows(
+    case: Case, records: list[dict[str, Any]] | None = None, at: dt.date | None = None
+) -> list[tuple[Any, ...]]:
     states = evaluate(
         case.scheme,
         subjects_table(case.subjects),
@@ -40,8 +42,9 @@ def engine_rows(case: Case, records: list[dict[str, Any]] | None = None,
     return [tuple(row.values()) for row in states.to_table().to_pylist()]
 
 
-def reference_rows(case: Case, records: list[dict[str, Any]] | None = None,
-                   at: dt.date | None = None) -> list[tuple[Any, ...]]:
+def reference_rows(
+    case: Case, records: list[dict[str, Any]] | None = None, at: dt.date | None = None
+) -> list[tuple[Any, ...]]:
     return reference.evaluate(
         case.scheme,
         case.subjects,
@@ -66,15 +69,32 @@ def test_engine_matches_reference(case: Case) -> None:
     assert parsed == [list(reference.HEADER)] + [[str(v) for v in row] for row in want]
 
 
+def chunked(table: pa.Table, sizes: list[int]) -> pa.Table:
+    """The same rows, in chunks of the given sizes (then one chunk with the rest)."""
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(table.slice(start, size))
+        start += size
+    pieces.append(table.slice(start))
+    return pa.concat_tables(pieces)
+
+
 @QUICK
-@given(cases(), st.randoms(use_true_random=False))
-def test_record_and_subject_order_do_not_matter(case: Case, rnd: Any) -> None:
+@given(cases(), st.randoms(use_true_random=False), st.lists(st.integers(0, 4), max_size=6))
+def test_order_and_chunking_of_the_inputs_do_not_matter(
+    case: Case, rnd: Any, sizes: list[int]
+) -> None:
     want = engine_rows(case)
     records = list(case.records)
     subjects = list(case.subjects)
     rnd.shuffle(records)
     rnd.shuffle(subjects)
-    got = evaluate(case.scheme, subjects_table(subjects), records_table(records), case.at)
+    got = evaluate(
+        case.scheme,
+        chunked(subjects_table(subjects), sizes[::-1]),
+        chunked(records_table(records), sizes),
+        case.at,
+    )
     assert [tuple(r.values()) for r in got.to_table().to_pylist()] == want
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import socialcredit.store
 from socialcredit.errors import InvalidInput, LedgerError
@@ -72,7 +74,7 @@ def snapshot(ledger: SqliteLedger) -> tuple[object, ...]:
 
 def test_public_names() -> None:
     assert sorted(socialcredit.store.__all__) == [
-        "AppendResult", "BatchCheck", "FileInputs", "Ledger", "Loaded", "Origin",
+        "AppendResult", "Batch", "BatchCheck", "FileInputs", "Ledger", "Loaded", "Origin",
         "SqliteLedger", "SubjectsAdded", "SubjectsCheck", "VerifyReport", "check_batch",
         "check_rows", "check_subjects", "load_records", "load_subjects", "parse_records",
         "parse_subjects", "read_inputs", "read_records", "read_subjects",
@@ -223,6 +225,24 @@ def test_read_back_across_scan_chunks(path: Path, monkeypatch: pytest.MonkeyPatc
         assert records.column("ref").to_pylist() == [
             None, None, None, None, None, None, "q0", "q1", "q2", "q3", "r0"]
         assert ledger.verify().ok
+
+
+def test_records_hashed_in_several_chunks(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("socialcredit.store.sqlite._CHUNK", 7)
+    rows = [f"r{i},{ORG},a.b,2024-01-{i % 28 + 1:02d},,{i},{f'r{i - 1}' if i % 3 else ''}"
+            for i in range(100)]
+    loaded = records_csv(*rows)
+    with SqliteLedger.create(path) as ledger:
+        ledger.add_subjects(subjects_table((ORG, "organization")))
+        assert ledger.append(loaded) == (100, 0)
+        assert ledger.records().equals(loaded.table)
+        report = ledger.verify()
+        assert report.ok and report.entries_checked == 101
+
+
+def test_create_in_a_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(LedgerError, match="cannot open"):
+        SqliteLedger.create(tmp_path / "no" / "such" / "ledger.db")
 
 
 def test_read_back_of_values_holding_the_separator(ledger: SqliteLedger, path: Path) -> None:
@@ -641,3 +661,43 @@ def test_a_process_killed_mid_batch_leaves_the_ledger_as_it_was(
     with SqliteLedger.open(path) as reopened:
         assert snapshot(reopened) == before
     assert snapshot(ledger) == before
+
+
+# -- property: the ledger is the union of what was appended ------------------------------
+
+record_ids = st.sampled_from([f"r{i}" for i in range(12)])
+
+
+@st.composite
+def batch_lists(draw: st.DrawFn) -> list[list[dict[str, object]]]:
+    """Batches of records drawn from a small pool, so that batches overlap."""
+    pool = {
+        key: {"id": key, "subject": draw(st.sampled_from([ORG, PERSON])), "type": "a.b",
+              "occurred_at": dt.date(2024, 1, 1) + dt.timedelta(days=i),
+              "recorded_at": dt.date(2024, 1, 1) + dt.timedelta(days=i + draw(st.integers(0, 3))),
+              "amount": draw(st.integers(0, 5)), "ref": None}
+        for i, key in enumerate(f"r{i}" for i in range(12))
+    }
+    return [[pool[key] for key in draw(st.lists(record_ids, max_size=8))]
+            for _ in range(draw(st.integers(1, 4)))]
+
+
+@settings(max_examples=25, deadline=None)
+@given(batch_lists())
+def test_the_ledger_holds_each_record_once_in_first_seen_order(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[dict[str, object]]]
+) -> None:
+    path = tmp_path_factory.mktemp("prop") / "ledger.db"
+    expected: dict[object, dict[str, object]] = {}
+    with SqliteLedger.create(path) as ledger:
+        ledger.add_subjects(subjects_table((ORG, "organization"), (PERSON, "person")))
+        for rows in batches:
+            new = {row["id"] for row in rows} - expected.keys()
+            result = ledger.append(pa.Table.from_pylist(rows, schema=RECORDS_SCHEMA), source="p")
+            assert result == (len(new), len(rows) - len(new))
+            for row in rows:
+                expected.setdefault(row["id"], row)
+        assert ledger.records().to_pylist() == list(expected.values())
+        report = ledger.verify()
+        assert report.ok
+        assert report.entries_checked == 2 + len(expected)

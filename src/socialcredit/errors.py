@@ -78,3 +78,7 @@ class LedgerError(SocialCreditError):
 
 class UnknownSubject(SocialCreditError):
     """A code that is not in the registry (or not scored by the scheme)."""
+
+
+class ScoreOverflow(SocialCreditError):
+    """A contribution or score does not fit in a signed 64-bit integer."""

@@ -100,7 +100,7 @@ def compile_scheme(scheme: Scheme) -> CompiledScheme:
     cuts = np.full((n_types + 1, width), NEVER, dtype=np.int32)
     for i, ws in windows.items():
         for j, w in enumerate(sorted(ws)):
-            cuts[i, j] = w
+            cuts[i, j] = min(w, NEVER)  # no age reaches NEVER days: a longer window is the same
     band_count = [len(windows[i]) + 1 for i in range(n_types)]
 
     # Which rules each (type, band) pair counts for; pairs with the same rule set per type

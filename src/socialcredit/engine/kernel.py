@@ -35,6 +35,7 @@ from socialcredit.engine.compiled import (
     CompiledScheme,
 )
 from socialcredit.engine.conditions import Compiled, Facts, compile_condition
+from socialcredit.errors import ScoreOverflow
 from socialcredit.scheme.model import Condition
 
 I32 = npt.NDArray[np.int32]
@@ -42,6 +43,7 @@ I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
 _NO_DAY = np.iinfo(np.int32).min
+_INT64_MAX = np.iinfo(np.int64).max
 _FLOAT_EXACT = 2**53
 PARTITION_RECORDS = 1 << 17
 
@@ -57,6 +59,7 @@ class LinearGroup:
     points: I64  # [R, 1]
     per: I64 | None  # [R, 1], None when every per is 1
     cap: I64  # [R, 1]; rules without a cap get the largest int64
+    capped: Bools  # [R, 1]: the rule has a cap
 
     @classmethod
     def of(cls, compiled: CompiledScheme, measure: int) -> LinearGroup:
@@ -77,6 +80,7 @@ class LinearGroup:
             cap=np.array(
                 [[r.cap if r.cap is not None else big] for r in chosen], dtype=np.int64
             ).reshape(-1, 1),
+            capped=np.array([[r.cap is not None] for r in chosen], dtype=np.bool_).reshape(-1, 1),
         )
 
     def evaluate(self, cells: I64, measure: I64, contribution: I64) -> None:
@@ -88,10 +92,8 @@ class LinearGroup:
         for k, slots in self.multi:
             values[k] = cells[slots].sum(axis=0) if len(slots) else 0
         measure[self.rules] = values
-        out = values // self.per if self.per is not None else values
-        out *= self.points
-        np.clip(out, -self.cap, self.cap, out=out)
-        contribution[self.rules] = out
+        quotient = values // self.per if self.per is not None else values
+        contribution[self.rules] = linear(quotient, self.points, self.cap, self.capped)
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,10 @@ def evaluate_partition(
         contribution[r] = _contribution(rule, measure[r], has[r])
 
     spec = c.scheme.score
+    if len(c.rules) and int(np.abs(contribution).max()) > _INT64_MAX // (2 * len(c.rules) + 2):
+        exact = spec.base + contribution.astype(object).sum(axis=0)
+        if any(abs(int(v)) > _INT64_MAX for v in np.atleast_1d(exact)):
+            raise ScoreOverflow("a score is beyond the 64-bit range; cap the rules")
     score = spec.base + contribution.sum(axis=0, dtype=np.int64)
     if spec.min is not None:
         np.maximum(score, spec.min, out=score)
@@ -303,12 +309,27 @@ def _latest(prep: Prepared, lo: int, hi: int, t: npt.NDArray[np.intp], key: I64,
     return latest
 
 
+def linear(quotient: I64, points: I64 | int, cap: I64 | int, capped: Bools | bool) -> I64:
+    """``points * quotient`` clipped to ``[-cap, cap]`` where capped, computed without
+    overflow (``quotient >= 0``); an uncapped product beyond 64 bits raises ScoreOverflow."""
+    p = np.asarray(points, dtype=np.int64)
+    c = np.where(capped, cap, _INT64_MAX).astype(np.int64)
+    over = quotient > c // np.maximum(np.abs(p), 1)
+    if not over.any():
+        out: I64 = quotient * p
+        return out
+    if bool((over & ~np.asarray(capped) & (p != 0)).any()):
+        raise ScoreOverflow(
+            "a rule's contribution (points times its measure) is beyond the "
+            "64-bit range; give the rule a cap"
+        )
+    out = np.where(over, np.sign(p) * c, np.where(over, 0, quotient) * p)
+    return out
+
+
 def _contribution(rule: CompiledRule, measure: I64, has: Bools) -> I64:
     if rule.points is not None:
-        out = rule.points * (measure // rule.per)
-        if rule.cap is not None:
-            np.clip(out, -rule.cap, rule.cap, out=out)
-        return out
+        return linear(measure // rule.per, rule.points, rule.cap or 0, rule.cap is not None)
     out = np.full(len(measure), rule.bin_points[-1], dtype=np.int64)
     for b in range(len(rule.bin_max) - 2, -1, -1):
         bound = rule.bin_max[b]

@@ -8,7 +8,7 @@
   :mod:`~socialcredit.store.chain` defines the hash chain.
 """
 
-from socialcredit.store.base import AppendResult, Ledger, SubjectsAdded, VerifyReport
+from socialcredit.store.base import AppendResult, Batch, Ledger, SubjectsAdded, VerifyReport
 from socialcredit.store.checks import (
     BatchCheck,
     SubjectsCheck,
@@ -32,6 +32,7 @@ from socialcredit.store.sqlite import SqliteLedger
 
 __all__ = [
     "AppendResult",
+    "Batch",
     "BatchCheck",
     "FileInputs",
     "Ledger",

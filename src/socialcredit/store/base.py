@@ -32,7 +32,7 @@ from socialcredit.store.checks import (
 from socialcredit.store.files import Loaded
 from socialcredit.store.origin import Origin
 
-__all__ = ["AppendResult", "Ledger", "SubjectsAdded", "VerifyReport"]
+__all__ = ["AppendResult", "Batch", "Ledger", "SubjectsAdded", "VerifyReport"]
 
 
 class AppendResult(NamedTuple):
@@ -41,6 +41,18 @@ class AppendResult(NamedTuple):
 
     appended: int
     duplicates_skipped: int
+
+
+class Batch(NamedTuple):
+    """One write to the ledger: its number, where it came from, its first and last entry,
+    and when it was committed (UTC, ISO 8601). The log of batches is not part of the
+    chain, but its heads are checked by :meth:`Ledger.verify`."""
+
+    batch: int
+    source: str
+    first_seq: int
+    last_seq: int
+    appended_at: str
 
 
 class SubjectsAdded(NamedTuple):
@@ -154,10 +166,12 @@ class Ledger(ABC):
                 [*table.column("id").chunks, *table.column("ref").chunks], pa.string()
             ).drop_null())
             existing = self._existing(ids)
-            codes = table.column("subject").drop_null()
-            # Upper-case forms too, to hint at a code written with a lower-case letter.
-            codes = pc.unique(pa.chunked_array([*codes.chunks, *pc.utf8_upper(codes).chunks]))
+            codes = pc.unique(table.column("subject").drop_null())
             subjects = self._registered(codes)
+            unknown = pc.filter(codes, pc.invert(pc.is_in(codes, value_set=subjects["code"])))
+            if len(unknown):  # their upper-case forms, to hint at a lower-case letter
+                upper = self._registered(pc.unique(pc.utf8_upper(unknown)))
+                subjects = pa.concat_tables([subjects, upper.select(subjects.column_names)])
             check = check_batch(table, origin=origin, ledger=existing, subjects=subjects)
             if check.problems:
                 raise InvalidInput(check.problems, what=source)
@@ -183,6 +197,10 @@ class Ledger(ABC):
     @abstractmethod
     def kind_of(self, code: str) -> str | None:
         """The kind of a registered subject, or None when the code is not registered."""
+
+    @abstractmethod
+    def batches(self) -> list[Batch]:
+        """The log of writes, oldest first."""
 
     @abstractmethod
     def verify(self) -> VerifyReport:

@@ -44,6 +44,7 @@ __all__ = [
     "GENESIS",
     "chain",
     "link_of",
+    "links",
     "record_payloads",
     "subject_payloads",
 ]
@@ -57,6 +58,15 @@ _MISSING = "~"
 def link_of(digest: bytes) -> int:
     """The link stored with the entry after ``digest``: its first 8 bytes, signed."""
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def links(previous: bytes, hashes: Sequence[bytes]) -> list[int]:
+    """The links of consecutive entries with these hashes, after ``previous``."""
+    if not hashes:
+        return []
+    joined = np.frombuffer(previous + b"".join(hashes[:-1]), dtype=">i8")
+    out: list[int] = joined[::4].tolist()
+    return out
 
 
 def _netstring_parts(values: pa.Array | pa.ChunkedArray) -> list[object]:

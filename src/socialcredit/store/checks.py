@@ -48,6 +48,7 @@ __all__ = [
     "check_subjects",
     "conform_records",
     "conform_subjects",
+    "count_distinct",
     "find_repeats",
     "shown_code",
 ]
@@ -357,7 +358,7 @@ def check_batch(
     )
 
 
-def _distinct(values: pa.ChunkedArray) -> int:
+def count_distinct(values: pa.ChunkedArray) -> int:
     """The number of distinct values (a hash aggregation: faster than ``pc.unique``)."""
     table = pa.table({"v": values})
     return int(table.group_by("v", use_threads=False).aggregate([]).num_rows)
@@ -370,13 +371,18 @@ def _unique(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def find_repeats(
-    records: pa.Table, origin: Origin, candidates: npt.NDArray[np.bool_] | None = None
+    records: pa.Table,
+    origin: Origin,
+    candidates: npt.NDArray[np.bool_] | None = None,
+    *,
+    distinct_ids: int | None = None,
 ) -> tuple[npt.NDArray[np.bool_], list[Problem]]:
     """Find the rows that repeat an earlier row exactly, and ids reused for other content.
 
     Only the ``candidates`` rows (all by default) are considered. Returns a mask of the
     exact repeats (to drop silently) and a problem for each later row that reuses an id
-    with different content, naming the place of the first.
+    with different content, naming the place of the first. ``distinct_ids`` may give the
+    number of distinct ids of the whole table, when it was counted already.
     """
     if candidates is None:
         candidates = np.ones(records.num_rows, dtype=np.bool_)
@@ -384,7 +390,11 @@ def find_repeats(
     repeat = np.zeros(n, dtype=np.bool_)
     rows = np.flatnonzero(candidates)
     part = records if len(rows) == n else records.take(pa.array(rows, pa.int64()))
-    if _distinct(part["id"]) == len(rows):
+    if len(rows) == n and distinct_ids == n:
+        return repeat, []
+    if distinct_ids is None or len(rows) < n:
+        distinct_ids = count_distinct(part["id"])
+    if distinct_ids == len(rows):
         return repeat, []
     keyed = part.append_column("__row", pa.array(np.arange(len(rows), dtype=np.int64)))
     firsts = np.sort(

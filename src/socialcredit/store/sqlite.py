@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
+import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +42,16 @@ import pyarrow.compute as pc
 
 from socialcredit.errors import LedgerError
 from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
-from socialcredit.store.base import Ledger, VerifyReport
-from socialcredit.store.chain import GENESIS, chain, link_of, record_payloads, subject_payloads
+from socialcredit.store.base import Batch, Ledger, VerifyReport
+from socialcredit.store.chain import GENESIS, chain, links, record_payloads, subject_payloads
+from socialcredit.store.sqlite_scan import (
+    RECORD_COLUMNS,
+    Names,
+    read_names,
+    records_table,
+    scan_records,
+)
+from socialcredit.store.verify import ChainWalk, Entries
 
 __all__ = ["SCHEMA_VERSION", "SqliteLedger"]
 
@@ -77,20 +85,15 @@ _SCHEMA = (
 _PAGE_SIZE = 16384
 _CACHE_KIB = 131072
 _BUSY_MS = 10000
-_SCAN = 1_000_000  # entries per chunk when reading the whole ledger
-_CHUNK = 8192  # records hashed at a time while the previous chunk is inserted
-_SEP = "\x1f"  # separates text values in group_concat; control characters are refused
+_SCAN = 500_000  # entries per chunk when reading the whole ledger
+_READERS = min(4, os.cpu_count() or 1)  # threads reading chunks
+_CHUNK = 20_000  # records hashed at a time while the previous chunk is inserted
 # Python's sqlite3 binds int, str and bytearray directly but sends None and bytes through
 # its adapter lookup, which costs more than the insert itself: a missing ref is bound as 0
 # (no entry has sequence number 0) and hashes as bytearrays.
 _INSERT_RECORD = (
     "INSERT INTO records (seq, id, subject, type, occurred_at, recorded_at, amount, ref, "
     "hash, link) VALUES (?, ?, ?, ?, ?, ?, ?, nullif(?, 0), ?, ?)"
-)
-_RECORD_COLUMNS = (
-    "r.seq, r.id, s.code, t.name, r.occurred_at, r.recorded_at, r.amount, rr.id "
-    "FROM records AS r JOIN subjects AS s ON s.seq = r.subject "
-    "JOIN types AS t ON t.code = r.type LEFT JOIN records AS rr ON rr.seq = r.ref"
 )
 
 
@@ -100,6 +103,8 @@ class SqliteLedger(Ledger):
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
+        self._subject_cache: dict[str, int] = {}
+        self._subject_mark = 0
 
     # -- opening ------------------------------------------------------------------------
 
@@ -175,12 +180,18 @@ class SqliteLedger(Ledger):
 
     def records(self) -> pa.Table:
         """All records, canonical schema, in ledger order."""
+        inside = self._db.in_transaction  # then other connections would not see it all
         with self._reading():
             last = self._last_seq()
-            names = self._names()
-            parts = [
-                self._scan(lo, lo + _SCAN, names).table for lo in range(1, last + 1, _SCAN)
-            ]
+            names = read_names(self._db)
+            starts = range(1, last + 1, _SCAN)
+            if len(starts) < 2 or _READERS < 2 or inside:
+                parts = [scan_records(self._db, lo, lo + _SCAN, names).table for lo in starts]
+            else:
+                # Entries are never changed, so other connections see the same entries up
+                # to ``last``: read chunks in parallel (SQLite works outside the GIL).
+                with ThreadPoolExecutor(min(_READERS, len(starts))) as pool:
+                    parts = list(pool.map(lambda lo: self._scan_apart(lo, names), starts))
         if not parts:
             return RECORDS_SCHEMA.empty_table()
         return pa.concat_tables(parts).combine_chunks()
@@ -188,17 +199,17 @@ class SqliteLedger(Ledger):
     def records_of(self, code: str) -> pa.Table:
         """The records of one subject, canonical schema, in ledger order."""
         rows = self._db.execute(
-            f"SELECT {_RECORD_COLUMNS} WHERE r.subject = "
+            f"SELECT {RECORD_COLUMNS} WHERE r.subject = "
             "(SELECT seq FROM subjects WHERE code = ?) ORDER BY r.seq", (code,)
         ).fetchall()
-        return _records_table(rows).drop_columns(["seq"])
+        return records_table(rows).drop_columns(["seq"])
 
-    def batches(self) -> list[tuple[int, str, int, int, str]]:
-        """The log of writes: (batch, source, first entry, last entry, when), oldest first."""
+    def batches(self) -> list[Batch]:
+        """The log of writes, oldest first."""
         rows = self._db.execute(
             "SELECT batch, source, first_seq, last_seq, appended_at FROM batches ORDER BY batch"
         ).fetchall()
-        return [tuple(row) for row in rows]
+        return [Batch(*row) for row in rows]
 
     # -- verifying ----------------------------------------------------------------------
 
@@ -212,24 +223,16 @@ class SqliteLedger(Ledger):
         last entry the log records (else entries were cut off the end).
         """
         with self._reading():
-            last = max(self._last_seq(), self._logged_last())
-            names = self._names()
+            logged = self._logged_last()
+            last = max(self._last_seq(), logged)
+            names = read_names(self._db)
             heads = dict(self._db.execute("SELECT last_seq, head FROM batches").fetchall())
-            walk = _Walk(heads)
+            walk = ChainWalk(heads)
             for lo in range(1, last + 1, _SCAN):
-                entries = self._entries(lo, lo + _SCAN, names)
-                report = walk.check(entries)
+                report = walk.check(self._entries(lo, lo + _SCAN, names))
                 if report is not None:
                     return report
-        logged = self._logged_last()
-        if walk.checked < logged:
-            return VerifyReport(
-                False, walk.checked, walk.checked + 1,
-                f"entries {walk.checked + 1} to {logged} are missing: the ledger ends at "
-                f"entry {walk.checked}, but its log of batches records entries up to "
-                f"{logged} (the end of the ledger was cut off)", None, walk.previous.hex(),
-            )
-        return VerifyReport(True, walk.checked, head=walk.previous.hex())
+        return walk.finish(logged)
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -270,14 +273,25 @@ class SqliteLedger(Ledger):
             table = pa.table({"code": codes, "seq": pa.array(seqs, pa.int64()),
                               "kind": pa.array(found_kinds, pa.string())})
         else:
-            # The unique index on code holds the seq: no need to read the table itself.
-            rows = self._db.execute(
-                "SELECT (SELECT seq FROM subjects WHERE code = j.value) FROM json_each(?) AS j "
-                "ORDER BY j.key", (json.dumps(codes.to_pylist()),),
-            ).fetchall()
-            seqs = pa.array([seq for (seq,) in rows], pa.int64())
+            known = self._subject_seqs()
+            seqs = pa.array([known.get(code) for code in codes.to_pylist()], pa.int64())
             table = pa.table({"code": codes, "seq": seqs})
         return table.filter(pc.is_valid(table["seq"]))
+
+    def _subject_seqs(self) -> dict[str, int]:
+        """The entry of every registered subject, by code.
+
+        Kept in memory and brought up to date from the entries added since (subjects are
+        only ever appended, so what was read stays true). Call it inside a transaction.
+        """
+        known = self._subject_cache
+        rows = self._db.execute(
+            "SELECT seq, code FROM subjects WHERE seq > ? ORDER BY seq", (self._subject_mark,)
+        ).fetchall()
+        if rows:
+            known.update((code, seq) for seq, code in rows)
+            self._subject_mark = rows[-1][0]
+        return known
 
     def _existing(self, ids: pa.Array | pa.ChunkedArray) -> pa.Table:
         # First the few ids that are there (the unique index answers alone), then their rows.
@@ -286,12 +300,12 @@ class SqliteLedger(Ledger):
             (json.dumps(ids.to_pylist()),),
         ).fetchall()
         if not found:
-            return _records_table([])
+            return records_table([])
         rows = self._db.execute(
-            f"SELECT {_RECORD_COLUMNS} WHERE r.seq IN (SELECT value FROM json_each(?))",
+            f"SELECT {RECORD_COLUMNS} WHERE r.seq IN (SELECT value FROM json_each(?))",
             (json.dumps([seq for (seq,) in found]),),
         ).fetchall()
-        return _records_table(rows)
+        return records_table(rows)
 
     def _write_subjects(self, subjects: pa.Table, *, source: str) -> None:
         first, previous = self._head()
@@ -301,7 +315,7 @@ class SqliteLedger(Ledger):
             "INSERT INTO subjects (seq, code, kind, hash, link) VALUES (?, ?, ?, ?, ?)",
             zip(seqs.tolist(), subjects.column("code").to_pylist(),
                 subjects.column("kind").to_pylist(), map(bytearray, hashes),
-                _links(previous, hashes), strict=True),
+                links(previous, hashes), strict=True),
         )
         self._log(source, int(seqs[0]), int(seqs[-1]), hashes[-1])
 
@@ -342,7 +356,7 @@ class SqliteLedger(Ledger):
                     part.column("amount").to_pylist(),
                     numbers.column("ref").to_pylist(),
                     map(bytearray, hashes),
-                    _links(head[0], hashes),
+                    links(head[0], hashes),
                     strict=True,
                 ))
                 head[0] = hashes[-1]
@@ -392,97 +406,18 @@ class SqliteLedger(Ledger):
         out: npt.NDArray[np.int64] = codes[_ints(position)]
         return out
 
-    def _names(self) -> _Names:
-        """Subject codes and type names by their numbers, for reading records."""
-        subject_rows = self._db.execute("SELECT seq, code FROM subjects ORDER BY seq").fetchall()
-        seqs, codes = zip(*subject_rows, strict=True) if subject_rows else ((), ())
-        type_rows = self._db.execute("SELECT code, name FROM types").fetchall()
-        size = max((code for code, _ in type_rows), default=0) + 1
-        names: list[str | None] = [None] * size
-        for code, name in type_rows:
-            names[code] = name
-        return _Names(np.array(seqs, dtype=np.int64), pa.array(codes, pa.string()),
-                      pa.array(names, pa.string()))
+    def _scan_apart(self, lo: int, names: Names) -> pa.Table:
+        """Records of one chunk, read on a connection of its own, for another thread."""
+        db = _connect(self.path, "ro")
+        try:
+            db.execute("BEGIN")
+            return scan_records(db, lo, lo + _SCAN, names).table
+        finally:
+            db.close()
 
-    def _scan(self, lo: int, hi: int, names: _Names, *, hashes: bool = False) -> _Scan:
-        """The records of entries lo <= seq < hi, read column-wise."""
-        extra = ", group_concat(hex(hash), ''), group_concat(link)" if hashes else ""
-        row = self._db.execute(
-            "SELECT count(*), group_concat(seq), group_concat(id, char(31)), "
-            "group_concat(subject), group_concat(type), group_concat(occurred_at), "
-            "group_concat(recorded_at), group_concat(amount), "
-            f"group_concat(ifnull(ref, '')){extra} FROM records WHERE seq >= ? AND seq < ?",
-            (lo, hi),
-        ).fetchone()
-        count = int(row[0])
-        if count == 0:
-            return _Scan.empty()
-        seq = _split_ints(row[1])
-        ids = _split(row[2], _SEP)
-        columns = [_split_ints(text) for text in row[3:8]]
-        ref_text = _split(row[8], ",")
-        if len(ids) != count or len(ref_text) != count or len(seq) != count:
-            return self._scan_slowly(lo, hi, names, hashes=hashes)
-        ref_seq = _ints_or_null(ref_text)
-        subject_seq, type_code, occurred, recorded, amount = columns
-        table = pa.Table.from_arrays([
-            ids.cast(pa.string()),
-            names.subject(subject_seq),
-            names.type(type_code),
-            _dates(occurred),
-            _dates(recorded),
-            pa.array(amount, pa.int64()),
-            self._ids_of(ref_seq, seq, ids),
-        ], schema=RECORDS_SCHEMA)
-        if not hashes:
-            return _Scan(seq, table)
-        digests = bytes.fromhex(row[9])
-        return _Scan(seq, table, [digests[i:i + 32] for i in range(0, len(digests), 32)],
-                     _split_ints(row[10]))
-
-    def _scan_slowly(self, lo: int, hi: int, names: _Names, *, hashes: bool) -> _Scan:
-        """As :meth:`_scan`, row by row: for values holding the separator (a tampered file)."""
-        rows = self._db.execute(
-            "SELECT seq, id, subject, type, occurred_at, recorded_at, amount, ref, hash, link "
-            "FROM records WHERE seq >= ? AND seq < ? ORDER BY seq", (lo, hi)).fetchall()
-        cols = list(zip(*rows, strict=True))
-        seq = np.array(cols[0], dtype=np.int64)
-        ids = pa.array(cols[1], pa.string())
-        ref_seq = pa.array(cols[7], pa.int64())
-        table = pa.Table.from_arrays([
-            ids,
-            names.subject(np.array(cols[2], dtype=np.int64)),
-            names.type(np.array(cols[3], dtype=np.int64)),
-            _dates(np.array(cols[4], dtype=np.int64)),
-            _dates(np.array(cols[5], dtype=np.int64)),
-            pa.array(cols[6], pa.int64()),
-            self._ids_of(ref_seq, seq, ids),
-        ], schema=RECORDS_SCHEMA)
-        if not hashes:
-            return _Scan(seq, table)
-        return _Scan(seq, table, [bytes(h) for h in cols[8]], np.array(cols[9], np.int64))
-
-    def _ids_of(self, refs: pa.Array, seq: npt.NDArray[np.int64], ids: pa.Array) -> pa.Array:
-        """The record ids of the entries ``refs`` (null stays null)."""
-        if refs.null_count == len(refs):
-            return pa.nulls(len(refs), pa.string())
-        wanted = np.asarray(pc.fill_null(refs, -1).to_numpy(), dtype=np.int64)
-        position = np.clip(np.searchsorted(seq, wanted), 0, len(seq) - 1)
-        here = seq[position] == wanted
-        out = pc.if_else(pa.array(here), ids.take(pa.array(position)), pa.scalar(None, ids.type))
-        elsewhere = np.flatnonzero(~here & (wanted >= 0))
-        if len(elsewhere):
-            targets = np.unique(wanted[elsewhere])
-            found = dict(self._db.execute(
-                "SELECT seq, id FROM records WHERE seq IN (SELECT value FROM json_each(?))",
-                (json.dumps(targets.tolist()),)).fetchall())
-            looked = [found.get(int(s)) for s in wanted[elsewhere]]
-            out = _put(out, elsewhere, looked)
-        return out.cast(pa.string())
-
-    def _entries(self, lo: int, hi: int, names: _Names) -> _Entries:
+    def _entries(self, lo: int, hi: int, names: Names) -> Entries:
         """Entries lo <= seq < hi of both tables, in sequence order, with payloads."""
-        records = self._scan(lo, hi, names, hashes=True)
+        records = scan_records(self._db, lo, hi, names, hashes=True)
         rows = self._db.execute(
             "SELECT seq, code, kind, hash, link FROM subjects WHERE seq >= ? AND seq < ? "
             "ORDER BY seq", (lo, hi)).fetchall()
@@ -498,105 +433,10 @@ class SqliteLedger(Ledger):
         digests = [*records.hashes, *(bytes(h) for h in cols[3])]
         links = np.concatenate([records.links, np.array(cols[4], dtype=np.int64)])
         order = np.argsort(seq, kind="stable")
-        return _Entries(
+        return Entries(
             seq[order].tolist(), [payloads[i] for i in order], [keys[i] for i in order],
             [kinds[i] for i in order], [digests[i] for i in order], links[order].tolist(),
         )
-
-
-# -- pieces ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Names:
-    """Subject codes by subject entry, type names by type code."""
-
-    subject_seqs: npt.NDArray[np.int64]
-    subject_codes: pa.Array
-    type_names: pa.Array
-
-    def subject(self, seqs: npt.NDArray[np.int64]) -> pa.Array:
-        if len(self.subject_seqs) == 0:
-            return pa.nulls(len(seqs), pa.string())
-        position = np.clip(np.searchsorted(self.subject_seqs, seqs), 0,
-                           len(self.subject_seqs) - 1)
-        found = self.subject_seqs[position] == seqs
-        codes = self.subject_codes.take(pa.array(position))
-        return pc.if_else(pa.array(found), codes, pa.scalar(None, pa.string()))
-
-    def type(self, codes: npt.NDArray[np.int64]) -> pa.Array:
-        inside = (codes >= 0) & (codes < len(self.type_names))
-        names = self.type_names.take(pa.array(np.where(inside, codes, 0)))
-        return pc.if_else(pa.array(inside), names, pa.scalar(None, pa.string()))
-
-
-@dataclass(frozen=True)
-class _Scan:
-    seq: npt.NDArray[np.int64]
-    table: pa.Table
-    hashes: Sequence[bytes] = ()
-    links: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
-
-    @classmethod
-    def empty(cls) -> _Scan:
-        return cls(np.zeros(0, dtype=np.int64), RECORDS_SCHEMA.empty_table())
-
-
-@dataclass(frozen=True)
-class _Entries:
-    seq: list[int]
-    payloads: list[bytes | None]
-    keys: list[str]
-    kinds: list[str]
-    hashes: list[bytes]
-    links: list[int]
-
-
-class _Walk:
-    """The state of :meth:`SqliteLedger.verify` along the chain."""
-
-    def __init__(self, heads: dict[int, bytes]) -> None:
-        self.heads = heads
-        self.previous = GENESIS
-        self.checked = 0
-
-    def check(self, entries: _Entries) -> VerifyReport | None:
-        sha256 = hashlib.sha256
-        for k, seq in enumerate(entries.seq):
-            expected = self.checked + 1
-            key, kind = entries.keys[k], entries.kinds[k]
-            name = f"entry {seq} ({kind} {key!r})"
-            if seq != expected:
-                if seq > expected:
-                    return self._bad(expected, None, (
-                        f"gap in the sequence: entry {expected} is missing (the entries go "
-                        f"from {expected - 1} to {seq}): it was deleted"))
-                return self._bad(seq, key, f"sequence number {seq} is used twice")
-            if entries.links[k] != link_of(self.previous):
-                return self._bad(seq, key, (
-                    f"broken link: {name} is not chained to the hash entry {seq - 1} has "
-                    f"now; entry {seq - 1} was rewritten, or the link of entry {seq} changed"))
-            payload = entries.payloads[k]
-            if payload is None:
-                return self._bad(seq, key, (
-                    f"content hash mismatch: {name} refers to a subject, type or record "
-                    "that does not exist; its fields were changed"))
-            digest = sha256(self.previous + payload).digest()
-            if digest != entries.hashes[k]:
-                return self._bad(seq, key, (
-                    f"content hash mismatch: the fields of {name} do not match its hash; "
-                    "they were changed after it was appended"))
-            head = self.heads.get(seq)
-            if head is not None and bytes(head) != digest:
-                return self._bad(seq, key, (
-                    f"{name} does not match the hash the log of batches recorded for it: "
-                    "the chain up to here was rewritten"))
-            self.previous = digest
-            self.checked += 1
-        return None
-
-    def _bad(self, seq: int, key: str | None, reason: str) -> VerifyReport:
-        return VerifyReport(False, self.checked, seq, reason, key, self.previous.hex())
 
 
 def _insert_overlapped(
@@ -663,71 +503,18 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _links(previous: bytes, hashes: list[bytes]) -> list[int]:
-    """The link of each entry: the first 8 bytes of the hash before it, as a signed int."""
-    joined = np.frombuffer(previous + b"".join(hashes[:-1]), dtype=">i8")
-    out: list[int] = joined[::4].tolist()
-    return out
-
-
 def _days(dates: pa.ChunkedArray) -> npt.NDArray[np.int64]:
     days = pc.cast(dates, pa.int32()).to_numpy()
     return np.asarray(days, dtype=np.int64)
 
 
-def _dates(days: npt.NDArray[np.int64]) -> pa.Array:
-    return pa.array(days.astype(np.int32)).cast(pa.date32())
 
 
 def _ints(values: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:
     return np.asarray(values.to_numpy(), dtype=np.int64)
 
 
-def _split(text: str, separator: str) -> pa.Array:
-    parts = pc.split_pattern(pa.array([text], pa.large_string()), separator)
-    flat: pa.Array = pc.list_flatten(parts)
-    return flat
-
-
-def _split_ints(text: str) -> npt.NDArray[np.int64]:
-    return np.asarray(pc.cast(_split(text, ","), pa.int64()).to_numpy(), dtype=np.int64)
-
-
-def _ints_or_null(values: pa.Array) -> pa.Array:
-    empty = pc.equal(values, "")
-    cleaned = pc.if_else(empty, pa.scalar(None, values.type), values)
-    out: pa.Array = pc.cast(cleaned, pa.int64())
-    return out
-
-
 def _combined(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         return values.combine_chunks()
     return values
-
-
-def _put(values: pa.Array, positions: npt.NDArray[np.int64], items: list[str | None]) -> pa.Array:
-    out = values.to_pylist()
-    for position, item in zip(positions.tolist(), items, strict=True):
-        out[position] = item
-    return pa.array(out, pa.string())
-
-
-def _records_table(rows: list[tuple[object, ...]]) -> pa.Table:
-    """A canonical table (with ``seq`` first) from rows of ``_RECORD_COLUMNS``."""
-    cols: list[Sequence[object]] = (
-        list(zip(*rows, strict=True)) if rows else [() for _ in range(8)]
-    )
-    arrays = [
-        pa.array(cols[0], pa.int64()),
-        pa.array(cols[1], pa.string()),
-        pa.array(cols[2], pa.string()),
-        pa.array(cols[3], pa.string()),
-        pa.array(cols[4], pa.int32()).cast(pa.date32()),
-        pa.array(cols[5], pa.int32()).cast(pa.date32()),
-        pa.array(cols[6], pa.int64()),
-        pa.array(cols[7], pa.string()),
-    ]
-    return pa.Table.from_arrays(
-        arrays, schema=pa.schema([pa.field("seq", pa.int64()), *RECORDS_SCHEMA])
-    )

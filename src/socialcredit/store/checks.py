@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from socialcredit.days import to_day
 from socialcredit.errors import InvalidCode, InvalidInput, Problem
 from socialcredit.ids import KINDS, mask, validate_code
+from socialcredit.ids.batch import valid_mask
 from socialcredit.records import (
     RECORD_FIELDS,
     RECORDS_SCHEMA,
@@ -219,10 +220,16 @@ def check_rows(
             problems.append(origin.problem(int(i), name, _untidy_message(value)))
         bad[untidy] = True
     ref = _column(table, "ref")
-    flag(as_mask(pc.equal(ref, "")), "ref", "is empty: leave it out, or name the record this "
-         "one resolves or voids")
-    flag(as_mask(pc.equal(ref, _column(table, "id"))), "ref",
-         "names the record itself: a ref names another record, which this one resolves or voids")
+    flag(
+        as_mask(pc.equal(ref, "")),
+        "ref",
+        "is empty: leave it out, or name the record this one resolves or voids",
+    )
+    flag(
+        as_mask(pc.equal(ref, _column(table, "id"))),
+        "ref",
+        "names the record itself: a ref names another record, which this one resolves or voids",
+    )
 
     occurred = pc.cast(_column(table, "occurred_at"), pa.int32())
     recorded = pc.cast(_column(table, "recorded_at"), pa.int32())
@@ -238,12 +245,15 @@ def check_rows(
     )
     for i in early:
         row = int(i)
-        problems.append(origin.problem(
-            row, "recorded_at",
-            f"{_column(table, 'recorded_at')[row]} is before occurred_at "
-            f"{_column(table, 'occurred_at')[row]}: a record is never recorded before the "
-            "conduct happened",
-        ))
+        problems.append(
+            origin.problem(
+                row,
+                "recorded_at",
+                f"{_column(table, 'recorded_at')[row]} is before occurred_at "
+                f"{_column(table, 'occurred_at')[row]}: a record is never recorded before the "
+                "conduct happened",
+            )
+        )
     bad[early] = True
     negative = np.flatnonzero(as_mask(pc.less(_column(table, "amount"), 0)))
     for i in negative:
@@ -422,16 +432,20 @@ def find_repeats(
             continue
         earlier = first_of[record_id]
         differ = _differences(records, earlier, records, row)
-        problems.append(origin.problem(
-            row, "id",
-            f"id {record_id!r} is also used on {origin.place(earlier)} for a different record "
-            f"({differ}); an id names exactly one record",
-        ))
+        problems.append(
+            origin.problem(
+                row,
+                "id",
+                f"id {record_id!r} is also used on {origin.place(earlier)} for a different record "
+                f"({differ}); an id names exactly one record",
+            )
+        )
     return repeat, problems
 
 
-def _differences(a: pa.Table, i: int, b: pa.Table, j: int, *, labels: tuple[str, str] = ("", "")
-                 ) -> str:
+def _differences(
+    a: pa.Table, i: int, b: pa.Table, j: int, *, labels: tuple[str, str] = ("", "")
+) -> str:
     """Name the fields in which row i of a and row j of b differ, with both values."""
     left = a.slice(i, 1).to_pylist()[0]
     right = b.slice(j, 1).to_pylist()[0]
@@ -439,8 +453,9 @@ def _differences(a: pa.Table, i: int, b: pa.Table, j: int, *, labels: tuple[str,
     for name in RECORD_FIELDS:
         if left[name] != right[name]:
             if labels[0]:
-                parts.append(f"{name}: {labels[0]} {_text(left[name])}, "
-                             f"{labels[1]} {_text(right[name])}")
+                parts.append(
+                    f"{name}: {labels[0]} {_text(left[name])}, {labels[1]} {_text(right[name])}"
+                )
             else:
                 parts.append(f"{name} {_text(left[name])} vs {_text(right[name])}")
     return "; ".join(parts)
@@ -478,12 +493,15 @@ def _against_ledger(
         row = int(hit[k])
         record_id = ours["id"][int(k)].as_py()
         differ = _differences(theirs, int(k), ours, int(k), labels=("the ledger has", "this has"))
-        problems.append(origin.problem(
-            row, "id",
-            f"record {record_id!r} is already in the ledger with other content ({differ}); "
-            f"the ledger is never changed: record a correction as a new record whose ref is "
-            f"{record_id!r}",
-        ))
+        problems.append(
+            origin.problem(
+                row,
+                "id",
+                f"record {record_id!r} is already in the ledger with other content ({differ}); "
+                f"the ledger is never changed: record a correction as a new record whose ref is "
+                f"{record_id!r}",
+            )
+        )
     return same, problems
 
 
@@ -510,13 +528,18 @@ def _check_refs(
     for k in np.flatnonzero(missing | foreign):
         row, target = int(rows[k]), refs[int(k)].as_py()
         if missing[k]:
-            message = (f"names record {target!r}, which is neither {where}; a ref must name an "
-                       "existing record" if ledger is not None else
-                       f"names record {target!r}, which is not {where}; a ref must name a "
-                       "record of the file")
+            message = (
+                f"names record {target!r}, which is neither {where}; a ref must name an "
+                "existing record"
+                if ledger is not None
+                else f"names record {target!r}, which is not {where}; a ref must name a "
+                "record of the file"
+            )
         else:
-            message = (f"names record {target!r}, which is about another subject; a record can "
-                       "only resolve or void a record of its own subject")
+            message = (
+                f"names record {target!r}, which is about another subject; a record can "
+                "only resolve or void a record of its own subject"
+            )
         problems.append(origin.problem(row, "ref", message))
     return problems
 
@@ -533,10 +556,13 @@ def _unregistered(
         hint = ""
         if code.upper() in registered:
             hint = " (a code with upper-case letters is; codes are matched exactly)"
-        problems.append(origin.problem(
-            row, "subject",
-            f"subject {shown_code(code)} is not registered{hint}; register the subject first",
-        ))
+        problems.append(
+            origin.problem(
+                row,
+                "subject",
+                f"subject {shown_code(code)} is not registered{hint}; register the subject first",
+            )
+        )
     return problems
 
 
@@ -555,8 +581,9 @@ class SubjectsCheck:
     repeats: int
 
 
-def check_subjects(subjects: pa.Table, origin: Origin, *, opaque_codes: bool = False
-                   ) -> SubjectsCheck:
+def check_subjects(
+    subjects: pa.Table, origin: Origin, *, opaque_codes: bool = False
+) -> SubjectsCheck:
     """Check a batch of subjects and return them normalized.
 
     Every ``code`` is checked with :func:`socialcredit.ids.validate_code` for its ``kind``
@@ -564,21 +591,29 @@ def check_subjects(subjects: pa.Table, origin: Origin, *, opaque_codes: bool = F
     normal form; ``kind`` must be ``person`` or ``organization``. A code listed twice with
     the same kind is kept once; with different kinds it is a problem naming both places.
     Codes of persons are masked in messages.
+
+    Codes already valid and in normal form are recognised in bulk
+    (:func:`socialcredit.ids.batch.valid_mask`); only the others are looked at one by one.
     """
-    codes = subjects["code"].to_pylist()
-    kinds = subjects["kind"].to_pylist()
+    codes = subjects["code"].combine_chunks().cast(pa.string())
+    kinds = subjects["kind"].combine_chunks().cast(pa.string())
+    n = len(codes)
+    fast = _fast_valid(codes, kinds, opaque_codes)
     problems: list[Problem] = []
-    keep: list[int] = []
-    normal: list[str] = []
-    seen: dict[str, tuple[int, str]] = {}
-    repeats = 0
-    for i, (code, kind) in enumerate(zip(codes, kinds, strict=True)):
+    bad = np.zeros(n, dtype=np.bool_)
+    fixed_rows: list[int] = []
+    fixed_codes: list[str] = []
+    for i in np.flatnonzero(~fast).tolist():
+        code, kind = codes[i].as_py(), kinds[i].as_py()
         row_problems = []
         if not kind:
             row_problems.append(origin.problem(i, "kind", "missing: person or organization"))
         elif kind not in KINDS:
-            row_problems.append(origin.problem(
-                i, "kind", f"{kind!r} is not a kind of subject; use person or organization"))
+            row_problems.append(
+                origin.problem(
+                    i, "kind", f"{kind!r} is not a kind of subject; use person or organization"
+                )
+            )
         if not code:
             row_problems.append(origin.problem(i, "code", "missing: the subject's code"))
         elif kind in KINDS:
@@ -588,24 +623,68 @@ def check_subjects(subjects: pa.Table, origin: Origin, *, opaque_codes: bool = F
                 row_problems.append(origin.problem(i, "code", str(exc)))
         if row_problems:
             problems += row_problems
-            continue
+            bad[i] = True
+        else:
+            fixed_rows.append(i)
+            fixed_codes.append(code)
+    if fixed_rows:
+        index = np.arange(n, dtype=np.int64)
+        index[fixed_rows] = n + np.arange(len(fixed_rows))
+        codes = pa.concat_arrays([codes, pa.array(fixed_codes, pa.string())]).take(pa.array(index))
+    good = np.flatnonzero(~bad)
+    keep, repeats = _first_of_each(codes, kinds, good, origin, problems)
+    table = pa.table(
+        {
+            "code": codes.take(pa.array(keep, pa.int64())),
+            "kind": kinds.take(pa.array(keep, pa.int64())),
+        },
+        schema=SUBJECTS_SCHEMA,
+    )
+    return SubjectsCheck(table, origin.take(keep), sort_problems(problems), repeats)
+
+
+def _fast_valid(codes: pa.Array, kinds: pa.Array, opaque_codes: bool) -> npt.NDArray[np.bool_]:
+    """Rows whose code is valid for its kind and already normal, checked in bulk."""
+    if not opaque_codes:
+        return valid_mask(codes, kinds)
+    known = as_mask(pc.fill_null(pc.is_in(kinds, value_set=pa.array(list(KINDS))), False))
+    plain = pc.fill_null(pc.match_substring_regex(codes, r"^[!-~]{1,64}$"), False)
+    return known & as_mask(plain)
+
+
+def _first_of_each(
+    codes: pa.Array,
+    kinds: pa.Array,
+    rows: npt.NDArray[np.int64],
+    origin: Origin,
+    problems: list[Problem],
+) -> tuple[list[int], int]:
+    """Keep the first row of each code; report a code given with two kinds."""
+    chosen = codes.take(pa.array(rows))
+    if pc.count_distinct(chosen).as_py() == len(chosen):
+        return rows.tolist(), 0
+    counts = pc.value_counts(chosen)
+    twice = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    repeated = as_mask(pc.is_in(chosen, value_set=twice))
+    skip: set[int] = set()
+    seen: dict[str, tuple[int, str]] = {}
+    repeats = 0
+    for i in rows[repeated].tolist():
+        code, kind = codes[i].as_py(), kinds[i].as_py()
         if code in seen:
+            skip.add(i)
             first, first_kind = seen[code]
             if first_kind == kind:
                 repeats += 1
             else:
-                problems.append(origin.problem(
-                    i, "kind",
-                    f"subject {shown_code(code, 'person')} is listed on {origin.place(first)} "
-                    f"as {first_kind} and here as {kind}; a subject has one kind",
-                ))
+                problems.append(
+                    origin.problem(
+                        i,
+                        "kind",
+                        f"subject {shown_code(code, 'person')} is listed on {origin.place(first)} "
+                        f"as {first_kind} and here as {kind}; a subject has one kind",
+                    )
+                )
             continue
         seen[code] = (i, kind)
-        keep.append(i)
-        normal.append(code)
-    table = pa.table(
-        {"code": pa.array(normal, pa.string()),
-         "kind": subjects["kind"].take(pa.array(keep, pa.int64()))},
-        schema=SUBJECTS_SCHEMA,
-    )
-    return SubjectsCheck(table, origin.take(keep), sort_problems(problems), repeats)
+    return [i for i in rows.tolist() if i not in skip], repeats

@@ -47,11 +47,17 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
 def make(n_records: int, n_subjects: int, seed: int = 5) -> tuple[pa.Table, pa.Table]:
     """Canonical subjects (valid resident numbers) and records of rongcheng's types."""
     rng = np.random.default_rng(seed)
-    codes = np.array(ric.generate(rng, n_subjects, born_from=dt.date(1950, 1, 1),
-                                  born_to=dt.date(2005, 12, 31)), dtype=object)
-    subjects = pa.table({"code": pa.array(codes, pa.string()),
-                         "kind": pa.array(["person"] * n_subjects, pa.string())},
-                        schema=SUBJECTS_SCHEMA)
+    codes = np.array(
+        ric.generate(rng, n_subjects, born_from=dt.date(1950, 1, 1), born_to=dt.date(2005, 12, 31)),
+        dtype=object,
+    )
+    subjects = pa.table(
+        {
+            "code": pa.array(codes, pa.string()),
+            "kind": pa.array(["person"] * n_subjects, pa.string()),
+        },
+        schema=SUBJECTS_SCHEMA,
+    )
     types = np.array(list(load("rongcheng").scheme.records), dtype=object)
     occurred = 20089 + rng.integers(0, 700, size=n_records)
     recorded = occurred + rng.integers(0, 5, size=n_records)
@@ -75,15 +81,23 @@ def plain_sqlite(path: Path, records: pa.Table) -> float:
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=FULL")
-    con.execute("CREATE TABLE r (id TEXT PRIMARY KEY, subject TEXT, type TEXT, occurred INT,"
-                " recorded INT, amount INT, ref TEXT)")
+    con.execute(
+        "CREATE TABLE r (id TEXT PRIMARY KEY, subject TEXT, type TEXT, occurred INT,"
+        " recorded INT, amount INT, ref TEXT)"
+    )
     t = time.perf_counter()
     for offset in range(0, records.num_rows, BATCH):
         b = records.slice(offset, BATCH)
-        rows = zip(b["id"].to_pylist(), b["subject"].to_pylist(), b["type"].to_pylist(),
-                   b["occurred_at"].cast(pa.int32()).to_pylist(),
-                   b["recorded_at"].cast(pa.int32()).to_pylist(), b["amount"].to_pylist(),
-                   b["ref"].to_pylist(), strict=True)
+        rows = zip(
+            b["id"].to_pylist(),
+            b["subject"].to_pylist(),
+            b["type"].to_pylist(),
+            b["occurred_at"].cast(pa.int32()).to_pylist(),
+            b["recorded_at"].cast(pa.int32()).to_pylist(),
+            b["amount"].to_pylist(),
+            b["ref"].to_pylist(),
+            strict=True,
+        )
         con.execute("BEGIN")
         con.executemany("INSERT INTO r VALUES (?,?,?,?,?,?,?)", rows)
         con.execute("COMMIT")
@@ -98,8 +112,10 @@ def main() -> None:
     ap.add_argument("--subjects", type=int, default=200_000)
     args = ap.parse_args()
     print(f"# ledger and file benchmark: {args.records:,} records, {args.subjects:,} subjects")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    )
     subjects, records = make(args.records, args.subjects)
     n = records.num_rows
     rows: list[tuple[str, str, str]] = []
@@ -115,10 +131,20 @@ def main() -> None:
             for offset in range(0, n, BATCH):
                 store.append(records.slice(offset, BATCH), source="bench")
             append = time.perf_counter() - t
-        rows.append(("plain SQLite insert, WAL, synchronous=FULL, batches of 100k",
-                     f"{plain:.2f} s", f"{n / plain:,.0f} rows/s"))
-        rows.append(("ledger append with hash chain and checks, same batches",
-                     f"{append:.2f} s", f"{n / append:,.0f} records/s"))
+        rows.append(
+            (
+                "plain SQLite insert, WAL, synchronous=FULL, batches of 100k",
+                f"{plain:.2f} s",
+                f"{n / plain:,.0f} rows/s",
+            )
+        )
+        rows.append(
+            (
+                "ledger append with hash chain and checks, same batches",
+                f"{append:.2f} s",
+                f"{n / append:,.0f} records/s",
+            )
+        )
 
         # score from the ledger file
         def read_ledger() -> tuple[pa.Table, pa.Table]:
@@ -130,10 +156,15 @@ def main() -> None:
         t_eval, states = timed(lambda: engine.evaluate(prepared, AT))  # type: ignore[arg-type]
         t_csv, _ = timed(lambda: states.write_csv(io.BytesIO()))  # type: ignore[attr-defined]
         total = t_read + t_prep + t_eval + t_csv
-        rows.append(("score from the ledger file, total", f"{total:.2f} s",
-                     f"{n / total:,.0f} records/s"))
-        for name, value in (("read records from SQLite", t_read), ("prepare", t_prep),
-                            ("evaluate", t_eval), ("write section 7 CSV", t_csv)):
+        rows.append(
+            ("score from the ledger file, total", f"{total:.2f} s", f"{n / total:,.0f} records/s")
+        )
+        for name, value in (
+            ("read records from SQLite", t_read),
+            ("prepare", t_prep),
+            ("evaluate", t_eval),
+            ("write section 7 CSV", t_csv),
+        ):
             rows.append((f"  {name}", f"{value:.2f} s", f"{100 * value / total:.0f}%"))
         expected = states.to_csv()  # type: ignore[attr-defined]
 
@@ -148,10 +179,19 @@ def main() -> None:
         assert states.to_csv() == expected  # type: ignore[attr-defined]
         total = t_read + t_prep + t_eval + t_csv
         size = (s_csv.stat().st_size + r_csv.stat().st_size) / 1e6
-        rows.append((f"score from CSV files ({size:,.0f} MB), total", f"{total:.2f} s",
-                     f"{n / total:,.0f} records/s"))
-        for name, value in (("read and check both files", t_read), ("prepare", t_prep),
-                            ("evaluate", t_eval), ("write section 7 CSV", t_csv)):
+        rows.append(
+            (
+                f"score from CSV files ({size:,.0f} MB), total",
+                f"{total:.2f} s",
+                f"{n / total:,.0f} records/s",
+            )
+        )
+        for name, value in (
+            ("read and check both files", t_read),
+            ("prepare", t_prep),
+            ("evaluate", t_eval),
+            ("write section 7 CSV", t_csv),
+        ):
             rows.append((f"  {name}", f"{value:.2f} s", f"{100 * value / total:.0f}%"))
 
     print()

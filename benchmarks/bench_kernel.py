@@ -36,11 +36,11 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic import ledger_columns  # noqa: E402
+from synthetic import ledger_columns
 
-from socialcredit.engine import Engine  # noqa: E402
-from socialcredit.engine.decisions import Decider  # noqa: E402
-from socialcredit.scheme import load  # noqa: E402
+from socialcredit.engine import Engine
+from socialcredit.engine.decisions import Decider
+from socialcredit.scheme import load
 
 AT = "2026-06-01"
 
@@ -108,6 +108,7 @@ def python_loop(engine: Engine, subjects: pa.Table, records: pa.Table, at_day: i
                 if t in types and (rule.window_days is None or at_day - occ < rule.window_days):
                     pts = rule.points or 0
                     totals[rec["subject"]] = totals.get(rec["subject"], 0) + pts
+
     return len(rows) / best(run, repeat=1)
 
 
@@ -128,8 +129,7 @@ def child_peak(path: str, scheme: str) -> None:
     before = high_water()
     with pa.memory_map(path) as source:
         table = pa.ipc.open_file(source).read_all()
-    records = table.select(["id", "subject", "type", "occurred_at", "recorded_at", "amount",
-                            "ref"])
+    records = table.select(["id", "subject", "type", "occurred_at", "recorded_at", "amount", "ref"])
     records = pa.table({n: records.column(n).combine_chunks() for n in records.column_names})
     del table
     codes = records.column("subject").chunk(0).dictionary
@@ -139,8 +139,17 @@ def child_peak(path: str, scheme: str) -> None:
     engine = Engine(load(scheme).scheme)
     states = engine.evaluate(engine.prepare(subjects, records), AT, workers=2)
     peak = high_water()
-    print(json.dumps({"before": before, "loaded": loaded, "peak": peak,
-                      "input": int(records.nbytes + subjects.nbytes), "n": len(states)}))
+    print(
+        json.dumps(
+            {
+                "before": before,
+                "loaded": loaded,
+                "peak": peak,
+                "input": int(records.nbytes + subjects.nbytes),
+                "n": len(states),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -157,23 +166,36 @@ def main() -> None:
 
     scheme = load(args.scheme).scheme
     engine = Engine(scheme)
-    print(f"# kernel benchmark: {args.records:,} records, {args.subjects:,} subjects, "
-          f"scheme {args.scheme}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, numpy {np.__version__}, pyarrow {pa.__version__}")
+    print(
+        f"# kernel benchmark: {args.records:,} records, {args.subjects:,} subjects, "
+        f"scheme {args.scheme}"
+    )
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, numpy {np.__version__}, pyarrow {pa.__version__}"
+    )
     t = time.perf_counter()
     subjects, records = ledger_columns(scheme, args.records, args.subjects)
-    print(f"generated in {time.perf_counter() - t:.1f} s; input columns "
-          f"{input_bytes(records) / 1e9:.2f} GB")
+    print(
+        f"generated in {time.perf_counter() - t:.1f} s; input columns "
+        f"{input_bytes(records) / 1e9:.2f} GB"
+    )
 
     rows: list[tuple[str, str, str]] = []
     read_bw, copy_bw = bandwidth()
-    rows.append(("memory bandwidth (numpy sum / copy)", f"{read_bw:.1f} GB/s read",
-                 f"{copy_bw:.1f} GB/s copy"))
+    rows.append(
+        (
+            "memory bandwidth (numpy sum / copy)",
+            f"{read_bw:.1f} GB/s read",
+            f"{copy_bw:.1f} GB/s copy",
+        )
+    )
     n = records.num_rows
 
     dd = duckdb_groupby(records)
-    rows.append(("DuckDB GROUP BY subject, sum(amount)", f"{dd:.2f} s", f"{n / dd / 1e6:.1f} M rec/s"))
+    rows.append(
+        ("DuckDB GROUP BY subject, sum(amount)", f"{dd:.2f} s", f"{n / dd / 1e6:.1f} M rec/s")
+    )
 
     holder: dict[str, object] = {}
     prep_t = best(lambda: holder.__setitem__("p", engine.prepare(subjects, records)))
@@ -182,21 +204,33 @@ def main() -> None:
     del holder["p"]
     gc.collect()
     e2e = best(lambda: engine.evaluate(engine.prepare(subjects, records), AT, workers=2))
-    rows.append(("kernel end to end (prepare + evaluate)", f"{e2e:.2f} s",
-                 f"{n / e2e / 1e6:.1f} M rec/s"))
+    rows.append(
+        ("kernel end to end (prepare + evaluate)", f"{e2e:.2f} s", f"{n / e2e / 1e6:.1f} M rec/s")
+    )
     rows.append(("  of which prepare", f"{prep_t:.2f} s", f"{n / prep_t / 1e6:.1f} M rec/s"))
-    rows.append(("  of which evaluate (2 threads)", f"{eval_t:.2f} s",
-                 f"{n / eval_t / 1e6:.1f} M rec/s"))
+    rows.append(
+        ("  of which evaluate (2 threads)", f"{eval_t:.2f} s", f"{n / eval_t / 1e6:.1f} M rec/s")
+    )
     rows.append(("kernel / DuckDB", f"{dd / e2e:.2f}x", ""))
     bytes_per_s = input_bytes(records) / e2e / 1e9
-    rows.append(("kernel input throughput vs read bandwidth", f"{bytes_per_s:.2f} GB/s",
-                 f"{100 * bytes_per_s / read_bw:.0f}% of bandwidth"))
+    rows.append(
+        (
+            "kernel input throughput vs read bandwidth",
+            f"{bytes_per_s:.2f} GB/s",
+            f"{100 * bytes_per_s / read_bw:.0f}% of bandwidth",
+        )
+    )
 
     states = engine.evaluate(engine.prepare(subjects, records), AT)
     sl = records.slice(0, args.loop_records)
     loop_rate = python_loop(engine, subjects, sl, states.at)
-    rows.append((f"plain Python loop ({len(sl):,} records)", f"{loop_rate / 1e6:.2f} M rec/s",
-                 f"kernel is {n / e2e / loop_rate:.0f}x faster"))
+    rows.append(
+        (
+            f"plain Python loop ({len(sl):,} records)",
+            f"{loop_rate / 1e6:.2f} M rec/s",
+            f"kernel is {n / e2e / loop_rate:.0f}x faster",
+        )
+    )
 
     decider = Decider(states)
     codes = states.codes.slice(0, 100_000).to_pylist()
@@ -211,12 +245,21 @@ def main() -> None:
         path = os.path.join(tmp, "records.arrow")
         with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, records.schema) as writer:
             writer.write_table(records)
-        out = subprocess.run([sys.executable, __file__, "--child", path, "--scheme",
-                              args.scheme], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", path, "--scheme", args.scheme],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         figures = json.loads(out.stdout)
     over = (figures["peak"] - figures["before"]) / figures["input"]
-    rows.append(("peak memory while scoring / input columns", f"{over:.2f}x",
-                 f"{figures['peak'] / 1e9:.2f} GB peak RSS, {figures['input'] / 1e9:.2f} GB input"))
+    rows.append(
+        (
+            "peak memory while scoring / input columns",
+            f"{over:.2f}x",
+            f"{figures['peak'] / 1e9:.2f} GB peak RSS, {figures['input'] / 1e9:.2f} GB input",
+        )
+    )
 
     print()
     print("| measure | value | rate / note |")

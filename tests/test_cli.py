@@ -35,8 +35,12 @@ def run(*args: str, code: int | None = 0) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def codes() -> dict[str, str]:
     rng = np.random.default_rng(3)
-    persons = ric.generate(rng, 3, born_from=__import__("datetime").date(1960, 1, 1),
-                           born_to=__import__("datetime").date(2000, 1, 1))
+    persons = ric.generate(
+        rng,
+        3,
+        born_from=__import__("datetime").date(1960, 1, 1),
+        born_to=__import__("datetime").date(2000, 1, 1),
+    )
     orgs = uscc.generate(rng, 1)
     return {"debtor": persons[0], "driver": persons[1], "clean": persons[2], "firm": orgs[0]}
 
@@ -82,8 +86,17 @@ def test_demo_runs_end_to_end() -> None:
 
 
 def test_score_csv_is_exactly_section_7(ledger: Path, codes: dict[str, str]) -> None:
-    out, _ = run("score", "--scheme", "court_dishonest_debtors", "--at", "2025-12-31",
-                 "--ledger", str(ledger), "--format", "csv")
+    out, _ = run(
+        "score",
+        "--scheme",
+        "court_dishonest_debtors",
+        "--at",
+        "2025-12-31",
+        "--ledger",
+        str(ledger),
+        "--format",
+        "csv",
+    )
     lines = out.splitlines()
     assert lines[0] == "code,score,grade,lists,denied,granted"
     rows = {r["code"]: r for r in csv.DictReader(io.StringIO(out))}
@@ -96,11 +109,22 @@ def test_score_csv_is_exactly_section_7(ledger: Path, codes: dict[str, str]) -> 
 
 def test_score_from_files_equals_score_from_ledger(ledger: Path, files: dict[str, Path]) -> None:
     for scheme in ("rongcheng", "court_dishonest_debtors"):
-        from_ledger, _ = run("score", "-s", scheme, "--at", "2025-12-31", "--ledger",
-                             str(ledger), "-f", "csv")
-        from_files, err = run("score", "-s", scheme, "--at", "2025-12-31", "--subjects",
-                              str(files["subjects"]), "--records", str(files["records"]),
-                              "-f", "csv")
+        from_ledger, _ = run(
+            "score", "-s", scheme, "--at", "2025-12-31", "--ledger", str(ledger), "-f", "csv"
+        )
+        from_files, err = run(
+            "score",
+            "-s",
+            scheme,
+            "--at",
+            "2025-12-31",
+            "--subjects",
+            str(files["subjects"]),
+            "--records",
+            str(files["records"]),
+            "-f",
+            "csv",
+        )
         assert from_ledger == from_files
     assert "count for nothing" in err  # types unknown to the scheme go to stderr
 
@@ -109,19 +133,41 @@ def test_score_parquet(ledger: Path, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     target = tmp_path / "out.parquet"
-    run("score", "-s", "rongcheng", "--at", "2025-12-31", "--ledger", str(ledger), "-f",
-        "parquet", "-o", str(target))
+    run(
+        "score",
+        "-s",
+        "rongcheng",
+        "--at",
+        "2025-12-31",
+        "--ledger",
+        str(ledger),
+        "-f",
+        "parquet",
+        "-o",
+        str(target),
+    )
     table = pq.read_table(target)
     assert table.column_names == ["code", "score", "grade", "lists", "denied", "granted"]
     assert table.num_rows == 3
 
 
 def test_explain_names_records_and_conditions(ledger: Path, codes: dict[str, str]) -> None:
-    out, _ = run("explain", codes["driver"], "-s", "rongcheng", "--at", "2025-12-31",
-                 "--ledger", str(ledger))
+    out, _ = run(
+        "explain", codes["driver"], "-s", "rongcheng", "--at", "2025-12-31", "--ledger", str(ledger)
+    )
     assert "t1" in out and "t2" in out and "score 990" in out
-    out, _ = run("explain", codes["driver"], "-s", "court_dishonest_debtors", "--at",
-                 "2025-12-31", "--ledger", str(ledger), "--format", "json")
+    out, _ = run(
+        "explain",
+        codes["driver"],
+        "-s",
+        "court_dishonest_debtors",
+        "--at",
+        "2025-12-31",
+        "--ledger",
+        str(ledger),
+        "--format",
+        "json",
+    )
     assert '"id": "j3"' in out and "resolves or voids" in out
 
 
@@ -134,15 +180,25 @@ def test_explain_names_records_and_conditions(ledger: Path, codes: dict[str, str
         ("driver", "travel.air", 0, "allowed"),
     ],
 )
-def test_may_exit_status(ledger: Path, codes: dict[str, str], who: str, action: str,
-                         status: int, text: str) -> None:
-    out, _ = run("may", codes[who], action, "-s", "court_dishonest_debtors", "--at",
-                 "2025-12-31", "--ledger", str(ledger), code=status)
+def test_may_exit_status(
+    ledger: Path, codes: dict[str, str], who: str, action: str, status: int, text: str
+) -> None:
+    out, _ = run(
+        "may",
+        codes[who],
+        action,
+        "-s",
+        "court_dishonest_debtors",
+        "--at",
+        "2025-12-31",
+        "--ledger",
+        str(ledger),
+        code=status,
+    )
     assert text in out
 
 
-def test_lookup_masks_persons_and_reveals_nothing_else(ledger: Path,
-                                                        codes: dict[str, str]) -> None:
+def test_lookup_masks_persons_and_reveals_nothing_else(ledger: Path, codes: dict[str, str]) -> None:
     out, _ = run("lookup", codes["debtor"], "--ledger", str(ledger), "--at", "2025-12-31")
     assert codes["debtor"] not in out
     assert codes["debtor"][:4] + "**********" + codes["debtor"][-4:] in out
@@ -172,12 +228,18 @@ def _entries(path: Path) -> int:
         ("x1,110101199001011231,traffic.violation,2025-06-01,,,", "subject"),
     ],
 )
-def test_bad_records_are_refused_whole(ledger: Path, codes: dict[str, str], tmp_path: Path,
-                                       row: str, expected: str) -> None:
+def test_bad_records_are_refused_whole(
+    ledger: Path, codes: dict[str, str], tmp_path: Path, row: str, expected: str
+) -> None:
     bad = tmp_path / "bad.csv"
     good = f"ok1,{codes['driver']},traffic.violation,2025-09-01,,,"
-    bad.write_text("id,subject,type,occurred_at,recorded_at,amount,ref\n"
-                   + row.format(**codes) + "\n" + good + "\n")
+    bad.write_text(
+        "id,subject,type,occurred_at,recorded_at,amount,ref\n"
+        + row.format(**codes)
+        + "\n"
+        + good
+        + "\n"
+    )
     before = _entries(ledger)
     _, err = run("records", "import", str(bad), "--ledger", str(ledger), code=2)
     assert "bad.csv" in err and expected in err, err
@@ -193,7 +255,9 @@ def test_verify_names_the_first_tampered_entry(ledger: Path) -> None:
     out, _ = run("ledger", "verify", "--ledger", str(ledger))
     assert out.startswith("ok:")
     with sqlite3.connect(ledger) as con:
-        triggers = [r[0] for r in con.execute("select name from sqlite_master where type='trigger'")]
+        triggers = [
+            r[0] for r in con.execute("select name from sqlite_master where type='trigger'")
+        ]
         for name in triggers:
             con.execute(f"drop trigger {name}")
         con.execute("update records set amount = 999 where id = 't1'")
@@ -202,11 +266,20 @@ def test_verify_names_the_first_tampered_entry(ledger: Path) -> None:
 
 
 def test_subjects_add_validates_codes(ledger: Path) -> None:
-    _, err = run("subjects", "add", "110101199001011234", "--kind", "person", "--ledger",
-                 str(ledger), code=2)
+    _, err = run(
+        "subjects", "add", "110101199001011234", "--kind", "person", "--ledger", str(ledger), code=2
+    )
     assert "check character" in err
-    run("subjects", "add", "ACME-001", "--kind", "organization", "--opaque-codes",
-        "--ledger", str(ledger))
+    run(
+        "subjects",
+        "add",
+        "ACME-001",
+        "--kind",
+        "organization",
+        "--opaque-codes",
+        "--ledger",
+        str(ledger),
+    )
 
 
 def test_opaque_codes_for_operators_outside_china(tmp_path: Path) -> None:
@@ -230,8 +303,9 @@ def test_missing_ledger_says_how_to_make_one(tmp_path: Path) -> None:
 def test_schemes_with_critical_findings_are_refused_on_real_records(ledger: Path) -> None:
     _, err = run("score", "-s", "civil_aviation", "--ledger", str(ledger), code=2)
     assert "refused" in err and "protected-category" in err
-    out, err = run("score", "-s", "civil_aviation", "--ledger", str(ledger), "--synthetic",
-                   "-f", "csv")
+    out, err = run(
+        "score", "-s", "civil_aviation", "--ledger", str(ledger), "--synthetic", "-f", "csv"
+    )
     assert out.startswith("code,score")
     assert "critical" in err
 
@@ -243,8 +317,10 @@ def test_scheme_commands(tmp_path: Path) -> None:
     for name in preset_names():
         run("scheme", "check", name)
     bad = tmp_path / "bad.yaml"
-    bad.write_text("scheme: x\nsubjects: [person]\nrecords: {}\nscore: {base: 1}\n"
-                   "grades: [{grade: A, min: 3}]\nrules: [{id: r, types: [t], measure: count}]\n")
+    bad.write_text(
+        "scheme: x\nsubjects: [person]\nrecords: {}\nscore: {base: 1}\n"
+        "grades: [{grade: A, min: 3}]\nrules: [{id: r, types: [t], measure: count}]\n"
+    )
     _, err = run("scheme", "check", str(bad), code=2)
     assert "bad.yaml:5: grades[0].min: the last grade takes no min" in err
     assert "bad.yaml:6: rules[0].types[0]: record type 't' is not in the records catalogue" in err

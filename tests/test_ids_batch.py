@@ -64,6 +64,7 @@ def test_valid_mask_by_kind() -> None:
     rng = np.random.default_rng(4)
     p = ric.generate(rng, 1, born_from=dt.date(1980, 1, 1), born_to=dt.date(1990, 1, 1))[0]
     o = uscc.generate(rng, 1)[0]
-    got = valid_mask(pa.array([p, o, p, o]), pa.array(["person", "organization",
-                                                       "organization", "robot"]))
+    got = valid_mask(
+        pa.array([p, o, p, o]), pa.array(["person", "organization", "organization", "robot"])
+    )
     assert got.tolist() == [True, True, False, False]

@@ -15,8 +15,12 @@ EXAMPLE = (Path(__file__).parent / "schemes" / "example.yaml").read_text()
 def test_the_example_of_scheme_md_is_valid() -> None:
     scheme = load_scheme_text(EXAMPLE)
     assert scheme.scheme == "rongcheng"
-    assert [r.id for r in scheme.rules] == ["red_lights", "donations", "clean_driving",
-                                            "unfulfilled"]
+    assert [r.id for r in scheme.rules] == [
+        "red_lights",
+        "donations",
+        "clean_driving",
+        "unfulfilled",
+    ]
 
 
 def _problems(text: str) -> list[str]:
@@ -29,22 +33,36 @@ def _problems(text: str) -> list[str]:
 CASES = [
     (("cap: 50", "cap: 0"), "s.yaml:26: rules[0].cap: must be an integer greater than 0"),
     (("cap: 50", "cap: 50\n    colour: red"), "s.yaml:27: rules[0].colour: unknown key"),
-    (("    per: 100", "    per: 100\n    bins: [{points: 1}]"),
-     "s.yaml:27: rules[1]: a rule needs exactly one of points"),
+    (
+        ("    per: 100", "    per: 100\n    bins: [{points: 1}]"),
+        "s.yaml:27: rules[1]: a rule needs exactly one of points",
+    ),
     (("    points: 0\n", "\n"), "s.yaml:41: rules[3]: a rule needs exactly one of points"),
     (("none_points: 10", ""), "rules[2]: a days_since rule needs bins and none_points"),
-    (("types: [court.unfulfilled]", "types: [court.unknown]"),
-     "rules[3].types[0]: record type 'court.unknown' is not in the records catalogue"),
-    (("{rule: unfulfilled, at_least: 1}", "{rule: nope, at_least: 1}"),
-     "lists[0].when.rule: no rule with id 'nope'"),
-    (("{rule: unfulfilled, at_least: 1}", "{rule: unfulfilled}"),
-     "lists[0].when: a rule condition needs at_least or at_most"),
-    (("{grade_in: [AAA]}, {not", "{grade_in: [AAAA]}, {not"),
-     "lists[1].when.all[0].grade_in[0]: no grade 'AAAA'"),
-    (("{rule: unfulfilled, at_least: 1}", "{list: honour_roll}"),
-     "lists[0].when.list: list 'honour_roll' comes later in lists"),
-    (("{not: {list: dishonest_debtors}}", "{not: {list: honour_roll}}"),
-     "lists[1].when.all[1].not.list: list 'honour_roll' cannot depend on itself"),
+    (
+        ("types: [court.unfulfilled]", "types: [court.unknown]"),
+        "rules[3].types[0]: record type 'court.unknown' is not in the records catalogue",
+    ),
+    (
+        ("{rule: unfulfilled, at_least: 1}", "{rule: nope, at_least: 1}"),
+        "lists[0].when.rule: no rule with id 'nope'",
+    ),
+    (
+        ("{rule: unfulfilled, at_least: 1}", "{rule: unfulfilled}"),
+        "lists[0].when: a rule condition needs at_least or at_most",
+    ),
+    (
+        ("{grade_in: [AAA]}, {not", "{grade_in: [AAAA]}, {not"),
+        "lists[1].when.all[0].grade_in[0]: no grade 'AAAA'",
+    ),
+    (
+        ("{rule: unfulfilled, at_least: 1}", "{list: honour_roll}"),
+        "lists[0].when.list: list 'honour_roll' comes later in lists",
+    ),
+    (
+        ("{not: {list: dishonest_debtors}}", "{not: {list: honour_roll}}"),
+        "lists[1].when.all[1].not.list: list 'honour_roll' cannot depend on itself",
+    ),
     (("- {grade: D}", "- {grade: D, min: 0}"), "grades[3].min: the last grade takes no min"),
     (("- {grade: A,   min: 960}", "- {grade: A}"), "grades[1]: every grade but the last needs"),
     (("- {max: 364, points: 0}", "- {points: 0}"), "rules[2].bins[0]: every bin but the last"),
@@ -53,8 +71,10 @@ CASES = [
     (("id: green_channel", "id: flight_ban"), "measures[1].id: duplicate id 'flight_ban'"),
     (("id: donations", "id: red_lights"), "rules[1].id: duplicate id 'red_lights'"),
     (("kind: black", "kind: grey"), "lists[0].kind: 'grey' is not one of 'black' or 'red'"),
-    (("when: {grade_in: [AAA]}", "when: {grade: AAA}"),
-     "measures[1].when: a condition must have exactly one of the forms"),
+    (
+        ("when: {grade_in: [AAA]}", "when: {grade: AAA}"),
+        "measures[1].when: a condition must have exactly one of the forms",
+    ),
     (("scheme: rongcheng", "scheme: Rong-Cheng"), "scheme: 'Rong-Cheng' is not a valid name"),
     (("notice_days: 7", "notice_days: seven"), "notice_days: must be an integer"),
     (("  max: 1200", "  max: -5"), "score.min: min 0 is above max -5"),
@@ -124,8 +144,14 @@ def test_no_notice_and_no_appeal() -> None:
 
 def test_presets_are_all_there_and_valid() -> None:
     names = preset_names()
-    for expected in ("rongcheng", "court_dishonest_debtors", "enterprise_credit", "sesame",
-                     "civil_aviation", "fcra_bureau"):
+    for expected in (
+        "rongcheng",
+        "court_dishonest_debtors",
+        "enterprise_credit",
+        "sesame",
+        "civil_aviation",
+        "fcra_bureau",
+    ):
         assert expected in names
     for name in names:
         loaded = load(name)

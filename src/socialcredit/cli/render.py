@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
@@ -11,7 +12,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from socialcredit.engine.decisions import Decision
-from socialcredit.engine.explain import ConditionTrace, Explanation
+from socialcredit.engine.explain import UNKNOWN_TYPE, ConditionTrace, Explanation
 from socialcredit.ids import mask
 from socialcredit.scheme.audit import Finding
 
@@ -87,12 +88,18 @@ def print_explanation(
         node = tree.add(f"{status} {m.id}: {what}")
         _trace(node, m.condition)
     console.print(tree)
-    if e.not_counted:
-        console.print("records that count for nothing on this date:")
-        for nc in e.not_counted[:20]:
-            console.print(f"  {nc.id} ({nc.type}): {nc.reason}")
-        if len(e.not_counted) > 20:
-            console.print(f"  … and {len(e.not_counted) - 20} more")
+    if not e.not_counted:
+        return
+    console.print("records that count for nothing on this date:")
+    unused = Counter(nc.type for nc in e.not_counted if nc.reason == UNKNOWN_TYPE)
+    if unused and not verbose:
+        kinds = ", ".join(f"{t} x{n}" if n > 1 else t for t, n in sorted(unused.items()))
+        console.print(f"  {sum(unused.values())} of types this scheme does not read ({kinds})")
+    rest = [nc for nc in e.not_counted if verbose or nc.reason != UNKNOWN_TYPE]
+    for nc in rest[:20]:
+        console.print(f"  {nc.id} ({nc.type}): {nc.reason}")
+    if len(rest) > 20:
+        console.print(f"  … and {len(rest) - 20} more")
 
 
 def explanation_json(e: Explanation, *, masked: bool = False) -> str:

@@ -20,6 +20,8 @@ from socialcredit.engine.states import States
 from socialcredit.errors import UnknownSubject
 from socialcredit.scheme.model import Condition
 
+UNKNOWN_TYPE = "its type is not in the scheme's catalogue"
+
 
 @dataclass(frozen=True)
 class RuleExplanation:
@@ -187,7 +189,7 @@ def _why_not(prep: Prepared, row: int, at: int) -> str:
     c = prep.compiled
     code = int(prep.tables.code[int(prep.type_index[row])])
     if code == len(c.types):
-        return "its type is not in the scheme's catalogue"
+        return UNKNOWN_TYPE
     if not any(c.types[code] in r.types for r in c.scheme.rules):
         return "no rule uses its type"
     if int(prep.occurred[row]) > at:

@@ -4,11 +4,15 @@
 * every command of the CLI has a section in docs/cli.md that names each of its arguments,
   each of its option names and each default that is a value;
 * the worked example of docs/cli.md runs: its files are written, its commands run, and
-  what they print (standard error, then standard output) is what the page shows.
+  what they print (standard error, then standard output) is what the page shows, and so
+  is the excerpt of the demo's report;
+* the links between docs/cli.md, scheme-language.md, api.md and design.md resolve, to a
+  file and to a heading.
 """
 
 from __future__ import annotations
 
+import linecache
 import re
 import shlex
 from collections.abc import Iterator
@@ -50,7 +54,9 @@ def test_api_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert len(blocks) >= 5, "docs/api.md has lost its examples"
     namespace: dict[str, Any] = {"__name__": "docs_api"}
     for i, block in enumerate(blocks, 1):
-        exec(compile(block, f"docs/api.md, python block {i}", "exec"), namespace)
+        name = f"docs/api.md, python block {i}"
+        linecache.cache[name] = (len(block), None, block.splitlines(keepends=True), name)
+        exec(compile(block, name, "exec"), namespace)
 
 
 # -- docs/cli.md: every command and option ----------------------------------------------
@@ -108,9 +114,9 @@ def test_every_option_is_documented(path: tuple[str, ...], command: Any) -> None
             if name != "--help" and not _mentions(section, name):
                 missing.append(name)
         default = param.default
-        if default is not None and not isinstance(default, bool) and not param.required:
-            if not re.search(rf"`{re.escape(str(default))}`", section):
-                missing.append(f"default `{default}` of {param.opts[0]}")
+        shown = default is None or isinstance(default, bool) or param.required
+        if not shown and not re.search(rf"`{re.escape(str(default))}`", section):
+            missing.append(f"default `{default}` of {param.opts[0]}")
     assert not missing, f"socialcredit {' '.join(path)}: docs/cli.md does not document {missing}"
 
 
@@ -207,3 +213,49 @@ def test_worked_example_prints_what_the_page_shows(
             f"docs/cli.md shows for '$ {command}':\n" + "\n".join(shown)
             + "\n\nbut it prints:\n" + "\n".join(actual)
         )
+
+
+def test_demo_excerpt_is_what_the_demo_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    section = _sections(text)["demo"]
+    shown = re.search(r"An excerpt \(`COLUMNS=100 socialcredit demo`\):\n\n```text\n(.*?)^```$",
+                      section, flags=re.S | re.M)
+    assert shown, "docs/cli.md has lost the demo's excerpt"
+    monkeypatch.setenv("COLUMNS", "100")
+    result = CliRunner().invoke(_app(), ["demo"], catch_exceptions=False)
+    assert result.exit_code == 0
+
+    def tidy(lines: list[str]) -> list[str]:  # the ledger is in a new temporary folder
+        return [re.sub(r"\S*socialcredit-demo-[^/\s]*/", "TMP/", line) for line in lines]
+
+    actual = tidy(_ANSI.sub("", result.stdout).splitlines())
+    assert _shows(tidy(shown.group(1).splitlines()), actual), "\n".join(actual)
+
+
+# -- links between the documents ----------------------------------------------------------
+
+OWN_DOCS = ("cli.md", "scheme-language.md", "api.md", "design.md")
+
+
+def _anchors(path: Path) -> set[str]:
+    """The anchors GitHub makes of a markdown file's headings."""
+    text = re.sub(r"^```.*?^```$", "", path.read_text(encoding="utf-8"), flags=re.S | re.M)
+    out = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", text, flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        out.add(slug)
+    return out
+
+
+@pytest.mark.parametrize("name", OWN_DOCS)
+def test_links_between_documents_resolve(name: str) -> None:
+    text = (DOCS / name).read_text(encoding="utf-8")
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+://", target):
+            continue
+        file, _, anchor = target.partition("#")
+        path = DOCS / file if file else DOCS / name
+        if not path.is_file() or (anchor and anchor not in _anchors(path)):
+            broken.append(target)
+    assert not broken, f"docs/{name} links to missing files or headings: {broken}"

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -79,10 +80,23 @@ def chunked(table: pa.Table, sizes: list[int]) -> pa.Table:
     return pa.concat_tables(pieces)
 
 
+def dictionary_encoded(table: pa.Table, columns: set[str]) -> pa.Table:
+    """The same table with some string columns dictionary-encoded."""
+    for name in sorted(columns):
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, pc.dictionary_encode(table.column(name)))
+    return table
+
+
 @QUICK
-@given(cases(), st.randoms(use_true_random=False), st.lists(st.integers(0, 4), max_size=6))
-def test_order_and_chunking_of_the_inputs_do_not_matter(
-    case: Case, rnd: Any, sizes: list[int]
+@given(
+    cases(),
+    st.randoms(use_true_random=False),
+    st.lists(st.integers(0, 4), max_size=6),
+    st.sets(st.sampled_from(["id", "subject", "type", "ref"])),
+)
+def test_order_chunking_and_encoding_of_the_inputs_do_not_matter(
+    case: Case, rnd: Any, sizes: list[int], encoded: set[str]
 ) -> None:
     want = engine_rows(case)
     records = list(case.records)
@@ -92,10 +106,29 @@ def test_order_and_chunking_of_the_inputs_do_not_matter(
     got = evaluate(
         case.scheme,
         chunked(subjects_table(subjects), sizes[::-1]),
-        chunked(records_table(records), sizes),
+        dictionary_encoded(chunked(records_table(records), sizes), encoded),
         case.at,
     )
     assert [tuple(r.values()) for r in got.to_table().to_pylist()] == want
+
+
+@QUICK
+@given(cases())
+def test_subject_column_encoded_with_the_sorted_codes(case: Case) -> None:
+    """Records sorted by subject, the subject column a dictionary of exactly the sorted scored
+    codes (the form a ledger holds): the same states."""
+    codes = sorted(s["code"] for s in case.subjects if s["kind"] in case.scheme.subjects)
+    records = sorted(
+        (r for r in case.records if r["subject"] in codes), key=lambda r: r["subject"]
+    )
+    table = records_table(records)
+    indices = pa.array([codes.index(r["subject"]) for r in records], pa.int32())
+    column = pa.DictionaryArray.from_arrays(indices, pa.array(codes, pa.string()))
+    table = table.set_column(table.schema.get_field_index("subject"), "subject", column)
+    got = evaluate(case.scheme, subjects_table(case.subjects), table, case.at)
+    assert [tuple(r.values()) for r in got.to_table().to_pylist()] == reference_rows(
+        case, records
+    )
 
 
 @QUICK

@@ -27,6 +27,12 @@ out = Console(highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _error(message: str) -> None:
+    """Print an error: the label styled, the message as it is (no markup read in it)."""
+    err.print("[bold red]error:[/] ", end="", markup=True, highlight=False)
+    err.print(message, markup=False, highlight=False)
+
+
 def domain_errors(fn: F) -> F:
     """Turn domain errors into a message on stderr and exit status 2."""
 
@@ -35,10 +41,10 @@ def domain_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except InvalidInput as exc:
-            err.print(f"[bold red]error:[/] {exc.render()}", markup=True, highlight=False)
+            _error(exc.render())
             raise typer.Exit(2) from None
         except SocialCreditError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            _error(str(exc))
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

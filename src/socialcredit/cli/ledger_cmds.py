@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,7 @@ import typer
 
 from socialcredit.cli.app import app, domain_errors, err, out
 from socialcredit.cli.inputs import LedgerOpt, ledger_path
+from socialcredit.days import parse_date
 from socialcredit.errors import InvalidInput, LedgerError, Problem
 from socialcredit.ids import validate_code
 from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
@@ -85,7 +85,7 @@ def subjects_add(
     code = validate_code(code, kind, opaque=opaque_codes)
     table = pa.Table.from_pylist([{"code": code, "kind": kind}], schema=SUBJECTS_SCHEMA)
     with _open(ledger) as store:
-        result = store.add_subjects(table, opaque_codes=opaque_codes)
+        result = store.add_subjects(table, source="<command line>", opaque_codes=opaque_codes)
     out.print("added" if result.added else "already registered", markup=False)
 
 
@@ -129,13 +129,15 @@ def records_add(
     """Append one record."""
     problems = []
     dates = {}
-    for name, value in (("occurred_at", occurred_at), ("recorded_at", recorded_at or occurred_at)):
+    for name, value in (("occurred_at", occurred_at), ("recorded_at", recorded_at)):
+        if value is None:
+            continue
         try:
-            dates[name] = dt.date.fromisoformat(value)
-        except ValueError:
-            problems.append(
-                Problem("<command line>", 0, name, f"{value!r} is not a date YYYY-MM-DD")
-            )
+            dates[name] = parse_date(value)
+        except ValueError as exc:
+            problems.append(Problem("<command line>", 0, name, str(exc)))
+    if "occurred_at" in dates and recorded_at is None:
+        dates["recorded_at"] = dates["occurred_at"]
     if problems:
         raise InvalidInput(problems, what="record")
     row = {

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import typer
 from rich.table import Table
@@ -20,11 +21,12 @@ from socialcredit.cli.inputs import (
     load_inputs,
 )
 from socialcredit.cli.render import decision_line, explanation_json, print_explanation
+from socialcredit.days import parse_date
 from socialcredit.engine import Engine, States
 from socialcredit.engine.decisions import Decider
 from socialcredit.engine.explain import explain
 from socialcredit.errors import SocialCreditError
-from socialcredit.ids import mask
+from socialcredit.ids import mask, uscc
 from socialcredit.scheme import audit, load, preset_names
 from socialcredit.scheme.audit import is_critical, refuse_critical
 
@@ -36,8 +38,8 @@ SyntheticOpt = Annotated[
     bool,
     typer.Option(
         "--synthetic",
-        help="Declare the records synthetic: allows schemes with "
-        "critical audit findings, and labels the output.",
+        help="Declare the records synthetic: allows schemes with critical audit findings "
+        "(refused on real records); a note on stderr, and on the table view, says so.",
     ),
 ]
 
@@ -46,9 +48,9 @@ def _at(value: str | None) -> str:
     if value is None:
         return dt.date.today().isoformat()
     try:
-        return dt.date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param_hint="--at") from None
+        return parse_date(value).isoformat()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--at") from None
 
 
 def states_for(
@@ -64,12 +66,12 @@ def states_for(
     loaded = load(scheme)
     found = audit(loaded.scheme, loaded.places)
     if synthetic:
-        if is_critical(found):
-            err.print(
-                f"note: scheme {loaded.scheme.scheme!r} has critical rights-audit findings; "
-                "run on synthetic records only",
-                markup=False,
-            )
+        critical = " with critical rights-audit findings" if is_critical(found) else ""
+        err.print(
+            f"note: records declared synthetic; scheme {loaded.scheme.scheme!r}{critical} is "
+            "run on them for study, not for decisions about real people",
+            markup=False,
+        )
     else:
         refuse_critical(loaded.scheme, found)
     inputs = load_inputs(ledger, subjects, records, opaque=opaque)
@@ -113,6 +115,11 @@ def score(
         raise typer.BadParameter("must be table, csv or parquet", param_hint="--format")
     if fmt == "parquet" and output is None:
         raise typer.BadParameter("parquet needs --output FILE", param_hint="--output")
+    if fmt == "table" and output is not None:
+        raise typer.BadParameter(
+            "table format prints to the terminal; use csv or parquet with --output",
+            param_hint="--format",
+        )
     states = states_for(scheme, at, ledger, subjects, records, synthetic, opaque)
     if fmt == "csv":
         if output is None:
@@ -125,21 +132,15 @@ def score(
         assert output is not None
         pq.write_table(states.to_table(), output)
     else:
-        table = states.to_table()
-        if output is not None:
-            raise typer.BadParameter(
-                "table format prints to the terminal; use csv or parquet with --output",
-                param_hint="--format",
-            )
-        _print_states(table, states)
+        _print_states(states.to_table(), states, synthetic=synthetic)
 
 
-def _print_states(table: object, states: States, limit: int = 50) -> None:
-    import pyarrow as pa
-
-    assert isinstance(table, pa.Table)
+def _print_states(
+    table: pa.Table, states: States, limit: int = 50, *, synthetic: bool = False
+) -> None:
+    label = " (SYNTHETIC RECORDS)" if synthetic else ""
     view = Table(
-        title=f"{states.scheme_id} on {states.date}: {len(states)} subjects",
+        title=f"{states.scheme_id} on {states.date}: {len(states)} subjects{label}",
         title_justify="left",
         show_edge=False,
     )
@@ -246,7 +247,10 @@ def lookup(
             if lst.member and lst.publish:
                 shown.append((loaded.scheme.scheme, lst.id, lst.condition.text))
     if not shown or kind is None:
-        out.print(f"{mask(code, 'person') if kind != 'organization' else code}: nothing published")
+        # the same answer whether or not the code is registered: the shape of the code alone
+        # decides how it is shown
+        display = code if uscc.is_valid(code) else mask(code, "person")
+        out.print(f"{display}: nothing published", markup=False)
         return
     out.print(f"{mask(code, kind)} ({kind})")
     for scheme_id, list_id, because in shown:

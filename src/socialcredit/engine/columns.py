@@ -7,9 +7,11 @@ sorted by subject, so that a partition of subjects is a range of records. It com
 the day each record is ended by a ``ref`` record (``NEVER`` if none is).
 
 Records already sorted by subject, with a dictionary-encoded subject column whose
-dictionary is the sorted codes (what the ledger, the simulator and the benchmarks hold),
-are used in place: no hash lookups, no copies. Record types stay in their own dictionary
-order; small lookup tables indexed by it carry each type's notice delay, band cuts and slot.
+dictionary is the sorted codes (the compact form of the benchmarks and the simulator), are
+used in place: no hash lookups, no copies. Other inputs (plain string codes, as the ledger
+and the file readers give) are mapped to subject indices by one hash lookup and sorted.
+Record types stay in their own dictionary order; small lookup tables indexed by it carry
+each type's notice delay, band cuts and slot.
 """
 
 from __future__ import annotations

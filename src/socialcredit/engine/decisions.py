@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from socialcredit.engine.states import States
 from socialcredit.errors import UnknownSubject
+from socialcredit.ids import mask
 
 Outcome = Literal["allowed", "denied", "granted"]
 OUTCOMES: tuple[Outcome, ...] = ("allowed", "denied", "granted")
@@ -88,7 +89,8 @@ class Decider:
         i = self.states.index(code)
         if i is None:
             raise UnknownSubject(
-                f"{code!r} is not a subject scored by scheme {self.states.scheme_id!r}"
+                f"{mask(code, 'person')!r} is not a subject scored by scheme "
+                f"{self.states.scheme_id!r}"
             )
         deny, grant = self.masks(action)
         applied = self.applied_mask(i)

@@ -18,6 +18,7 @@ from socialcredit.engine.conditions import condition_parts, render_condition
 from socialcredit.engine.kernel import Program, evaluate_partition
 from socialcredit.engine.states import States
 from socialcredit.errors import UnknownSubject
+from socialcredit.ids import mask
 from socialcredit.scheme.model import Condition
 
 UNKNOWN_TYPE = "its type is not in the scheme's catalogue"
@@ -107,7 +108,8 @@ def explain(states: States, code: str) -> Explanation:
     """Explain the state of subject ``code`` in ``states``."""
     i = states.index(code)
     if i is None:
-        raise UnknownSubject(f"{code!r} is not a subject scored by scheme {states.scheme_id!r}")
+        shown = mask(code, "person")
+        raise UnknownSubject(f"{shown!r} is not a subject scored by scheme {states.scheme_id!r}")
     return explain_index(states.program, states, i)
 
 

@@ -168,7 +168,7 @@ def _findings(scheme: Scheme, places: Places) -> Iterator[Finding]:
                 "no-notice",
                 ("notice_days",),
                 "adverse records take effect with no notice to the subject (notice_days is "
-                f"{scheme.notice_days or 'missing'})",
+                f"{'missing' if scheme.notice_days is None else scheme.notice_days})",
             )
         if not scheme.appeal_days:
             yield at(
@@ -176,7 +176,7 @@ def _findings(scheme: Scheme, places: Places) -> Iterator[Finding]:
                 "no-appeal",
                 ("appeal_days",),
                 "subjects cannot contest records (appeal_days is "
-                f"{scheme.appeal_days or 'missing'})",
+                f"{'missing' if scheme.appeal_days is None else scheme.appeal_days})",
             )
 
 

@@ -16,6 +16,7 @@ each type's notice delay, band cuts and slot.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ Bools = npt.NDArray[np.bool_]
 
 _FLOAT_EXACT = 2**53
 _CHUNK = 1 << 22
+_LOOKUP_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,9 @@ class Prepared:
     tables: TypeTables
     occurred: I32
     recorded: I32
-    amount: I64
-    amount_exact_in_float: bool
+    amount_rows: I64  # rows of the records whose type an amount rule reads, ascending
+    amount_float: npt.NDArray[np.float64]  # their amounts, as float64
+    amount_exact: I64 | None  # their amounts as integers, when float64 would round a sum
     ended: I32 | None  # first day a ref record ends the record (None: no refs at all)
     row: I64 | None  # per record: its row in the records table (None: the same row)
     records: pa.Table  # the records table given to prepare
@@ -179,7 +182,13 @@ def ended_days(records: pa.Table, workers: int = 2) -> I32 | None:
             target = _numpy(ref_values, np.int64)
             inside = (target >= low) & (target <= high)
             np.minimum.at(table, target[inside] - low, recorded[inside])
-            out: I32 = table[id_values - low]
+            out = np.empty(n, dtype=np.int32)
+
+            def look_up(lo: int) -> None:
+                part = id_values[lo : lo + _LOOKUP_CHUNK]
+                np.take(table, part - low if low else part, out=out[lo : lo + len(part)])
+
+            _chunked(look_up, n, _LOOKUP_CHUNK, workers)
             return out
 
     targets = pc.unique(ref_values)
@@ -194,14 +203,19 @@ def ended_days(records: pa.Table, workers: int = 2) -> I32 | None:
         hit = part >= 0
         ended[lo : lo + len(part)][hit] = first[part[hit]]
 
-    starts = range(0, n, _CHUNK)
-    if workers > 1 and n > _CHUNK:
+    _chunked(probe, n, _CHUNK, workers)
+    return ended
+
+
+def _chunked(work: Callable[[int], None], n: int, chunk: int, workers: int) -> None:
+    """Run ``work(start)`` for every chunk start of ``range(n)``, on threads when it pays."""
+    starts = range(0, n, chunk)
+    if workers > 1 and n > chunk:
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(probe, starts))
+            list(pool.map(work, starts))
     else:
         for lo in starts:
-            probe(lo)
-    return ended
+            work(lo)
 
 
 def type_tables(compiled: CompiledScheme, names: pa.Array) -> TypeTables:
@@ -252,19 +266,23 @@ def prepare(compiled: CompiledScheme, subjects: pa.Table, records: pa.Table) -> 
     def take(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
         return a if rows is None else a[rows]
 
-    amount = take(_numpy(records.column("amount"), np.int64))
-    top = int(amount.max()) if len(amount) else 0
+    type_index = take(type_index)
+    tables = type_tables(compiled, type_names)
+    amount_rows = np.flatnonzero(tables.amount[type_index]).astype(np.int64)
+    amounts = take(_numpy(records.column("amount"), np.int64))[amount_rows]
+    exact = int(amounts.max()) * len(amounts) < _FLOAT_EXACT if len(amounts) else True
     return Prepared(
         compiled=compiled,
         codes=codes,
         kinds=kinds,
         subject=subject,
-        type_index=take(type_index),
-        tables=type_tables(compiled, type_names),
+        type_index=type_index,
+        tables=tables,
         occurred=take(_numpy(records.column("occurred_at"), np.int32)),
         recorded=take(_numpy(records.column("recorded_at"), np.int32)),
-        amount=amount,
-        amount_exact_in_float=top * max(len(amount), 1) < _FLOAT_EXACT,
+        amount_rows=amount_rows,
+        amount_float=amounts.astype(np.float64),
+        amount_exact=None if exact else amounts,
         ended=None if ended is None else take(ended),
         row=rows,
         records=records,

@@ -45,7 +45,7 @@ Bools = npt.NDArray[np.bool_]
 _NO_DAY = np.iinfo(np.int32).min
 _INT64_MAX = np.iinfo(np.int64).max
 _FLOAT_EXACT = 2**53
-PARTITION_RECORDS = 1 << 17
+PARTITION_RECORDS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class LinearGroup:
         """Fill the measures and contributions of these rules from a slot-major matrix."""
         if not len(self.rules):
             return
-        values = np.empty((len(self.rules), cells.shape[1]), dtype=np.int64)
+        values = np.empty((len(self.rules), cells.shape[1]), dtype=cells.dtype)
         values[self.single_at] = cells[self.single_rows]
         for k, slots in self.multi:
             values[k] = cells[slots].sum(axis=0) if len(slots) else 0
@@ -219,7 +219,8 @@ def evaluate_partition(
     )
 
     n_rules = len(c.rules)
-    measure = np.zeros((n_rules, n), dtype=np.int64)
+    # measures are int64, or Python integers where sums of amounts pass 64 bits
+    measure = np.zeros((n_rules, n), dtype=np.int64 if amounts is None else amounts.dtype)
     has = np.ones((n_rules, n), dtype=np.bool_)
     contribution = np.zeros((n_rules, n), dtype=np.int64)
     prog.linear_counts.evaluate(counts, measure, contribution)
@@ -244,15 +245,7 @@ def evaluate_partition(
         contribution[r] = _contribution(rule, measure[r], has[r])
 
     spec = c.scheme.score
-    if len(c.rules) and int(np.abs(contribution).max()) > _INT64_MAX // (2 * len(c.rules) + 2):
-        exact = spec.base + contribution.astype(object).sum(axis=0)
-        if any(abs(int(v)) > _INT64_MAX for v in np.atleast_1d(exact)):
-            raise ScoreOverflow("a score is beyond the 64-bit range; cap the rules")
-    score = spec.base + contribution.sum(axis=0, dtype=np.int64)
-    if spec.min is not None:
-        np.maximum(score, spec.min, out=score)
-    if spec.max is not None:
-        np.minimum(score, spec.max, out=score)
+    score = _score(spec.base, spec.min, spec.max, contribution)
 
     grade = np.full(n, len(prog.grade_names) - 1, dtype=np.int16)
     for g in range(len(prog.grade_names) - 2, -1, -1):
@@ -291,14 +284,22 @@ def _amounts(
     prep: Prepared, lo: int, hi: int, t: npt.NDArray[np.intp], key: I64, cells: int
 ) -> I64:
     """Sum of amounts per cell over the records an amount rule reads; exact."""
-    where = np.flatnonzero(prep.tables.amount[t])
-    values = prep.amount[lo:hi][where]
-    if prep.amount_exact_in_float:
-        sums = np.bincount(key[where], weights=values.astype(np.float64), minlength=cells)
+    a, b = prep.amount_rows.searchsorted((lo, hi))
+    where = prep.amount_rows[a:b] - lo
+    if prep.amount_exact is None:
+        sums = np.bincount(key[where], weights=prep.amount_float[a:b], minlength=cells)
         return sums.astype(np.int64)
-    exact = np.zeros(cells, dtype=np.int64)
-    np.add.at(exact, key[where], values)
-    return exact
+    values = prep.amount_exact[a:b]
+    if not len(values) or int(values.max()) * len(values) <= _INT64_MAX:
+        exact = np.zeros(cells, dtype=np.int64)
+        np.add.at(exact, key[where], values)
+        return exact
+    # sums that may pass 64 bits: Python integers, kept only where they are needed
+    big = np.zeros(cells, dtype=object)
+    np.add.at(big, key[where], values.astype(object))
+    if max(big.max(), 0) <= _INT64_MAX:
+        return big.astype(np.int64)
+    return big
 
 
 def _latest(prep: Prepared, lo: int, hi: int, t: npt.NDArray[np.intp], key: I64, cells: int) -> I64:
@@ -307,6 +308,32 @@ def _latest(prep: Prepared, lo: int, hi: int, t: npt.NDArray[np.intp], key: I64,
     where = np.flatnonzero(prep.tables.days_since[t])
     np.maximum.at(latest, key[where], prep.occurred[lo:hi][where].astype(np.int64))
     return latest
+
+
+def _score(base: int, low: int | None, high: int | None, contribution: I64) -> I64:
+    """``base + sum(contributions)``, raised to ``low`` and lowered to ``high``; exact.
+
+    Sums that may pass 64 bits are added as Python integers and bounded before they are
+    stored; a bounded score that still does not fit raises ScoreOverflow.
+    """
+    rules = contribution.shape[0]
+    if rules and int(np.abs(contribution).max()) > (_INT64_MAX - abs(base)) // (rules + 1):
+        exact = base + contribution.astype(object).sum(axis=0)
+        if low is not None:
+            exact = np.maximum(exact, low)
+        if high is not None:
+            exact = np.minimum(exact, high)
+        if any(abs(int(v)) > _INT64_MAX for v in exact):
+            raise ScoreOverflow("a score is beyond the 64-bit range; bound it with score "
+                                "min/max or cap the rules")
+        out: I64 = exact.astype(np.int64)
+        return out
+    score = base + contribution.sum(axis=0, dtype=np.int64)
+    if low is not None:
+        np.maximum(score, low, out=score)
+    if high is not None:
+        np.minimum(score, high, out=score)
+    return score
 
 
 def linear(quotient: I64, points: I64 | int, cap: I64 | int, capped: Bools | bool) -> I64:

@@ -16,8 +16,11 @@ TypeName = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$", min_length=1, max_length=128)
 ]
 ActionName = TypeName
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
+INT64_MAX = 2**63 - 1
+Int = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
+"""Every integer of a scheme is a signed 64-bit integer (the engine's arithmetic)."""
+PositiveInt = Annotated[int, Field(gt=0, le=INT64_MAX)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=INT64_MAX)]
 SubjectKind = Literal["person", "organization"]
 Measure = Literal["count", "amount", "days_since"]
 
@@ -41,16 +44,16 @@ class RecordType(_Strict):
 class ScoreSpec(_Strict):
     """The base of the score and its optional bounds."""
 
-    base: int
-    min: int | None = None
-    max: int | None = None
+    base: Int
+    min: Int | None = None
+    max: Int | None = None
 
 
 class Bin(_Strict):
     """A row of a table-form rule: the first row whose ``max >= measure`` gives the points."""
 
     max: NonNegativeInt | None = None
-    points: int
+    points: Int
 
 
 class Rule(_Strict):
@@ -60,11 +63,11 @@ class Rule(_Strict):
     types: Annotated[list[TypeName], Field(min_length=1)]
     window_days: PositiveInt | None = None
     measure: Measure
-    points: int | None = None
+    points: Int | None = None
     per: PositiveInt | None = None
     cap: PositiveInt | None = None
     bins: Annotated[list[Bin], Field(min_length=1)] | None = None
-    none_points: int | None = None
+    none_points: Int | None = None
     description: str | None = None
 
 
@@ -72,7 +75,7 @@ class Grade(_Strict):
     """An entry of the ordered grade table."""
 
     grade: Annotated[str, Field(min_length=1, max_length=32)]
-    min: int | None = None
+    min: Int | None = None
 
 
 # ---- conditions (SCHEME.md section 5) -------------------------------------------------
@@ -82,20 +85,20 @@ class RuleCondition(_Strict):
     """``{rule: ID, at_least: N}`` and/or ``at_most: M``: on the rule's measure."""
 
     rule: Identifier
-    at_least: int | None = None
-    at_most: int | None = None
+    at_least: Int | None = None
+    at_most: Int | None = None
 
 
 class ScoreAtLeast(_Strict):
     """``{score_at_least: N}``: the bounded score is at least N."""
 
-    score_at_least: int
+    score_at_least: Int
 
 
 class ScoreBelow(_Strict):
     """``{score_below: N}``: the bounded score is below N."""
 
-    score_below: int
+    score_below: Int
 
 
 class GradeIn(_Strict):

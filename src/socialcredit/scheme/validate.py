@@ -111,6 +111,8 @@ def _shape_problems(exc: ValidationError, places: Places) -> Iterator[Problem]:
         msg = _MESSAGES.get(kind, err["msg"])
         if kind == "greater_than":
             msg = f"must be an integer greater than {err['ctx']['gt']}"
+        elif kind == "less_than_equal":
+            msg = f"must be an integer of at most {err['ctx']['le']} (64 bits)"
         elif kind == "greater_than_equal":
             msg = f"must be an integer of at least {err['ctx']['ge']}"
         elif kind == "string_pattern_mismatch":

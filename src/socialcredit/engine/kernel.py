@@ -249,7 +249,9 @@ def evaluate_partition(
 
     grade = np.full(n, len(prog.grade_names) - 1, dtype=np.int16)
     for g in range(len(prog.grade_names) - 2, -1, -1):
-        grade[score >= prog.grade_min[g]] = g
+        bound = prog.grade_min[g]
+        assert bound is not None  # validated: every grade but the last has a min
+        grade[score >= bound] = g
 
     facts = Facts(
         measure=measure,

@@ -330,7 +330,7 @@ def _score(base: int, low: int | None, high: int | None, contribution: I64) -> I
                                 "min/max or cap the rules")
         out: I64 = exact.astype(np.int64)
         return out
-    score = base + contribution.sum(axis=0, dtype=np.int64)
+    score: I64 = base + contribution.sum(axis=0, dtype=np.int64)
     if low is not None:
         np.maximum(score, low, out=score)
     if high is not None:

@@ -63,6 +63,7 @@ class Prepared:
     tables: TypeTables
     occurred: I32
     recorded: I32
+    recorded_after_occurred: bool  # no record has recorded_at before occurred_at
     amount_rows: I64  # rows of the records whose type an amount rule reads, ascending
     amount_float: npt.NDArray[np.float64]  # their amounts, as float64
     amount_exact: I64 | None  # their amounts as integers, when float64 would round a sum
@@ -267,6 +268,8 @@ def prepare(compiled: CompiledScheme, subjects: pa.Table, records: pa.Table) -> 
         return a if rows is None else a[rows]
 
     type_index = take(type_index)
+    occurred = take(_numpy(records.column("occurred_at"), np.int32))
+    recorded = take(_numpy(records.column("recorded_at"), np.int32))
     tables = type_tables(compiled, type_names)
     amount_rows = np.flatnonzero(tables.amount[type_index]).astype(np.int64)
     amounts = take(_numpy(records.column("amount"), np.int64))[amount_rows]
@@ -278,8 +281,9 @@ def prepare(compiled: CompiledScheme, subjects: pa.Table, records: pa.Table) -> 
         subject=subject,
         type_index=type_index,
         tables=tables,
-        occurred=take(_numpy(records.column("occurred_at"), np.int32)),
-        recorded=take(_numpy(records.column("recorded_at"), np.int32)),
+        occurred=occurred,
+        recorded=recorded,
+        recorded_after_occurred=bool(np.all(recorded >= occurred)) if len(recorded) else True,
         amount_rows=amount_rows,
         amount_float=amounts.astype(np.float64),
         amount_exact=None if exact else amounts,

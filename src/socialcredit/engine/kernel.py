@@ -174,9 +174,10 @@ def slot_index(
     index = t.copy()
     for cut in tables.cuts:
         # age >= cut  <=>  occurred <= at - cut: one band further
-        index += (occurred <= _shift(at, cut)[t]) * d
+        np.add(index, d, out=index, where=occurred <= _shift(at, cut)[t])
     dead = prep.recorded[lo:hi] > _shift(at, tables.delay)[t]
-    dead |= occurred > at
+    if not prep.recorded_after_occurred:
+        dead |= occurred > at  # else implied: recorded >= occurred > at >= at - delay
     if prep.ended is not None:
         dead |= prep.ended[lo:hi] <= at
     np.copyto(index, len(tables.slot_table) - 1, where=dead)

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from socialcredit.cli.app import app
-from socialcredit.cli.app import main as _main  # noqa: F401  (registers the commands)
+from socialcredit.cli.app import command_app
 from socialcredit.ids import ric, uscc
 from socialcredit.scheme import preset_names
 
@@ -21,12 +20,7 @@ runner = CliRunner()
 
 def run(*args: str, code: int | None = 0) -> tuple[str, str]:
     """Run the CLI in process; check the exit status; return (stdout, stderr)."""
-    import socialcredit.cli.demo
-    import socialcredit.cli.ledger_cmds
-    import socialcredit.cli.scheme_cmds
-    import socialcredit.cli.score_cmds  # noqa: F401
-
-    result = runner.invoke(app, list(args), catch_exceptions=False)
+    result = runner.invoke(command_app(), list(args), catch_exceptions=False)
     if code is not None:
         assert result.exit_code == code, (result.stdout, result.stderr)
     return result.stdout, result.stderr

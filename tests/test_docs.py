@@ -30,14 +30,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def _app() -> typer.Typer:
-    import socialcredit.cli.demo
-    import socialcredit.cli.ledger_cmds
-    import socialcredit.cli.scheme_cmds
-    import socialcredit.cli.score_cmds  # noqa: F401  (importing registers the commands)
-    from socialcredit.cli.app import app
-    from socialcredit.cli.app import main as _main  # noqa: F401
+    from socialcredit.cli.app import command_app
 
-    return app
+    return command_app()
 
 
 def _blocks(text: str, language: str) -> list[str]:

@@ -50,10 +50,16 @@ def domain_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def command_app() -> typer.Typer:
+    """The application with every command registered (each command module adds its own)."""
+    from socialcredit.cli import demo, lab_cmds, ledger_cmds, scheme_cmds, score_cmds  # noqa: F401
+
+    return app
+
+
 def main() -> None:
     """Entry point of the ``socialcredit`` command."""
-    from socialcredit.cli import demo, ledger_cmds, scheme_cmds, score_cmds  # noqa: F401
-
+    command_app()
     try:
         app()
     except BrokenPipeError:  # e.g. piped into head

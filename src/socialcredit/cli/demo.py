@@ -33,23 +33,29 @@ def demo(
     organizations: Annotated[int, typer.Option(help="Organizations in the town.", min=1)] = 400,
     seed: Annotated[int, typer.Option(help="Seed of the town; a seed gives the same town.")] = 7,
     ledger: Annotated[
-        Path | None,
-        typer.Option(help="Keep the ledger in this (new) file instead of a temporary one."),
+        str | None,
+        typer.Option(
+            help="Keep the ledger in this (new) file, or postgresql:// URL, instead of a "
+            "temporary file."
+        ),
     ] = None,
 ) -> None:
     """Build a synthetic town, load it into a fresh ledger, score it and explain the result."""
-    from socialcredit.store import SqliteLedger
+    from socialcredit.cli.inputs import ledger_path
+    from socialcredit.store import create_ledger
+    from socialcredit.store.backends import printable
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="socialcredit-demo-") as tmp:
-        path = ledger or Path(tmp) / "town.ledger"
+        path = ledger_path(ledger) if ledger else Path(tmp) / "town.ledger"
         with _progress() as progress:
             task = progress.add_task("drawing the town", total=None)
             town = build_town(persons=persons, organizations=organizations, seed=seed)
             progress.update(task, total=1, completed=1)
             n = town.records.num_rows
-            task = progress.add_task(f"appending {n:,} records to {path.name}", total=n)
-            with SqliteLedger.create(path) as store:
+            name = path.name if isinstance(path, Path) else printable(path)
+            task = progress.add_task(f"appending {n:,} records to {name}", total=n)
+            with create_ledger(path) as store:
                 store.add_subjects(town.subjects)
                 for offset in range(0, n, BATCH):
                     batch = town.records.slice(offset, BATCH)
@@ -73,7 +79,7 @@ def demo(
             f"organizations, {n:,} records over one year"
         )
         out.print(
-            f"ledger {path}: {report.entries_checked:,} entries, hash chain "
+            f"ledger {printable(path)}: {report.entries_checked:,} entries, hash chain "
             f"{'verified' if report.ok else 'BROKEN'}"
         )
         _agencies(records)

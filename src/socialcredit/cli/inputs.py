@@ -20,11 +20,11 @@ DEFAULT_LEDGER = "socialcredit.ledger"
 LEDGER_ENV = "SOCIALCREDIT_LEDGER"
 
 LedgerOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--ledger",
         "-l",
-        help=f"Ledger file (default: ${LEDGER_ENV} or ./{DEFAULT_LEDGER}).",
+        help=f"Ledger file or postgresql:// URL (default: ${LEDGER_ENV} or ./{DEFAULT_LEDGER}).",
         show_default=False,
     ),
 ]
@@ -56,11 +56,13 @@ def warn(message: str) -> None:
     err.print(f"warning: {message}", markup=False, highlight=False)
 
 
-def ledger_path(option: Path | None) -> Path:
-    """The ledger file to use: the option, else the environment, else the default."""
-    if option is not None:
-        return option
-    return Path(os.environ.get(LEDGER_ENV, DEFAULT_LEDGER))
+def ledger_path(option: str | Path | None) -> str | Path:
+    """The ledger to use: the option, else the environment, else the default; a
+    ``postgresql://`` URL as it is, anything else a file."""
+    from socialcredit.store.backends import is_postgres_url
+
+    target = option if option is not None else os.environ.get(LEDGER_ENV, DEFAULT_LEDGER)
+    return target if is_postgres_url(target) else Path(target)
 
 
 @dataclass
@@ -96,10 +98,15 @@ class Inputs:
 
 
 def load_inputs(
-    ledger: Path | None, subjects: Path | None, records: Path | None, *, opaque: bool = False
+    ledger: str | Path | None,
+    subjects: Path | None,
+    records: Path | None,
+    *,
+    opaque: bool = False,
 ) -> Inputs:
     """Read from the ledger, or from ``--subjects`` and ``--records`` files when given."""
-    from socialcredit.store import SqliteLedger, read_inputs
+    from socialcredit.store import open_ledger, read_inputs
+    from socialcredit.store.backends import printable
 
     if subjects is not None or records is not None:
         if subjects is None or records is None:
@@ -115,10 +122,10 @@ def load_inputs(
             )
         return Inputs(files.subjects, files.records, f"{subjects} + {records}")
     path = ledger_path(ledger)
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         raise LedgerError(
             f"no ledger at {path}: create one with 'socialcredit init {path}', "
             "or score files with --subjects and --records"
         )
-    with SqliteLedger.open(path) as store:
-        return Inputs(store.subjects(), store.records(), str(path))
+    with open_ledger(path) as store:
+        return Inputs(store.subjects(), store.records(), printable(path))

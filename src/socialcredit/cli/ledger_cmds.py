@@ -23,27 +23,31 @@ app.add_typer(records_app, name="records")
 app.add_typer(ledger_app, name="ledger")
 
 
-def _open(ledger: Path | None):  # type: ignore[no-untyped-def]
-    from socialcredit.store import SqliteLedger
+def _open(ledger: str | None):  # type: ignore[no-untyped-def]
+    from socialcredit.store import open_ledger
 
     path = ledger_path(ledger)
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         raise LedgerError(f"no ledger at {path}: create one with 'socialcredit init {path}'")
-    return SqliteLedger.open(path)
+    return open_ledger(path)
 
 
 @app.command()
 @domain_errors
 def init(
-    path: Annotated[Path | None, typer.Argument(help="The new ledger file.")] = None,
+    path: Annotated[
+        str | None, typer.Argument(help="The new ledger file, or a postgresql:// URL.")
+    ] = None,
 ) -> None:
-    """Create an empty ledger file (SQLite, WAL, synchronous=FULL, hash-chained)."""
-    from socialcredit.store import SqliteLedger
+    """Create an empty ledger: a file (SQLite, WAL, synchronous=FULL, hash-chained), or a
+    schema of a PostgreSQL database given as postgresql://user@host/dbname?schema=name."""
+    from socialcredit.store import create_ledger
+    from socialcredit.store.backends import printable
 
     target = ledger_path(path)
-    with SqliteLedger.create(target):
+    with create_ledger(target):
         pass
-    out.print(f"created ledger {target}", markup=False)
+    out.print(f"created ledger {printable(target)}", markup=False)
 
 
 @subjects_app.command("import")

@@ -56,7 +56,7 @@ def _at(value: str | None) -> str:
 def states_for(
     scheme: str,
     at: str | None,
-    ledger: Path | None,
+    ledger: str | Path | None,
     subjects: Path | None,
     records: Path | None,
     synthetic: bool,

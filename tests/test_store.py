@@ -1,20 +1,33 @@
-"""Specification of the ledger: socialcredit.store.base, .chain, .checks and .sqlite."""
+"""Specification of the ledger: socialcredit.store.base, .chain, .checks, .sqlite and
+.postgres.
+
+The ledger's tests run on both stores: the ``store`` fixture is a place for one test's
+ledger -- a file for SQLite, a schema of its own in the test database for PostgreSQL,
+dropped afterwards -- with the raw access an intruder would have. The PostgreSQL server is
+``$SOCIALCREDIT_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/test``);
+when it cannot be reached its tests are skipped, or fail under CI (``CI=true``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import socialcredit.store
@@ -22,10 +35,13 @@ from socialcredit.errors import InvalidInput, LedgerError
 from socialcredit.ids import ric, uscc
 from socialcredit.records import RECORDS_SCHEMA
 from socialcredit.store import (
+    Ledger,
     Loaded,
     Origin,
     SqliteLedger,
     check_batch,
+    create_ledger,
+    open_ledger,
     parse_records,
     parse_subjects,
 )
@@ -34,6 +50,9 @@ from socialcredit.store.chain import GENESIS, chain, record_payloads, subject_pa
 ORG = "91110000802100433B"  # a standard valid USCC
 PERSON = "11010519491231002X"  # a standard valid resident identity number
 HEADER = "id,subject,type,occurred_at,recorded_at,amount,ref"
+POSTGRES = os.environ.get(
+    "SOCIALCREDIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def records_csv(*lines: str, source: str = "batch.csv") -> Loaded:
@@ -44,30 +63,224 @@ def subjects_table(*pairs: tuple[str, str]) -> pa.Table:
     return pa.table({"code": [c for c, _ in pairs], "kind": [k for _, k in pairs]})
 
 
-def append(ledger: SqliteLedger, loaded: Loaded) -> socialcredit.store.AppendResult:
+def append(ledger: Ledger, loaded: Loaded) -> socialcredit.store.AppendResult:
     return ledger.append(loaded)
+
+
+# -- the stores --------------------------------------------------------------------------
+
+
+def under_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def unavailable(reason: str) -> None:
+    """Skip a test that needs PostgreSQL, or fail it under CI, where it must run."""
+    if under_ci():
+        pytest.fail(f"{reason} (CI is set, so the PostgreSQL tests must run)")
+    pytest.skip(reason)
+
+
+_reachable: dict[str, str | None] = {}
+
+
+def postgres_url() -> str:
+    """The test database's URL, once it answered; else skip or fail (see ``unavailable``)."""
+    if POSTGRES not in _reachable:
+        try:
+            import psycopg
+
+            psycopg.connect(POSTGRES, connect_timeout=5).close()
+            _reachable[POSTGRES] = None
+        except Exception as exc:  # psycopg missing, or the server not there
+            _reachable[POSTGRES] = f"PostgreSQL at {POSTGRES} is not reachable: {exc}"
+    reason = _reachable[POSTGRES]
+    if reason is not None:
+        unavailable(reason)
+    return POSTGRES
+
+
+class Store:
+    """Where one test's ledger lives, and raw access to it as an intruder would have."""
+
+    backend: str
+    module: str
+    target: str | Path
+    refused: type[Exception]  # what the database raises for a refused change
+
+    def create(self) -> Ledger:
+        return create_ledger(self.target)
+
+    def open(self) -> Ledger:
+        return open_ledger(self.target)
+
+    def occupy(self) -> None:
+        """Make the place exist without a ledger in it."""
+        raise NotImplementedError
+
+    def not_a_ledger(self) -> None:
+        """Make the place a database that is not a ledger."""
+        raise NotImplementedError
+
+    def execute(self, *statements: str) -> None:
+        """Run statements on a connection of its own, committed together."""
+        raise NotImplementedError
+
+    def tamper(self, *statements: str) -> None:
+        """Change the ledger as an intruder with write access would: triggers first."""
+        raise NotImplementedError
+
+    def blob(self, data: bytes) -> str:
+        """A literal of these bytes in the store's SQL."""
+        raise NotImplementedError
+
+    def another(self) -> Store:
+        """A new, empty place of the same store."""
+        raise NotImplementedError
+
+    def drop(self) -> None:
+        """Remove the place and everything in it."""
+
+
+class SqliteStore(Store):
+    backend = "sqlite"
+    module = "socialcredit.store.sqlite"
+    refused = sqlite3.IntegrityError
+
+    def __init__(self, path: Path) -> None:
+        self.target = self.path = path
+
+    def occupy(self) -> None:
+        self.path.write_bytes(b"")
+
+    def not_a_ledger(self) -> None:
+        self.execute("CREATE TABLE things (x)")
+
+    def execute(self, *statements: str) -> None:
+        db = sqlite3.connect(self.path)
+        try:
+            for statement in statements:
+                db.execute(statement)
+            db.commit()
+        finally:
+            db.close()
+
+    def tamper(self, *statements: str) -> None:
+        db = sqlite3.connect(self.path)
+        triggers = db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
+        db.close()
+        self.execute(*(f"DROP TRIGGER {name}" for (name,) in triggers), *statements)
+
+    def blob(self, data: bytes) -> str:
+        return f"x'{data.hex()}'"
+
+    def another(self) -> Store:
+        return SqliteStore(self.path.with_name(f"{uuid.uuid4().hex[:12]}.db"))
+
+
+class PostgresStore(Store):
+    backend = "postgres"
+    module = "socialcredit.store.postgres"
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.url = url
+        self.schema = f"test_{uuid.uuid4().hex[:16]}"
+        self.target = f"{url}?schema={self.schema}"
+        self.refused = psycopg.IntegrityError
+
+    def connect(self) -> Any:
+        import psycopg
+
+        db = psycopg.connect(self.url, autocommit=True)
+        db.execute(f'SET search_path TO "{self.schema}"')
+        return db
+
+    def occupy(self) -> None:
+        self.execute(f'CREATE SCHEMA "{self.schema}"')
+
+    def not_a_ledger(self) -> None:
+        self.execute(f'CREATE SCHEMA "{self.schema}"', "CREATE TABLE things (x int)")
+
+    def execute(self, *statements: str) -> None:
+        with self.connect() as db, db.transaction():
+            for statement in statements:
+                db.execute(statement)
+
+    def tamper(self, *statements: str) -> None:
+        with self.connect() as db:
+            triggers = db.execute(
+                "SELECT t.tgname, c.relname FROM pg_trigger AS t "
+                "JOIN pg_class AS c ON c.oid = t.tgrelid "
+                "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND NOT t.tgisinternal", (self.schema,)).fetchall()
+        self.execute(*(f"DROP TRIGGER {name} ON {table}" for name, table in triggers),
+                     *statements)
+
+    def blob(self, data: bytes) -> str:
+        return f"'\\x{data.hex()}'::bytea"
+
+    def another(self) -> Store:
+        return PostgresStore(self.url)
+
+    def drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as db:
+            db.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+
+@contextmanager
+def place(backend: str, tmp_path: Path) -> Iterator[Store]:
+    """A place for one ledger of ``backend``, removed afterwards."""
+    store: Store = (SqliteStore(tmp_path / "ledger.db") if backend == "sqlite"
+                    else PostgresStore(postgres_url()))
+    try:
+        yield store
+    finally:
+        store.drop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    with place(request.param, tmp_path) as made:
+        yield made
+
+
+@pytest.fixture
+def pg(tmp_path: Path) -> Iterator[Store]:
+    """A place in the PostgreSQL test database, for the tests of that store alone."""
+    with place("postgres", tmp_path) as made:
+        yield made
 
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
+    """A place for an SQLite ledger, for the tests of that store alone."""
     return tmp_path / "ledger.db"
 
 
+def fill(ledger: Ledger) -> Ledger:
+    """Two subjects and three records (entries 1-5)."""
+    ledger.add_subjects(subjects_table((ORG, "organization"), (PERSON, "person")))
+    append(ledger, records_csv(
+        f"r1,{ORG},court.unfulfilled,2024-01-10,,5000,",
+        f"r2,{PERSON},traffic.red_light,2024-02-01,2024-02-03,,",
+        f"r3,{PERSON},charity.donation,2024-03-01,,300,",
+        source="first.csv",
+    ))
+    return ledger
+
+
 @pytest.fixture
-def ledger(path: Path) -> Iterator[SqliteLedger]:
+def ledger(store: Store) -> Iterator[Ledger]:
     """A ledger with two subjects and three records (entries 1-5)."""
-    with SqliteLedger.create(path) as opened:
-        opened.add_subjects(subjects_table((ORG, "organization"), (PERSON, "person")))
-        append(opened, records_csv(
-            f"r1,{ORG},court.unfulfilled,2024-01-10,,5000,",
-            f"r2,{PERSON},traffic.red_light,2024-02-01,2024-02-03,,",
-            f"r3,{PERSON},charity.donation,2024-03-01,,300,",
-            source="first.csv",
-        ))
-        yield opened
+    with store.create() as opened:
+        yield fill(opened)
 
 
-def snapshot(ledger: SqliteLedger) -> tuple[object, ...]:
+def snapshot(ledger: Ledger) -> tuple[object, ...]:
     """Everything a write could change."""
     return (ledger.records(), ledger.subjects(), ledger.verify(), ledger.batches())
 
@@ -75,9 +288,10 @@ def snapshot(ledger: SqliteLedger) -> tuple[object, ...]:
 def test_public_names() -> None:
     assert sorted(socialcredit.store.__all__) == [
         "AppendResult", "Batch", "BatchCheck", "FileInputs", "Ledger", "Loaded", "Origin",
-        "SqliteLedger", "SubjectsAdded", "SubjectsCheck", "VerifyReport", "check_batch",
-        "check_rows", "check_subjects", "load_records", "load_subjects", "parse_records",
-        "parse_subjects", "read_inputs", "read_records", "read_subjects",
+        "PostgresLedger", "SqliteLedger", "SubjectsAdded", "SubjectsCheck", "VerifyReport",
+        "check_batch", "check_rows", "check_subjects", "create_ledger", "load_records",
+        "load_subjects", "open_ledger", "parse_records", "parse_subjects", "read_inputs",
+        "read_records", "read_subjects",
     ]
 
 
@@ -107,7 +321,7 @@ def test_chain_is_sha256_over_previous_hash_and_payload() -> None:
     assert chain(GENESIS, payloads) == [first, second]
 
 
-def test_the_chain_of_a_fresh_ledger_is_reproducible(ledger: SqliteLedger) -> None:
+def test_the_chain_of_a_fresh_ledger_is_reproducible(ledger: Ledger) -> None:
     payloads = [
         *subject_payloads(np.array([1, 2]), ledger.subjects()),
         *record_payloads(np.array([3, 4, 5]), ledger.records()),
@@ -118,15 +332,15 @@ def test_the_chain_of_a_fresh_ledger_is_reproducible(ledger: SqliteLedger) -> No
 # -- opening -----------------------------------------------------------------------------
 
 
-def test_create_refuses_an_existing_file(path: Path) -> None:
-    path.write_bytes(b"")
+def test_create_refuses_an_existing_place(store: Store) -> None:
+    store.occupy()
     with pytest.raises(LedgerError, match="already exists"):
-        SqliteLedger.create(path)
+        store.create()
 
 
-def test_open_a_missing_file(path: Path) -> None:
+def test_open_a_missing_ledger(store: Store) -> None:
     with pytest.raises(LedgerError, match="does not exist"):
-        SqliteLedger.open(path)
+        store.open()
 
 
 def test_open_a_file_that_is_not_a_database(path: Path) -> None:
@@ -135,28 +349,21 @@ def test_open_a_file_that_is_not_a_database(path: Path) -> None:
         SqliteLedger.open(path)
 
 
-def test_open_a_database_that_is_not_a_ledger(path: Path) -> None:
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE things (x)")
-    db.commit()
-    db.close()
+def test_open_a_database_that_is_not_a_ledger(store: Store) -> None:
+    store.not_a_ledger()
     with pytest.raises(LedgerError, match="not a socialcredit ledger"):
-        SqliteLedger.open(path)
+        store.open()
 
 
-def test_open_a_ledger_of_another_schema_version(ledger: SqliteLedger, path: Path) -> None:
+def test_open_a_ledger_of_another_schema_version(ledger: Ledger, store: Store) -> None:
     ledger.close()
-    db = sqlite3.connect(path)
-    db.execute("DROP TRIGGER meta_no_update")
-    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    db.commit()
-    db.close()
+    store.tamper("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(LedgerError, match=r"schema version 99.*reads schema version 1"):
-        SqliteLedger.open(path)
+        store.open()
 
 
-def test_the_file_is_durable_wal(ledger: SqliteLedger, path: Path) -> None:
-    ledger.close()
+def test_the_file_is_durable_wal(path: Path) -> None:
+    fill(SqliteLedger.create(path)).close()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     db.close()
@@ -165,19 +372,100 @@ def test_the_file_is_durable_wal(ledger: SqliteLedger, path: Path) -> None:
         assert reopened.records().num_rows == 3
 
 
-def test_an_empty_ledger(path: Path) -> None:
-    with SqliteLedger.create(path) as ledger:
+def test_postgres_commits_durably(pg: Store) -> None:
+    fill(pg.create()).close()
+    with pg.open() as reopened:
+        db = reopened._db  # type: ignore[attr-defined]
+        assert db.execute("SHOW synchronous_commit").fetchone() == ("on",)
+        assert reopened.records().num_rows == 3
+
+
+def test_an_empty_ledger(store: Store) -> None:
+    with store.create() as ledger:
         assert ledger.records().equals(RECORDS_SCHEMA.empty_table())
         assert ledger.subjects().num_rows == 0
+        assert ledger.records_of(PERSON).num_rows == 0
+        assert ledger.batches() == []
         report = ledger.verify()
         assert report.ok and report.entries_checked == 0
         assert report.head == GENESIS.hex()
 
 
+def test_create_in_a_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(LedgerError, match="cannot open"):
+        SqliteLedger.create(tmp_path / "no" / "such" / "ledger.db")
+
+
+def test_a_server_that_does_not_answer() -> None:
+    if not under_ci():
+        pytest.importorskip("psycopg")
+    with pytest.raises(LedgerError, match="cannot connect") as caught:
+        open_ledger("postgresql://nobody:secret@127.0.0.1:1/none?schema=town&connect_timeout=2")
+    assert "postgresql://nobody@127.0.0.1:1/none?schema=town" in str(caught.value)
+    assert "secret" not in str(caught.value)
+
+
+def test_the_target_picks_the_store(tmp_path: Path) -> None:
+    from socialcredit.store.backends import is_postgres_url, printable
+
+    assert is_postgres_url("postgresql://h/db") and is_postgres_url("postgres://h/db")
+    assert not is_postgres_url("postgresql.ledger")
+    assert not is_postgres_url(Path("postgresql://h/db"))
+    with create_ledger(tmp_path / "a.ledger") as created:
+        assert isinstance(created, SqliteLedger)
+    with open_ledger(str(tmp_path / "a.ledger")) as opened:
+        assert isinstance(opened, SqliteLedger)
+    assert printable("postgresql://me:secret@h:5432/db?schema=x") == (
+        "postgresql://me@h:5432/db?schema=x")
+    assert printable("postgresql://h/db") == "postgresql://h/db"
+
+
+def test_the_command_line_takes_a_postgres_url(pg: Store) -> None:
+    from typer.testing import CliRunner
+
+    from socialcredit.cli.app import app
+    from socialcredit.cli.app import main as _main  # noqa: F401  (registers the commands)
+
+    def run(*args: str, code: int = 0) -> str:
+        import socialcredit.cli.ledger_cmds
+        import socialcredit.cli.score_cmds  # noqa: F401
+
+        result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+        assert result.exit_code == code, (result.stdout, result.stderr)
+        return result.stdout + result.stderr
+
+    url = str(pg.target)
+    assert "created ledger" in run("init", url)
+    assert "already exists" in run("init", url, code=2)
+    run("subjects", "add", ORG, "--kind", "organization", "--ledger", url)
+    run("records", "add", "--id", "r1", "--subject", ORG, "--type",
+        "court.judgment_unfulfilled", "--occurred-at", "2025-01-02", "--ledger", url)
+    assert run("ledger", "verify", "--ledger", url).startswith("ok: 2 entries")
+    score = run("score", "-s", "court_dishonest_debtors", "--at", "2025-12-31",
+                "--ledger", url, "-f", "csv")
+    assert f"{ORG},0,unrated,dishonest_judgment_debtors" in score
+    missing = url.replace(pg.schema, pg.schema + "_none")
+    assert "does not exist" in run("ledger", "verify", "--ledger", missing, code=2)
+
+
+def test_a_postgres_url_names_its_schema(pg: Store) -> None:
+    from socialcredit.store import PostgresLedger
+
+    assert isinstance(pg.target, str)
+    with pg.create() as created:
+        assert isinstance(created, PostgresLedger)
+        assert created.schema == pg.schema  # type: ignore[attr-defined]
+        assert created.where.endswith(f"?schema={pg.schema}")
+    with PostgresLedger.open(pg.url, schema=pg.schema) as opened:
+        assert opened.verify().ok
+    with pytest.raises(ValueError, match="two schemas"):
+        PostgresLedger.open(str(pg.target), schema="other")
+
+
 # -- reading -----------------------------------------------------------------------------
 
 
-def test_records_come_back_as_appended(ledger: SqliteLedger) -> None:
+def test_records_come_back_as_appended(ledger: Ledger) -> None:
     more = records_csv(
         f"r4,{ORG},court.fulfilled,2024-04-01,,,r1",
         f"r5,{PERSON},traffic.red_light,2024-04-02,2024-04-09,,",
@@ -190,7 +478,7 @@ def test_records_come_back_as_appended(ledger: SqliteLedger) -> None:
     assert records.column("ref").to_pylist() == [None, None, None, "r1", None]
 
 
-def test_records_of_one_subject(ledger: SqliteLedger) -> None:
+def test_records_of_one_subject(ledger: Ledger) -> None:
     mine = ledger.records_of(PERSON)
     assert mine.schema == RECORDS_SCHEMA
     assert mine.column("id").to_pylist() == ["r2", "r3"]
@@ -198,7 +486,7 @@ def test_records_of_one_subject(ledger: SqliteLedger) -> None:
     assert ledger.records_of("nobody").num_rows == 0
 
 
-def test_subjects_and_kinds(ledger: SqliteLedger) -> None:
+def test_subjects_and_kinds(ledger: Ledger) -> None:
     assert ledger.subjects().to_pylist() == [
         {"code": ORG, "kind": "organization"}, {"code": PERSON, "kind": "person"}]
     assert ledger.kind_of(PERSON) == "person"
@@ -206,13 +494,14 @@ def test_subjects_and_kinds(ledger: SqliteLedger) -> None:
     assert ledger.kind_of("nobody") is None
 
 
-def test_the_log_of_batches(ledger: SqliteLedger) -> None:
+def test_the_log_of_batches(ledger: Ledger) -> None:
     assert [row[1:4] for row in ledger.batches()] == [("<subjects>", 1, 2), ("first.csv", 3, 5)]
 
 
-def test_read_back_across_scan_chunks(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("socialcredit.store.sqlite._SCAN", 3)
-    with SqliteLedger.create(path) as ledger:
+def test_read_back_across_scan_chunks(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(f"{store.module}._SCAN", 3)
+    monkeypatch.setattr(f"{store.module}._READERS", 2)  # chunks read in parallel
+    with store.create() as ledger:
         ledger.add_subjects(subjects_table((ORG, "organization")))
         append(ledger, records_csv(*(f"r{i},{ORG},a.b,2024-01-01,,{i}," for i in range(5))))
         ledger.add_subjects(subjects_table((PERSON, "person")))
@@ -227,12 +516,46 @@ def test_read_back_across_scan_chunks(path: Path, monkeypatch: pytest.MonkeyPatc
         assert ledger.verify().ok
 
 
-def test_records_hashed_in_several_chunks(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("socialcredit.store.sqlite._CHUNK", 7)
+def test_postgres_reads_on_one_connection_when_it_gets_no_more(
+    pg: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socialcredit.store.postgres as backend
+
+    monkeypatch.setattr(backend, "_SCAN", 2)
+    monkeypatch.setattr(backend, "_READERS", 2)
+    with pg.create() as ledger:
+        fill(ledger)
+        parallel = ledger.records()
+
+        def refuse(target: object) -> None:
+            raise LedgerError("too many connections")
+
+        monkeypatch.setattr(backend, "_connect", refuse)
+        assert ledger.records().equals(parallel)
+        assert parallel.column("id").to_pylist() == ["r1", "r2", "r3"]
+
+
+def test_rows_stored_out_of_order_are_read_in_ledger_order(
+    ledger: Ledger, store: Store
+) -> None:
+    # A rewritten row moves to the end of a PostgreSQL table, so a scan meets it last.
+    store.tamper("UPDATE records SET amount = amount WHERE id IN ('r1', 'r2')",
+                 "UPDATE subjects SET kind = kind WHERE seq = 1")
+    assert ledger.records().column("id").to_pylist() == ["r1", "r2", "r3"]
+    assert ledger.records_of(PERSON).column("id").to_pylist() == ["r2", "r3"]
+    assert ledger.subjects().column("code").to_pylist() == [ORG, PERSON]
+    report = ledger.verify()
+    assert report.ok and report.entries_checked == 5
+
+
+def test_records_hashed_in_several_chunks(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(f"{store.module}._CHUNK", 7)
     rows = [f"r{i},{ORG},a.b,2024-01-{i % 28 + 1:02d},,{i},{f'r{i - 1}' if i % 3 else ''}"
             for i in range(100)]
     loaded = records_csv(*rows)
-    with SqliteLedger.create(path) as ledger:
+    with store.create() as ledger:
         ledger.add_subjects(subjects_table((ORG, "organization")))
         assert ledger.append(loaded) == (100, 0)
         assert ledger.records().equals(loaded.table)
@@ -240,25 +563,40 @@ def test_records_hashed_in_several_chunks(path: Path, monkeypatch: pytest.Monkey
         assert report.ok and report.entries_checked == 101
 
 
-def test_create_in_a_missing_directory(tmp_path: Path) -> None:
-    with pytest.raises(LedgerError, match="cannot open"):
-        SqliteLedger.create(tmp_path / "no" / "such" / "ledger.db")
-
-
-def test_read_back_of_values_holding_the_separator(ledger: SqliteLedger, path: Path) -> None:
-    db = sqlite3.connect(path)
-    db.execute("DROP TRIGGER records_no_update")
-    db.execute("UPDATE records SET id = 'r\x1f2' WHERE id = 'r2'")
-    db.commit()
-    db.close()
+def test_read_back_of_values_holding_the_separator(ledger: Ledger, store: Store) -> None:
+    store.tamper("UPDATE records SET id = 'r\x1f2' WHERE id = 'r2'")
     assert ledger.records().column("id").to_pylist() == ["r1", "r\x1f2", "r3"]
     assert ledger.verify().first_bad == 4
+
+
+def test_read_back_of_any_text(store: Store) -> None:
+    """Texts come back byte for byte: other scripts, backslashes, commas, quotes."""
+    odd = ["r\\1", "r,2", "r'3", 'r"4', "\u8bb0\u5f555", "r\u00e96", "r 7", "r\U0001f6008"]
+    table = pa.table({
+        "id": odd, "subject": [ORG] * len(odd), "type": ["a.\u00e9", "a.b\\c"] * 4,
+        "occurred_at": pa.array([dt.date(1969, 12, 31), dt.date(2024, 2, 29)] * 4),
+        "amount": pa.array([0, 2**62, 1, 7] * 2, pa.int64()),
+        "ref": [None, "r\\1", None, "r,2", None, None, "r'3", None],
+    })
+    with store.create() as ledger:
+        ledger.add_subjects(subjects_table((ORG, "organization")))
+        assert ledger.append(table, source="odd") == (8, 0)
+        records = ledger.records()
+        assert records.column("id").to_pylist() == odd
+        assert records.column("type").to_pylist() == table.column("type").to_pylist()
+        assert records.column("ref").to_pylist() == table.column("ref").to_pylist()
+        assert records.column("occurred_at").to_pylist()[:2] == [
+            dt.date(1969, 12, 31), dt.date(2024, 2, 29)]
+        assert records.column("amount").to_pylist()[:2] == [0, 2**62]
+        assert ledger.records_of(ORG).equals(records)
+        assert ledger.append(table, source="odd") == (0, 8)
+        assert ledger.verify().ok
 
 
 # -- writing -----------------------------------------------------------------------------
 
 
-def test_reimporting_a_batch_changes_nothing(ledger: SqliteLedger) -> None:
+def test_reimporting_a_batch_changes_nothing(ledger: Ledger) -> None:
     before = snapshot(ledger)
     result = append(ledger, records_csv(
         f"r1,{ORG},court.unfulfilled,2024-01-10,,5000,",
@@ -269,7 +607,7 @@ def test_reimporting_a_batch_changes_nothing(ledger: SqliteLedger) -> None:
     assert snapshot(ledger) == before
 
 
-def test_an_overlapping_batch_appends_only_what_is_new(ledger: SqliteLedger) -> None:
+def test_an_overlapping_batch_appends_only_what_is_new(ledger: Ledger) -> None:
     loaded = records_csv(
         f"r3,{PERSON},charity.donation,2024-03-01,,300,",
         f"r4,{PERSON},charity.donation,2024-03-02,,100,",
@@ -280,14 +618,14 @@ def test_an_overlapping_batch_appends_only_what_is_new(ledger: SqliteLedger) -> 
     assert ledger.records().column("id").to_pylist() == ["r1", "r2", "r3", "r4"]
 
 
-def test_repeats_within_a_table_are_skipped_and_counted(ledger: SqliteLedger) -> None:
+def test_repeats_within_a_table_are_skipped_and_counted(ledger: Ledger) -> None:
     row = records_csv(f"r4,{PERSON},charity.donation,2024-03-02,,100,").table
     old = records_csv(f"r3,{PERSON},charity.donation,2024-03-01,,300,").table
     assert ledger.append(pa.concat_tables([row, old, row, row]), source="t") == (1, 3)
     assert ledger.records().column("id").to_pylist() == ["r1", "r2", "r3", "r4"]
 
 
-def test_refs_resolve_across_batches_and_within_one(ledger: SqliteLedger) -> None:
+def test_refs_resolve_across_batches_and_within_one(ledger: Ledger) -> None:
     append(ledger, records_csv(
         f"r5,{PERSON},appeal.upheld,2024-03-05,,,r4",  # names a record later in the batch
         f"r4,{PERSON},traffic.red_light,2024-03-04,,,",
@@ -301,13 +639,13 @@ def test_refs_resolve_across_batches_and_within_one(ledger: SqliteLedger) -> Non
     assert ledger.verify().ok
 
 
-def test_an_empty_batch(ledger: SqliteLedger) -> None:
+def test_an_empty_batch(ledger: Ledger) -> None:
     before = snapshot(ledger)
     assert ledger.append(RECORDS_SCHEMA.empty_table(), source="empty") == (0, 0)
     assert snapshot(ledger) == before
 
 
-def test_a_table_without_origin_is_numbered_by_row(ledger: SqliteLedger) -> None:
+def test_a_table_without_origin_is_numbered_by_row(ledger: Ledger) -> None:
     table = records_csv(f"r9,{ORG},a.b,2024-01-01,,,", f"r10,{ORG},a.b,2024-01-01,,,r99").table
     with pytest.raises(InvalidInput) as caught:
         ledger.append(table, source="simulator")
@@ -316,7 +654,7 @@ def test_a_table_without_origin_is_numbered_by_row(ledger: SqliteLedger) -> None
     assert problem.message.endswith("(row 2)")
 
 
-def test_a_table_with_optional_columns_left_out(ledger: SqliteLedger) -> None:
+def test_a_table_with_optional_columns_left_out(ledger: Ledger) -> None:
     table = pa.table({"id": ["r9"], "subject": [ORG], "type": ["a.b"],
                       "occurred_at": pa.array([dt.date(2024, 5, 1)], pa.date32())})
     assert ledger.append(table, source="t") == (1, 0)
@@ -325,7 +663,7 @@ def test_a_table_with_optional_columns_left_out(ledger: SqliteLedger) -> None:
         "recorded_at": dt.date(2024, 5, 1), "amount": 0, "ref": None}]
 
 
-def test_a_table_of_the_wrong_shape(ledger: SqliteLedger) -> None:
+def test_a_table_of_the_wrong_shape(ledger: Ledger) -> None:
     table = pa.table({"id": ["r9"], "subject": [ORG], "kind": ["a.b"],
                       "occurred_at": ["2024-05-01"]})
     with pytest.raises(InvalidInput) as caught:
@@ -333,7 +671,7 @@ def test_a_table_of_the_wrong_shape(ledger: SqliteLedger) -> None:
     assert sorted(p.where for p in caught.value.problems) == ["kind", "occurred_at", "type"]
 
 
-def test_a_loaded_file_or_a_table_with_its_origin(ledger: SqliteLedger) -> None:
+def test_a_loaded_file_or_a_table_with_its_origin(ledger: Ledger) -> None:
     loaded = records_csv(f"r9,{ORG},a.b,2024-01-01,,,", "", f"r10,{ORG},a.b,2024-01-01,,,r99")
     for call in (
         lambda: ledger.append(loaded),
@@ -347,7 +685,7 @@ def test_a_loaded_file_or_a_table_with_its_origin(ledger: SqliteLedger) -> None:
     assert ledger.batches()[-1][1] == "named"
 
 
-def test_origin_must_match_the_table(ledger: SqliteLedger) -> None:
+def test_origin_must_match_the_table(ledger: Ledger) -> None:
     loaded = records_csv(f"r9,{ORG},a.b,2024-01-01,,,")
     with pytest.raises(ValueError, match="origin has 2 rows"):
         ledger.append(loaded.table, source="x", origin=Origin.rows("x", 2))
@@ -383,7 +721,7 @@ BAD_BATCHES = [
 @pytest.mark.parametrize(("rows", "expected"), [c[1:] for c in BAD_BATCHES],
                          ids=[c[0] for c in BAD_BATCHES])
 def test_a_bad_batch_is_refused_whole(
-    ledger: SqliteLedger, rows: list[str], expected: list[tuple[int, str, str]]
+    ledger: Ledger, rows: list[str], expected: list[tuple[int, str, str]]
 ) -> None:
     before = snapshot(ledger)
     with pytest.raises(InvalidInput) as caught:
@@ -397,7 +735,7 @@ def test_a_bad_batch_is_refused_whole(
     assert snapshot(ledger) == before
 
 
-def test_every_problem_of_a_batch_is_listed(ledger: SqliteLedger) -> None:
+def test_every_problem_of_a_batch_is_listed(ledger: Ledger) -> None:
     before = snapshot(ledger)
     with pytest.raises(InvalidInput) as caught:
         append(ledger, records_csv(
@@ -411,7 +749,7 @@ def test_every_problem_of_a_batch_is_listed(ledger: SqliteLedger) -> None:
     assert snapshot(ledger) == before
 
 
-def test_a_table_is_checked_row_by_row_too(ledger: SqliteLedger) -> None:
+def test_a_table_is_checked_row_by_row_too(ledger: Ledger) -> None:
     before = snapshot(ledger)
     table = pa.table({
         "id": ["r9", "", "r11", "r12"],
@@ -428,14 +766,14 @@ def test_a_table_is_checked_row_by_row_too(ledger: SqliteLedger) -> None:
     assert snapshot(ledger) == before
 
 
-def test_registering_subjects_is_idempotent(ledger: SqliteLedger) -> None:
+def test_registering_subjects_is_idempotent(ledger: Ledger) -> None:
     result = ledger.add_subjects(subjects_table(
         (ORG, "organization"), (PERSON.lower(), "person"), ("91110000600037341L", "organization")))
     assert result == (1, 2)
     assert ledger.subjects().column("code").to_pylist() == [ORG, PERSON, "91110000600037341L"]
 
 
-def test_a_subject_never_changes_kind(ledger: SqliteLedger) -> None:
+def test_a_subject_never_changes_kind(ledger: Ledger) -> None:
     before = snapshot(ledger)
     loaded = parse_subjects(b"code,kind\nP-1,person\nP-2,person\n" + ORG.encode() +
                             b",person\n", source="subjects.csv", opaque_codes=True)
@@ -447,7 +785,7 @@ def test_a_subject_never_changes_kind(ledger: SqliteLedger) -> None:
     assert snapshot(ledger) == before
 
 
-def test_invalid_codes_are_refused(ledger: SqliteLedger) -> None:
+def test_invalid_codes_are_refused(ledger: Ledger) -> None:
     before = snapshot(ledger)
     with pytest.raises(InvalidInput) as caught:
         ledger.add_subjects(subjects_table(("91110000600037341L", "organization"),
@@ -456,19 +794,19 @@ def test_invalid_codes_are_refused(ledger: SqliteLedger) -> None:
     assert snapshot(ledger) == before
 
 
-def test_generated_codes_register(path: Path) -> None:
+def test_generated_codes_register(store: Store) -> None:
     rng = np.random.default_rng(3)
     people = ric.generate(rng, 50, born_from=dt.date(1950, 1, 1), born_to=dt.date(2005, 1, 1))
     orgs = uscc.generate(rng, 50)
-    with SqliteLedger.create(path) as ledger:
+    with store.create() as ledger:
         added = ledger.add_subjects(pa.table({
             "code": people + orgs, "kind": ["person"] * 50 + ["organization"] * 50}))
         assert added == (100, 0)
         assert ledger.kind_of(people[0]) == "person"
 
 
-def test_two_writers_keep_one_chain(ledger: SqliteLedger, path: Path) -> None:
-    with SqliteLedger.open(path) as other:
+def test_two_writers_keep_one_chain(ledger: Ledger, store: Store) -> None:
+    with store.open() as other:
         append(other, records_csv(f"r4,{ORG},a.b,2024-01-01,,,"))
         append(ledger, records_csv(f"r5,{ORG},a.b,2024-01-01,,,r4"))
         other.add_subjects(subjects_table(("91110000600037341L", "organization")))
@@ -476,6 +814,50 @@ def test_two_writers_keep_one_chain(ledger: SqliteLedger, path: Path) -> None:
     assert ledger.records().column("id").to_pylist() == ["r1", "r2", "r3", "r4", "r5", "r6"]
     report = ledger.verify()
     assert report.ok and report.entries_checked == 9
+
+
+def test_concurrent_writers_keep_one_chain(ledger: Ledger, store: Store) -> None:
+    """Writers in threads, each with a connection of its own, append at once: every batch
+    goes in whole, after another, and the chain runs through them all."""
+    writers, batches, size = 4, 5, 40
+    failures: list[BaseException] = []
+    start = threading.Barrier(writers)
+
+    def write(w: int) -> None:
+        try:
+            with store.open() as mine:
+                start.wait()
+                for b in range(batches):
+                    rows = [f"w{w}b{b}n{i},{ORG},a.b,2024-01-01,,{i}," for i in range(size)]
+                    assert mine.append(records_csv(*rows)) == (size, 0)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    report = ledger.verify()
+    assert report.ok and report.entries_checked == 5 + writers * batches * size
+    logged = ledger.batches()[2:]
+    assert len(logged) == writers * batches
+    assert [(b.first_seq, b.last_seq) for b in logged] == [
+        (6 + k * size, 5 + (k + 1) * size) for k in range(writers * batches)]
+
+
+def test_both_stores_chain_alike(pg: Store, path: Path) -> None:
+    """The same entries have the same hashes in either store."""
+    heads = []
+    for target in (path, pg.target):
+        with create_ledger(target) as ledger:
+            fill(ledger)
+            append(ledger, records_csv(f"r4,{PERSON},appeal.upheld,2024-03-05,,,r2"))
+            ledger.add_subjects(subjects_table(("91110000600037341L", "organization")))
+            heads.append((ledger.verify(), ledger.records(), ledger.subjects()))
+    assert heads[0] == heads[1]
+    assert heads[0][0].ok and heads[0][0].entries_checked == 7
 
 
 # -- the shared checks without a ledger --------------------------------------------------
@@ -505,37 +887,40 @@ def test_check_batch_can_keep_unknown_subjects() -> None:
     "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
     "DELETE FROM meta",
 ])
-def test_the_database_refuses_changes(ledger: SqliteLedger, path: Path, statement: str) -> None:
+def test_the_database_refuses_changes(ledger: Ledger, store: Store, statement: str) -> None:
     before = snapshot(ledger)
-    db = sqlite3.connect(path)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        db.execute(statement)
-    db.close()
+    with pytest.raises(store.refused, match="append-only"):
+        store.execute(statement)
     assert snapshot(ledger) == before
+
+
+@pytest.mark.parametrize(("table", "column"), [
+    ("records", "seq"), ("subjects", "seq"), ("types", "code"), ("batches", "batch"),
+    ("meta", "key"),
+])
+def test_postgres_refuses_truncate_and_any_change(pg: Store, table: str, column: str) -> None:
+    """Statement triggers: a change is refused even when it would touch no row."""
+    with pg.create() as ledger:
+        fill(ledger)
+        before = snapshot(ledger)
+        for statement in (f"TRUNCATE {table}", f"DELETE FROM {table} WHERE false",
+                          f"UPDATE {table} SET {column} = {column} WHERE false"):
+            with pytest.raises(pg.refused, match=f"{table} is append-only"):
+                pg.execute(statement)
+        assert snapshot(ledger) == before
 
 
 # -- tampering ---------------------------------------------------------------------------
 
 
-def tamper(path: Path, *statements: str) -> None:
-    """Change the file as an intruder with write access would: triggers first."""
-    db = sqlite3.connect(path)
-    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
-        db.execute(f"DROP TRIGGER {name}")
-    for statement in statements:
-        db.execute(statement)
-    db.commit()
-    db.close()
-
-
-def test_verify_a_sound_ledger(ledger: SqliteLedger) -> None:
+def test_verify_a_sound_ledger(ledger: Ledger) -> None:
     report = ledger.verify()
     assert report.ok
     assert (report.entries_checked, report.first_bad, report.reason) == (5, None, "")
 
 
-def test_a_changed_amount_is_named(ledger: SqliteLedger, path: Path) -> None:
-    tamper(path, "UPDATE records SET amount = 1 WHERE id = 'r3'")
+def test_a_changed_amount_is_named(ledger: Ledger, store: Store) -> None:
+    store.tamper("UPDATE records SET amount = 1 WHERE id = 'r3'")
     report = ledger.verify()
     assert not report.ok
     assert (report.first_bad, report.key, report.entries_checked) == (5, "r3", 4)
@@ -549,25 +934,27 @@ def test_a_changed_amount_is_named(ledger: SqliteLedger, path: Path) -> None:
     ("UPDATE subjects SET kind = 'organization' WHERE code = '11010519491231002X'", 2, PERSON),
     ("UPDATE records SET subject = 1 WHERE id = 'r3'", 5, "r3"),
     ("UPDATE records SET subject = 99 WHERE id = 'r3'", 5, "r3"),
-    ("UPDATE records SET hash = zeroblob(32) WHERE id = 'r1'", 3, "r1"),
+    ("UPDATE records SET hash = {zeros} WHERE id = 'r1'", 3, "r1"),
+    ("UPDATE records SET ref = 3 WHERE id = 'r2'", 4, "r2"),
+    ("UPDATE subjects SET code = 'X' WHERE seq = 1", 1, "X"),
 ])
 def test_other_changes_are_named(
-    ledger: SqliteLedger, path: Path, statement: str, first_bad: int, key: str
+    ledger: Ledger, store: Store, statement: str, first_bad: int, key: str
 ) -> None:
-    tamper(path, statement)
+    store.tamper(statement.format(zeros=store.blob(bytes(32))))
     report = ledger.verify()
     assert (report.ok, report.first_bad, report.key) == (False, first_bad, key)
     assert "content hash mismatch" in report.reason
 
 
-def test_a_deleted_entry_is_named(ledger: SqliteLedger, path: Path) -> None:
-    tamper(path, "DELETE FROM records WHERE id = 'r2'")
+def test_a_deleted_entry_is_named(ledger: Ledger, store: Store) -> None:
+    store.tamper("DELETE FROM records WHERE id = 'r2'")
     report = ledger.verify()
     assert (report.ok, report.first_bad, report.key) == (False, 4, None)
     assert "gap in the sequence: entry 4 is missing" in report.reason
 
 
-def test_a_rewritten_entry_breaks_the_next_link(ledger: SqliteLedger, path: Path) -> None:
+def test_a_rewritten_entry_breaks_the_next_link(ledger: Ledger, store: Store) -> None:
     # The intruder changes r2 and recomputes its hash: r2 itself checks out, but r3 was
     # chained to r2's old hash.
     records = ledger.records()
@@ -575,22 +962,22 @@ def test_a_rewritten_entry_breaks_the_next_link(ledger: SqliteLedger, path: Path
     r1_hash = chain(subjects_head, record_payloads(np.array([3]), records.slice(0, 1)))[0]
     forged = records.slice(1, 1).set_column(5, "amount", pa.array([999], pa.int64()))
     forged_hash = chain(r1_hash, record_payloads(np.array([4]), forged))[0]
-    tamper(path, f"UPDATE records SET amount = 999, hash = x'{forged_hash.hex()}' "
+    store.tamper(f"UPDATE records SET amount = 999, hash = {store.blob(forged_hash)} "
                  "WHERE id = 'r2'")
     report = ledger.verify()
     assert (report.ok, report.first_bad, report.key) == (False, 5, "r3")
     assert "broken link" in report.reason
 
 
-def test_a_cut_off_end_is_named(ledger: SqliteLedger, path: Path) -> None:
-    tamper(path, "DELETE FROM records WHERE id = 'r3'")
+def test_a_cut_off_end_is_named(ledger: Ledger, store: Store) -> None:
+    store.tamper("DELETE FROM records WHERE id = 'r3'")
     report = ledger.verify()
     assert (report.ok, report.first_bad) == (False, 5)
     assert "cut off" in report.reason
 
 
 def test_a_rechained_ledger_contradicts_the_log_of_batches(
-    ledger: SqliteLedger, path: Path
+    ledger: Ledger, store: Store
 ) -> None:
     # The intruder rewrites r3 and recomputes every hash and link after it: only the
     # heads kept in the log of batches betray it.
@@ -601,7 +988,7 @@ def test_a_rechained_ledger_contradicts_the_log_of_batches(
     ])[-1]
     forged = records.slice(2, 1).set_column(5, "amount", pa.array([1], pa.int64()))
     forged_hash = chain(head, record_payloads(np.array([5]), forged))[0]
-    tamper(path, f"UPDATE records SET amount = 1, hash = x'{forged_hash.hex()}' "
+    store.tamper(f"UPDATE records SET amount = 1, hash = {store.blob(forged_hash)} "
                  "WHERE id = 'r3'")
     report = ledger.verify()
     assert (report.ok, report.first_bad, report.key) == (False, 5, "r3")
@@ -612,10 +999,10 @@ def test_a_rechained_ledger_contradicts_the_log_of_batches(
 
 
 def test_a_failure_while_writing_leaves_the_ledger_as_it_was(
-    ledger: SqliteLedger, monkeypatch: pytest.MonkeyPatch
+    ledger: Ledger, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = snapshot(ledger)
-    monkeypatch.setattr("socialcredit.store.sqlite._CHUNK", 2)
+    monkeypatch.setattr(f"{store.module}._CHUNK", 2)
     calls = []
 
     def failing_chain(previous: bytes, payloads: list[bytes]) -> list[bytes]:
@@ -624,7 +1011,7 @@ def test_a_failure_while_writing_leaves_the_ledger_as_it_was(
             raise OSError("disk on fire")
         return chain(previous, payloads)
 
-    monkeypatch.setattr("socialcredit.store.sqlite.chain", failing_chain)
+    monkeypatch.setattr(f"{store.module}.chain", failing_chain)
     with pytest.raises(OSError, match="disk on fire"):
         append(ledger, records_csv(*(f"x{i},{ORG},a.b,2024-01-01,,," for i in range(5))))
     assert calls == [2, 2]
@@ -635,20 +1022,19 @@ def test_a_failure_while_writing_leaves_the_ledger_as_it_was(
 
 
 def test_a_process_killed_mid_batch_leaves_the_ledger_as_it_was(
-    ledger: SqliteLedger, path: Path
+    ledger: Ledger, store: Store
 ) -> None:
     before = snapshot(ledger)
     script = textwrap.dedent(f"""
         import os
         import pyarrow as pa
-        from socialcredit.store import SqliteLedger
-        from socialcredit.store import sqlite as backend
+        from socialcredit.store import open_ledger
 
         def die(*args, **kwargs):
             os._exit(3)  # every record is inserted, the transaction not committed
 
-        backend.SqliteLedger._log = die
-        ledger = SqliteLedger.open({str(path)!r})
+        ledger = open_ledger({str(store.target)!r})
+        type(ledger)._log = die
         ledger.append(pa.table({{
             "id": [f"k{{i}}" for i in range(1000)], "subject": [{ORG!r}] * 1000,
             "type": ["a.b"] * 1000, "occurred_at": ["2024-01-01"] * 1000,
@@ -658,9 +1044,11 @@ def test_a_process_killed_mid_batch_leaves_the_ledger_as_it_was(
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 3, result.stderr
-    with SqliteLedger.open(path) as reopened:
+    with store.open() as reopened:
         assert snapshot(reopened) == before
     assert snapshot(ledger) == before
+    assert append(ledger, records_csv(f"k0,{ORG},a.b,2024-01-01,,,")) == (1, 0)
+    assert ledger.verify().ok
 
 
 # -- property: the ledger is the union of what was appended ------------------------------
@@ -682,14 +1070,22 @@ def batch_lists(draw: st.DrawFn) -> list[list[dict[str, object]]]:
             for _ in range(draw(st.integers(1, 4)))]
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch_lists())
 def test_the_ledger_holds_each_record_once_in_first_seen_order(
-    tmp_path_factory: pytest.TempPathFactory, batches: list[list[dict[str, object]]]
+    store: Store, batches: list[list[dict[str, object]]]
 ) -> None:
-    path = tmp_path_factory.mktemp("prop") / "ledger.db"
+    fresh = store.another()  # a ledger of its own for each example
+    try:
+        check_the_union(fresh, batches)
+    finally:
+        fresh.drop()
+
+
+def check_the_union(fresh: Store, batches: list[list[dict[str, object]]]) -> None:
     expected: dict[object, dict[str, object]] = {}
-    with SqliteLedger.create(path) as ledger:
+    with fresh.create() as ledger:
         ledger.add_subjects(subjects_table((ORG, "organization"), (PERSON, "person")))
         for rows in batches:
             new = {row["id"] for row in rows} - expected.keys()

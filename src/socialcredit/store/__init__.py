@@ -4,10 +4,16 @@
   checked whole, into the canonical Arrow tables of :mod:`socialcredit.records`;
 * :mod:`~socialcredit.store.checks` holds the checks of a batch, shared by the ledger and
   by scoring straight from files;
-* :class:`Ledger` is the interface of a ledger, :class:`SqliteLedger` the SQLite one;
+* :class:`Ledger` is the interface of a ledger, :class:`SqliteLedger` the SQLite one and
+  :class:`PostgresLedger` the PostgreSQL one (with the optional dependency ``psycopg``:
+  ``socialcredit[postgres]``); :func:`open_ledger` and :func:`create_ledger` pick the
+  store from the target, a ``postgresql://`` URL or a file;
   :mod:`~socialcredit.store.chain` defines the hash chain.
 """
 
+from typing import TYPE_CHECKING
+
+from socialcredit.store.backends import create_ledger, open_ledger
 from socialcredit.store.base import AppendResult, Batch, Ledger, SubjectsAdded, VerifyReport
 from socialcredit.store.checks import (
     BatchCheck,
@@ -30,6 +36,9 @@ from socialcredit.store.files import (
 from socialcredit.store.origin import Origin
 from socialcredit.store.sqlite import SqliteLedger
 
+if TYPE_CHECKING:
+    from socialcredit.store.postgres import PostgresLedger
+
 __all__ = [
     "AppendResult",
     "Batch",
@@ -38,6 +47,7 @@ __all__ = [
     "Ledger",
     "Loaded",
     "Origin",
+    "PostgresLedger",
     "SqliteLedger",
     "SubjectsAdded",
     "SubjectsCheck",
@@ -45,11 +55,22 @@ __all__ = [
     "check_batch",
     "check_rows",
     "check_subjects",
+    "create_ledger",
     "load_records",
     "load_subjects",
+    "open_ledger",
     "parse_records",
     "parse_subjects",
     "read_inputs",
     "read_records",
     "read_subjects",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # PostgresLedger is imported when first used, so that psycopg stays optional.
+    if name == "PostgresLedger":
+        from socialcredit.store.postgres import PostgresLedger
+
+        return PostgresLedger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

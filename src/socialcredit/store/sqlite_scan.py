@@ -46,11 +46,15 @@ class Names:
 
     def subject(self, seqs: npt.NDArray[np.int64]) -> pa.Array:
         """The codes of subject entries ``seqs`` (null for a number that is no subject)."""
-        if len(self.subject_seqs) == 0:
+        known = self.subject_seqs
+        if len(known) == 0:
             return pa.nulls(len(seqs), pa.string())
-        position = np.clip(np.searchsorted(self.subject_seqs, seqs), 0,
-                           len(self.subject_seqs) - 1)
-        found = self.subject_seqs[position] == seqs
+        # Subjects are registered in batches, so their entries form a few runs of
+        # consecutive numbers: finding the run is a search in a short array.
+        run_at = np.flatnonzero(np.diff(known, prepend=known[0] - 2) != 1)
+        run = np.maximum(np.searchsorted(known[run_at], seqs, side="right") - 1, 0)
+        position = np.clip(run_at[run] + (seqs - known[run_at[run]]), 0, len(known) - 1)
+        found = known[position] == seqs
         codes = self.subject_codes.take(pa.array(position))
         if found.all():
             return codes

@@ -70,8 +70,10 @@ def ledger(tmp_path: Path, files: dict[str, Path]) -> Path:
     return path
 
 
-def test_demo_runs_end_to_end() -> None:
-    out, err = run("demo", "--persons", "400", "--organizations", "40")
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    report = tmp_path / "demo.html"
+    out, err = run("demo", "--persons", "400", "--organizations", "40", "--report", str(report))
+    assert report.exists() and "lab report:" in out
     assert "hash chain verified" in out
     assert "rongcheng" in out and "court_dishonest_debtors" in out
     assert "dishonest_judgment_debtors" in out

@@ -210,13 +210,16 @@ def test_worked_example_prints_what_the_page_shows(
         )
 
 
-def test_demo_excerpt_is_what_the_demo_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_excerpt_is_what_the_demo_prints(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     text = (DOCS / "cli.md").read_text(encoding="utf-8")
     section = _sections(text)["demo"]
     shown = re.search(r"An excerpt \(`COLUMNS=100 socialcredit demo`\):\n\n```text\n(.*?)^```$",
                       section, flags=re.S | re.M)
     assert shown, "docs/cli.md has lost the demo's excerpt"
     monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.chdir(tmp_path)  # the demo writes its lab report in the current folder
     result = CliRunner().invoke(_app(), ["demo"], catch_exceptions=False)
     assert result.exit_code == 0
 

@@ -21,6 +21,7 @@ from socialcredit.engine import evaluate
 from socialcredit.scheme.validate import load_scheme_text
 
 AT = "2024-03-01"
+INT64_MAX = 2**63 - 1
 P = [{"code": "p", "kind": "person"}]
 OLD = "2024-01-01"  # long before at: in effect, notice long past
 
@@ -301,6 +302,17 @@ CASES = [
         many(3, "good", amount=10**12),
         [row("p", 130, "A")],
     ),
+    # §4 amount sums are exact beyond float precision: (2**53 - 1) + 2 = 2**53 + 1, which a
+    # float64 cannot hold. Base 0: 9_007_199_254_740_993 -> A.
+    Case(
+        "amount-beyond-float-precision",
+        scheme(
+            score={"base": 0},
+            rules=[{"id": "d", "types": ["good"], "measure": "amount", "points": 1}],
+        ),
+        [rec("a", "good", amount=2**53 - 1), rec("b", "good", amount=2)],
+        [row("p", 2**53 + 1, "A")],
+    ),
     # §4 bins: the first row whose max >= measure, rows not sorted by max.
     # p: 0 records, 0 <= 5 -> first row, 1 -> 101. q: 5 records, 5 <= 5 -> 1 -> 101.
     # r: 6 records, 6 > 5 and 6 > 2 -> last row, 3 -> 103 (the row max 2 is never reached).
@@ -540,8 +552,7 @@ CASES = [
     ),
     # §4 cap: a cap bounds a contribution of any size. One amount of 10**12 at 10**7 points
     # per unit is 10**19 points, clipped to the cap 50: base 0 + 50 = 50. 10**19 does not fit
-    # in a signed 64-bit integer: the kernel's product wraps to a negative number and is
-    # clipped to -50 (a wrong score with no error). Failing on purpose until fixed.
+    # in a signed 64-bit integer, but the capped contribution does.
     Case(
         "cap-bounds-a-contribution-beyond-int64",
         scheme(
@@ -552,9 +563,61 @@ CASES = [
         [rec("a", "good", amount=10**12)],
         [row("p", 50, "A")],
     ),
+    # §4: the amount measure is the sum of the amounts, whatever its size. Two amounts of
+    # 5 * 10**18 (each fits the int64 amount column) sum to 10**19, beyond 64 bits.
+    # Rule "d" (1 point per unit, cap 10): 10**19 points clipped to 10. Rule "t" (bins,
+    # max 100 then the rest): 10**19 > 100 -> last row, 2. Base 0 + 10 + 2 = 12.
+    Case(
+        "amount-sum-beyond-int64",
+        scheme(
+            score={"base": 0},
+            rules=[
+                {"id": "d", "types": ["good"], "measure": "amount", "points": 1, "cap": 10},
+                {
+                    "id": "t",
+                    "types": ["good"],
+                    "measure": "amount",
+                    "bins": [{"max": 100, "points": 1}, {"points": 2}],
+                },
+            ],
+            grades=[{"grade": "A"}],
+        ),
+        [rec("a", "good", amount=5 * 10**18), rec("b", "good", amount=5 * 10**18)],
+        [row("p", 12, "A")],
+    ),
+    # §4: the score is base + contributions, then lowered to max. 9 * 10**18 + 10**18 =
+    # 10**19 (beyond 64 bits) lowered to max 5: 5, which fits.
+    Case(
+        "score-beyond-int64-then-bounded",
+        scheme(
+            score={"base": 9 * 10**18, "max": 5},
+            rules=[{"id": "g", "types": ["good"], "measure": "count", "points": 10**18}],
+            grades=[{"grade": "A"}],
+        ),
+        [rec("a", "good")],
+        [row("p", 5, "A")],
+    ),
+    # §2/§4: per, cap and points at the largest integer the scheme language accepts,
+    # M = 2**63 - 1. per M: 5 // M = 0 -> 0. cap M on 1 * 1 = 1 -> 1. points M with cap 5 on a
+    # count of 1 -> M clipped to 5. points -M with cap 7 on a count of 2 -> -2M clipped to -7.
+    # Base 0 + 0 + 1 + 5 - 7 = -1.
+    Case(
+        "scheme-constants-at-the-int64-limit",
+        scheme(
+            score={"base": 0},
+            rules=[
+                {"id": "a", "types": ["good"], "measure": "amount", "points": 1, "per": INT64_MAX},
+                {"id": "b", "types": ["good"], "measure": "count", "points": 1, "cap": INT64_MAX},
+                {"id": "c", "types": ["good"], "measure": "count", "points": INT64_MAX, "cap": 5},
+                {"id": "d", "types": ["fix"], "measure": "count", "points": -INT64_MAX, "cap": 7},
+            ],
+            grades=[{"grade": "A"}],
+        ),
+        [rec("a", "good", amount=5), rec("f1", "fix"), rec("f2", "fix")],
+        [row("p", -1, "A")],
+    ),
     # §3(4): window_days is any positive integer. With 3_000_000_000 (more than 2**31 - 1) the
-    # record, 60 days old, is well inside: 100 + 5 = 105. The kernel stores band cuts as int32
-    # and raises OverflowError on this valid scheme. Failing on purpose until fixed.
+    # record, 60 days old, is well inside: 100 + 5 = 105.
     Case(
         "window-beyond-int32",
         scheme(rules=[{**COUNT_GOOD, "window_days": 3_000_000_000}]),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -118,17 +119,13 @@ def test_subject_column_encoded_with_the_sorted_codes(case: Case) -> None:
     """Records sorted by subject, the subject column a dictionary of exactly the sorted scored
     codes (the form a ledger holds): the same states."""
     codes = sorted(s["code"] for s in case.subjects if s["kind"] in case.scheme.subjects)
-    records = sorted(
-        (r for r in case.records if r["subject"] in codes), key=lambda r: r["subject"]
-    )
+    records = sorted((r for r in case.records if r["subject"] in codes), key=lambda r: r["subject"])
     table = records_table(records)
     indices = pa.array([codes.index(r["subject"]) for r in records], pa.int32())
     column = pa.DictionaryArray.from_arrays(indices, pa.array(codes, pa.string()))
     table = table.set_column(table.schema.get_field_index("subject"), "subject", column)
     got = evaluate(case.scheme, subjects_table(case.subjects), table, case.at)
-    assert [tuple(r.values()) for r in got.to_table().to_pylist()] == reference_rows(
-        case, records
-    )
+    assert [tuple(r.values()) for r in got.to_table().to_pylist()] == reference_rows(case, records)
 
 
 @QUICK
@@ -151,9 +148,15 @@ def test_partitions_and_workers_do_not_matter(case: Case) -> None:
             rows = States(engine.program, prepared, at, raw).to_table().to_pylist()
             assert [tuple(r.values()) for r in rows] == want
     # one prepared ledger, evaluated at several dates through the Engine API
-    for offset in (-4, 0, 3):
+    forms: tuple[Callable[[dt.date], dt.date | str | int], ...] = (
+        lambda d: d,
+        dt.date.isoformat,
+        to_day,
+    )
+    for offset, form in zip((-4, 0, 3), forms, strict=True):
         when = case.at + dt.timedelta(days=offset)
-        got = engine.evaluate(prepared, when, workers=2).to_table().to_pylist()
+        arg = form(when)
+        got = engine.evaluate(prepared, arg, workers=2).to_table().to_pylist()
         assert [tuple(r.values()) for r in got] == reference_rows(case, at=when)
 
 

@@ -39,8 +39,12 @@ def demo(
             "temporary file."
         ),
     ] = None,
+    report: Annotated[
+        Path, typer.Option(help="Where to write the lab report of the town (HTML).")
+    ] = Path("socialcredit-demo-report.html"),
 ) -> None:
-    """Build a synthetic town, load it into a fresh ledger, score it and explain the result."""
+    """Build a synthetic town, load it into a fresh ledger, score it, explain the result, and
+    end with a lab report: a year of the same schemes simulated on the town's people."""
     from socialcredit.cli.inputs import ledger_path
     from socialcredit.store import create_ledger
     from socialcredit.store.backends import printable
@@ -62,7 +66,7 @@ def demo(
                     store.append(batch, source="demo-town")
                     progress.advance(task, batch.num_rows)
                 task = progress.add_task("verifying the hash chain", total=None)
-                report = store.verify()
+                verified = store.verify()
                 progress.update(task, total=1, completed=1)
                 subjects, records = store.subjects(), store.records()
             results: dict[str, States] = {}
@@ -79,14 +83,39 @@ def demo(
             f"organizations, {n:,} records over one year"
         )
         out.print(
-            f"ledger {printable(path)}: {report.entries_checked:,} entries, hash chain "
-            f"{'verified' if report.ok else 'BROKEN'}"
+            f"ledger {printable(path)}: {verified.entries_checked:,} entries, hash chain "
+            f"{'verified' if verified.ok else 'BROKEN'}"
         )
         _agencies(records)
         for name, states in results.items():
             _summary(name, states)
         _example(results)
+    _lab(persons, seed, report)
     err.print(f"demo finished in {time.perf_counter() - started:.1f} s", markup=False)
+
+
+def _lab(persons: int, seed: int, report: Path) -> None:
+    """A year of both schemes simulated on a town of the same size, and what it did."""
+    from socialcredit.cli.lab_cmds import run_lab
+    from socialcredit.lab.metrics import summary
+
+    out.rule("[bold]The lab: a year of both schemes on a synthetic town")
+    runs = run_lab(list(DEMO_SCHEMES), "town", persons, 1, seed, report)
+    for run in runs:
+        m = run.metrics
+        wrongful = summary(m, "wrongfully_listed_subjects").get("", 0)
+        false = summary(m, "false_records").get("", 0)
+        voided = summary(m, "false_records_voided").get("", 0)
+        borne = summary(m, "sanctions_borne")
+        poorest = borne.get("decile_01", 0) + borne.get("decile_02", 0)
+        richest = borne.get("decile_09", 0) + borne.get("decile_10", 0)
+        out.print(
+            f"{run.scheme.scheme.scheme}: {false:,.0f} false records ({voided:,.0f} voided on "
+            f"appeal), {wrongful:,.0f} subjects listed on false records; the poorest fifth bore "
+            f"{100 * poorest:.0f}% of sanctions, the richest fifth {100 * richest:.0f}%",
+            markup=False,
+        )
+    out.print(f"lab report: {report} (open it in a browser; it works offline)", markup=False)
 
 
 def _progress() -> Progress:

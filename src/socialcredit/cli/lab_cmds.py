@@ -47,6 +47,13 @@ def simulate_cmd(
     ] = Path("lab-report.html"),
 ) -> None:
     """Simulate schemes on a synthetic world and write one self-contained HTML report."""
+    run_lab(scheme, world, population, years, seed, report)
+
+
+def run_lab(
+    scheme: list[str], world: str, population: int | None, years: int, seed: int, report: Path
+) -> list[Run]:
+    """Simulate schemes on a world with a progress bar, write the report and its metrics."""
     loaded_world = load_world(world)
     schemes = [load(s) for s in scheme]
     settings = make_settings(loaded_world, population=population, years=years, seed=seed)
@@ -92,3 +99,4 @@ def simulate_cmd(
         f"{time.perf_counter() - started:.1f} s; seed {seed}",
         markup=False,
     )
+    return runs

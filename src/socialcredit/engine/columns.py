@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -247,6 +247,45 @@ def type_tables(compiled: CompiledScheme, names: pa.Array) -> TypeTables:
     )
 
 
+T = TypeVar("T")
+
+
+def _over_chunks(fn: Callable[[int, int], T], n: int, chunk: int = _CHUNK) -> list[T]:
+    """``fn(lo, hi)`` over the chunks of ``range(n)``, in order, on two threads when large."""
+    bounds = [(lo, min(n, lo + chunk)) for lo in range(0, n, chunk)]
+    if len(bounds) <= 1:
+        return [fn(lo, hi) for lo, hi in bounds]
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(lambda b: fn(*b), bounds))
+
+
+def _ascending(values: I32) -> bool:
+    """Whether ``values`` never decrease (checked chunk by chunk, without a full temporary)."""
+    n = len(values)
+    if n < 2:
+        return True
+    return not any(_over_chunks(
+        lambda lo, hi: bool(np.any(values[max(lo, 1) : hi] < values[max(lo, 1) - 1 : hi - 1])),
+        n,
+    ))
+
+
+def _rows_of_types(type_index: npt.NDArray[Any], wanted: npt.NDArray[np.intp]) -> I64:
+    """The rows whose type (dictionary index) is one of ``wanted``, ascending."""
+    if not len(wanted) or not len(type_index):
+        return np.zeros(0, dtype=np.int64)
+
+    def part(lo: int, hi: int) -> I64:
+        chunk = type_index[lo:hi]
+        hit = chunk == wanted[0]
+        for k in wanted[1:]:
+            hit |= chunk == k
+        found: I64 = np.flatnonzero(hit).astype(np.int64) + lo
+        return found
+
+    return np.concatenate(_over_chunks(part, len(type_index)))
+
+
 def prepare(compiled: CompiledScheme, subjects: pa.Table, records: pa.Table) -> Prepared:
     """Prepare kernel columns for ``compiled`` from canonical subjects and records tables."""
     codes, kinds = scored_subjects(compiled, subjects)
@@ -255,11 +294,11 @@ def prepare(compiled: CompiledScheme, subjects: pa.Table, records: pa.Table) -> 
     ended = ended_days(records)
     n = len(subject)
     rows: I64 | None = None
-    if n and int(subject.min()) < 0:
+    if n and min(_over_chunks(lambda lo, hi: int(subject[lo:hi].min()), n)) < 0:
         rows = np.flatnonzero(subject >= 0).astype(np.int64)
         subject = subject[rows]
     dropped = n - len(subject)
-    if len(subject) > 1 and bool(np.any(subject[1:] < subject[:-1])):
+    if not _ascending(subject):
         order = np.argsort(subject, kind="stable")
         rows = order.astype(np.int64) if rows is None else rows[order]
         subject = subject[order]
@@ -271,9 +310,12 @@ def prepare(compiled: CompiledScheme, subjects: pa.Table, records: pa.Table) -> 
     occurred = take(_numpy(records.column("occurred_at"), np.int32))
     recorded = take(_numpy(records.column("recorded_at"), np.int32))
     tables = type_tables(compiled, type_names)
-    amount_rows = np.flatnonzero(tables.amount[type_index]).astype(np.int64)
-    amounts = take(_numpy(records.column("amount"), np.int64))[amount_rows]
+    amount_rows = _rows_of_types(type_index, np.flatnonzero(tables.amount))
+    source = amount_rows if rows is None else rows[amount_rows]
+    amounts = _numpy(records.column("amount"), np.int64)[source]
     exact = int(amounts.max()) * len(amounts) < _FLOAT_EXACT if len(amounts) else True
+    in_order = all(_over_chunks(
+        lambda lo, hi: bool(np.all(recorded[lo:hi] >= occurred[lo:hi])), len(recorded)))
     return Prepared(
         compiled=compiled,
         codes=codes,
@@ -283,7 +325,7 @@ def prepare(compiled: CompiledScheme, subjects: pa.Table, records: pa.Table) -> 
         tables=tables,
         occurred=occurred,
         recorded=recorded,
-        recorded_after_occurred=bool(np.all(recorded >= occurred)) if len(recorded) else True,
+        recorded_after_occurred=in_order,
         amount_rows=amount_rows,
         amount_float=amounts.astype(np.float64),
         amount_exact=None if exact else amounts,

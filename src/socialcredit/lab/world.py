@@ -10,16 +10,16 @@ raises :class:`InvalidWorld` and is never half-used.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from socialcredit.errors import InvalidInput, Problem
-from socialcredit.scheme.places import Places, load_yaml
+from socialcredit.scheme.places import Places
+from socialcredit.scheme.validate import parse_document
 
 Share = Annotated[float, Field(ge=0, le=1)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -150,53 +150,12 @@ class LoadedWorld:
     text: str
 
 
-_MESSAGES = {
-    "extra_forbidden": "unknown key",
-    "missing": "required",
-    "int_type": "must be an integer",
-    "float_type": "must be a number",
-    "bool_type": "must be true or false",
-    "string_type": "must be a string",
-    "list_type": "must be a list",
-    "dict_type": "must be a mapping",
-    "model_type": "must be a mapping",
-    "date_type": "must be a date YYYY-MM-DD",
-}
-
-
 def parse_world(text: str, source: str = "<string>") -> tuple[World, Places]:
     """Parse and validate a world; raise InvalidWorld with every problem at once."""
-    data, places, problems = load_yaml(text, source)
-    if data is not None and not isinstance(data, dict):
-        problems.append(places.problem((), "a world must be a mapping at the top level"))
-    if problems:
-        raise InvalidWorld(problems)
-    world: World | None = None
-    try:
-        world = World.model_validate(data)
-    except ValidationError as exc:
-        problems.extend(_shape_problems(exc, places))
-    problems.extend(cross_check(data, places))
+    world, places, problems = parse_document(text, source, World, cross_check, "world")
     if problems or world is None:
-        problems = sorted(set(problems), key=lambda p: (p.line, p.where, p.message))
         raise InvalidWorld(problems)
     return world, places
-
-
-def _shape_problems(exc: ValidationError, places: Places) -> Iterator[Problem]:
-    for err in exc.errors():
-        loc = tuple(p if isinstance(p, int) else str(p) for p in err["loc"])
-        kind = err["type"]
-        msg = _MESSAGES.get(kind, err["msg"])
-        if kind in ("greater_than", "greater_than_equal", "less_than_equal"):
-            msg = err["msg"].lower()
-        elif kind == "string_pattern_mismatch":
-            msg = f"{err['input']!r} is not a valid name (pattern {err['ctx']['pattern']})"
-        elif kind == "literal_error":
-            msg = f"{err['input']!r} is not one of {err['ctx']['expected']}"
-        elif kind == "too_short":
-            msg = "must not be empty"
-        yield places.problem(loc, msg)
 
 
 def _deciles(value: Any, loc: tuple[str | int, ...], places: Places, out: list[Problem]) -> None:

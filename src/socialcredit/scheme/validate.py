@@ -8,14 +8,14 @@ raw document, so that it still runs when some shape is wrong). An invalid scheme
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from socialcredit.errors import InvalidScheme, Problem
-from socialcredit.scheme.model import Scheme
+from socialcredit.scheme.model import INT64_MAX, Scheme
 from socialcredit.scheme.places import Places, load_yaml
 
 Loc = tuple[str | int, ...]
@@ -23,6 +23,13 @@ Loc = tuple[str | int, ...]
 _TAGS = frozenset(
     {"rule", "score_at_least", "score_below", "grade_in", "list", "all", "any", "not"}
 )
+
+_BOUNDS = {
+    "greater_than": ("greater than", "gt"),
+    "greater_than_equal": ("greater than or equal to", "ge"),
+    "less_than": ("less than", "lt"),
+    "less_than_equal": ("less than or equal to", "le"),
+}
 
 _MESSAGES = {
     "extra_forbidden": "unknown key",
@@ -33,6 +40,9 @@ _MESSAGES = {
     "list_type": "must be a list",
     "dict_type": "must be a mapping",
     "model_type": "must be a mapping",
+    "date_type": "must be a date YYYY-MM-DD",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
 }
 
 
@@ -43,21 +53,38 @@ def load_scheme_text(text: str, source: str = "<string>") -> Scheme:
 
 def parse_scheme(text: str, source: str = "<string>") -> tuple[Scheme, Places]:
     """Like :func:`load_scheme_text`, and also return the places (lines) of the file."""
+    scheme, places, problems = parse_document(text, source, Scheme, cross_check, "scheme")
+    if problems or scheme is None:
+        raise InvalidScheme(problems)
+    return scheme, places
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_document(
+    text: str,
+    source: str,
+    model: type[M],
+    cross: Callable[[Any, Places], list[Problem]],
+    what: str,
+) -> tuple[M | None, Places, list[Problem]]:
+    """Parse a YAML document and check it whole: its shape against ``model`` and the
+    references between its parts with ``cross``. Return the model (None when any problem
+    was found), the places, and every problem, sorted by line."""
     data, places, problems = load_yaml(text, source)
     if data is not None and not isinstance(data, dict):
-        problems.append(places.problem((), "a scheme must be a mapping at the top level"))
+        problems.append(places.problem((), f"a {what} must be a mapping at the top level"))
     if problems:
-        raise InvalidScheme(problems)
-    scheme: Scheme | None = None
+        return None, places, problems
+    value: M | None = None
     try:
-        scheme = Scheme.model_validate(data)
+        value = model.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_shape_problems(exc, places))
-    problems.extend(cross_check(data, places))
-    if problems or scheme is None:
-        problems.sort(key=lambda p: (p.line, p.where))
-        raise InvalidScheme(_unique(problems))
-    return scheme, places
+        problems.extend(shape_problems(exc, places))
+    problems.extend(cross(data, places))
+    problems.sort(key=lambda p: (p.line, p.where))
+    return (value if not problems else None), places, _unique(problems)
 
 
 def load_scheme_file(path: str | Path) -> Scheme:
@@ -104,17 +131,19 @@ def _is_condition_position(prefix: tuple[Any, ...]) -> bool:
     return isinstance(last, int) and len(prefix) >= 2 and prefix[-2] in ("all", "any")
 
 
-def _shape_problems(exc: ValidationError, places: Places) -> Iterator[Problem]:
+def shape_problems(exc: ValidationError, places: Places) -> Iterator[Problem]:
+    """The problems of a pydantic validation error, placed and worded for users."""
     for err in exc.errors():
         loc = _clean_loc(tuple(err["loc"]))
         kind = err["type"]
         msg = _MESSAGES.get(kind, err["msg"])
-        if kind == "greater_than":
-            msg = f"must be an integer greater than {err['ctx']['gt']}"
-        elif kind == "less_than_equal":
-            msg = f"must be an integer of at most {err['ctx']['le']} (64 bits)"
-        elif kind == "greater_than_equal":
-            msg = f"must be an integer of at least {err['ctx']['ge']}"
+        if kind in _BOUNDS:
+            word, key = _BOUNDS[kind]
+            bound = err["ctx"][key]
+            number = "an integer" if isinstance(err["input"], int) else "a number"
+            msg = f"must be {number} {word} {bound}"
+            if bound == INT64_MAX:
+                msg += " (64 bits)"
         elif kind == "string_pattern_mismatch":
             msg = f"{err['input']!r} is not a valid name (pattern {err['ctx']['pattern']})"
         elif kind == "literal_error":

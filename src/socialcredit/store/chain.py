@@ -33,7 +33,8 @@ next entry's link no longer matches) from an entry whose fields were changed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -121,3 +122,18 @@ def chain(previous: bytes, payloads: Sequence[bytes]) -> list[bytes]:
         digest = sha256(digest + payload).digest()
         append(digest)
     return out
+
+
+def next_entry(fetch_one: Callable[[str], Sequence[Any] | None]) -> tuple[int, bytes]:
+    """The next sequence number of a ledger and the hash of its last entry.
+
+    ``fetch_one`` runs one SQL query and returns its first row (or None); the query is
+    the same on every store: the last entry is the one of highest ``seq`` among subjects
+    and records.
+    """
+    best = (0, GENESIS)
+    for table in ("records", "subjects"):
+        row = fetch_one(f"SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1")
+        if row is not None and row[0] > best[0]:
+            best = (int(row[0]), bytes(row[1]))
+    return best[0] + 1, best[1]

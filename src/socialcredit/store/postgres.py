@@ -65,7 +65,13 @@ from socialcredit.errors import LedgerError
 from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
 from socialcredit.store.backends import is_postgres_url
 from socialcredit.store.base import Batch, Ledger, VerifyReport
-from socialcredit.store.chain import GENESIS, chain, links, record_payloads, subject_payloads
+from socialcredit.store.chain import (
+    chain,
+    links,
+    next_entry,
+    record_payloads,
+    subject_payloads,
+)
 from socialcredit.store.postgres_binary import (
     PG_EPOCH_DAYS,
     SIGNATURE,
@@ -663,13 +669,7 @@ class PostgresLedger(Ledger):
 
     def _head(self) -> tuple[int, bytes]:
         """The next sequence number and the hash of the last entry."""
-        best = (0, GENESIS)
-        for table in ("records", "subjects"):
-            row = self._db.execute(
-                f"SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1").fetchone()
-            if row is not None and row[0] > best[0]:
-                best = (int(row[0]), bytes(row[1]))
-        return best[0] + 1, best[1]
+        return next_entry(lambda sql: self._db.execute(sql).fetchone())
 
     def _last_seq(self) -> int:
         row = self._db.execute(

@@ -177,7 +177,8 @@ def ended_days(records: pa.Table, workers: int = 2) -> I32 | None:
 
     if pa.types.is_integer(ids.type) and ids.null_count == 0 and n:
         id_values = _numpy(ids, np.int64)
-        low, high = int(id_values.min()), int(id_values.max())
+        bounds = pc.min_max(ids)
+        low, high = int(bounds["min"].as_py()), int(bounds["max"].as_py())
         if high - low < 4 * n + 1024:
             table = np.full(high - low + 1, NEVER, dtype=np.int32)
             target = _numpy(ref_values, np.int64)

@@ -714,12 +714,25 @@ def test_prop_validate_is_idempotent(code: str) -> None:
 # ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        (" 110105 19491231002x ", "11010519491231002X"),
+        ("9111 0000 6000 3734 1l", "91110000600037341L"),
+        ("  ACME-0001 ", "ACME-0001"),
+    ],
+)
+def test_normal_code(typed: str, expected: str) -> None:
+    assert socialcredit.ids.normal_code(typed) == expected
+
+
 def test_exported_names() -> None:
     assert socialcredit.ids.__all__ == [
         "KINDS",
         "OPAQUE_MAX_LENGTH",
         "mask",
         "mask_array",
+        "normal_code",
         "ric",
         "uscc",
         "validate_code",

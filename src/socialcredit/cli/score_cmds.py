@@ -26,7 +26,7 @@ from socialcredit.engine import Engine, States
 from socialcredit.engine.decisions import Decider
 from socialcredit.engine.explain import explain
 from socialcredit.errors import SocialCreditError
-from socialcredit.ids import mask, uscc
+from socialcredit.ids import mask, normal_code, ric, uscc
 from socialcredit.scheme import audit, load, preset_names
 from socialcredit.scheme.audit import is_critical, refuse_critical
 
@@ -175,7 +175,7 @@ def explain_cmd(
     """Explain a subject's state: each rule with the records that counted, then score, grade,
     lists with the conditions that placed the subject, and measures with their reasons."""
     states = states_for(scheme, at, ledger, subjects, records, synthetic, opaque)
-    e = explain(states, code.strip())
+    e = explain(states, normal_code(code))
     if fmt == "json":
         typer.echo(explanation_json(e))
     else:
@@ -197,7 +197,7 @@ def may(
 ) -> None:
     """May this subject do this action? Exit 0 when allowed (or granted), 1 when denied."""
     states = states_for(scheme, at, ledger, subjects, records, synthetic, opaque)
-    decision = Decider(states).may(code.strip(), action.strip())
+    decision = Decider(states).may(normal_code(code), action.strip())
     out.print(decision_line(decision), markup=False)
     if not decision.allowed:
         raise typer.Exit(1)
@@ -229,7 +229,7 @@ def lookup(
     """
     names = scheme or [n for n in preset_names() if _publishes(n)]
     inputs = load_inputs(ledger, subjects, records, opaque=opaque)
-    code = code.strip()
+    code = normal_code(code)
     kind = inputs.kind_of(code)
     shown: list[tuple[str, str, str]] = []
     for name in names:
@@ -249,7 +249,7 @@ def lookup(
     if not shown or kind is None:
         # the same answer whether or not the code is registered: the shape of the code alone
         # decides how it is shown
-        display = code if uscc.is_valid(code) else mask(code, "person")
+        display = code if uscc.is_valid(code) and not ric.is_valid(code) else mask(code, "person")
         out.print(f"{display}: nothing published", markup=False)
         return
     out.print(f"{mask(code, kind)} ({kind})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from dataclasses import dataclass, field
@@ -67,12 +66,18 @@ def write_csv_minimal(table: pa.Table, out: IO[bytes]) -> None:
         out.write((",".join(table.column_names) + "\n").encode())
         pacsv.write_csv(table, out, write_options=options)
         return
-    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-    writer = csv.writer(text, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(table.column_names)
+    out.write((",".join(map(_field, table.column_names)) + "\n").encode("utf-8"))
     for batch in table.to_batches(65536):
-        writer.writerows(zip(*(col.to_pylist() for col in batch.columns), strict=True))
-    text.detach()
+        rows = zip(*(col.to_pylist() for col in batch.columns), strict=True)
+        out.write("".join(",".join(map(_field, row)) + "\n" for row in rows).encode("utf-8"))
+
+
+def _field(value: object) -> str:
+    """One CSV field, quoted (quotes doubled) when it holds a quote, comma, CR or LF."""
+    text = str(value)
+    if re.search(_NEEDS_QUOTES, text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 @dataclass

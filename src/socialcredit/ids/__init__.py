@@ -30,6 +30,7 @@ __all__ = [
     "OPAQUE_MAX_LENGTH",
     "mask",
     "mask_array",
+    "normal_code",
     "ric",
     "uscc",
     "validate_code",
@@ -84,3 +85,17 @@ def validate_code(
     if kind == "person":
         return ric.validate(code, today=today)
     return uscc.validate(code)
+
+
+def normal_code(code: str) -> str:
+    """A code as typed by someone, in the normal form the registry stores.
+
+    A valid resident number or USCC comes back normalized (whitespace removed, upper
+    case); anything else (an opaque code, or an invalid one) with only its ends stripped.
+    """
+    for kind in KINDS:
+        try:
+            return validate_code(code, kind)
+        except InvalidCode:
+            continue
+    return code.strip()

@@ -452,6 +452,8 @@ def _differences(
     parts = []
     for name in RECORD_FIELDS:
         if left[name] != right[name]:
+            if name == "subject":  # a subject may be a person: never show a code whole
+                left[name], right[name] = shown_code(left[name]), shown_code(right[name])
             if labels[0]:
                 parts.append(
                     f"{name}: {labels[0]} {_text(left[name])}, {labels[1]} {_text(right[name])}"

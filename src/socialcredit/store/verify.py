@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from socialcredit.ids import mask
 from socialcredit.store.base import VerifyReport
 from socialcredit.store.chain import GENESIS, chain, link_of, links
 
@@ -60,7 +61,8 @@ class ChainWalk:
         for k, seq in enumerate(entries.seq):
             expected = self.checked + 1
             key, kind = entries.keys[k], entries.kinds[k]
-            name = f"entry {seq} ({kind} {key!r})"
+            shown = mask(key, "person") if kind == "subject" and key else key
+            name = f"entry {seq} ({kind} {shown!r})"
             if seq != expected:
                 if seq > expected:
                     return self._bad(expected, None, (

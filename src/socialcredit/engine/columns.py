@@ -45,7 +45,6 @@ class TypeTables:
     code: I32  # scheme type code (len(compiled.types) for unknown)
     delay: I32  # notice delay
     cuts: I32  # [K, D] band cuts (NEVER: none)
-    pair_base: I32  # first (type, band) pair
     amount: Bools  # an amount rule reads this type
     days_since: Bools  # a days_since rule reads this type
     slot_table: I64  # [(K + 1) * D + 1]: slot of (band b, type t) at b * D + t; last: dump
@@ -241,7 +240,6 @@ def type_tables(compiled: CompiledScheme, names: pa.Array) -> TypeTables:
         code=code,
         delay=compiled.delay[code],
         cuts=np.ascontiguousarray(compiled.cuts[code].T),
-        pair_base=pair_base,
         amount=np.array([x in amount_types for x in labels], dtype=np.bool_),
         days_since=np.array([x in days_types for x in labels], dtype=np.bool_),
         slot_table=slot_table,

@@ -61,8 +61,6 @@ class CompiledScheme:
     slot_base: I32
     slot_map: I32
     n_slots: int
-    slot_type: tuple[str, ...]
-    slot_window: tuple[tuple[int, int | None], ...]
     rules: tuple[CompiledRule, ...]
     amount_slots: I64
     days_since_slots: I64
@@ -72,11 +70,6 @@ class CompiledScheme:
         """The scheme identifier."""
         return self.scheme.scheme
 
-    def type_codes(self, names: list[str]) -> I32:
-        """The type code of each name (unknown names get the unknown code)."""
-        index = {t: i for i, t in enumerate(self.types)}
-        unknown = len(self.types)
-        return np.array([index.get(n, unknown) for n in names], dtype=np.int32)
 
 
 def compile_scheme(scheme: Scheme) -> CompiledScheme:
@@ -106,8 +99,6 @@ def compile_scheme(scheme: Scheme) -> CompiledScheme:
     # Which rules each (type, band) pair counts for; pairs with the same rule set per type
     # would be mergeable, but distinct pairs keep explanations simple.
     rule_sets: list[list[int]] = []
-    pair_type: list[str] = []
-    pair_window: list[tuple[int, int | None]] = []
     slot_base = np.zeros(n_types + 1, dtype=np.int32)
     offset = 0
     for i in range(n_types):
@@ -115,7 +106,6 @@ def compile_scheme(scheme: Scheme) -> CompiledScheme:
         bounds = sorted(windows[i])
         for b in range(band_count[i]):
             upper = bounds[b] if b < len(bounds) else None  # ages < upper
-            lower = bounds[b - 1] if b > 0 else 0
             users = [
                 r
                 for r, rule in enumerate(scheme.rules)
@@ -123,13 +113,9 @@ def compile_scheme(scheme: Scheme) -> CompiledScheme:
                 and (rule.window_days is None or (upper is not None and upper <= rule.window_days))
             ]
             rule_sets.append(users)
-            pair_type.append(types[i])
-            pair_window.append((lower, upper))
         offset += band_count[i]
     slot_base[n_types] = offset  # unknown types: one pair, never used
     rule_sets.append([])
-    pair_type.append("")
-    pair_window.append((0, None))
 
     used = [p for p, users in enumerate(rule_sets) if users]
     n_slots = len(used)
@@ -163,8 +149,6 @@ def compile_scheme(scheme: Scheme) -> CompiledScheme:
         slot_base=slot_base,
         slot_map=slot_map,
         n_slots=n_slots,
-        slot_type=tuple(pair_type[p] for p in used),
-        slot_window=tuple(pair_window[p] for p in used),
         rules=tuple(rules),
         amount_slots=amount_slots,
         days_since_slots=days_slots,

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -248,6 +249,23 @@ class Ledger(ABC):
         """Append checked, new records as entries of the chain. ``subjects`` and
         ``existing`` are what :meth:`_registered` and :meth:`_existing` returned for the
         batch (every subject is there; every ``ref`` is in ``existing`` or the batch)."""
+
+
+def entry_numbers(
+    records: pa.Table, first: int, subjects: pa.Table, existing: pa.Table
+) -> tuple[npt.NDArray[np.int64], pa.Array, pa.Array]:
+    """How a checked batch is stored, the same on every store: the sequence numbers of its
+    entries (from ``first``), the entry of each record's subject (``subjects``: code, seq),
+    and the entry each ``ref`` names, in the batch or in the ledger (``existing``: id, seq),
+    null where there is no ref."""
+    seqs = np.arange(first, first + records.num_rows, dtype=np.int64)
+    subject = subjects["seq"].take(pc.index_in(records["subject"], value_set=subjects["code"]))
+    ref = records["ref"]
+    ref_seq = pc.add(pc.index_in(ref, value_set=records["id"].combine_chunks()), first)
+    if existing.num_rows:
+        in_ledger = existing["seq"].take(pc.index_in(ref, value_set=existing["id"]))
+        ref_seq = pc.coalesce(ref_seq, in_ledger)
+    return seqs, subject, ref_seq
 
 
 def _unpack(

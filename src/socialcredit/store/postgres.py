@@ -64,7 +64,7 @@ from psycopg.copy import QueuedLibpqWriter
 from socialcredit.errors import LedgerError
 from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
 from socialcredit.store.backends import is_postgres_url
-from socialcredit.store.base import Batch, Ledger, VerifyReport
+from socialcredit.store.base import Batch, Ledger, VerifyReport, entry_numbers
 from socialcredit.store.chain import (
     chain,
     links,
@@ -477,13 +477,7 @@ class PostgresLedger(Ledger):
     ) -> None:
         first, head = self._head()
         n = records.num_rows
-        seqs = np.arange(first, first + n, dtype=np.int64)
-        subject = subjects["seq"].take(pc.index_in(records["subject"], value_set=subjects["code"]))
-        ref = records["ref"]
-        ref_seq = pc.add(pc.index_in(ref, value_set=records["id"].combine_chunks()), first)
-        if existing.num_rows:
-            in_ledger = existing["seq"].take(pc.index_in(ref, value_set=existing["id"]))
-            ref_seq = pc.coalesce(ref_seq, in_ledger)
+        seqs, subject, ref_seq = entry_numbers(records, first, subjects, existing)
         has_ref = np.asarray(pc.is_valid(ref_seq).to_numpy(zero_copy_only=False), np.bool_)
         numbers = {
             "subject": _ints(subject),

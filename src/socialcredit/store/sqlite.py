@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 
 from socialcredit.errors import LedgerError
 from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
-from socialcredit.store.base import Batch, Ledger, VerifyReport
+from socialcredit.store.base import Batch, Ledger, VerifyReport, entry_numbers
 from socialcredit.store.chain import (
     chain,
     links,
@@ -330,13 +330,7 @@ class SqliteLedger(Ledger):
     ) -> None:
         first, previous = self._head()
         n = records.num_rows
-        seqs = np.arange(first, first + n, dtype=np.int64)
-        subject = subjects["seq"].take(pc.index_in(records["subject"], value_set=subjects["code"]))
-        ref = records["ref"]
-        ref_seq = pc.add(pc.index_in(ref, value_set=records["id"].combine_chunks()), first)
-        if existing.num_rows:
-            in_ledger = existing["seq"].take(pc.index_in(ref, value_set=existing["id"]))
-            ref_seq = pc.coalesce(ref_seq, in_ledger)
+        seqs, subject, ref_seq = entry_numbers(records, first, subjects, existing)
         columns = pa.table({
             "seq": seqs,
             "subject": subject,

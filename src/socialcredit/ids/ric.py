@@ -45,9 +45,9 @@ import datetime as dt
 from collections.abc import Sequence
 
 import numpy as np
-from numpy.typing import NDArray
 
 from socialcredit.errors import InvalidCode
+from socialcredit.ids.draw import digits, region_array
 
 __all__ = [
     "LENGTH",
@@ -182,23 +182,6 @@ def is_synthetic(code: str, *, today: dt.date | None = None) -> bool:
     return _normalize(code).startswith(SYNTHETIC_REGION_PREFIX)
 
 
-def _region_array(regions: Sequence[str] | None) -> NDArray[np.int64]:
-    if regions is None:
-        return np.arange(10_000, dtype=np.int64)  # "000000" .. "009999"
-    unique = list(dict.fromkeys(regions))
-    wrong = [r for r in unique if len(r) != 6 or not (r.isascii() and r.isdigit())]
-    if wrong or not unique:
-        raise ValueError(f"regions must be a non-empty list of 6-digit codes; got {wrong[:5]}")
-    return np.array([int(r) for r in unique], dtype=np.int64)
-
-
-def _digits(values: NDArray[np.int64], width: int) -> NDArray[np.int64]:
-    """Split each value into ``width`` decimal digits, most significant first."""
-    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    out: NDArray[np.int64] = (values[:, None] // powers) % 10
-    return out
-
-
 def generate(
     rng: np.random.Generator,
     n: int,
@@ -225,7 +208,7 @@ def generate(
         raise ValueError(f"n must be >= 0, got {n}")
     if born_from > born_to:
         raise ValueError(f"born_from {born_from} is after born_to {born_to}")
-    region_values = _region_array(regions)
+    region_values = region_array(regions)
     days = (born_to - born_from).days + 1
     capacity = len(region_values) * days * _SEQUENCES
     if n > capacity:
@@ -240,12 +223,12 @@ def generate(
     month = month_start.astype(np.int64) % 12 + 1
     day = (born - month_start).astype(np.int64) + 1
     date_value = year * 10_000 + month * 100 + day
-    digits = np.concatenate(
-        [_digits(region, 6), _digits(date_value, 8), _digits(sequence, 3)], axis=1
+    body = np.concatenate(
+        [digits(region, 6), digits(date_value, 8), digits(sequence, 3)], axis=1
     )
-    check = (1 - digits @ np.array(_WEIGHTS, dtype=np.int64)) % 11
+    check = (1 - body @ np.array(_WEIGHTS, dtype=np.int64)) % 11
     ascii_ = np.concatenate(
-        [(digits + ord("0")).astype(np.uint8), _CHECK_BYTES[check][:, None]], axis=1
+        [(body + ord("0")).astype(np.uint8), _CHECK_BYTES[check][:, None]], axis=1
     )
     text = np.ascontiguousarray(ascii_).view(f"S{LENGTH}").ravel()
     out: list[str] = text.astype(f"U{LENGTH}").tolist()

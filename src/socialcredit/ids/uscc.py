@@ -60,9 +60,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from numpy.typing import NDArray
 
 from socialcredit.errors import InvalidCode
+from socialcredit.ids.draw import digits, region_array
 
 __all__ = [
     "ALPHABET",
@@ -214,23 +214,6 @@ def is_synthetic(code: str) -> bool:
     return _normalize(code)[_REGION].startswith(SYNTHETIC_REGION_PREFIX)
 
 
-def _region_array(regions: Sequence[str] | None) -> NDArray[np.int64]:
-    if regions is None:
-        return np.arange(10_000, dtype=np.int64)  # "000000" .. "009999"
-    unique = list(dict.fromkeys(regions))
-    wrong = [r for r in unique if len(r) != 6 or not (r.isascii() and r.isdigit())]
-    if wrong or not unique:
-        raise ValueError(f"regions must be a non-empty list of 6-digit codes; got {wrong[:5]}")
-    return np.array([int(r) for r in unique], dtype=np.int64)
-
-
-def _digits(values: NDArray[np.int64], width: int, base: int) -> NDArray[np.int64]:
-    """Split each value into ``width`` base-``base`` digits, most significant first."""
-    powers = base ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    out: NDArray[np.int64] = (values[:, None] // powers) % base
-    return out
-
-
 def generate(
     rng: np.random.Generator, n: int, *, regions: Sequence[str] | None = None
 ) -> list[str]:
@@ -248,7 +231,7 @@ def generate(
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    region_values = _region_array(regions)
+    region_values = region_array(regions)
     prefixes = np.array([[_VALUE[c] for c in p] for p in GENERATED_PREFIXES], dtype=np.int64)
     capacity = len(prefixes) * len(region_values) * _BODY_SPACE
     idx = rng.choice(capacity, size=n, replace=False).astype(np.int64)
@@ -256,10 +239,10 @@ def generate(
     region = region_values[rest % len(region_values)]
     prefix = prefixes[rest // len(region_values)]
 
-    body = _digits(body_index, 8, 31)  # alphabet indices
+    body = digits(body_index, 8, 31)  # alphabet indices
     org_total = (_GB11714_VALUE[body] * np.array(_ORG_WEIGHTS, dtype=np.int64)).sum(axis=1)
     org_check = _ORG_CHECK_INDEX[11 - org_total % 11]
-    values = np.concatenate([prefix, _digits(region, 6, 10), body, org_check[:, None]], axis=1)
+    values = np.concatenate([prefix, digits(region, 6, 10), body, org_check[:, None]], axis=1)
     check = (31 - (values @ np.array(_WEIGHTS, dtype=np.int64)) % 31) % 31
     full = np.concatenate([values, check[:, None]], axis=1)
     text = np.ascontiguousarray(_ALPHABET_BYTES[full]).view(f"S{LENGTH}").ravel()

@@ -341,3 +341,240 @@ def decide(scheme: Any, state: State, action: str) -> Decision:
     if grant:
         return Decision("granted", grant)
     return Decision("allowed", ())
+
+
+# ---- the network extension (docs/networks.md) -----------------------------------------
+#
+# Read against docs/networks.md, section by section: relations (section 3) and peer ratings
+# (section 4), in plain loops over Python integers. ``network_states`` evaluates a scheme
+# that may use them; for a scheme that does not, it gives what ``states`` gives.
+
+TOTAL_TRUST = 1 << 44
+FIXED_ONE = 1 << 16
+TOLERANCE = 1 << 24
+
+# via -> (relation kind of the row, whether the related subject is the row's ``other``)
+VIA = {
+    "household": ("household", "both"),
+    "friend": ("friend", "both"),
+    "employer": ("employer", "other"),
+    "employee": ("employer", "subject"),
+    "legal_representative": ("legal_representative", "other"),
+    "represented": ("legal_representative", "subject"),
+}
+
+
+@dataclass(frozen=True)
+class Reputation:
+    trust: dict[str, int]  # code -> trust units
+    trust_per_mille: dict[str, int]
+    rating: dict[str, int | None]  # hundredths of a star; None: no counting rating
+    iterations: int
+    counting: dict[tuple[str, str], tuple[dt.date, int]]  # (rater, ratee) -> (date, stars)
+
+
+def reputation(
+    scheme: Any, scored: list[str], ratings: list[dict[str, Any]], at: dt.date | str | int
+) -> Reputation:
+    """Section 4: EigenTrust in integers, over the scored subjects (sorted codes)."""
+    s = as_plain(scheme)
+    spec = s.get("ratings") or {}
+    top = spec.get("stars", 5)
+    window = spec.get("window_days")
+    damping = spec.get("damping", 150)
+    cap = spec.get("max_iterations", 100)
+    day = as_date(at)
+    n = len(scored)
+    members = set(scored)
+    # 4.1 which ratings count: the latest of each pair (of two on one day, more stars)
+    counting: dict[tuple[str, str], tuple[dt.date, int]] = {}
+    for r in ratings:
+        rater, ratee, when = r["rater"], r["ratee"], as_date(r["date"])
+        if rater not in members or ratee not in members or rater == ratee:
+            continue
+        if when > day or (window is not None and (day - when).days >= window):
+            continue
+        key = (rater, ratee)
+        if key not in counting or (when, r["stars"]) > counting[key]:
+            counting[key] = (when, r["stars"])
+    # 4.2 local trust, normalized
+    local = {key: max(0, 2 * stars - (top + 1)) for key, (_, stars) in counting.items()}
+    out_sum = {code: 0 for code in scored}
+    for (rater, _), value in local.items():
+        out_sum[rater] += value
+    uniform = TOTAL_TRUST // n if n else 0
+    trust = {code: uniform for code in scored}
+    iterations = 0
+    for _ in range(cap):
+        flow = {code: 0 for code in scored}
+        for (rater, ratee), value in local.items():
+            if value > 0:
+                share = value * FIXED_ONE // out_sum[rater]
+                flow[ratee] += share * trust[rater] // FIXED_ONE
+        dangling = sum(trust[c] for c in scored if out_sum[c] == 0)
+        for code in scored:
+            flow[code] += dangling // n
+        new = {c: (1000 - damping) * flow[c] // 1000 + damping * uniform // 1000 for c in scored}
+        change = sum(abs(new[c] - trust[c]) for c in scored)
+        trust = new
+        iterations += 1
+        if change <= TOLERANCE:
+            break
+    rating: dict[str, int | None] = {}
+    for code in scored:
+        raters = [(r, stars) for (r, ratee), (_, stars) in counting.items() if ratee == code]
+        if not raters:
+            rating[code] = None
+        else:
+            weight = sum(trust[r] for r, _ in raters)
+            rating[code] = 100 * sum(trust[r] * stars for r, stars in raters) // weight
+    per_mille = {c: 1000 * trust[c] // uniform for c in scored}
+    return Reputation(trust, per_mille, rating, iterations, counting)
+
+
+def related_subjects(
+    code: str, via: list[str], relations: list[dict[str, Any]], scored: set[str], at: dt.date
+) -> set[str]:
+    """Section 3: the scored subjects related to ``code`` in one of the ways ``via`` at
+    ``at`` (from <= at <= to, where given)."""
+    found = set()
+    for row in relations:
+        start, end = row.get("from"), row.get("to")
+        if start is not None and as_date(start) > at:
+            continue
+        if end is not None and as_date(end) < at:
+            continue
+        for way in via:
+            kind, side = VIA[way]
+            if row["relation"] != kind:
+                continue
+            if side in ("both", "other") and row["subject"] == code:
+                found.add(row["other"])
+            if side in ("both", "subject") and row["other"] == code:
+                found.add(row["subject"])
+    return {o for o in found if o in scored and o != code}
+
+
+def holds_with(cond: dict[str, Any], st: State, related: dict[int, bool]) -> bool:
+    """Like ``holds``, where ``related`` gives the value of each related condition (keyed
+    by ``id`` of its mapping)."""
+    if "related" in cond:
+        return related.get(id(cond), False)
+    if "all" in cond:
+        return all(holds_with(c, st, related) for c in cond["all"])
+    if "any" in cond:
+        return any(holds_with(c, st, related) for c in cond["any"])
+    if "not" in cond:
+        return not holds_with(cond["not"], st, related)
+    return holds(cond, st)
+
+
+def _related_conditions(cond: dict[str, Any]) -> list[dict[str, Any]]:
+    if "related" in cond:
+        return [cond]
+    parts = list(cond.get("all") or []) + list(cond.get("any") or [])
+    if "not" in cond:
+        parts.append(cond["not"])
+    return [c for part in parts for c in _related_conditions(part)]
+
+
+def network_states(
+    scheme: Any,
+    subjects: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    at: dt.date | str | int,
+    relations: list[dict[str, Any]] | None = None,
+    ratings: list[dict[str, Any]] | None = None,
+) -> list[State]:
+    """Every scored subject's state under a scheme that may use the network extension:
+    reputation first, then a first evaluation with every related condition false, then
+    the final one with them decided on the first (section 5)."""
+    s = as_plain(scheme)
+    day = as_date(at)
+    ledger = [make_record(r) for r in records]
+    scored = sorted((x for x in subjects if x["kind"] in s["subjects"]), key=lambda x: x["code"])
+    codes = [x["code"] for x in scored]
+    code_set = set(codes)
+    rep = reputation(s, codes, ratings or [], day) if s.get("ratings") else None
+
+    def evaluate_once(related: dict[int, bool], decided: dict[str, dict[int, bool]]) -> list[State]:
+        out = []
+        for subject in scored:
+            code = subject["code"]
+            mine = [r for r in ledger if r.subject == code]
+            counted: dict[str, list[str]] = {}
+            measures: dict[str, int | None] = {}
+            contributions: dict[str, int] = {}
+            for rule in s.get("rules") or []:
+                kind = rule["measure"]
+                if kind in ("peer_rating", "peer_trust"):
+                    assert rep is not None
+                    counted[rule["id"]] = []
+                    m = rep.rating[code] if kind == "peer_rating" else rep.trust_per_mille[code]
+                    measures[rule["id"]] = m
+                    contributions[rule["id"]] = (
+                        rule["none_points"] if m is None else contribution_of(rule, m)
+                    )
+                    continue
+                counting = [r for r in mine if counts(s, rule, r, code_set, ledger, day)]
+                counted[rule["id"]] = [r.id for r in counting]
+                measures[rule["id"]] = measure_of(rule, counting, day)
+                contributions[rule["id"]] = contribution_of(rule, measures[rule["id"]])
+            score = s["score"]["base"] + sum(contributions.values())
+            score = bounded(score, s["score"])
+            st = State(
+                code,
+                subject["kind"],
+                counted,
+                measures,
+                contributions,
+                score,
+                grade_of(s["grades"], score),
+                [],
+                [],
+                set(),
+                set(),
+            )
+            values = decided.get(code, related)
+            for spec in s.get("lists") or []:
+                if holds_with(spec["when"], st, values):
+                    st.lists.append(spec["id"])
+            for m in s.get("measures") or []:
+                if holds_with(m["when"], st, values):
+                    st.applied.append(m["id"])
+                    st.denied.update(m.get("deny") or [])
+                    st.granted.update(m.get("grant") or [])
+            out.append(st)
+        return out
+
+    first = evaluate_once({}, {})
+    conditions = [
+        c
+        for spec in (s.get("lists") or []) + (s.get("measures") or [])
+        for c in _related_conditions(spec["when"])
+    ]
+    if not conditions:
+        return first
+    by_code = {st.code: st for st in first}
+    decided: dict[str, dict[int, bool]] = {}
+    for code in codes:
+        values = {}
+        for cond in conditions:
+            body = cond["related"]
+            others = related_subjects(code, body["via"], relations or [], code_set, day)
+            matching = [o for o in others if holds(body["where"], by_code[o])]
+            values[id(cond)] = len(matching) >= body.get("at_least", 1)
+        decided[code] = values
+    return evaluate_once({}, decided)
+
+
+def network_evaluate(
+    scheme: Any,
+    subjects: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    at: dt.date | str | int,
+    relations: list[dict[str, Any]] | None = None,
+    ratings: list[dict[str, Any]] | None = None,
+) -> list[Row]:
+    """The section 7 rows of :func:`network_states`."""
+    return [st.row() for st in network_states(scheme, subjects, records, at, relations, ratings)]

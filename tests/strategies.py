@@ -353,3 +353,140 @@ def records_table(records: list[dict[str, Any]]) -> pa.Table:
         for r in records
     ]
     return pa.Table.from_pylist(rows, schema=RECORDS_SCHEMA)
+
+
+# ---- the network extension (docs/networks.md) -----------------------------------------
+
+VIAS = ("household", "friend", "employer", "employee", "legal_representative", "represented")
+RELATION_ROW_KINDS = ("household", "friend", "employer", "legal_representative")
+
+
+def _where(grade_names: list[str], own_lists: list[str], base: int) -> st.SearchStrategy[Any]:
+    """A ``where``: scores, grades and lists that use no relations."""
+    leaves: list[st.SearchStrategy[dict[str, Any]]] = [
+        st.integers(base - 40, base + 40).map(lambda n: {"score_at_least": n}),
+        st.integers(base - 40, base + 40).map(lambda n: {"score_below": n}),
+        st.lists(st.sampled_from(grade_names), min_size=1, max_size=2, unique=True).map(
+            lambda gs: {"grade_in": gs}
+        ),
+    ]
+    if own_lists:
+        leaves.append(st.sampled_from(own_lists).map(lambda i: {"list": i}))
+    return st.recursive(
+        st.one_of(leaves),
+        lambda inner: st.one_of(
+            st.lists(inner, min_size=1, max_size=2).map(lambda cs: {"any": cs}),
+            inner.map(lambda c: {"not": c}),
+        ),
+        max_leaves=3,
+    )
+
+
+@dataclass
+class NetworkCase:
+    """A case of the kernel, with relations and ratings and a scheme that uses them."""
+
+    doc: dict[str, Any]
+    scheme: Scheme
+    subjects: list[dict[str, str]]
+    records: list[dict[str, Any]]
+    relations: list[dict[str, Any]]
+    ratings: list[dict[str, Any]]
+    at: dt.date
+
+
+@st.composite
+def network_cases(
+    draw: st.DrawFn, max_rows: int = 24, with_ratings: bool | None = None
+) -> NetworkCase:
+    """A scheme with a peer rule and relation conditions (each maybe, or ratings surely when
+    ``with_ratings``), and inputs for it."""
+    base = draw(cases(max_records=10))
+    doc = dict(base.doc)
+    doc["rules"] = list(doc.get("rules") or [])
+    doc["lists"] = list(doc.get("lists") or [])
+    doc["measures"] = list(doc.get("measures") or [])
+    at = base.at
+    codes = [s["code"] for s in base.subjects] + list(STRAY_CODES)
+    grade_names = [g["grade"] for g in doc["grades"]]
+    score_base = doc["score"]["base"]
+    top = draw(st.integers(2, 6))
+    if with_ratings if with_ratings is not None else draw(st.booleans()):
+        doc["ratings"] = {
+            "stars": top,
+            "damping": draw(st.sampled_from([1, 150, 500, 999])),
+            "max_iterations": draw(st.integers(1, 30)),
+        }
+        if draw(st.booleans()):
+            doc["ratings"]["window_days"] = draw(st.sampled_from(WINDOWS))
+        measure = draw(st.sampled_from(["peer_rating", "peer_trust"]))
+        rule: dict[str, Any] = {"id": "peer", "measure": measure}
+        if draw(st.booleans()):
+            rule["points"] = draw(st.integers(-3, 3))
+            if draw(st.booleans()):
+                rule["per"] = draw(st.sampled_from([1, 7, 100]))
+            if draw(st.booleans()):
+                rule["cap"] = draw(st.integers(1, 60))
+        else:
+            rule["bins"] = [
+                {"max": draw(st.integers(0, 600)), "points": draw(st.integers(-20, 20))},
+                {"points": draw(st.integers(-20, 20))},
+            ]
+        if measure == "peer_rating":
+            rule["none_points"] = draw(st.integers(-10, 10))
+        doc["rules"].append(rule)
+    own = [spec["id"] for spec in doc["lists"]]
+    for i in range(draw(st.integers(0 if "ratings" in doc else 1, 2))):
+        body: dict[str, Any] = {
+            "via": draw(st.lists(st.sampled_from(VIAS), min_size=1, max_size=3, unique=True)),
+            "where": draw(_where(grade_names, own, score_base)),
+        }
+        if draw(st.booleans()):
+            body["at_least"] = draw(st.integers(1, 3))
+        cond: dict[str, Any] = {"related": body}
+        if draw(st.booleans()):
+            cond = {"any": [cond, {"score_below": score_base}]}
+        if draw(st.booleans()):
+            doc["lists"].append({"id": f"near{i}", "kind": "black", "when": cond})
+            doc["lists"].append({"id": f"after{i}", "kind": "red", "when": {"list": f"near{i}"}})
+        else:
+            doc["measures"].append({"id": f"m_near{i}", "when": cond, "deny": ["travel.air"]})
+    scheme = load(doc)
+    relations = []
+    for _ in range(draw(st.integers(0, max_rows))):
+        row: dict[str, Any] = {
+            "subject": draw(st.sampled_from(codes)),
+            "relation": draw(st.sampled_from(RELATION_ROW_KINDS)),
+            "other": draw(st.sampled_from(codes)),
+        }
+        if draw(st.booleans()):
+            row["from"] = day(draw(st.integers(-3, 3)), at)
+        if draw(st.booleans()):
+            row["to"] = day(draw(st.integers(-3, 3)), at)
+        relations.append(row)
+    scored = [s["code"] for s in base.subjects if s["kind"] in doc["subjects"]]
+    who = st.sampled_from(codes) if not scored else st.sampled_from(scored) | st.sampled_from(codes)
+    least = max_rows // 2 if with_ratings else 0
+    ratings = [
+        {
+            "rater": draw(who),
+            "ratee": draw(who),
+            "stars": draw(st.integers(1, top)),
+            "date": day(draw(st.integers(-10, 2)), at),
+        }
+        for _ in range(draw(st.integers(least, max_rows)))
+    ]
+    return NetworkCase(doc, scheme, base.subjects, base.records, relations, ratings, at)
+
+
+def relations_table(rows: list[dict[str, Any]]) -> pa.Table:
+    from socialcredit.relations import RELATIONS_SCHEMA
+
+    full = [{**{"from": None, "to": None}, **row} for row in rows]
+    return pa.Table.from_pylist(full, schema=RELATIONS_SCHEMA)
+
+
+def ratings_table(rows: list[dict[str, Any]]) -> pa.Table:
+    from socialcredit.relations import RATINGS_SCHEMA
+
+    return pa.Table.from_pylist(rows, schema=RATINGS_SCHEMA)

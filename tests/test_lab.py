@@ -76,7 +76,7 @@ def test_world_problems_are_all_reported_with_places() -> None:
 
 
 def test_unknown_world_names_the_shipped_ones() -> None:
-    with pytest.raises(InvalidWorld, match="worlds: town"):
+    with pytest.raises(InvalidWorld, match="worlds: china, city, town"):
         load_world("atlantis")
 
 

@@ -52,7 +52,14 @@ def domain_errors(fn: F) -> F:
 
 def command_app() -> typer.Typer:
     """The application with every command registered (each command module adds its own)."""
-    from socialcredit.cli import demo, lab_cmds, ledger_cmds, scheme_cmds, score_cmds  # noqa: F401
+    from socialcredit.cli import (  # noqa: F401
+        demo,
+        lab_cmds,
+        ledger_cmds,
+        scheme_cmds,
+        score_cmds,
+        serve_cmds,
+    )
 
     return app
 

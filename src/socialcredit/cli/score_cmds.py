@@ -22,13 +22,16 @@ from socialcredit.cli.inputs import (
 )
 from socialcredit.cli.render import decision_line, explanation_json, print_explanation
 from socialcredit.days import parse_date
-from socialcredit.engine import Engine, States
+from socialcredit.engine import Engine, Prepared, PreparedNetwork, States
 from socialcredit.engine.decisions import Decider
-from socialcredit.engine.explain import explain
-from socialcredit.errors import SocialCreditError
+from socialcredit.engine.explain import Explanation, explain
+from socialcredit.errors import InvalidInput, SocialCreditError
 from socialcredit.ids import mask, normal_code, ric, uscc
 from socialcredit.scheme import audit, load, preset_names
 from socialcredit.scheme.audit import is_critical, refuse_critical
+from socialcredit.scheme.model import Scheme
+from socialcredit.scheme.network import peer_rules, related_conditions
+from socialcredit.scheme.places import format_path
 
 SchemeOpt = Annotated[str, typer.Option("--scheme", "-s", help="A scheme file or preset name.")]
 AtOpt = Annotated[
@@ -40,6 +43,23 @@ SyntheticOpt = Annotated[
         "--synthetic",
         help="Declare the records synthetic: allows schemes with critical audit findings "
         "(refused on real records); a note on stderr, and on the table view, says so.",
+    ),
+]
+
+RelationsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--relations",
+        help="Relations file (CSV or Parquet: subject,relation,other,from,to) for a scheme "
+        "with relation conditions (docs/networks.md).",
+    ),
+]
+RatingsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ratings",
+        help="Peer ratings file (CSV or Parquet: rater,ratee,stars,date) for a scheme with "
+        "rules on peer ratings (docs/networks.md).",
     ),
 ]
 
@@ -61,6 +81,8 @@ def states_for(
     records: Path | None,
     synthetic: bool,
     opaque: bool = False,
+    relations: Path | None = None,
+    ratings: Path | None = None,
 ) -> States:
     """Load a scheme and the inputs, refuse what must be refused, and evaluate."""
     loaded = load(scheme)
@@ -74,9 +96,11 @@ def states_for(
         )
     else:
         refuse_critical(loaded.scheme, found)
+    _network_options(loaded.scheme, relations, ratings)
     inputs = load_inputs(ledger, subjects, records, opaque=opaque)
     engine = Engine(loaded.scheme)
     prepared = engine.prepare(inputs.subjects, inputs.records)
+    network = _network(engine, prepared, inputs.subjects, relations, ratings)
     unknown = inputs.unknown_types(loaded.scheme)
     if unknown:
         total = sum(unknown.values())
@@ -86,7 +110,83 @@ def states_for(
             f"{loaded.scheme.scheme!r} count for nothing: {listing}",
             markup=False,
         )
-    return engine.evaluate(prepared, _at(at))
+    return engine.evaluate(prepared, _at(at), network=network)
+
+
+def _network_options(scheme: Scheme, relations: Path | None, ratings: Path | None) -> None:
+    """A scheme that uses relations or peer ratings needs the file, and only such a scheme
+    takes it (docs/networks.md section 2)."""
+    uses = related_conditions(scheme)
+    if uses and relations is None:
+        raise typer.BadParameter(
+            f"scheme {scheme.scheme!r} has relation conditions ({format_path(uses[0][0])}); "
+            "give the relations file",
+            param_hint="--relations",
+        )
+    if relations is not None and not uses:
+        raise typer.BadParameter(
+            f"scheme {scheme.scheme!r} has no relation conditions; leave the option out",
+            param_hint="--relations",
+        )
+    peers = peer_rules(scheme)
+    if peers and ratings is None:
+        raise typer.BadParameter(
+            f"scheme {scheme.scheme!r} has rules on peer ratings "
+            f"(rules[{peers[0]}] {scheme.rules[peers[0]].id!r}); give the ratings file",
+            param_hint="--ratings",
+        )
+    if ratings is not None and not peers:
+        raise typer.BadParameter(
+            f"scheme {scheme.scheme!r} has no rules on peer ratings; leave the option out",
+            param_hint="--ratings",
+        )
+
+
+def _network(
+    engine: Engine,
+    prepared: Prepared,
+    subjects: pa.Table,
+    relations: Path | None,
+    ratings: Path | None,
+) -> PreparedNetwork | None:
+    """Read, check and prepare the network inputs the scheme uses (None: it uses none)."""
+    from socialcredit.store.network_files import (
+        check_ratings_scale,
+        check_relations_kinds,
+        load_ratings,
+        load_relations,
+    )
+
+    if relations is None and ratings is None:
+        return None
+    rel_table = rat_table = None
+    if relations is not None:
+        loaded = load_relations(relations)
+        check = check_relations_kinds(loaded, subjects)
+        if check.problems:
+            raise InvalidInput(check.problems, what=str(relations))
+        _warn_unknown(check.unknown, check.unknown_codes, "relation", relations)
+        rel_table = loaded.table
+    if ratings is not None:
+        loaded = load_ratings(ratings)
+        spec = engine.scheme.ratings
+        assert spec is not None  # validated: peer rules need the ratings section
+        check = check_ratings_scale(loaded, spec.stars, subjects)
+        if check.problems:
+            raise InvalidInput(check.problems, what=str(ratings))
+        _warn_unknown(check.unknown, check.unknown_codes, "rating", ratings)
+        rat_table = loaded.table
+    return engine.prepare_network(prepared, relations=rel_table, ratings=rat_table)
+
+
+def _warn_unknown(count: int, codes: list[str], what: str, path: Path) -> None:
+    if count:
+        shown = ", ".join(mask(c, "person") for c in codes[:5])
+        err.print(
+            f"warning: {count} {what}(s) of {path} name codes that are not subjects and "
+            f"count for nothing (e.g. {shown})",
+            markup=False,
+        )
 
 
 @app.command()
@@ -108,6 +208,8 @@ def score(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     synthetic: SyntheticOpt = False,
     opaque: OpaqueOpt = False,
+    relations: RelationsOpt = None,
+    ratings: RatingsOpt = None,
 ) -> None:
     """Score every subject: code, score, grade, lists, denied, granted (SCHEME.md §7)."""
     fmt = fmt or ("table" if out.is_terminal and output is None else "csv")
@@ -120,7 +222,9 @@ def score(
             "table format prints to the terminal; use csv or parquet with --output",
             param_hint="--format",
         )
-    states = states_for(scheme, at, ledger, subjects, records, synthetic, opaque)
+    states = states_for(
+        scheme, at, ledger, subjects, records, synthetic, opaque, relations, ratings
+    )
     if fmt == "csv":
         if output is None:
             sys.stdout.flush()
@@ -133,6 +237,38 @@ def score(
         pq.write_table(states.to_table(), output)
     else:
         _print_states(states.to_table(), states, synthetic=synthetic)
+
+
+def _print_network(e: Explanation, limit: int = 20) -> None:
+    """The ratings behind each peer rule, and the related subjects behind each relation
+    condition (persons' codes masked)."""
+    for rule in e.rules:
+        if rule.measure_kind not in ("peer_rating", "peer_trust"):
+            continue
+        out.print(
+            f"peer ratings behind rule {rule.id} ({len(rule.ratings)}; each weighed by its "
+            "rater's trust, 1000 = the average subject):",
+            markup=False,
+        )
+        for r in rule.ratings[:limit]:
+            out.print(
+                f"  {r.rater}  {r.stars} stars on {r.date}  rater trust {r.rater_trust}",
+                markup=False,
+            )
+        if len(rule.ratings) > limit:
+            out.print(f"  … {len(rule.ratings) - limit} more", markup=False)
+    traces = [(f"list {x.id}", x.condition) for x in e.lists]
+    traces += [(f"measure {x.id}", x.condition) for x in e.measures]
+    while traces:
+        owner, trace = traces.pop(0)
+        traces[:0] = [(owner, part) for part in trace.parts]
+        if trace.count is None:
+            continue
+        out.print(f"related subjects behind {owner}, {trace.text}: {trace.count}", markup=False)
+        for code in trace.related[:limit]:
+            out.print(f"  {code}", markup=False)
+        if len(trace.related) > limit:
+            out.print(f"  … {len(trace.related) - limit} more", markup=False)
 
 
 def _print_states(
@@ -171,15 +307,20 @@ def explain_cmd(
     fmt: Annotated[str, typer.Option("--format", help="text or json")] = "text",
     synthetic: SyntheticOpt = False,
     opaque: OpaqueOpt = False,
+    relations: RelationsOpt = None,
+    ratings: RatingsOpt = None,
 ) -> None:
     """Explain a subject's state: each rule with the records that counted, then score, grade,
     lists with the conditions that placed the subject, and measures with their reasons."""
-    states = states_for(scheme, at, ledger, subjects, records, synthetic, opaque)
+    states = states_for(
+        scheme, at, ledger, subjects, records, synthetic, opaque, relations, ratings
+    )
     e = explain(states, normal_code(code))
     if fmt == "json":
         typer.echo(explanation_json(e))
     else:
         print_explanation(out, e)
+        _print_network(e)
 
 
 @app.command()
@@ -194,9 +335,13 @@ def may(
     records: RecordsOpt = None,
     synthetic: SyntheticOpt = False,
     opaque: OpaqueOpt = False,
+    relations: RelationsOpt = None,
+    ratings: RatingsOpt = None,
 ) -> None:
     """May this subject do this action? Exit 0 when allowed (or granted), 1 when denied."""
-    states = states_for(scheme, at, ledger, subjects, records, synthetic, opaque)
+    states = states_for(
+        scheme, at, ledger, subjects, records, synthetic, opaque, relations, ratings
+    )
     decision = Decider(states).may(normal_code(code), action.strip())
     out.print(decision_line(decision), markup=False)
     if not decision.allowed:

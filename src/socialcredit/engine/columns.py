@@ -82,7 +82,13 @@ class Prepared:
         return len(self.subject)
 
     def record_range(self, first: int, last: int) -> tuple[int, int]:
-        """The rows of the records of subjects ``first:last``."""
+        """The rows of the records of subjects ``first:last``.
+
+        The whole range of subjects is every row, sorted or not (see
+        :func:`prepare_arrays`); other ranges need the records sorted by subject.
+        """
+        if first <= 0 and last >= self.n_subjects:
+            return 0, self.n_records
         bounds = np.array((first, last), dtype=self.subject.dtype)
         lo, hi = self.subject.searchsorted(bounds)
         return int(lo), int(hi)
@@ -332,4 +338,48 @@ def prepare(compiled: CompiledScheme, subjects: pa.Table, records: pa.Table) -> 
         row=rows,
         records=records,
         dropped=dropped,
+    )
+
+
+def prepare_arrays(
+    compiled: CompiledScheme,
+    tables: TypeTables,
+    n_subjects: int,
+    subject: I32,
+    type_index: npt.NDArray[Any],
+    occurred: I32,
+    recorded: I32,
+    amount: I64,
+    ended: I32 | None,
+) -> Prepared:
+    """Kernel columns from arrays already in kernel form, for evaluation only.
+
+    ``subject`` holds indices in ``0:n_subjects`` (every record belongs to a scored
+    subject), ``type_index`` positions in ``tables.names``, ``ended`` the first day a
+    ``ref`` record ends each record. The records need not be sorted by subject: the
+    prepared columns are evaluated as one partition (all subjects at once), which is how
+    the lab re-evaluates the few subjects whose records changed. There are no codes (the
+    caller knows its subjects) and no records table, so explanations need :func:`prepare`.
+    """
+    amount_rows = _rows_of_types(type_index, np.flatnonzero(tables.amount))
+    amounts = amount[amount_rows]
+    exact = int(amounts.max()) * len(amounts) < _FLOAT_EXACT if len(amounts) else True
+    nulls = pa.nulls(n_subjects, pa.string())
+    return Prepared(
+        compiled=compiled,
+        codes=nulls,
+        kinds=nulls,
+        subject=subject,
+        type_index=type_index,
+        tables=tables,
+        occurred=occurred,
+        recorded=recorded,
+        recorded_after_occurred=bool(np.all(recorded >= occurred)),
+        amount_rows=amount_rows,
+        amount_float=amounts.astype(np.float64),
+        amount_exact=None if exact else amounts,
+        ended=ended,
+        row=None,
+        records=pa.table({}),
+        dropped=0,
     )

@@ -22,7 +22,14 @@ NEVER = np.iinfo(np.int32).max
 """The day number standing for "never" (a record that is never ended)."""
 
 MEASURE_COUNT, MEASURE_AMOUNT, MEASURE_DAYS_SINCE = 0, 1, 2
-_MEASURES = {"count": MEASURE_COUNT, "amount": MEASURE_AMOUNT, "days_since": MEASURE_DAYS_SINCE}
+MEASURE_PEER_RATING, MEASURE_PEER_TRUST = 3, 4  # read no records (engine/network.py)
+_MEASURES = {
+    "count": MEASURE_COUNT,
+    "amount": MEASURE_AMOUNT,
+    "days_since": MEASURE_DAYS_SINCE,
+    "peer_rating": MEASURE_PEER_RATING,
+    "peer_trust": MEASURE_PEER_TRUST,
+}
 
 
 @dataclass(frozen=True)

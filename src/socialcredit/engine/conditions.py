@@ -15,6 +15,7 @@ from socialcredit.scheme.model import (
     GradeIn,
     Not,
     OnList,
+    Related,
     RuleCondition,
     ScoreAtLeast,
     ScoreBelow,
@@ -32,6 +33,7 @@ class Facts:
     score: npt.NDArray[np.int64]  # [n]
     grade: npt.NDArray[np.int16]  # [n]
     lists: Bools  # [lists, n], filled in list order
+    related: Bools | None = None  # [related conditions, n] (docs/networks.md), when used
 
 
 Compiled = Callable[[Facts], Bools]
@@ -42,8 +44,30 @@ def compile_condition(
     rule_index: dict[str, int],
     grade_index: dict[str, int],
     list_index: dict[str, int],
+    related_index: dict[int, int] | None = None,
 ) -> Compiled:
-    """Compile a validated condition to a function of :class:`Facts`."""
+    """Compile a validated condition to a function of :class:`Facts`.
+
+    ``related_index`` numbers the ``related`` conditions of the scheme (by object
+    identity); a related condition reads its row of ``Facts.related``, which the network
+    stage of the evaluation fills (:mod:`socialcredit.engine.network`).
+    """
+
+    def sub(c: Condition) -> Compiled:
+        return compile_condition(c, rule_index, grade_index, list_index, related_index)
+
+    if isinstance(cond, Related):
+        if related_index is None or id(cond) not in related_index:
+            raise ValueError("a related condition outside the scheme it was compiled for")
+        k = related_index[id(cond)]
+
+        def related_test(f: Facts) -> Bools:
+            if f.related is None:
+                raise ValueError("the scheme uses relations: evaluate it with a relations input")
+            out: Bools = f.related[k].copy()
+            return out
+
+        return related_test
     if isinstance(cond, RuleCondition):
         r, lo, hi = rule_index[cond.rule], cond.at_least, cond.at_most
 
@@ -70,21 +94,18 @@ def compile_condition(
         i = list_index[cond.list]
         return lambda f: f.lists[i].copy()
     if isinstance(cond, AllOf | AnyOf):
-        subs = [
-            compile_condition(c, rule_index, grade_index, list_index)
-            for c in (cond.all if isinstance(cond, AllOf) else cond.any)
-        ]
+        subs = [sub(c) for c in (cond.all if isinstance(cond, AllOf) else cond.any)]
         combine = np.logical_and if isinstance(cond, AllOf) else np.logical_or
 
         def many(f: Facts) -> Bools:
             out = subs[0](f)
-            for sub in subs[1:]:
-                combine(out, sub(f), out=out)
+            for part in subs[1:]:
+                combine(out, part(f), out=out)
             return out
 
         return many
     if isinstance(cond, Not):
-        inner = compile_condition(cond.not_, rule_index, grade_index, list_index)
+        inner = sub(cond.not_)
         return lambda f: ~inner(f)
     raise TypeError(f"not a condition: {cond!r}")
 
@@ -112,11 +133,20 @@ def render_condition(cond: Condition) -> str:
         return "{any: [" + ", ".join(render_condition(c) for c in cond.any) + "]}"
     if isinstance(cond, Not):
         return "{not: " + render_condition(cond.not_) + "}"
+    if isinstance(cond, Related):
+        body = cond.related
+        parts = [f"via: [{', '.join(body.via)}]", f"where: {render_condition(body.where)}"]
+        if body.at_least != 1:
+            parts.append(f"at_least: {body.at_least}")
+        return "{related: {" + ", ".join(parts) + "}}"
     raise TypeError(f"not a condition: {cond!r}")
 
 
 def condition_parts(cond: Condition) -> list[Condition]:
-    """The direct sub-conditions of a condition (empty for a leaf)."""
+    """The direct sub-conditions of a condition (empty for a leaf).
+
+    A related condition is a leaf here: its ``where`` is judged on other subjects.
+    """
     if isinstance(cond, AllOf):
         return list(cond.all)
     if isinstance(cond, AnyOf):

@@ -16,10 +16,11 @@ from socialcredit.days import from_day
 from socialcredit.engine.columns import Prepared
 from socialcredit.engine.conditions import condition_parts, render_condition
 from socialcredit.engine.kernel import Program, evaluate_partition
+from socialcredit.engine.network import NetworkState, rated_by, related_to
 from socialcredit.engine.states import States
 from socialcredit.errors import UnknownSubject
 from socialcredit.ids import mask
-from socialcredit.scheme.model import Condition
+from socialcredit.scheme.model import Condition, Related
 
 UNKNOWN_TYPE = "its type is not in the scheme's catalogue"
 
@@ -34,15 +35,34 @@ class RuleExplanation:
     contribution: int
     records: tuple[str, ...]
     window_days: int | None
+    ratings: tuple[RatingShown, ...] = ()  # peer rules: the ratings that counted
+
+
+@dataclass(frozen=True)
+class RatingShown:
+    """A peer rating that counted for a peer rule (docs/networks.md section 4): the rater
+    (a person's code masked), the stars, the date, and the rater's trust in thousandths
+    of the average, which weighs the rating."""
+
+    rater: str
+    stars: int
+    date: str
+    rater_trust: int
 
 
 @dataclass(frozen=True)
 class ConditionTrace:
-    """A condition with whether it held, and the same for its parts."""
+    """A condition with whether it held, and the same for its parts.
+
+    For a relation condition, ``related`` names the related subjects that satisfy its
+    ``where`` (persons' codes masked), and ``count`` says how many there are.
+    """
 
     text: str
     holds: bool
     parts: tuple[ConditionTrace, ...] = ()
+    related: tuple[str, ...] = ()
+    count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +138,8 @@ def explain_index(prog: Program, states: States, i: int) -> Explanation:
     prep, at = states.prepared, states.at
     c = prog.compiled
     scheme = c.scheme
-    part = evaluate_partition(prog, prep, i, i + 1, at, trace=True)
+    network = states.raw.network
+    part = evaluate_partition(prog, prep, i, i + 1, at, trace=True, network=network)
     assert part.facts is not None and part.contribution is not None and part.slot is not None
     lo, hi = prep.record_range(i, i + 1)
     ids = [
@@ -139,6 +160,7 @@ def explain_index(prog: Program, states: States, i: int) -> Explanation:
                 contribution=int(part.contribution[r, 0]),
                 records=tuple(ids[k] for k in np.flatnonzero(counted)),
                 window_days=spec.window_days,
+                ratings=_ratings(network, i) if r in prog.peer_rules else (),
             )
         )
     unbounded = scheme.score.base + sum(r.contribution for r in rules)
@@ -146,10 +168,16 @@ def explain_index(prog: Program, states: States, i: int) -> Explanation:
     def trace(cond: Condition) -> ConditionTrace:
         facts = part.facts
         assert facts is not None
+        related: tuple[str, ...] = ()
+        count = None
+        if isinstance(cond, Related) and network is not None:
+            related, count = _related(network, prog, cond, i)
         return ConditionTrace(
             render_condition(cond),
             bool(prog.condition(cond)(facts)[0]),
             tuple(trace(sub) for sub in condition_parts(cond)),
+            related,
+            count,
         )
 
     lists = tuple(
@@ -180,6 +208,39 @@ def explain_index(prog: Program, states: States, i: int) -> Explanation:
         measures=measures,
         not_counted=not_counted,
     )
+
+
+def _ratings(network: NetworkState | None, i: int) -> tuple[RatingShown, ...]:
+    """The ratings of subject ``i`` that counted, as the reputation used them."""
+    if network is None or network.reputation is None:
+        return ()
+    rep = network.reputation
+    net = network.net
+    out = []
+    for k in rated_by(network, i).tolist():
+        rater = int(rep.rater[k])
+        out.append(
+            RatingShown(
+                mask(str(net.codes[rater]), str(net.kinds[rater])),
+                int(rep.stars[k]),
+                from_day(int(rep.day[k])).isoformat(),
+                int(rep.trust_per_mille[rater]),
+            )
+        )
+    return tuple(out)
+
+
+def _related(
+    network: NetworkState, prog: Program, cond: Related, i: int
+) -> tuple[tuple[str, ...], int]:
+    """The related subjects that satisfy a relation condition's ``where``, masked."""
+    assert prog.plan is not None
+    k = prog.plan.related_index[id(cond)]
+    net = network.net
+    shown = tuple(
+        mask(str(net.codes[o]), str(net.kinds[o])) for o in related_to(network, k, i).tolist()
+    )
+    return shown, int(network.counts[k, i])
 
 
 def _type_name(prep: Prepared, row: int) -> str:

@@ -22,11 +22,12 @@ import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from socialcredit.engine.columns import Prepared
+from socialcredit.engine.columns import Prepared, TypeTables
 from socialcredit.engine.compiled import (
     MEASURE_AMOUNT,
     MEASURE_COUNT,
@@ -35,6 +36,7 @@ from socialcredit.engine.compiled import (
     CompiledScheme,
 )
 from socialcredit.engine.conditions import Compiled, Facts, compile_condition
+from socialcredit.engine.network import NetworkPlan, NetworkState
 from socialcredit.errors import ScoreOverflow
 from socialcredit.scheme.model import Condition
 
@@ -110,6 +112,12 @@ class Program:
     linear_counts: LinearGroup
     linear_amounts: LinearGroup
     other_rules: tuple[int, ...]  # rules in table form, and days_since rules
+    plan: NetworkPlan | None = None  # relation conditions and peer rules (docs/networks.md)
+
+    @property
+    def peer_rules(self) -> tuple[int, ...]:
+        """Rules whose measure is read from peer ratings."""
+        return self.plan.peer_rules if self.plan is not None else ()
 
     @classmethod
     def of(cls, compiled: CompiledScheme) -> Program:
@@ -118,21 +126,29 @@ class Program:
         rules = {r.id: i for i, r in enumerate(s.rules)}
         grades = {g.grade: i for i, g in enumerate(s.grades)}
         lists = {spec.id: i for i, spec in enumerate(s.lists)}
+        plan = NetworkPlan.of(s)
+        related = plan.related_index
         return cls(
             compiled=compiled,
             grade_names=tuple(g.grade for g in s.grades),
             grade_min=tuple(g.min for g in s.grades),
             list_ids=tuple(spec.id for spec in s.lists),
-            list_when=tuple(compile_condition(spec.when, rules, grades, lists) for spec in s.lists),
+            list_when=tuple(
+                compile_condition(spec.when, rules, grades, lists, related) for spec in s.lists
+            ),
             measure_ids=tuple(m.id for m in s.measures),
-            measure_when=tuple(compile_condition(m.when, rules, grades, lists) for m in s.measures),
+            measure_when=tuple(
+                compile_condition(m.when, rules, grades, lists, related) for m in s.measures
+            ),
             linear_counts=LinearGroup.of(compiled, MEASURE_COUNT),
             linear_amounts=LinearGroup.of(compiled, MEASURE_AMOUNT),
             other_rules=tuple(
                 i
                 for i, r in enumerate(compiled.rules)
-                if r.points is None or r.measure == MEASURE_DAYS_SINCE
+                if (r.points is None or r.measure == MEASURE_DAYS_SINCE)
+                and i not in plan.peer_rules
             ),
+            plan=plan,
         )
 
     def condition(self, cond: Condition) -> Compiled:
@@ -143,6 +159,7 @@ class Program:
             {r.id: i for i, r in enumerate(s.rules)},
             {g.grade: i for i, g in enumerate(s.grades)},
             {spec.id: i for i, spec in enumerate(s.lists)},
+            self.plan.related_index if self.plan is not None else None,
         )
 
 
@@ -184,6 +201,30 @@ def slot_index(
     return index
 
 
+def change_days(
+    tables: TypeTables, type_index: npt.NDArray[Any], occurred: I32, recorded: I32
+) -> I64:
+    """For each record, the days on which :func:`slot_index` may give it a new slot.
+
+    ``[records, bands]``, int64: the day it comes into effect (its ``recorded_at`` plus its
+    notice delay, and not before it occurred), then the day its age reaches each band cut
+    (a band further, or out of every window; a cut reached before the record is in effect
+    changes nothing, the record being in the dump slot until then). Between two dates with
+    none of these days (and no ``ref`` ending it) in ``(a, b]``, a record's slot at ``b`` is
+    its slot at ``a``; so a subject none of whose records has such a day there keeps its
+    state, unless a ``days_since`` rule reads one of its records (that measure grows every
+    day). The day a ``ref`` record ends a record is the caller's to add: it is that
+    record's ``recorded_at``. Cuts of ``NEVER`` give days no date reaches.
+    """
+    t = type_index.astype(np.intp)
+    occ = occurred.astype(np.int64)
+    out = np.empty((len(t), 1 + len(tables.cuts)), dtype=np.int64)
+    np.maximum(recorded.astype(np.int64) + tables.delay[t], occ, out=out[:, 0])
+    for k, cut in enumerate(tables.cuts):
+        out[:, 1 + k] = occ + cut[t]
+    return out
+
+
 def record_slots(prep: Prepared, lo: int, hi: int, at: int) -> I64:
     """The slot of each record in rows ``lo:hi`` at day ``at`` (``n_slots``: counts for none)."""
     t = prep.type_index[lo:hi].astype(np.intp)
@@ -198,9 +239,19 @@ def _shift(at: int, days: I32) -> I32:
 
 
 def evaluate_partition(
-    prog: Program, prep: Prepared, first: int, last: int, at: int, *, trace: bool = False
+    prog: Program,
+    prep: Prepared,
+    first: int,
+    last: int,
+    at: int,
+    *,
+    trace: bool = False,
+    network: NetworkState | None = None,
 ) -> PartState:
-    """Evaluate subjects ``first:last`` (indices into ``prep.codes``) at day ``at``."""
+    """Evaluate subjects ``first:last`` (indices into ``prep.codes``) at day ``at``.
+
+    A scheme with relation conditions or peer rules needs ``network``: the facts of
+    :mod:`socialcredit.engine.network` at the same day."""
     c = prog.compiled
     lo, hi = prep.record_range(first, last)
     n = last - first
@@ -244,6 +295,12 @@ def evaluate_partition(
             has[r] = last_day != _NO_DAY
             measure[r] = np.where(has[r], at - last_day, 0)
         contribution[r] = _contribution(rule, measure[r], has[r])
+    if prog.peer_rules:
+        if network is None:
+            raise ValueError(f"scheme {c.id!r} reads peer ratings: evaluate it with ratings")
+        for r in prog.peer_rules:
+            measure[r], has[r] = network.peer_measure(r, first, last)
+            contribution[r] = _contribution(c.rules[r], measure[r], has[r])
 
     spec = c.scheme.score
     score = _score(spec.base, spec.min, spec.max, contribution)
@@ -260,6 +317,7 @@ def evaluate_partition(
         score=score,
         grade=grade,
         lists=np.zeros((len(prog.list_ids), n), dtype=np.bool_),
+        related=network.related_slice(first, last) if network is not None else None,
     )
     for i, when in enumerate(prog.list_when):
         facts.lists[i] = when(facts)
@@ -359,13 +417,14 @@ def linear(quotient: I64, points: I64 | int, cap: I64 | int, capped: Bools | boo
 
 def _contribution(rule: CompiledRule, measure: I64, has: Bools) -> I64:
     if rule.points is not None:
-        return linear(measure // rule.per, rule.points, rule.cap or 0, rule.cap is not None)
-    out = np.full(len(measure), rule.bin_points[-1], dtype=np.int64)
-    for b in range(len(rule.bin_max) - 2, -1, -1):
-        bound = rule.bin_max[b]
-        assert bound is not None
-        out[measure <= bound] = rule.bin_points[b]
-    if rule.measure == MEASURE_DAYS_SINCE and rule.none_points is not None:
+        out = linear(measure // rule.per, rule.points, rule.cap or 0, rule.cap is not None)
+    else:
+        out = np.full(len(measure), rule.bin_points[-1], dtype=np.int64)
+        for b in range(len(rule.bin_max) - 2, -1, -1):
+            bound = rule.bin_max[b]
+            assert bound is not None
+            out[measure <= bound] = rule.bin_points[b]
+    if rule.none_points is not None:  # days_since and peer_rating rules: no measure
         out[~has] = rule.none_points
     return out
 
@@ -401,6 +460,7 @@ class Evaluated:
     grade: npt.NDArray[np.int16]
     lists: Bools  # [lists, n]
     applied: Bools  # [measures, n]
+    network: NetworkState | None = None  # the network facts the evaluation used
 
 
 def evaluate_all(
@@ -410,20 +470,23 @@ def evaluate_all(
     *,
     workers: int | None = None,
     records_per_partition: int = PARTITION_RECORDS,
+    network: NetworkState | None = None,
 ) -> Evaluated:
-    """Evaluate every subject of ``prep`` at day ``at``, partition by partition."""
+    """Evaluate every subject of ``prep`` at day ``at``, partition by partition (with the
+    network facts of that day when the scheme uses relations or peer ratings)."""
     n = prep.n_subjects
     out = Evaluated(
         score=np.zeros(n, dtype=np.int64),
         grade=np.zeros(n, dtype=np.int16),
         lists=np.zeros((len(prog.list_ids), n), dtype=np.bool_),
         applied=np.zeros((len(prog.measure_ids), n), dtype=np.bool_),
+        network=network,
     )
     parts = partitions(prep, records_per_partition)
 
     def run(bounds: tuple[int, int]) -> None:
         a, b = bounds
-        st = evaluate_partition(prog, prep, a, b, at)
+        st = evaluate_partition(prog, prep, a, b, at, network=network)
         out.score[a:b] = st.score
         out.grade[a:b] = st.grade
         out.lists[:, a:b] = st.lists

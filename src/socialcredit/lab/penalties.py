@@ -6,6 +6,8 @@ not evaluate anything themselves.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -51,30 +53,51 @@ def penalized_types(scheme: Scheme) -> frozenset[str]:
     return frozenset(t for r in chosen if not _rewarding(rules[r]) for t in rules[r].types)
 
 
+@dataclass(frozen=True)
+class Sanctions:
+    """Who a scheme sanctions, read off the kernel's raw states (lists and applied measures)."""
+
+    black: tuple[int, ...]  # rows of the black lists
+    member: npt.NDArray[np.int64]  # [measures, distinct deny entries]: the measure denies it
+    base: int
+
+    @classmethod
+    def of(cls, scheme: Scheme) -> Sanctions:
+        """The sanctions of a scheme."""
+        entries = sorted({d for m in scheme.measures for d in m.deny})
+        index = {e: i for i, e in enumerate(entries)}
+        member = np.zeros((len(scheme.measures), len(entries)), dtype=np.int64)
+        for i, m in enumerate(scheme.measures):
+            for d in m.deny:
+                member[i, index[d]] = 1
+        black = tuple(i for i, spec in enumerate(scheme.lists) if spec.kind == "black")
+        return cls(black, member, scheme.score.base)
+
+    def black_listed(self, lists: Bools) -> Bools:
+        """Per subject (columns of ``lists``): on any black list."""
+        if not self.black:
+            return np.zeros(lists.shape[1], dtype=np.bool_)
+        out: Bools = np.asarray(lists[list(self.black)].any(axis=0), dtype=np.bool_)
+        return out
+
+    def denied(self, applied: Bools) -> npt.NDArray[np.int64]:
+        """Per subject (columns of ``applied``): the size of its denied set (distinct
+        entries, SCHEME.md §6)."""
+        if not self.member.shape[1]:
+            return np.zeros(applied.shape[1], dtype=np.int64)
+        covered = applied.T.astype(np.int64) @ self.member > 0
+        out: npt.NDArray[np.int64] = covered.sum(axis=1)
+        return out
+
+
 def black_listed(states: States) -> Bools:
     """Per scored subject: on any black list."""
-    scheme = states.program.compiled.scheme
-    black = [i for i, spec in enumerate(scheme.lists) if spec.kind == "black"]
-    if not black:
-        return np.zeros(len(states), dtype=np.bool_)
-    out: Bools = np.asarray(states.raw.lists[black].any(axis=0), dtype=np.bool_)
-    return out
+    return Sanctions.of(states.program.compiled.scheme).black_listed(states.raw.lists)
 
 
 def denied_counts(states: States) -> npt.NDArray[np.int64]:
     """Per scored subject: the size of its denied set (distinct entries, SCHEME.md §6)."""
-    scheme = states.program.compiled.scheme
-    entries = sorted({d for m in scheme.measures for d in m.deny})
-    if not entries:
-        return np.zeros(len(states), dtype=np.int64)
-    index = {e: i for i, e in enumerate(entries)}
-    member = np.zeros((len(scheme.measures), len(entries)), dtype=np.int64)
-    for i, m in enumerate(scheme.measures):
-        for d in m.deny:
-            member[i, index[d]] = 1
-    covered = np.asarray(states.raw.applied.T.astype(np.int64) @ member > 0, dtype=np.bool_)
-    out: npt.NDArray[np.int64] = covered.sum(axis=1)
-    return out
+    return Sanctions.of(states.program.compiled.scheme).denied(states.raw.applied)
 
 
 def penalized(states: States) -> Bools:
@@ -83,3 +106,9 @@ def penalized(states: States) -> Bools:
     base = states.program.compiled.scheme.score.base
     out: Bools = black_listed(states) | (denied_counts(states) > 0) | (states.raw.score < base)
     return out
+
+
+def redeeming_rules(scheme: Scheme, record_type: str) -> tuple[int, ...]:
+    """Rules that only add points and read ``record_type`` (donations): the points a subject
+    holds from them are points bought back."""
+    return tuple(i for i, r in enumerate(scheme.rules) if record_type in r.types and _rewarding(r))

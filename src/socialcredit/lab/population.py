@@ -10,7 +10,9 @@ cumulative propensity (or uniformly). Codes are valid synthetic codes
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +28,7 @@ I64 = npt.NDArray[np.int64]
 
 PERSON, ORGANIZATION = 0, 1
 URBAN, RURAL = 0, 1
+_BLOCK = 64
 N_GROUPS = 2 * DECILES + 2
 """Groups: persons ``area * 10 + decile - 1`` (0-19), then organizations ``20 + area``."""
 
@@ -42,32 +45,103 @@ def organization_group(area: int) -> int:
 
 @dataclass(frozen=True)
 class Population:
-    """Agents in group order: columns, group bounds and the subjects table."""
+    """Agents in group order: columns and group bounds. Codes are drawn when first asked
+    for (from their own seed), so a population that never writes a ledger never holds
+    them as strings."""
 
-    codes: pa.Array  # per agent (string)
     kind: npt.NDArray[np.int8]  # PERSON or ORGANIZATION
     decile: npt.NDArray[np.int8]  # 1..10 for persons, 0 for organizations
     area: npt.NDArray[np.int8]  # URBAN or RURAL
     propensity: F64  # gamma, mean 1
     bounds: I64  # [N_GROUPS + 1]: rows of group g are bounds[g]:bounds[g + 1]
     cum_propensity: F64  # [n + 1]: cumulative propensity, cum[0] = 0
-    sorted_codes: pa.Array  # every code, in byte order
-    rank: npt.NDArray[np.int32]  # per agent: position of its code in sorted_codes
     persons: int
     organizations: int
+    order: I64  # per agent: its draw (persons first, then organizations)
+    code_seed: int
+    regions: tuple[str, ...] | None  # synthetic regions of the codes (None: all)
 
     @property
     def size(self) -> int:
         """How many agents."""
         return len(self.kind)
 
+    @cached_property
+    def codes(self) -> pa.Array:
+        """Per agent: its code (string), a valid synthetic resident number or USCC."""
+        rng = np.random.default_rng(self.code_seed)
+        regions = list(self.regions) if self.regions is not None else None
+        person_codes = ric.generate(
+            rng,
+            self.persons,
+            born_from=dt.date(1950, 1, 1),
+            born_to=dt.date(2006, 12, 31),
+            regions=regions,
+        )
+        org_codes = uscc.generate(rng, self.organizations, regions=regions)
+        return pa.array(person_codes + org_codes, pa.string()).take(pa.array(self.order))
+
+    @cached_property
+    def _code_sort(self) -> pa.Array:
+        return pc.sort_indices(self.codes)
+
+    @property
+    def sorted_codes(self) -> pa.Array:
+        """Every code, in byte order."""
+        return self.codes.take(self._code_sort)
+
+    @cached_property
+    def rank(self) -> npt.NDArray[np.int32]:
+        """Per agent: the position of its code in :attr:`sorted_codes`."""
+        rank = np.empty(self.size, dtype=np.int32)
+        rank[np.asarray(self._code_sort)] = np.arange(self.size, dtype=np.int32)
+        return rank
+
     @property
     def subjects(self) -> pa.Table:
         """The canonical subjects table, in code order."""
         kinds = pa.array(["person", "organization"], pa.string()).take(
-            pa.array(self.kind[np.argsort(self.rank)].astype(np.int32))
+            pa.array(self.kind[np.asarray(self._code_sort)].astype(np.int32))
         )
         return pa.Table.from_arrays([self.sorted_codes, kinds], schema=SUBJECTS_SCHEMA)
+
+    @property
+    def agent_subjects(self) -> pa.Table:
+        """The canonical subjects table in agent order (no sort: for writing out)."""
+        kinds = pa.array(["person", "organization"], pa.string()).take(
+            pa.array(self.kind.astype(np.int32))
+        )
+        return pa.Table.from_arrays([self.codes, kinds], schema=SUBJECTS_SCHEMA)
+
+    @cached_property
+    def group(self) -> npt.NDArray[np.int8]:
+        """Per agent: its group."""
+        out: npt.NDArray[np.int8] = np.repeat(
+            np.arange(N_GROUPS, dtype=np.int8), np.diff(self.bounds)
+        )
+        return out
+
+    @cached_property
+    def _coarse(self) -> F64:
+        """Every ``_BLOCK``-th entry of the cumulative propensity (small: stays in cache)."""
+        out: F64 = self.cum_propensity[::_BLOCK].copy()
+        return out
+
+    def at_propensity(self, target: F64) -> I64:
+        """For each value of the cumulative propensity, the agent whose share of it holds
+        the value: the largest ``j`` with ``cum_propensity[j] <= value`` (as
+        ``searchsorted(cum, value, "right") - 1``, in two levels: a search in every
+        ``_BLOCK``-th entry, then a few steps within the block, which reads less memory)."""
+        cum = self.cum_propensity
+        pos: I64 = (np.searchsorted(self._coarse, target, side="right") - 1).astype(np.int64)
+        pos *= _BLOCK
+        last = len(cum) - 1
+        step = _BLOCK // 2
+        while step:
+            candidate = np.minimum(pos + step, last)
+            pos = np.where(cum[candidate] <= target, candidate, pos)
+            step //= 2
+        return pos
 
     def group_size(self, g: int) -> int:
         """How many agents in group ``g``."""
@@ -80,9 +154,15 @@ class Population:
 
 
 def build_population(
-    world: World, persons: int, organizations: int, rng: np.random.Generator
+    world: World,
+    persons: int,
+    organizations: int,
+    rng: np.random.Generator,
+    *,
+    regions: Sequence[str] | None = None,
 ) -> Population:
-    """Draw the agents of a world."""
+    """Draw the agents of a world; their codes come from ``regions`` (default: every
+    synthetic region), so populations drawn from disjoint regions never share a code."""
     pop = world.population
     equal = [1 / DECILES] * DECILES
     urban = rng.random(persons) < pop.urban_share
@@ -101,8 +181,8 @@ def build_population(
             area[:persons] * DECILES + decile - 1,
             2 * DECILES + area[persons:],
         ]
-    ).astype(np.int64)
-    order = np.argsort(group, kind="stable")
+    ).astype(np.int8)
+    order = np.argsort(group, kind="stable")  # a radix sort, on 8 bits
     group = group[order]
     kind = np.concatenate(
         [np.full(persons, PERSON, np.int8), np.full(organizations, ORGANIZATION, np.int8)]
@@ -110,24 +190,17 @@ def build_population(
     decile_all = np.concatenate([decile, np.zeros(organizations, np.int8)])[order]
     area = area[order].astype(np.int8)
     propensity = rng.gamma(pop.propensity_shape, 1 / pop.propensity_shape, size=len(order))
-    person_codes = ric.generate(
-        rng, persons, born_from=dt.date(1950, 1, 1), born_to=dt.date(2006, 12, 31)
-    )
-    org_codes = uscc.generate(rng, organizations)
-    codes = pa.array(person_codes + org_codes, pa.string()).take(pa.array(order))
-    sort = pc.sort_indices(codes)
-    rank = np.empty(len(order), dtype=np.int32)
-    rank[np.asarray(sort)] = np.arange(len(order), dtype=np.int32)
+    code_seed = int(rng.integers(2**63))
     return Population(
-        codes=codes,
         kind=kind,
         decile=decile_all,
         area=area,
         propensity=propensity,
         bounds=np.searchsorted(group, np.arange(N_GROUPS + 1)).astype(np.int64),
         cum_propensity=np.concatenate([[0.0], np.cumsum(propensity)]),
-        sorted_codes=codes.take(sort),
-        rank=rank,
         persons=persons,
         organizations=organizations,
+        order=order.astype(np.int64),
+        code_seed=code_seed,
+        regions=tuple(regions) if regions is not None else None,
     )

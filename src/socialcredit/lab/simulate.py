@@ -1,4 +1,4 @@
-"""The step loop: a world, a scheme, weekly steps, and the kernel's states after each.
+"""The step loop: a world, schemes, weekly steps, and the kernel's states after each.
 
 Each week, for each conduct of the world, events are drawn per group of agents (a Poisson
 count per group, then the agents), so the cost grows with the events, not with agents times
@@ -6,59 +6,76 @@ types. Agencies record a share of them (detection coverage), some records are fa
 (misidentification), some false records are contested and voided by a later record whose
 ``ref`` names them, some judgments are fulfilled (again a ``ref`` record), and people
 donate. The week's records are appended to the ledger, and the scheme is evaluated by the
-same kernel as ``socialcredit score`` (:class:`socialcredit.engine.Engine`). Its states feed
-back: a penalized subject's rates of penalized conduct fall (deterrence) and its donations
-rise (redemption).
+same kernel as ``socialcredit score``, for the subjects whose records change slot
+(:mod:`socialcredit.lab.tracking`). Its states feed back: a penalized subject's rates of
+penalized conduct fall (deterrence) and its donations rise (redemption).
 
-Everything is drawn from generators seeded by ``seed``: the population from
-``default_rng([seed, 0])`` (the same for every scheme), the conduct from
-``default_rng([seed, 1])`` (common random numbers: two schemes that change nothing in
-behaviour see the same conduct). A run is exactly reproducible.
+Agents do not interact, so the population is simulated in **partitions** of at most
+``partition_size`` persons (and organizations in proportion), one after another; each is
+simulated for all weeks under every scheme, its counts are added to the run's
+(:mod:`socialcredit.lab.tally`) and its ledger is written to disk or dropped. Memory is
+bounded by the partition, not the population.
+
+Everything is drawn from generators seeded by ``seed`` and the partition ``p``: the
+population from ``default_rng([seed, 0, p])`` (the same for every scheme), the conduct
+from ``default_rng([seed, 1, p])`` (common random numbers: two schemes that change nothing
+in behaviour see the same conduct). A run is exactly reproducible.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import math
+import multiprocessing
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from socialcredit.days import from_day, to_day
 from socialcredit.engine import Engine, States
-from socialcredit.engine.kernel import record_slots
-from socialcredit.lab.metrics import MetricsTable, gini
-from socialcredit.lab.penalties import black_listed, denied_counts, penalized, penalized_types
+from socialcredit.lab.ledger import Ledger
+from socialcredit.lab.metrics import MetricsTable
+from socialcredit.lab.penalties import penalized_types, redeeming_rules
 from socialcredit.lab.population import (
     N_GROUPS,
+    ORGANIZATION,
     PERSON,
     Population,
     build_population,
 )
+from socialcredit.lab.resources import records_per_year
+from socialcredit.lab.tally import Histogram, Tally
+from socialcredit.lab.tracking import Change, Tracker
 from socialcredit.lab.world import DECILES, Conduct, LoadedWorld
-from socialcredit.records import RECORDS_SCHEMA
 from socialcredit.scheme import Finding, LoadedScheme, audit, is_critical
 
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 DAYS_PER_YEAR = 365
 WEEKS_PER_YEAR = 52
-PERIOD_WEEKS = 13
-"""The periods compared by the deterrence metric: the first and the last 13 weeks."""
+PARTITION_PERSONS = 4_000_000
+"""Persons per partition by default: a partition of the town of 700,000 is the whole town."""
+SYNTHETIC_REGIONS = 10_000
+"""Synthetic regions of codes, shared out among partitions so that no two share a code."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a run depends on: the world, the size, the length and the seed."""
+    """Everything a run depends on: the world, the size, the length, the seed and the
+    partition size (which fixes the random streams, so it is part of the run)."""
 
     world: LoadedWorld
     persons: int
     organizations: int
     years: int
     seed: int
+    partition_size: int = PARTITION_PERSONS
 
     @property
     def weeks(self) -> int:
@@ -75,6 +92,26 @@ class Settings:
         """The last day, the date of the final states."""
         return self.start + 7 * self.weeks - 1
 
+    @property
+    def n_partitions(self) -> int:
+        """How many partitions the population is simulated in."""
+        return math.ceil(self.persons / self.partition_size)
+
+    def partition(self, p: int) -> tuple[int, int]:
+        """Persons and organizations of partition ``p`` (sizes differ by at most one)."""
+        n = self.n_partitions
+        persons = self.persons // n + (p < self.persons % n)
+        organizations = self.organizations // n + (p < self.organizations % n)
+        return persons, organizations
+
+    def regions(self, p: int) -> list[str] | None:
+        """The synthetic regions of partition ``p``'s codes (None: all of them)."""
+        n = self.n_partitions
+        if n == 1:
+            return None
+        k = SYNTHETIC_REGIONS // n
+        return [f"{r:06d}" for r in range(p * k, (p + 1) * k)]
+
     def parameters(self) -> dict[str, Any]:
         """The parameters, as recorded in the report."""
         return {
@@ -85,81 +122,71 @@ class Settings:
             "years": self.years,
             "weeks": self.weeks,
             "seed": self.seed,
+            "partition_size": self.partition_size,
+            "partitions": self.n_partitions,
             "start": from_day(self.start).isoformat(),
             "end": from_day(self.end).isoformat(),
         }
 
 
 def make_settings(
-    world: LoadedWorld, *, population: int | None = None, years: int = 1, seed: int = 7
+    world: LoadedWorld,
+    *,
+    population: int | None = None,
+    years: int = 1,
+    seed: int = 7,
+    partition_size: int = PARTITION_PERSONS,
 ) -> Settings:
     """Settings for a world; ``population`` replaces its persons, organizations scale."""
     pop = world.world.population
     persons = population if population is not None else pop.persons
     organizations = round(pop.organizations * persons / pop.persons)
-    if persons < 1 or years < 1:
-        raise ValueError("population and years must be at least 1")
-    return Settings(world, persons, organizations, years, seed)
+    if persons < 1 or years < 1 or partition_size < 1:
+        raise ValueError("population, years and partition size must be at least 1")
+    settings = Settings(world, persons, organizations, years, seed, partition_size)
+    if settings.n_partitions > SYNTHETIC_REGIONS:
+        raise ValueError(
+            f"{persons:,} persons in partitions of {partition_size:,} make "
+            f"{settings.n_partitions:,} partitions; at most {SYNTHETIC_REGIONS:,} "
+            f"(use a partition size of at least {math.ceil(persons / SYNTHETIC_REGIONS):,})"
+        )
+    return settings
 
 
-@dataclass
-class Ledger:
-    """The records of a run as growing numpy columns; a record's id is its row."""
+@dataclass(frozen=True)
+class StateCounts:
+    """The final states of a run too large to keep, as counts."""
 
-    subject: list[I64] = field(default_factory=list)  # agent row
-    type: list[I64] = field(default_factory=list)  # index in the type names
-    occurred: list[I64] = field(default_factory=list)
-    recorded: list[I64] = field(default_factory=list)
-    amount: list[I64] = field(default_factory=list)
-    ref: list[I64] = field(default_factory=list)  # id of the ended record, -1 for none
-    false: list[Bools] = field(default_factory=list)
-    size: int = 0
+    n_scored: int
+    lists: dict[str, int]
 
-    def add(
-        self,
-        subject: I64,
-        type_code: int,
-        occurred: I64,
-        recorded: I64,
-        *,
-        amount: I64 | None = None,
-        ref: I64 | None = None,
-        false: bool = False,
-    ) -> I64:
-        """Append records; return their ids."""
-        n = len(subject)
-        self.subject.append(subject)
-        self.type.append(np.full(n, type_code, dtype=np.int64))
-        self.occurred.append(occurred)
-        self.recorded.append(recorded)
-        self.amount.append(amount if amount is not None else np.zeros(n, dtype=np.int64))
-        self.ref.append(ref if ref is not None else np.full(n, -1, dtype=np.int64))
-        self.false.append(np.full(n, false, dtype=np.bool_))
-        ids = np.arange(self.size, self.size + n, dtype=np.int64)
-        self.size += n
-        return ids
+    def __len__(self) -> int:
+        return self.n_scored
 
-    def column(self, name: str) -> npt.NDArray[Any]:
-        """One column, concatenated (and kept so, for the next call)."""
-        parts: list[npt.NDArray[Any]] = getattr(self, name)
-        if len(parts) != 1:
-            joined = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-            parts[:] = [joined]
-        return parts[0]
+    def list_sizes(self) -> dict[str, int]:
+        """How many subjects are on each list."""
+        return dict(self.lists)
 
 
 @dataclass(frozen=True)
 class Run:
-    """The outcome of one scheme on one world."""
+    """The outcome of one scheme on one world.
+
+    ``population``, ``records``, ``false_record`` and ``scores_by_agent`` are kept for a
+    run of one partition asked to keep its ledger (``keep_ledger``), and ``states`` is then
+    the kernel's :class:`~socialcredit.engine.States` of the whole ledger at the end;
+    otherwise they are None and ``states`` holds counts.
+    """
 
     settings: Settings
     scheme: LoadedScheme
     findings: list[Finding]
-    population: Population
-    records: pa.Table  # the ledger at the end, canonical schema, in recording order
-    false_record: Bools  # per row of ``records``: the conduct never happened
-    states: States  # the kernel's states at the end
+    population: Population | None
+    records: pa.Table | None  # the ledger at the end, canonical schema, in recording order
+    false_record: Bools | None  # per row of ``records``: the conduct never happened
+    states: States | StateCounts  # the final states
     metrics: pa.Table
+    scores_by_agent: I64 | None  # the simulator's final scores, per agent (unscored: -1)
 
     @property
     def critical(self) -> bool:
@@ -168,11 +195,15 @@ class Run:
 
     @property
     def subjects(self) -> pa.Table:
-        """The canonical subjects table."""
+        """The canonical subjects table (runs that kept their population)."""
+        if self.population is None:
+            raise ValueError("this run did not keep its population")
         return self.population.subjects
 
 
-WeekHook = Callable[[int], None]
+StepHook = Callable[[int], None]
+LedgerSink = Callable[[int, str, Population, pa.Table, Bools], None]
+"""Receives each partition's ledger: (partition, scheme, population, records, false flags)."""
 
 
 def simulate(
@@ -180,88 +211,258 @@ def simulate(
     scheme: LoadedScheme,
     *,
     population: Population | None = None,
-    on_week: WeekHook | None = None,
+    on_week: StepHook | None = None,
+    keep_ledger: bool = True,
 ) -> Run:
     """Run ``scheme`` on the world of ``settings``, week by week; see the module doc."""
-    if population is None:
-        population = build_population(
-            settings.world.world,
-            settings.persons,
-            settings.organizations,
-            np.random.default_rng([settings.seed, 0]),
+    return simulate_all(
+        settings, [scheme], population=population, on_step=on_week, keep_ledger=keep_ledger
+    )[0]
+
+
+def draw_population(settings: Settings, p: int) -> Population:
+    """The agents of partition ``p``."""
+    persons, organizations = settings.partition(p)
+    return build_population(
+        settings.world.world,
+        persons,
+        organizations,
+        np.random.default_rng([settings.seed, 0, p]),
+        regions=settings.regions(p),
+    )
+
+
+def simulate_all(
+    settings: Settings,
+    schemes: list[LoadedScheme],
+    *,
+    population: Population | None = None,
+    on_step: StepHook | None = None,
+    keep_ledger: bool = False,
+    ledger_sink: LedgerSink | None = None,
+    workers: int = 1,
+) -> list[Run]:
+    """Run every scheme on the world, partition after partition.
+
+    ``on_step(k)`` is told of ``k`` more weekly steps done (partitions times schemes times
+    weeks in all); ``ledger_sink`` receives each partition's ledger under each scheme (in
+    the process that simulated it). With ``keep_ledger`` (one partition only) the runs keep
+    their ledger and final states. With ``workers`` above 1, partitions are simulated in
+    that many processes at once; the counts are added in partition order, so the metrics
+    are the same as with one.
+    """
+    single = settings.n_partitions == 1
+    if keep_ledger and not single:
+        raise ValueError("only a run of one partition keeps its ledger in memory")
+    if population is not None and not single:
+        raise ValueError("a population can be given only to a run of one partition")
+    contexts = [_Scheme(settings, s) for s in schemes]
+    tallies = [c.tally() for c in contexts]
+    kept: list[_Partition] = []
+    if workers > 1 and not single:
+        for part_tallies in _in_processes(settings, schemes, ledger_sink, workers):
+            for tally, part_tally in zip(tallies, part_tallies, strict=True):
+                tally.merge(part_tally)
+            if on_step is not None:
+                on_step(settings.weeks * len(schemes))
+    else:
+        for p in range(settings.n_partitions):
+            pop = population if population is not None else draw_population(settings, p)
+            for ctx, tally in zip(contexts, tallies, strict=True):
+                part = _simulate_partition(settings, ctx, pop, p, on_step, ledger_sink)
+                tally.merge(part.tally)
+                if keep_ledger:
+                    kept.append(part)
+    runs = []
+    for i, (ctx, tally) in enumerate(zip(contexts, tallies, strict=True)):
+        metrics = MetricsTable(ctx.name, ctx.critical)
+        tally.metrics(metrics, settings.start)
+        runs.append(_run(settings, ctx, tally, metrics, kept[i] if keep_ledger else None))
+    return runs
+
+
+def _simulate_partition(
+    settings: Settings,
+    ctx: _Scheme,
+    pop: Population,
+    p: int,
+    on_step: StepHook | None,
+    ledger_sink: LedgerSink | None,
+) -> _Partition:
+    part = _Partition(settings, ctx, pop, p)
+    part.run(on_step)
+    if ledger_sink is not None:
+        records, false = part.canonical()
+        ledger_sink(p, ctx.name, pop, records, false)
+    return part
+
+
+def _partition_tallies(
+    settings: Settings, schemes: list[LoadedScheme], p: int, ledger_sink: LedgerSink | None
+) -> list[Tally]:
+    """Every scheme's tally of partition ``p`` (run in a worker process)."""
+    pop = draw_population(settings, p)
+    return [
+        _simulate_partition(settings, _Scheme(settings, s), pop, p, None, ledger_sink).tally
+        for s in schemes
+    ]
+
+
+def _in_processes(
+    settings: Settings, schemes: list[LoadedScheme], ledger_sink: LedgerSink | None, workers: int
+) -> Iterator[list[Tally]]:
+    """The tallies of every partition, in partition order, simulated by ``workers``
+    processes (at most ``workers`` partitions are waiting to be merged at a time)."""
+    context = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: deque[Future[list[Tally]]] = deque()
+        following = iter(range(settings.n_partitions))
+        try:
+            for p in following:
+                pending.append(pool.submit(_partition_tallies, settings, schemes, p, ledger_sink))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+
+
+def _run(
+    settings: Settings, ctx: _Scheme, tally: Tally, metrics: MetricsTable, part: _Partition | None
+) -> Run:
+    counts = StateCounts(
+        tally.n_scored, {n: int(tally.list_size[-1, i]) for i, n in enumerate(tally.list_names)}
+    )
+    if part is None:
+        return Run(
+            settings, ctx.loaded, ctx.findings, None, None, None, counts, metrics.to_table(), None
         )
-    return _Simulation(settings, scheme, population).run(on_week)
+    records, false = part.canonical()
+    states = ctx.engine.evaluate(ctx.engine.prepare(part.pop.subjects, records), settings.end)
+    scores = np.where(part.scored, part.tracker.score, -1)
+    return Run(
+        settings,
+        ctx.loaded,
+        ctx.findings,
+        part.pop,
+        records,
+        false,
+        states,
+        metrics.to_table(),
+        scores,
+    )
 
 
-class _Simulation:
-    def __init__(self, settings: Settings, scheme: LoadedScheme, pop: Population) -> None:
-        self.settings = settings
-        self.loaded = scheme
-        self.scheme = scheme.scheme
-        self.world = settings.world.world
-        self.pop = pop
-        self.rng = np.random.default_rng([settings.seed, 1])
+class _Scheme:
+    """What every partition needs of one scheme."""
+
+    def __init__(self, settings: Settings, loaded: LoadedScheme) -> None:
+        self.loaded = loaded
+        self.scheme = loaded.scheme
+        self.name = self.scheme.scheme
         self.engine = Engine(self.scheme)
-        self.findings = audit(self.scheme, scheme.places)
+        plan = self.engine.program.plan
+        if plan is not None and (plan.uses_relations or plan.uses_ratings):
+            raise ValueError(
+                f"scheme {self.name!r} has relation conditions or peer ratings, which the "
+                "lab's step loop does not simulate yet"
+            )
+        self.findings = audit(self.scheme, loaded.places)
+        self.critical = is_critical(self.findings)
         self.penalized_types = penalized_types(self.scheme)
+        world = settings.world.world
         names: dict[str, None] = {}
-        for c in self.world.behaviour:
+        for c in world.behaviour:
             names.setdefault(c.type, None)
             if c.resolution is not None:
                 names.setdefault(c.resolution.type, None)
-        if self.world.appeals is not None:
-            names.setdefault(self.world.appeals.type, None)
-        if self.world.redemption is not None:
-            names.setdefault(self.world.redemption.type, None)
+        if world.appeals is not None:
+            names.setdefault(world.appeals.type, None)
+        if world.redemption is not None:
+            names.setdefault(world.redemption.type, None)
         self.type_names = list(names)
         self.type_code = {t: i for i, t in enumerate(self.type_names)}
-        self.ledger = Ledger()
-        self.subjects = pop.subjects
-        self.penalized = np.zeros(pop.size, dtype=np.bool_)
-        scored_kinds = {0 if k == "person" else 1 for k in self.scheme.subjects}
-        self.scored = np.isin(pop.kind, list(scored_kinds))
-        self.n_scored = int(self.scored.sum())
-        self.state_of: I64 | None = None  # per agent: its row in the states, -1 if unscored
-        self.metrics = MetricsTable(self.scheme.scheme, is_critical(self.findings))
+        self.redeeming = (
+            redeeming_rules(self.scheme, world.redemption.type) if world.redemption else ()
+        )
+        self.scored_kinds = [0 if k == "person" else 1 for k in self.scheme.subjects]
+        self.weeks = settings.weeks
+
+    def tally(self) -> Tally:
+        program = self.engine.program
+        return Tally(self.weeks, program.list_ids, program.grade_names)
+
+
+class _Partition:
+    """One partition of the population under one scheme, for all weeks."""
+
+    def __init__(self, settings: Settings, ctx: _Scheme, pop: Population, p: int) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.world = settings.world.world
+        self.pop = pop
+        self.p = p
+        self.rng = np.random.default_rng([settings.seed, 1, p])
+        per_person, per_org = records_per_year(self.world)
+        expected = (pop.persons * per_person + pop.organizations * per_org) * settings.years
+        self.ledger = Ledger(pop.size, capacity=1024 + int(1.1 * expected))
+        self.scored = np.isin(pop.kind, ctx.scored_kinds)
+        self.tracker = Tracker(
+            ctx.engine,
+            ctx.type_names,
+            self.scored,
+            self.ledger,
+            start=settings.start,
+            weeks=settings.weeks,
+            redeeming=ctx.redeeming,
+        )
+        self.penalized = self.tracker.penalized()
         self.group_propensity = pop.group_propensity()
         self.group_size = np.diff(pop.bounds).astype(np.float64)
-        # accumulators
-        self.conduct_by_week = np.zeros(settings.weeks, dtype=np.int64)
-        self.sanctioned_weeks = np.zeros(N_GROUPS, dtype=np.int64)
-        self.wrongful_weeks = 0
+        self.tally = ctx.tally()
+        self._start_tally()
+        self.wrongful_since = np.full(pop.size, -1, dtype=np.int32)
         self.ever_wrongful = np.zeros(pop.size, dtype=np.bool_)
-        self.denied_weekly: list[float] = []
-        self.donated = np.zeros(DECILES + 1, dtype=np.float64)
-        self.false_count = 0
-        self.voided_count = 0
-        self.previous_lists: Bools | None = None
+        self.wrongful_now = 0
+        self.sanctioned_now = np.zeros(N_GROUPS, dtype=np.int64)
+
+    def _start_tally(self) -> None:
+        """Counts before any record: every scored subject has the empty ledger's state."""
+        t, tr, pop = self.tally, self.tracker, self.pop
+        size = np.diff(pop.bounds)
+        kinds = np.array([PERSON] * (2 * DECILES) + [ORGANIZATION] * 2)
+        scored_size = np.where(np.isin(kinds, self.ctx.scored_kinds), size, 0)
+        t.n_scored = n = int(scored_size.sum())
+        t.group_size += scored_size
+        by_decile = size[: 2 * DECILES].reshape(2, DECILES).sum(axis=0)
+        t.persons_by_decile[1:] += by_decile
+        self.list_count = tr.lists[:, 0].astype(np.int64) * n
+        self.grade_count = np.zeros(len(t.grade_names), dtype=np.int64)
+        self.grade_count[tr.grade[0]] = n
+        self.hist = Histogram.of(tr.score[:1], np.array([n], dtype=np.int64))
+        self.pen_count = int(self.penalized.sum())
+        self.denied_total = int(tr.denied[0]) * n
+        self.bought_total = int(tr.bought[0]) * n
+        empty_sanctioned = bool(tr.sanctions.black_listed(tr.lists[:, :1])[0] or tr.denied[0] > 0)
+        self.sanctioned_now = scored_size.astype(np.int64) * empty_sanctioned
 
     # ---- the loop -----------------------------------------------------------------
 
-    def run(self, on_week: WeekHook | None) -> Run:
-        states: States | None = None
-        for week in range(self.settings.weeks):
-            first = self.settings.start + 7 * week
+    def run(self, on_step: StepHook | None) -> None:
+        s = self.settings
+        for week in range(s.weeks):
+            first = s.start + 7 * week
             known = min(1.0, week / self.world.responses.deterrence.learning_weeks)
             for conduct in self.world.behaviour:
                 self._conduct(conduct, week, first, known)
             self._donations(first)
-            states = self._evaluate(week, first + 6)
-            if on_week is not None:
-                on_week(week)
-        assert states is not None
-        self._summaries(states)
-        records, false = self._canonical()
-        return Run(
-            self.settings,
-            self.loaded,
-            self.findings,
-            self.pop,
-            records,
-            false,
-            states,
-            self.metrics.to_table(),
-        )
+            self._account(week, self.tracker.update(week, first + 6))
+            if on_step is not None:
+                on_step(1)
+        self._finish()
 
     # ---- drawing events -------------------------------------------------------------
 
@@ -284,7 +485,10 @@ class _Simulation:
         if by_propensity:
             cum = self.pop.cum_propensity
             target = cum[lo] + u * (cum[hi] - cum[lo])
-            agents = np.searchsorted(cum, target, side="right").astype(np.int64) - 1
+            # groups are ascending ranges of ``cum``, so sorting keeps each target in its
+            # group; sorted keys make the search walk the table in order (6x faster)
+            target.sort()
+            agents = self.pop.at_propensity(target)
         else:
             agents = lo + (u * (hi - lo)).astype(np.int64)
         out: I64 = np.clip(agents, lo, hi - 1)
@@ -305,8 +509,15 @@ class _Simulation:
         groups = self._groups(c.kind)
         scale = c.rate * 7 / DAYS_PER_YEAR * self._multipliers(c, groups)
         weight = self.group_size[groups] if c.legal else self.group_propensity[groups]
-        penalized = c.type in self.penalized_types
+        penalized = c.type in self.ctx.penalized_types
         response = self.world.responses
+        scored_kind = (0 if c.kind == "person" else 1) in self.ctx.scored_kinds
+        if penalized and scored_kind:
+            without = float((scale * weight).sum())
+            if c.legal:
+                self.tally.legal_without[week] += without
+            else:
+                self.tally.conduct_without[week] += without
         if penalized and c.legal:
             scale = scale * (1 - response.chilling)
         elif penalized:
@@ -317,16 +528,20 @@ class _Simulation:
             keep = ~self.penalized[agents] | (rng.random(len(agents)) >= specific)
             agents = agents[keep]
         if penalized:
-            self.conduct_by_week[week] += int(self.scored[agents].sum())
+            events = int(self.scored[agents].sum())
+            if c.legal:
+                self.tally.legal[week] += events
+            else:
+                self.tally.conduct[week] += events
         seen = agents[rng.random(len(agents)) < self.world.detection.coverage[c.category]]
         ids = self._record(c, seen, first)
         if c.resolution is not None and len(ids):
             ended = rng.random(len(ids)) < c.resolution.share
-            when = self.ledger.column("recorded")[ids[ended]]
+            when = self.ledger.column("recorded")[ids[ended]].astype(np.int64)
             when = when + 1 + rng.poisson(c.resolution.mean_days, size=len(when))
             self.ledger.add(
-                self.ledger.column("subject")[ids[ended]],
-                self.type_code[c.resolution.type],
+                self.ledger.column("subject")[ids[ended]].astype(np.int64),
+                self.ctx.type_code[c.resolution.type],
                 when,
                 when,
                 ref=ids[ended],
@@ -341,7 +556,7 @@ class _Simulation:
         recorded = occurred + rng.poisson(self.world.detection.delay_days, size=n)
         amount = rng.poisson(c.amount, size=n).astype(np.int64) if c.amount else None
         return self.ledger.add(
-            agents, self.type_code[c.type], occurred, recorded, amount=amount, false=false
+            agents, self.ctx.type_code[c.type], occurred, recorded, amount=amount, false=false
         )
 
     def _false_records(self, c: Conduct, true_records: int, first: int) -> None:
@@ -358,9 +573,9 @@ class _Simulation:
             return
         agents = rng.integers(lo, hi, size=n).astype(np.int64)
         ids = self._record(c, agents, first, false=True)
-        self.false_count += n
+        self.tally.false_records += n
         appeals = self.world.appeals
-        if appeals is None or not self.scheme.appeal_days:
+        if appeals is None or not self.ctx.scheme.appeal_days:
             return
         decile = self.pop.decile[agents]
         contest = np.where(
@@ -369,9 +584,11 @@ class _Simulation:
             appeals.contest_organization,
         )
         voided = (rng.random(n) < contest) & (rng.random(n) < appeals.upheld)
-        when = self.ledger.column("recorded")[ids[voided]] + appeals.delay_days
-        self.ledger.add(agents[voided], self.type_code[appeals.type], when, when, ref=ids[voided])
-        self.voided_count += int(voided.sum())
+        when = self.ledger.column("recorded")[ids[voided]].astype(np.int64) + appeals.delay_days
+        self.ledger.add(
+            agents[voided], self.ctx.type_code[appeals.type], when, when, ref=ids[voided]
+        )
+        self.tally.false_voided += int(voided.sum())
 
     def _donations(self, first: int) -> None:
         r = self.world.redemption
@@ -391,170 +608,75 @@ class _Simulation:
         amount = rng.poisson(np.asarray(r.amount_by_decile)[decile - 1]).astype(np.int64)
         occurred = first + rng.integers(0, 7, size=len(agents))
         recorded = occurred + rng.poisson(self.world.detection.delay_days, size=len(agents))
-        self.ledger.add(agents, self.type_code[r.type], occurred, recorded, amount=amount)
-        np.add.at(self.donated, decile, amount)
+        self.ledger.add(agents, self.ctx.type_code[r.type], occurred, recorded, amount=amount)
+        np.add.at(self.tally.donated, decile, amount)
 
-    # ---- evaluating with the kernel --------------------------------------------------
+    # ---- counting ----------------------------------------------------------------------
 
-    def _table(self) -> pa.Table:
-        """The ledger in the kernel's compact form: integer ids and refs, dictionary-encoded
-        subjects (indices into the sorted codes) and types."""
-        led = self.ledger
-        ref = led.column("ref")
-        return pa.Table.from_arrays(
-            [
-                pa.array(np.arange(led.size, dtype=np.int64)),
-                pa.DictionaryArray.from_arrays(
-                    pa.array(self.pop.rank[led.column("subject")]), self.pop.sorted_codes
-                ),
-                pa.DictionaryArray.from_arrays(
-                    pa.array(led.column("type").astype(np.int32)),
-                    pa.array(self.type_names, pa.string()),
-                ),
-                pa.array(led.column("occurred").astype(np.int32)).view(pa.date32()),
-                pa.array(led.column("recorded").astype(np.int32)).view(pa.date32()),
-                pa.array(led.column("amount")),
-                pa.array(ref, pa.int64(), mask=ref < 0),
-            ],
-            names=list(RECORDS_SCHEMA.names),
-        )
-
-    def _evaluate(self, week: int, at: int) -> States:
-        prepared = self.engine.prepare(self.subjects, self._table())
-        states = self.engine.evaluate(prepared, at)
-        if self.state_of is None:
-            found = pc.index_in(self.pop.codes, value_set=prepared.codes).fill_null(-1)
-            self.state_of = np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
-        rows = self.state_of[self.scored]
-        pen = penalized(states)
-        self.penalized[:] = False
-        self.penalized[self.scored] = pen[rows]
-
-        # wrongful listings: on a black list while a false record counts for the subject
-        slots = record_slots(prepared, 0, prepared.n_records, at)
-        counting = slots < prepared.compiled.n_slots
-        false = self.ledger.column("false")[prepared.source_rows(0, prepared.n_records)]
-        with_false = np.zeros(len(states), dtype=np.bool_)
-        with_false[prepared.subject[counting & false]] = True
-        black = black_listed(states)
-        wrongful = with_false & black
-        self.wrongful_weeks += int(wrongful.sum())
-        self.ever_wrongful[self.scored] |= wrongful[rows]
-
-        denied = denied_counts(states)
-        sanctioned = black | (denied > 0)
-        agent_sanctioned = np.zeros(self.pop.size, dtype=np.bool_)
-        agent_sanctioned[self.scored] = sanctioned[rows]
-        group_of = np.repeat(np.arange(N_GROUPS), np.diff(self.pop.bounds))
-        self.sanctioned_weeks += np.bincount(group_of[agent_sanctioned], minlength=N_GROUPS).astype(
-            np.int64
-        )
-        self._weekly(week, at, states, wrongful, denied, pen)
-        return states
-
-    def _weekly(
-        self, week: int, at: int, states: States, wrongful: Bools, denied: I64, pen: Bools
-    ) -> None:
-        date = from_day(at).isoformat()
-        n = max(len(states), 1)
-
-        def add(metric: str, value: float, group: str = "") -> None:
-            self.metrics.add(metric, value, group=group, week=week, date=date)
-
-        for name, size in states.list_sizes().items():
-            add("list_size", size, name)
-        lists = states.raw.lists
-        if self.previous_lists is not None:
-            entered = (lists & ~self.previous_lists).sum(axis=1)
-            left = (~lists & self.previous_lists).sum(axis=1)
-        else:
-            entered, left = lists.sum(axis=1), np.zeros(len(lists), dtype=np.int64)
-        for i, name in enumerate(states.program.list_ids):
-            add("list_entries", int(entered[i]), name)
-            add("list_exits", int(left[i]), name)
-        self.previous_lists = lists.copy()
-        for grade, count in states.grade_counts().items():
-            add("grade_share", count / n, grade)
-        score = states.raw.score
-        if len(score):
-            for q in (10, 50, 90):
-                add("score_percentile", float(np.percentile(score, q)), f"p{q}")
-            add("score_mean", float(score.mean()))
-        add("score_gini", gini(score))
-        add("penalized", int(pen.sum()))
-        add("wrongfully_listed", int(wrongful.sum()))
-        per_1000 = float(denied.sum()) / n * 1000
-        self.denied_weekly.append(per_1000)
-        add("denied_per_1000", per_1000)
-        add("penalized_conduct", int(self.conduct_by_week[week]))
-
-    # ---- the end ---------------------------------------------------------------------
-
-    def _summaries(self, states: States) -> None:
-        m = self.metrics
-        weeks = self.settings.weeks
-        m.add("records", self._canonical_mask().sum())
-        m.add("false_records", self.false_count)
-        m.add("false_records_voided", self.voided_count)
-        m.add("wrongful_person_weeks", self.wrongful_weeks)
-        m.add("wrongfully_listed_subjects", int(self.ever_wrongful.sum()))
-        m.add("score_gini_final", gini(states.raw.score))
-        m.add("denied_per_1000_per_year", float(np.mean(self.denied_weekly)))
-        span = min(PERIOD_WEEKS, weeks)
-        per_year = WEEKS_PER_YEAR / span * 1000 / max(self.n_scored, 1)
-        first, last = self.conduct_by_week[:span].sum(), self.conduct_by_week[-span:].sum()
-        m.add("penalized_conduct_per_1000", first * per_year, group="first")
-        m.add("penalized_conduct_per_1000", last * per_year, group="last")
-        size = np.diff(self.pop.bounds)
-        total = max(int(self.sanctioned_weeks.sum()), 1)
-        for label, gs in self._sanction_groups():
-            people = int(size[gs].sum())
-            held = int(self.sanctioned_weeks[gs].sum())
-            m.add("sanctioned_share", held / max(people * weeks, 1), group=label)
-            m.add("sanctions_borne", held / total, group=label)
-        persons_by_decile = np.bincount(self.pop.decile[self.pop.kind == PERSON], minlength=11)
-        for d in range(1, DECILES + 1):
-            m.add(
-                "donated_per_person",
-                self.donated[d] / max(int(persons_by_decile[d]), 1),
-                group=f"decile_{d:02d}",
+    def _account(self, week: int, ch: Change) -> None:
+        """Update the running counts with the subjects that changed, and tally the week."""
+        t, tr, agents = self.tally, self.tracker, ch.agents
+        sanctions = tr.sanctions
+        if len(agents):
+            (l0, l1), (d0, d1) = ch.lists, ch.denied
+            entered = (l1 & ~l0).sum(axis=1)
+            left = (l0 & ~l1).sum(axis=1)
+            self.list_count += entered - left
+            t.list_entries[week] += entered
+            t.list_exits[week] += left
+            g = len(t.grade_names)
+            self.grade_count += np.bincount(ch.grade[1], minlength=g) - np.bincount(
+                ch.grade[0], minlength=g
             )
+            if not np.array_equal(ch.score[0], ch.score[1]):
+                moved = ch.score[0] != ch.score[1]
+                self.hist = self.hist.shifted(ch.score[0][moved], ch.score[1][moved])
+            pen = tr.penalized(agents)
+            self.pen_count += int(pen.sum()) - int(self.penalized[agents].sum())
+            self.penalized[agents] = pen
+            self.denied_total += int(d1.sum() - d0.sum())
+            self.bought_total += int(ch.bought[1].sum() - ch.bought[0].sum())
+            black0, black1 = sanctions.black_listed(l0), sanctions.black_listed(l1)
+            group = self.pop.group[agents]
+            was, now = black0 | (d0 > 0), black1 | (d1 > 0)
+            self.sanctioned_now += np.bincount(group[now], minlength=N_GROUPS) - np.bincount(
+                group[was], minlength=N_GROUPS
+            )
+            self._wrongful(week, agents, black0 & ch.with_false[0], black1 & ch.with_false[1])
+        t.list_size[week] += self.list_count
+        t.grade_count[week] += self.grade_count
+        t.scores[week] = self.hist
+        t.penalized[week] += self.pen_count
+        t.wrongful[week] += self.wrongful_now
+        t.denied[week] += self.denied_total
+        t.bought[week] += self.bought_total
+        t.sanctioned_weeks += self.sanctioned_now
 
-    def _sanction_groups(self) -> list[tuple[str, npt.NDArray[np.intp]]]:
-        out = [(f"decile_{d:02d}", np.array([d - 1, DECILES + d - 1])) for d in range(1, 11)]
-        out.append(("urban", np.arange(DECILES)))
-        out.append(("rural", np.arange(DECILES, 2 * DECILES)))
-        out.append(("organization", np.arange(2 * DECILES, N_GROUPS)))
-        return out
+    def _wrongful(self, week: int, agents: I64, was: Bools, now: Bools) -> None:
+        """Wrongful listings: spells on a black list while a false record counts."""
+        began, ended = agents[now & ~was], agents[was & ~now]
+        self.wrongful_now += len(began) - len(ended)
+        if len(ended):
+            lengths = week - self.wrongful_since[ended]
+            np.add.at(self.tally.spells_closed, lengths, 1)
+            self.wrongful_since[ended] = -1
+        self.wrongful_since[began] = week
+        self.ever_wrongful[began] = True
 
-    def _canonical_mask(self) -> Bools:
-        out: Bools = self.ledger.column("recorded") <= self.settings.end
-        return out
+    def _finish(self) -> None:
+        t, s = self.tally, self.settings
+        open_ = np.flatnonzero(self.wrongful_since >= 0)
+        np.add.at(t.spells_open, s.weeks - self.wrongful_since[open_], 1)
+        t.wrongful_subjects += int(self.ever_wrongful.sum())
+        t.records += int((self.ledger.column("recorded") <= s.end).sum())
+        persons = self.scored & (self.pop.kind == PERSON)
+        t.bought_final += np.bincount(
+            self.pop.decile[persons],
+            weights=self.tracker.bought[persons],
+            minlength=DECILES + 1,
+        ).astype(np.int64)
 
-    def _canonical(self) -> tuple[pa.Table, Bools]:
-        """The ledger at the end in the canonical schema: records recorded by the last day,
-        in recording order, with string ids; and the false-record flags, row by row."""
-        led = self.ledger
-        keep = np.flatnonzero(self._canonical_mask())
-        recorded = led.column("recorded")[keep]
-        keep = keep[np.lexsort((keep, recorded))]
-        ids = np.char.add("sim-", np.char.zfill(np.arange(led.size).astype(str), 9))
-        ref = led.column("ref")[keep]
-        refs: list[str | None] = [
-            str(i) if r >= 0 else None
-            for i, r in zip(ids[np.maximum(ref, 0)].tolist(), ref.tolist(), strict=True)
-        ]
-        table = pa.Table.from_arrays(
-            [
-                pa.array(ids[keep].tolist(), pa.string()),
-                self.pop.sorted_codes.take(pa.array(self.pop.rank[led.column("subject")[keep]])),
-                pa.array(self.type_names, pa.string()).take(pa.array(led.column("type")[keep])),
-                pa.array(led.column("occurred")[keep].astype(np.int32)).view(pa.date32()),
-                pa.array(led.column("recorded")[keep].astype(np.int32)).view(pa.date32()),
-                pa.array(led.column("amount")[keep], pa.int64()),
-                pa.array(refs, pa.string()),
-            ],
-            schema=RECORDS_SCHEMA,
-        )
-        flags: Bools = led.column("false")[keep]
-        return table, flags
+    def canonical(self) -> tuple[pa.Table, Bools]:
+        """The partition's ledger at the end, canonical schema (see :class:`Ledger`)."""
+        prefix = "sim-" if self.settings.n_partitions == 1 else f"sim-{self.p:05d}-"
+        return self.ledger.canonical(self.pop.codes, self.ctx.type_names, self.settings.end, prefix)

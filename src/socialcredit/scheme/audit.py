@@ -7,12 +7,13 @@ on. A system that operates on real records refuses a scheme with a critical find
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 from socialcredit.errors import RefusedScheme
 from socialcredit.scheme.model import (
+    PEER_MEASURES,
     PROTECTED_CATEGORIES,
     AllOf,
     AnyOf,
@@ -20,11 +21,13 @@ from socialcredit.scheme.model import (
     GradeIn,
     Not,
     OnList,
+    Related,
     RuleCondition,
     Scheme,
     ScoreAtLeast,
     ScoreBelow,
 )
+from socialcredit.scheme.network import peer_rules, related_conditions
 from socialcredit.scheme.places import Places, format_path
 
 Severity = Literal["critical", "warning", "info"]
@@ -73,6 +76,8 @@ def condition_rules(scheme: Scheme, cond: Condition, lists: dict[str, set[str]])
         return set().union(*(condition_rules(scheme, c, lists) for c in parts))
     if isinstance(cond, Not):
         return condition_rules(scheme, cond.not_, lists)
+    if isinstance(cond, Related):  # the related subjects' records, under the same rules
+        return condition_rules(scheme, cond.related.where, lists)
     return set()
 
 
@@ -91,7 +96,9 @@ def _findings(scheme: Scheme, places: Places) -> Iterator[Finding]:
     categories = {t: spec.category for t, spec in scheme.records.items()}
 
     def rule_categories(ids: set[str]) -> set[str]:
-        return {categories[t] for r in ids for t in rules[r].types}
+        # a rule on peer ratings reads no records: its grounds are the ratings themselves
+        peers = {"peer ratings" for r in ids if rules[r].measure in PEER_MEASURES}
+        return {categories[t] for r in ids for t in rules[r].types} | peers
 
     def protected_types(ids: set[str]) -> list[str]:
         return sorted(
@@ -150,6 +157,8 @@ def _findings(scheme: Scheme, places: Places) -> Iterator[Finding]:
                         f"of {basis}",
                     )
 
+    yield from _collective(scheme, at)
+
     adverse = {t for t, spec in scheme.records.items() if spec.adverse}
     for i, rule in enumerate(scheme.rules):
         used = [t for t in rule.types if t in adverse]
@@ -178,6 +187,34 @@ def _findings(scheme: Scheme, places: Places) -> Iterator[Finding]:
                 "subjects cannot contest records (appeal_days is "
                 f"{'missing' if scheme.appeal_days is None else scheme.appeal_days})",
             )
+
+
+def _collective(
+    scheme: Scheme, at: Callable[[Severity, str, tuple[str | int, ...], str], Finding]
+) -> Iterator[Finding]:
+    """``collective-liability``: every use of peer ratings or of relations
+    (docs/networks.md section 6)."""
+    for i in peer_rules(scheme):
+        rule = scheme.rules[i]
+        yield at(
+            "critical",
+            "collective-liability",
+            ("rules", i, "measure"),
+            f"rule {rule.id!r} scores subjects by peer ratings ({rule.measure}): a subject's "
+            "state depends on what other subjects say of it, weighted by their own standing",
+        )
+    for loc, cond in related_conditions(scheme):
+        section, index = str(loc[0]), int(loc[1])
+        owner = scheme.lists[index].id if section == "lists" else scheme.measures[index].id
+        what = "list" if section == "lists" else "measure"
+        via = ", ".join(cond.related.via)
+        yield at(
+            "critical",
+            "collective-liability",
+            loc,
+            f"{what} {owner!r} depends on the state of related subjects (via {via}): a "
+            "subject answers for the conduct of others",
+        )
 
 
 def _contexts(scheme: Scheme, action: str) -> set[str]:

@@ -22,7 +22,13 @@ Int = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
 PositiveInt = Annotated[int, Field(gt=0, le=INT64_MAX)]
 NonNegativeInt = Annotated[int, Field(ge=0, le=INT64_MAX)]
 SubjectKind = Literal["person", "organization"]
-Measure = Literal["count", "amount", "days_since"]
+Measure = Literal["count", "amount", "days_since", "peer_rating", "peer_trust"]
+PEER_MEASURES = frozenset({"peer_rating", "peer_trust"})
+"""Measures read from peer ratings (docs/networks.md), not from the subject's records."""
+RELATION_KINDS = ("household", "friend", "employer", "legal_representative")
+"""The kinds of a row of the relations input (docs/networks.md)."""
+Via = Literal["household", "friend", "employer", "employee", "legal_representative", "represented"]
+"""How a related subject is reached from the subject (docs/networks.md section 3)."""
 
 PROTECTED_CATEGORIES = frozenset(
     {"political", "religion", "ethnicity", "speech", "association", "health", "sexuality"}
@@ -60,7 +66,7 @@ class Rule(_Strict):
     """A rule adds a contribution to the score (SCHEME.md section 4)."""
 
     id: Identifier
-    types: Annotated[list[TypeName], Field(min_length=1)]
+    types: Annotated[list[TypeName], Field(min_length=1)] = Field(default_factory=list)
     window_days: PositiveInt | None = None
     measure: Measure
     points: Int | None = None
@@ -132,6 +138,21 @@ class Not(_Strict):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
 
+class RelatedSpec(_Strict):
+    """The body of a ``related`` condition (docs/networks.md section 3)."""
+
+    via: Annotated[list[Via], Field(min_length=1)]
+    where: Condition
+    at_least: PositiveInt = 1
+
+
+class Related(_Strict):
+    """``{related: {via: [...], where: C, at_least: N}}``: at least N subjects related to the
+    subject in one of these ways satisfy C (judged on their own states)."""
+
+    related: RelatedSpec
+
+
 _CONDITION_TAGS = (
     "rule",
     "score_at_least",
@@ -141,6 +162,7 @@ _CONDITION_TAGS = (
     "all",
     "any",
     "not",
+    "related",
 )
 
 
@@ -165,13 +187,14 @@ Condition = Annotated[
     | Annotated[OnList, Tag("list")]
     | Annotated[AllOf, Tag("all")]
     | Annotated[AnyOf, Tag("any")]
-    | Annotated[Not, Tag("not")],
+    | Annotated[Not, Tag("not")]
+    | Annotated[Related, Tag("related")],
     Discriminator(
         condition_form,
         custom_error_type="condition_form",
         custom_error_message=(
             "a condition must have exactly one of the forms rule, score_at_least, "
-            "score_below, grade_in, list, all, any, not"
+            "score_below, grade_in, list, all, any, not, related"
         ),
     ),
 ]
@@ -185,6 +208,7 @@ _TAG_CLASSES: dict[str, type[BaseModel]] = {
     "all": AllOf,
     "any": AnyOf,
     "not": Not,
+    "related": Related,
 }
 
 
@@ -217,6 +241,16 @@ class ActionSpec(_Strict):
     description: str | None = None
 
 
+class RatingsSpec(_Strict):
+    """How peer ratings become a reputation (docs/networks.md section 4)."""
+
+    stars: Annotated[int, Field(ge=2, le=10)] = 5
+    window_days: PositiveInt | None = None
+    damping: Annotated[int, Field(ge=1, le=999)] = 150
+    max_iterations: Annotated[int, Field(ge=1, le=1000)] = 100
+    description: str | None = None
+
+
 class Scheme(_Strict):
     """A whole scheme file (SCHEME.md section 2)."""
 
@@ -234,6 +268,7 @@ class Scheme(_Strict):
     lists: list[ListSpec] = Field(default_factory=list)
     measures: list[MeasureSpec] = Field(default_factory=list)
     actions: dict[ActionName, ActionSpec] = Field(default_factory=dict)
+    ratings: RatingsSpec | None = None
 
     def delay_of(self, record_type: str) -> int:
         """Days between recording and effect for a type (notice_days if adverse)."""
@@ -243,5 +278,5 @@ class Scheme(_Strict):
         return 0
 
 
-for _model in (AllOf, AnyOf, Not, ListSpec, MeasureSpec):
+for _model in (AllOf, AnyOf, Not, RelatedSpec, Related, ListSpec, MeasureSpec):
     _model.model_rebuild()

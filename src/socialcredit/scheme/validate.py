@@ -21,8 +21,10 @@ from socialcredit.scheme.places import Places, load_yaml
 Loc = tuple[str | int, ...]
 
 _TAGS = frozenset(
-    {"rule", "score_at_least", "score_below", "grade_in", "list", "all", "any", "not"}
+    {"rule", "score_at_least", "score_below", "grade_in", "list", "all", "any", "not", "related"}
 )
+_PEER = frozenset({"peer_rating", "peer_trust"})
+_NONE_MEASURES = ("days_since", "peer_rating")
 
 _BOUNDS = {
     "greater_than": ("greater than", "gt"),
@@ -126,7 +128,7 @@ def _clean_loc(loc: tuple[Any, ...]) -> Loc:
 
 def _is_condition_position(prefix: tuple[Any, ...]) -> bool:
     last = prefix[-1]
-    if last in ("when", "not"):
+    if last in ("when", "not", "where"):
         return True
     return isinstance(last, int) and len(prefix) >= 2 and prefix[-2] in ("all", "any")
 
@@ -175,6 +177,7 @@ def cross_check(data: Any, places: Places) -> list[Problem]:
     rule_ids = _check_ids("rules", rules, places, out)
     for i, rule in rules:
         _check_rule(i, rule, catalogue, places, out)
+        _check_peer_rule(i, rule, "ratings" in data, places, out)
 
     grades = _items(data, "grades")
     grade_names: set[str] = set()
@@ -216,6 +219,8 @@ def cross_check(data: Any, places: Places) -> list[Problem]:
             )
         if isinstance(spec.get("id"), str):
             known.lists.add(spec["id"])
+            if _uses_relations(spec.get("when"), known.collective):
+                known.collective.add(spec["id"])
 
     measures = _items(data, "measures")
     _check_ids("measures", measures, places, out)
@@ -234,6 +239,19 @@ class Known:
         self.rules = rules
         self.grades = grades
         self.lists = lists
+        self.collective: set[str] = set()  # lists whose condition uses relations
+
+
+def _uses_relations(cond: Any, collective: set[str]) -> bool:
+    """Whether a raw condition has a ``related`` part or names a list that has one."""
+    if not isinstance(cond, dict):
+        return False
+    if "related" in cond or cond.get("list") in collective:
+        return True
+    parts = [c for key in ("all", "any") if isinstance(cond.get(key), list) for c in cond[key]]
+    if "not" in cond:
+        parts.append(cond["not"])
+    return any(_uses_relations(c, collective) for c in parts)
 
 
 def _check_ids(
@@ -253,6 +271,8 @@ def _check_rule(
     i: int, rule: dict[str, Any], catalogue: dict[str, Any], places: Places, out: list[Problem]
 ) -> None:
     types = rule.get("types")
+    if "types" not in rule and rule.get("measure") not in _PEER:
+        out.append(places.problem(("rules", i, "types"), "required"))
     if isinstance(types, list):
         for j, t in enumerate(types):
             if isinstance(t, str) and t not in catalogue:
@@ -295,10 +315,42 @@ def _check_rule(
     if rule.get("measure") == "days_since":
         if not has_bins or "none_points" not in rule:
             out.append(places.problem(("rules", i), "a days_since rule needs bins and none_points"))
+    elif rule.get("measure") == "peer_rating":
+        if "none_points" not in rule:
+            out.append(places.problem(("rules", i), "a peer_rating rule needs none_points"))
     elif "none_points" in rule:
         out.append(
             places.problem(
-                ("rules", i, "none_points"), "none_points goes only with measure days_since"
+                ("rules", i, "none_points"),
+                "none_points goes only with measure days_since or peer_rating",
+            )
+        )
+
+
+def _check_peer_rule(
+    i: int, rule: dict[str, Any], has_ratings: bool, places: Places, out: list[Problem]
+) -> None:
+    """A rule on peer ratings reads the ratings input, configured by ``ratings:``."""
+    measure = rule.get("measure")
+    if measure not in _PEER:
+        return
+    if "types" in rule:
+        out.append(
+            places.problem(
+                ("rules", i, "types"), f"a {measure} rule reads peer ratings, not record types"
+            )
+        )
+    if "window_days" in rule:
+        out.append(
+            places.problem(
+                ("rules", i, "window_days"),
+                f"a {measure} rule takes its window from ratings.window_days",
+            )
+        )
+    if not has_ratings:
+        out.append(
+            places.problem(
+                ("rules", i, "measure"), f"a {measure} rule needs a ratings section in the scheme"
             )
         )
 
@@ -312,9 +364,12 @@ def _check_condition(
     *,
     this_list: Any = None,
     all_lists: set[str] | None = None,
+    inside: bool = False,
 ) -> None:
     if not isinstance(cond, dict):
         return
+    if inside:
+        _check_where(cond, loc, known, places, out)
     if "rule" in cond:
         rule = cond["rule"]
         if isinstance(rule, str) and rule not in known.rules:
@@ -346,8 +401,55 @@ def _check_condition(
                     out,
                     this_list=this_list,
                     all_lists=all_lists,
+                    inside=inside,
                 )
     if "not" in cond:
         _check_condition(
-            cond["not"], (*loc, "not"), known, places, out, this_list=this_list, all_lists=all_lists
+            cond["not"],
+            (*loc, "not"),
+            known,
+            places,
+            out,
+            this_list=this_list,
+            all_lists=all_lists,
+            inside=inside,
+        )
+    body = cond.get("related")
+    if isinstance(body, dict):
+        if inside:
+            out.append(places.problem((*loc, "related"), "related conditions do not nest"))
+        elif "where" in body:
+            _check_condition(
+                body["where"],
+                (*loc, "related", "where"),
+                known,
+                places,
+                out,
+                this_list=this_list,
+                all_lists=all_lists,
+                inside=True,
+            )
+
+
+def _check_where(
+    cond: dict[str, Any], loc: Loc, known: Known, places: Places, out: list[Problem]
+) -> None:
+    """What the ``where`` of a related condition may read: the related subject's score,
+    grade and lists that do not themselves use relations (docs/networks.md section 3)."""
+    if "rule" in cond:
+        out.append(
+            places.problem(
+                (*loc, "rule"),
+                "a related subject is judged by its score, grade and lists, not by a rule; "
+                "name a list that uses the rule",
+            )
+        )
+    name = cond.get("list")
+    if isinstance(name, str) and name in known.collective:
+        out.append(
+            places.problem(
+                (*loc, "list"),
+                f"list {name!r} uses relations; a related condition may only read lists "
+                "that do not",
+            )
         )

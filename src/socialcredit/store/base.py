@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from socialcredit.errors import InvalidInput
+from socialcredit.records import RECORD_FIELDS
 from socialcredit.store.checks import (
     as_mask,
     check_batch,
@@ -182,6 +183,18 @@ class Ledger(ABC):
         return AppendResult(new.num_rows, check.duplicates)
 
     # -- reading ------------------------------------------------------------------------
+
+    def find(self, ids: list[str]) -> pa.Table:
+        """The records among ``ids`` that the ledger holds: canonical columns, any order."""
+        with self._transaction():
+            found = self._existing(pa.array(ids, pa.string()))
+        return found.select(list(RECORD_FIELDS))
+
+    def kinds(self, codes: list[str]) -> dict[str, str]:
+        """The kind of each registered code among ``codes`` (unregistered ones are absent)."""
+        with self._transaction():
+            found = self._registered(pa.array(codes, pa.string()), kinds=True)
+        return dict(zip(found["code"].to_pylist(), found["kind"].to_pylist(), strict=True))
 
     @abstractmethod
     def subjects(self) -> pa.Table:

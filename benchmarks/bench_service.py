@@ -1,0 +1,330 @@
+"""The HTTP service under load, on loopback: batch ingest, decisions and the public lookup.
+
+    python benchmarks/bench_service.py                          # both stores
+    python benchmarks/bench_service.py --subjects 1_000_000 --records 20_000_000 --store sqlite
+
+For each store it prepares a fresh database (`socialcredit db upgrade`), registers an
+agency and an operator, starts `socialcredit serve` with the schemes `rongcheng` and
+`court_dishonest_debtors`, and then:
+
+* ingest: posts the records as CSV in batches of 100,000 (each acknowledged only once
+  durable in the ledger with its notices in the outbox; the server delivers them on its
+  own thread), and reports acknowledged records per second;
+* decisions: ``wrk`` (Debian's package) with ``--clients`` keep-alive connections asks
+  ``GET /v1/decisions`` for random subjects for ``--seconds``, and reports requests per
+  second and latency percentiles; the first request after ingest (which scores the ledger)
+  is excluded;
+* public lookup: the same for ``GET /v1/public/{code}`` (rate limit raised for the run).
+
+The load generator runs on the same 2-core machine as the server, so the figures are a
+floor. The PostgreSQL database is ``$SOCIALCREDIT_TEST_POSTGRES`` (default
+``postgresql://postgres@127.0.0.1:5432/test``), in a throwaway schema.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from socialcredit.ids import ric, uscc
+
+BATCH = 100_000
+TYPES = [
+    "traffic.violation",
+    "finance.overdue",
+    "charity.donation",
+    "court.judgment_unfulfilled",
+    "utility.late_payment",
+]
+ACTIONS = ["travel.air", "travel.rail.high_speed", "loan.preferential_rate"]
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> str:
+    exe = str(Path(sys.executable).parent / "socialcredit")
+    return subprocess.run(
+        [exe, *args], check=True, capture_output=True, text=True, env=env
+    ).stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def codes(n_subjects: int) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(1)
+    persons = ric.generate(
+        rng, n_subjects * 9 // 10, born_from=dt.date(1950, 1, 1), born_to=dt.date(2005, 12, 31)
+    )
+    orgs = uscc.generate(rng, n_subjects - len(persons))
+    return persons, orgs
+
+
+def call(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: Any = None,
+    key: str | None = None,
+) -> tuple[int, bytes]:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    data = None if body is None else json.dumps(body).encode()
+    conn.request(method, path, body=data, headers=headers)
+    answer = conn.getresponse()
+    return answer.status, answer.read()
+
+
+def ingest(port: int, agency: str, persons: list[str], orgs: list[str], n_records: int) -> float:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    subjects = [{"code": c, "kind": "person"} for c in persons] + [
+        {"code": c, "kind": "organization"} for c in orgs
+    ]
+    for start in range(0, len(subjects), BATCH):
+        status, body = call(
+            conn,
+            "POST",
+            "/v1/records",
+            {"subjects": subjects[start : start + BATCH], "records": []},
+            agency,
+        )
+        assert status == 200, body[:500]
+    everyone = persons + orgs
+    rng = random.Random(2)
+    elapsed = 0.0
+    for start in range(0, n_records, BATCH):
+        lines = ["id,subject,type,occurred_at,amount"] + [
+            f"r{i},{everyone[rng.randrange(len(everyone))]},{TYPES[i % len(TYPES)]},"
+            f"{dt.date(2024, 1, 1) + dt.timedelta(days=i % 400)},{(i * 37) % 5000}"
+            for i in range(start, min(start + BATCH, n_records))
+        ]
+        data = ("\n".join(lines) + "\n").encode()
+        t = time.perf_counter()
+        conn.request(
+            "POST",
+            "/v1/records",
+            body=data,
+            headers={"Content-Type": "text/csv", "Authorization": f"Bearer {agency}"},
+        )
+        answer = conn.getresponse()
+        status, body = answer.status, answer.read()
+        elapsed += time.perf_counter() - t
+        assert status == 200, body[:500]
+    conn.close()
+    return n_records / elapsed
+
+
+WRK_SCRIPT = """
+local paths = {}
+for line in io.lines("%(paths)s") do paths[#paths + 1] = line end
+local key = "%(key)s"
+math.randomseed(%(seed)d)
+request = function()
+  local headers = {}
+  if key ~= "" then headers["Authorization"] = "Bearer " .. key end
+  return wrk.format("GET", paths[math.random(#paths)], headers)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%d %%f %%f %%d\\n", summary.requests,
+    summary.duration, summary.errors.status, latency:percentile(50), latency:percentile(99),
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def load(
+    port: int, paths: list[str], key: str | None, clients: int, seconds: float, tmp: Path
+) -> dict[str, float]:
+    """Run ``wrk`` (a C load generator, keep-alive connections) against ``paths``."""
+    listing = tmp / "paths.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    script = tmp / "load.lua"
+    script.write_text(WRK_SCRIPT % {"paths": listing, "key": key or "", "seed": 3})
+    done = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(clients),
+            "-d",
+            f"{seconds:g}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise SystemExit(f"wrk failed: {done.stderr}{done.stdout}")
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
+    requests, micros, status_errors, p50, p99, socket_errors = line.split()[1:]
+    return {
+        "requests": int(requests),
+        "per_second": int(requests) / (int(micros) / 1e6),
+        "p50_ms": float(p50) / 1000,
+        "p99_ms": float(p99) / 1000,
+        "errors": int(status_errors) + int(socket_errors),
+    }
+
+
+def bench(store: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    pg = os.environ.get("SOCIALCREDIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    database = str(tmp / f"{store}.ledger") if store == "sqlite" else f"{pg}?schema={schema}"
+    env = {
+        **os.environ,
+        "SOCIALCREDIT_NOTICE_FILE": str(tmp / f"{store}-notices.jsonl"),
+        "SOCIALCREDIT_PUBLIC_RATE": "100000000",
+        "SOCIALCREDIT_PUBLIC_BURST": "100000000",
+        "SOCIALCREDIT_DATABASE": database,
+        "SOCIALCREDIT_WORKERS": str(args.workers),
+    }
+    cli("db", "upgrade", env=env)
+    agency = cli("agency", "add", "Bench agency", "--types", ",".join(TYPES), env=env)
+    operator = cli("key", "add", "Bench operator", "--role", "operator", env=env)
+    port = free_port()
+    profile = (
+        [
+            "py-spy",
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "-o",
+            f"{args.profile}-{store}.txt",
+            "--",
+        ]
+        if args.profile
+        else []
+    )
+    server = subprocess.Popen(
+        [
+            *profile,
+            str(Path(sys.executable).parent / "socialcredit"),
+            "serve",
+            "--port",
+            str(port),
+            "-s",
+            "rongcheng",
+            "-s",
+            "court_dishonest_debtors",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                if call(conn, "GET", "/v1/schemes")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        persons, orgs = codes(args.subjects)
+        ingest_rate = ingest(port, agency, persons, orgs, args.records)
+        everyone = persons + orgs
+        rng = random.Random(3)
+        sample = [everyone[rng.randrange(len(everyone))] for _ in range(5000)]
+        decisions = [
+            f"/v1/decisions?subject={c}&action={ACTIONS[i % 3]}&scheme="
+            f"{'court_dishonest_debtors' if i % 2 else 'rongcheng'}&purpose=bench"
+            for i, c in enumerate(sample)
+        ]
+        t = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        for path in decisions[:2]:  # the first decision per scheme scores the ledger
+            call(conn, "GET", path, key=operator)
+        warm = time.perf_counter() - t
+        call(conn, "GET", f"/v1/public/{sample[0]}?purpose=bench")
+        conn.close()
+        decided = load(port, decisions, operator, args.clients, args.seconds, tmp)
+        looked = load(
+            port,
+            [f"/v1/public/{c}?purpose=bench" for c in sample],
+            None,
+            args.clients,
+            args.seconds,
+            tmp,
+        )
+        return {
+            "store": store,
+            "ingest": ingest_rate,
+            "warm": warm,
+            "decisions": decided,
+            "lookup": looked,
+        }
+    finally:
+        server.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
+        server.wait(60)
+        if store == "postgres":
+            import psycopg
+
+            with psycopg.connect(pg, autocommit=True) as db:
+                db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--subjects", type=lambda s: int(s.replace("_", "")), default=100_000)
+    parser.add_argument("--records", type=lambda s: int(s.replace("_", "")), default=1_000_000)
+    parser.add_argument("--clients", type=int, default=32, help="open connections")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--profile", help="record the server with py-spy into PREFIX-STORE.txt")
+    parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
+    args = parser.parse_args()
+    stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
+    print(
+        f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {dt.date.today()}; {args.subjects:,} subjects, "
+        f"{args.records:,} records; wrk, {args.clients} connections for {args.seconds:g} s"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [bench(store, args, Path(tmp)) for store in stores]
+    print("\n| measure | " + " | ".join(r["store"] for r in results) + " |")
+    print("|---|" + "---|" * len(results))
+    rows = [
+        ("batch ingest, records/s acknowledged durably", lambda r: f"{r['ingest']:,.0f}"),
+        ("first decision after ingest (scores the ledger), s", lambda r: f"{r['warm']:.1f}"),
+        ("decisions, requests/s", lambda r: f"{r['decisions']['per_second']:,.0f}"),
+        (
+            "decisions, p50 / p99 ms",
+            lambda r: f"{r['decisions']['p50_ms']:.1f} / {r['decisions']['p99_ms']:.1f}",
+        ),
+        ("public lookup, requests/s", lambda r: f"{r['lookup']['per_second']:,.0f}"),
+        (
+            "public lookup, p50 / p99 ms",
+            lambda r: f"{r['lookup']['p50_ms']:.1f} / {r['lookup']['p99_ms']:.1f}",
+        ),
+        ("non-200 answers", lambda r: f"{r['decisions']['errors'] + r['lookup']['errors']}"),
+    ]
+    for name, cell in rows:
+        print(f"| {name} | " + " | ".join(cell(r) for r in results) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Every error, mapped to an HTTP status and one body shape (:class:`ErrorBody`), here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from socialcredit.api.models import ErrorBody
+from socialcredit.errors import (
+    InvalidCode,
+    InvalidInput,
+    LedgerError,
+    RefusedScheme,
+    SocialCreditError,
+    UnknownSubject,
+)
+from socialcredit.service.errors import RateLimited, ServiceError, Unauthorized
+
+__all__ = ["install", "responses"]
+
+_DOMAIN: tuple[tuple[type[SocialCreditError], int, str], ...] = (
+    (InvalidInput, 422, "invalid_input"),
+    (InvalidCode, 422, "invalid_code"),
+    (UnknownSubject, 404, "not_found"),
+    (RefusedScheme, 409, "refused_scheme"),
+    (LedgerError, 503, "ledger_unavailable"),
+)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI description of the error responses of a route."""
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+def _body(
+    status: int,
+    code: str,
+    detail: str,
+    problems: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorBody(error=code, detail=detail, problems=problems or [])
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, Unauthorized):
+        headers = {"WWW-Authenticate": "Bearer"}
+    return _body(exc.status, exc.code, str(exc), headers=headers)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    for cls, status, code in _DOMAIN:
+        if isinstance(exc, cls):
+            if isinstance(exc, InvalidInput):
+                return _body(status, code, f"{exc.what} is invalid", [str(p) for p in exc.problems])
+            return _body(status, code, str(exc))
+    return _body(400, "refused", str(exc))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+        for e in exc.errors()
+    ]
+    return _body(422, "invalid_request", "the request is invalid", problems[:100])
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(SocialCreditError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

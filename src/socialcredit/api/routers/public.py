@@ -1,0 +1,70 @@
+"""The public lookup and the schemes: no credential needed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
+
+from socialcredit.api.deps import Client, Svc
+from socialcredit.api.errors import responses
+from socialcredit.api.models import FindingOut, PublicOut, SchemeOut, answer
+from socialcredit.service.errors import NotFound
+from socialcredit.service.lookup import lookup
+from socialcredit.service.schemes import ActiveScheme
+
+router = APIRouter(prefix="/v1", tags=["public"])
+
+
+@router.get(
+    "/public/{code}",
+    response_model=PublicOut,
+    responses={
+        **responses(400, 422, 503),
+        429: {
+            "model": responses(429)[429]["model"],
+            "headers": {
+                "Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}
+            },
+        },
+    },
+)
+def get_public(
+    svc: Svc,
+    client: Client,
+    code: Annotated[str, Path(min_length=1, max_length=64)],
+    purpose: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """What the public may see of a code (published lists; an organization's counting
+    records; persons masked). Rate limited per client (429 with Retry-After)."""
+    return answer(lookup(svc, code, purpose, client))
+
+
+def _scheme(active: ActiveScheme) -> SchemeOut:
+    s = active.scheme
+    return SchemeOut(
+        scheme=s.scheme,
+        title=s.title or s.scheme,
+        version=active.version,
+        source=active.loaded.source,
+        subjects=list(s.subjects),
+        notice_days=s.notice_days or 0,
+        appeal_days=s.appeal_days or 0,
+        findings=[FindingOut.model_validate(f) for f in active.findings],
+    )
+
+
+@router.get("/schemes", response_model=list[SchemeOut], responses=responses(503))
+def get_schemes(svc: Svc) -> list[SchemeOut]:
+    """The active scheme versions with their rights audits."""
+    return [_scheme(a) for a in svc.schemes.values()]
+
+
+@router.get("/schemes/{scheme}", response_model=SchemeOut, responses=responses(404, 422, 503))
+def get_scheme(svc: Svc, scheme: Annotated[str, Path(max_length=64)]) -> SchemeOut:
+    """One active scheme with its audit."""
+    active = svc.schemes.get(scheme)
+    if active is None:
+        raise NotFound(f"no active scheme {scheme!r}")
+    return _scheme(active)

@@ -1,0 +1,308 @@
+"""Appeals: a subject contests a record; a reviewer upholds or rejects; time voids it.
+
+* A subject contests one of their records within the ``appeal_days`` of the schemes that
+  know its type (the longest of them), counted from the day it was recorded. From then on
+  the record is *contested* in every view: the subject's records and explanations, the
+  public lookup, the reviewer's queue and decisions that rest on it.
+* A reviewer (a key of role ``reviewer``) upholds an appeal -- a voiding record (type
+  ``void_type``, ``ref`` the contested record) is appended to the ledger, so the state is
+  recomputed from the next read on -- or rejects it with a reason. Either way a notice goes
+  to the subject.
+* An appeal not decided within ``review_days`` lapses in the subject's favour: the record
+  is voided as if upheld. :func:`sweep` does it; the service runs it on the first request
+  of each day, and ``socialcredit appeals sweep`` runs it at once.
+
+Appeals and their decisions are append-only rows: an appeal is open while it has no
+decision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from socialcredit.records import RECORDS_SCHEMA
+from socialcredit.service.access import declared, log_read
+from socialcredit.service.core import Service
+from socialcredit.service.credentials import Principal
+from socialcredit.service.errors import Conflict, Forbidden, NotFound
+from socialcredit.service.notices import deliver, write_notice
+from socialcredit.store import Ledger
+
+__all__ = [
+    "Appeal",
+    "appeal_days",
+    "appeal_of",
+    "appeals_of",
+    "contest",
+    "contested_ids",
+    "decide_appeal",
+    "queue",
+    "sweep",
+    "sweep_if_due",
+]
+
+MAX_REASON = 2000
+_COLUMNS = (
+    "a.id, a.subject, a.record_id, a.reason, a.filed_on, a.filed_at, d.outcome, "
+    "d.reason, d.reviewer, d.decided_at, d.void_record"
+)
+_FROM = "svc_appeals AS a LEFT JOIN svc_appeal_decisions AS d ON d.appeal_id = a.id"
+
+
+@dataclass(frozen=True)
+class Appeal:
+    """An appeal and, once decided, its decision."""
+
+    id: int
+    subject: str
+    record: str
+    reason: str
+    filed_on: str
+    filed_at: str
+    status: str  # open | upheld | rejected | lapsed
+    decision_reason: str | None
+    reviewer: str | None
+    decided_at: str | None
+    void_record: str | None
+    review_by: str
+
+
+def _appeal(svc: Service, row: tuple[Any, ...]) -> Appeal:
+    filed = dt.date.fromisoformat(str(row[4]))
+    due = filed + dt.timedelta(days=svc.settings.review_days)
+    return Appeal(
+        int(row[0]),
+        str(row[1]),
+        str(row[2]),
+        str(row[3]),
+        str(row[4]),
+        str(row[5]),
+        str(row[6] or "open"),
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        due.isoformat(),
+    )
+
+
+def contested_ids(svc: Service, subject: str) -> set[str]:
+    """The subject's records under an open appeal."""
+    rows = svc.db.query(
+        f"SELECT a.record_id FROM {_FROM} WHERE a.subject = ? AND d.appeal_id IS NULL", (subject,)
+    )
+    return {str(r[0]) for r in rows}
+
+
+def _reason(text: str, what: str) -> str:
+    text = text.strip()
+    if not text or len(text) > MAX_REASON:
+        raise Conflict(f"{what} must be 1 to {MAX_REASON} characters")
+    return text
+
+
+def appeal_days(svc: Service, type_name: str) -> int:
+    known = [
+        a.scheme.appeal_days or 0 for a in svc.schemes.values() if type_name in a.scheme.records
+    ]
+    return max(known) if known else max(a.scheme.appeal_days or 0 for a in svc.schemes.values())
+
+
+def contest(svc: Service, subject: str, record_id: str, reason: str) -> Appeal:
+    """The subject contests one of their records; a record that is not theirs, or does
+    not exist, is not found (the same answer)."""
+    reason = _reason(reason, "the reason")
+    found = [r for r in svc.states.records_of(subject).to_pylist() if r["id"] == record_id]
+    if not found:
+        raise NotFound("not found")
+    record = found[0]
+    days = appeal_days(svc, record["type"])
+    until = record["recorded_at"] + dt.timedelta(days=days)
+    if svc.today() > until:
+        raise Conflict(
+            f"record {record_id} could be contested until {until.isoformat()} "
+            f"({days} days after it was recorded); that time has passed"
+        )
+    with svc.db.transaction() as db:
+        if db.one("SELECT 1 FROM svc_appeals WHERE record_id = ?", (record_id,)):
+            raise Conflict(f"record {record_id} is contested already: see your appeals")
+        new = db.insert(
+            "INSERT INTO svc_appeals (subject, record_id, reason, filed_on, "
+            "filed_at) VALUES (?, ?, ?, ?, ?)",
+            (subject, record_id, reason, svc.today().isoformat(), svc.stamp()),
+        )
+    return appeal_of(svc, subject, new)
+
+
+def appeals_of(svc: Service, subject: str) -> list[Appeal]:
+    """The subject's appeals, newest first."""
+    rows = svc.db.query(
+        f"SELECT {_COLUMNS} FROM {_FROM} WHERE a.subject = ? ORDER BY a.id DESC", (subject,)
+    )
+    return [_appeal(svc, r) for r in rows]
+
+
+def appeal_of(svc: Service, subject: str, appeal_id: int) -> Appeal:
+    """One of the subject's appeals; another's reads as not found."""
+    row = svc.db.one(
+        f"SELECT {_COLUMNS} FROM {_FROM} WHERE a.id = ? AND a.subject = ?", (appeal_id, subject)
+    )
+    if row is None:
+        raise NotFound("not found")
+    return _appeal(svc, row)
+
+
+def _reviewer(who: Principal) -> None:
+    if who.role != "reviewer":
+        raise Forbidden("appeals are worked by the keys of reviewers")
+
+
+def queue(
+    svc: Service, who: Principal, purpose: str | None, *, status: str = "open"
+) -> list[Appeal]:
+    """The reviewer's queue (oldest first); each appeal shown is a logged read."""
+    _reviewer(who)
+    why = declared(purpose)
+    where = "d.appeal_id IS NULL" if status == "open" else "d.outcome = ?"
+    params: tuple[Any, ...] = () if status == "open" else (status,)
+    rows = svc.db.query(f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} ORDER BY a.id", params)
+    appeals = [_appeal(svc, r) for r in rows]
+    for appeal in appeals:
+        log_read(svc, appeal.subject, who, why, f"appeal {appeal.id} in the review queue")
+    return appeals
+
+
+def review(svc: Service, who: Principal, appeal_id: int, purpose: str | None) -> Appeal:
+    """One appeal, for a reviewer (a logged read)."""
+    _reviewer(who)
+    why = declared(purpose)
+    row = svc.db.one(f"SELECT {_COLUMNS} FROM {_FROM} WHERE a.id = ?", (appeal_id,))
+    if row is None:
+        raise NotFound(f"no appeal {appeal_id}")
+    appeal = _appeal(svc, row)
+    log_read(svc, appeal.subject, who, why, f"appeal {appeal.id}")
+    return appeal
+
+
+def decide_appeal(
+    svc: Service, who: Principal, appeal_id: int, outcome: str, reason: str
+) -> Appeal:
+    """Uphold (``upheld``) or reject (``rejected``, with a reason) an open appeal."""
+    _reviewer(who)
+    if outcome not in ("upheld", "rejected"):
+        raise Conflict(f"{outcome!r} is not a decision: upheld or rejected")
+    if outcome == "rejected":
+        reason = _reason(reason, "the reason of a rejection")
+    row = svc.db.one(f"SELECT {_COLUMNS} FROM {_FROM} WHERE a.id = ?", (appeal_id,))
+    if row is None:
+        raise NotFound(f"no appeal {appeal_id}")
+    appeal = _appeal(svc, row)
+    if appeal.status != "open":
+        raise Conflict(f"appeal {appeal_id} was decided already: {appeal.status}")
+    _close(svc, appeal, outcome, reason.strip(), who.name)
+    deliver(svc)
+    return appeal_of(svc, appeal.subject, appeal_id)
+
+
+def _void_id(appeal: Appeal) -> str:
+    return f"void-appeal-{appeal.id}-{appeal.record}"
+
+
+def _close(svc: Service, appeal: Appeal, outcome: str, reason: str, reviewer: str) -> None:
+    """Write the decision; for upheld and lapsed appeals first append the voiding record
+    (its id is fixed by the appeal, so a repeat after a crash does not append it twice)."""
+    void_id = _void_id(appeal)
+
+    def void(ledger: Ledger) -> bool:
+        if ledger.find([void_id]).num_rows:
+            return True
+        if outcome == "rejected":
+            return False
+        original = ledger.find([appeal.record]).to_pylist()[0]
+        today = svc.today()
+        ledger.append(
+            pa.Table.from_pylist(
+                [
+                    {
+                        "id": void_id,
+                        "subject": appeal.subject,
+                        "type": svc.settings.void_type,
+                        "occurred_at": max(today, original["occurred_at"]),
+                        "recorded_at": today,
+                        "amount": 0,
+                        "ref": appeal.record,
+                    }
+                ],
+                schema=RECORDS_SCHEMA,
+            ),
+            source=f"appeal:{appeal.id}",
+        )
+        return True
+
+    voided = svc.ledger.call(void)
+    if voided and outcome == "rejected":
+        outcome, reason = "upheld", "the record had been voided already"
+    stamp = svc.stamp()
+    text = {
+        "upheld": f"your appeal against record {appeal.record} was upheld: the record is "
+        f"voided by record {void_id} and no longer counts",
+        "lapsed": f"your appeal against record {appeal.record} was not decided within "
+        f"{svc.settings.review_days} days: the record is voided by record {void_id}",
+        "rejected": f"your appeal against record {appeal.record} was rejected: {reason}",
+    }[outcome]
+    with svc.db.transaction() as db:
+        db.execute(
+            "INSERT INTO svc_appeal_decisions (appeal_id, outcome, reason, reviewer, "
+            "decided_at, void_record) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (appeal_id) DO NOTHING",
+            (
+                appeal.id,
+                outcome,
+                reason,
+                reviewer,
+                stamp,
+                void_id if outcome != "rejected" else None,
+            ),
+        )
+        write_notice(
+            db,
+            subject=appeal.subject,
+            record=appeal.record,
+            scheme="",
+            kind=f"appeal_{outcome}",
+            created_at=stamp,
+            effective_on=svc.today().isoformat(),
+            body={
+                "notice": f"appeal {outcome}",
+                "appeal": appeal.id,
+                "record": appeal.record,
+                "reason": reason,
+                "decision": text,
+            },
+        )
+
+
+def sweep(svc: Service) -> int:
+    """Void the records of appeals undecided for ``review_days``; how many lapsed."""
+    limit = (svc.today() - dt.timedelta(days=svc.settings.review_days)).isoformat()
+    rows = svc.db.query(
+        f"SELECT {_COLUMNS} FROM {_FROM} WHERE d.appeal_id IS NULL "
+        "AND a.filed_on <= ? ORDER BY a.id",
+        (limit,),
+    )
+    for row in rows:
+        _close(svc, _appeal(svc, row), "lapsed", "not decided in time", "the service")
+    svc.swept_on = svc.day()
+    if rows:
+        deliver(svc)
+    return len(rows)
+
+
+def sweep_if_due(svc: Service) -> None:
+    """Run :func:`sweep` once a day (on the first request of the day)."""
+    if svc.swept_on != svc.day():
+        sweep(svc)

@@ -1,0 +1,119 @@
+"""The service: the ledger, the service tables, the active schemes and a clock, together.
+
+Every use case (``socialcredit.service.ingest``, ``.decisions``, ``.lookup``, ``.portal``,
+``.appeals``, ``.notices``) is a function of a :class:`Service` and plain values, callable
+without HTTP; the API's routers and the command line are thin layers over them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from socialcredit.days import to_day
+from socialcredit.service.access import AccessLogWriter
+from socialcredit.service.dispatch import Dispatcher
+from socialcredit.service.identity import IdentityProvider, OneTimeTokens
+from socialcredit.service.ledger_worker import LedgerWorker
+from socialcredit.service.ratelimit import RateLimiter
+from socialcredit.service.schemes import ActiveScheme, load_active
+from socialcredit.service.settings import Settings
+from socialcredit.service.sinks import Sink, make_sink
+from socialcredit.service.states import StateCache
+from socialcredit.store.service_db import ServiceDB, open_service_db
+
+__all__ = ["Clock", "Service"]
+
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    """The current time, UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Service:
+    """Everything a use case needs. Open with :meth:`open`; close when done."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = utc_now,
+        sink: Sink | None = None,
+        background: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.schemes: dict[str, ActiveScheme] = load_active(settings.schemes)
+        self.db: ServiceDB = open_service_db(settings.database)
+        try:
+            self.ledger = LedgerWorker(settings.database)
+        except BaseException:
+            self.db.close()
+            raise
+        self.access_log = AccessLogWriter(settings.database, checkpoints=not background)
+        self.states = StateCache(self.db, self.ledger, self.schemes)
+        self.limiter = RateLimiter(settings.public_rate, settings.public_burst)
+        self.sink: Sink = sink or make_sink(settings)
+        self.identity: IdentityProvider = OneTimeTokens(self)
+        self.swept_on: int | None = None
+        # with ``background``, a thread delivers the outbox (and checkpoints SQLite's log);
+        # without, each use case delivers what it wrote before it returns
+        self.dispatcher: Dispatcher | None = Dispatcher(self) if background else None
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock = utc_now,
+        sink: Sink | None = None,
+        background: bool = False,
+    ) -> Service:
+        """Open the service on ``settings.database``, which ``db upgrade`` has prepared;
+        ``background``: deliver the outbox on a thread of its own (the server does)."""
+        return cls(settings, clock=clock, sink=sink, background=background)
+
+    def outbox_written(self) -> None:
+        """Something was written to the outbox: wake the dispatcher, or deliver now."""
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+            return
+        from socialcredit.service.notices import deliver
+        from socialcredit.service.webhooks import deliver_webhooks
+
+        deliver(self)
+        deliver_webhooks(self)
+
+    def close(self) -> None:
+        """Close the ledger and the service tables."""
+        if self.dispatcher is not None:
+            self.dispatcher.close()
+        self.access_log.close()
+        self.ledger.close()
+        self.db.close()
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- time ---------------------------------------------------------------------------
+
+    def now(self) -> dt.datetime:
+        """The current time (UTC), from the service's clock."""
+        return self.clock()
+
+    def stamp(self) -> str:
+        """The current time as stored: ISO 8601, UTC, whole seconds."""
+        return self.now().astimezone(dt.UTC).isoformat(timespec="seconds")
+
+    def today(self) -> dt.date:
+        """Today's date (UTC)."""
+        return self.now().astimezone(dt.UTC).date()
+
+    def day(self) -> int:
+        """Today as a day number."""
+        return to_day(self.today())

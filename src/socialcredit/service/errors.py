@@ -1,0 +1,89 @@
+"""The errors of the service's use cases, each with the HTTP status it maps to.
+
+The API maps every :class:`ServiceError` (and the domain errors of the rest of the
+package) to a status in one place, ``socialcredit.api.errors``; the command line prints
+the message.
+"""
+
+from __future__ import annotations
+
+from socialcredit.errors import SocialCreditError
+
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "InvalidRequest",
+    "NotFound",
+    "PurposeRequired",
+    "RateLimited",
+    "ServiceError",
+    "TooLarge",
+    "Unauthorized",
+]
+
+
+class ServiceError(SocialCreditError):
+    """A request the service refuses; ``status`` and ``code`` say how, over HTTP."""
+
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(ServiceError):
+    """No credential, or one the service does not know (or that expired)."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    """A known credential that may not do this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ServiceError):
+    """Nothing there -- or nothing the caller may see, which reads the same."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    """The request contradicts what is already recorded."""
+
+    status = 409
+    code = "conflict"
+
+
+class TooLarge(ServiceError):
+    """A batch larger than the service accepts."""
+
+    status = 413
+    code = "too_large"
+
+
+class InvalidRequest(ServiceError):
+    """A request whose content the service cannot use (a bad URL, an unreadable body)."""
+
+    status = 422
+    code = "invalid_request"
+
+
+class PurposeRequired(ServiceError):
+    """A read of someone's record without a declared purpose."""
+
+    status = 400
+    code = "purpose_required"
+
+
+class RateLimited(ServiceError):
+    """Too many requests from one client; try again after ``retry_after`` seconds."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"too many requests: try again in {retry_after} s")

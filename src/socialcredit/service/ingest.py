@@ -1,0 +1,263 @@
+"""Agencies send records: checked against the agency's scope, idempotent by record id,
+acknowledged only once durable in the ledger.
+
+:func:`ingest` takes a batch (subjects to register, and records), and:
+
+1. refuses the whole batch (:class:`Forbidden`) when any record's type is outside the
+   agency's scope, and (:class:`TooLarge`) when it has more records than ``max_batch``;
+2. registers the subjects (already registered ones are skipped);
+3. looks the record ids up in the ledger: a record already there with the same content is
+   a repeat, acknowledged again and not written twice; a different record under the same
+   id, or a record another agency sent, is a :class:`Conflict`, and nothing is written;
+4. appends the new records, with ``recorded_at`` set to today by the service (an agency
+   cannot back-date a record past its notice period), in one durable transaction; the
+   ledger's own checks refuse the whole batch on any problem;
+5. writes who sent each record and the notices of its adverse records with their outbox
+   rows, in one transaction of the service tables. A crash between 4 and 5 is repaired by
+   sending the batch again: 3 finds the records, and 5 writes what is missing;
+6. hands the new notices to the sink (a failed delivery stays in the outbox).
+
+Only then is the batch acknowledged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from socialcredit.days import to_day
+from socialcredit.records import RECORD_FIELDS, RECORDS_SCHEMA
+from socialcredit.service.core import Service
+from socialcredit.service.credentials import Principal
+from socialcredit.service.errors import Conflict, Forbidden, TooLarge
+from socialcredit.service.notices import NoticeTexts, write_notices
+from socialcredit.store import Ledger
+
+__all__ = [
+    "RECORDS_IN",
+    "SUBJECTS_IN",
+    "Ingested",
+    "NewRecord",
+    "NewSubject",
+    "ingest",
+    "ingest_table",
+]
+
+RECORDS_IN = pa.schema([f for f in RECORDS_SCHEMA if f.name != "recorded_at"])
+SUBJECTS_IN = pa.schema([pa.field("code", pa.string()), pa.field("kind", pa.string())])
+
+_lock = threading.Lock()  # one batch at a time per process: the id checks stay true
+
+
+@dataclass(frozen=True)
+class NewSubject:
+    """A subject to register with a batch."""
+
+    code: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    """A record as an agency sends it (``recorded_at`` is the service's)."""
+
+    id: str
+    subject: str
+    type: str
+    occurred_at: dt.date
+    amount: int = 0
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """The acknowledgement: records written now, and repeats of records already there."""
+
+    appended: int
+    repeated: int
+    subjects_added: int
+    notices: int
+    recorded_at: str
+
+
+def ingest(
+    svc: Service,
+    agency: Principal,
+    records: list[NewRecord],
+    subjects: list[NewSubject] | None = None,
+) -> Ingested:
+    """Write one agency's batch; see the module's description."""
+    table = pa.table(
+        {
+            "id": pa.array([r.id for r in records], pa.string()),
+            "subject": pa.array([r.subject for r in records], pa.string()),
+            "type": pa.array([r.type for r in records], pa.string()),
+            "occurred_at": pa.array([r.occurred_at for r in records], pa.date32()),
+            "amount": pa.array([r.amount for r in records], pa.int64()),
+            "ref": pa.array([r.ref for r in records], pa.string()),
+        }
+    )
+    codes = None
+    if subjects:
+        codes = pa.table(
+            {"code": [s.code for s in subjects], "kind": [s.kind for s in subjects]},
+            schema=SUBJECTS_IN,
+        )
+    return ingest_table(svc, agency, table, codes)
+
+
+def ingest_table(
+    svc: Service, agency: Principal, records: pa.Table, subjects: pa.Table | None = None
+) -> Ingested:
+    """Write one agency's batch given as columns: ``records`` with the columns of
+    :data:`RECORDS_IN` (no ``recorded_at``: the service sets it), ``subjects`` with
+    ``code`` and ``kind``. No Python code runs per record, except for the notices' text."""
+    if agency.role != "agency":
+        raise Forbidden("only an agency's key may send records")
+    if records.num_rows > svc.settings.max_batch:
+        raise TooLarge(
+            f"a batch may hold at most {svc.settings.max_batch} records, this one "
+            f"holds {records.num_rows}: split it"
+        )
+    records = records.select(list(RECORDS_IN.names)).cast(RECORDS_IN)
+    types = pc.unique(records["type"]).to_pylist()
+    outside = sorted(set(types) - agency.types)
+    if outside:
+        raise Forbidden(
+            f"agency {agency.name!r} may not send records of type(s) {', '.join(outside)} "
+            f"(its scope: {', '.join(sorted(agency.types))}); nothing was written"
+        )
+    today = svc.today()
+    source = f"agency:{agency.name}"
+    with _lock:
+        added = 0
+        if subjects is not None and subjects.num_rows:
+            added = svc.ledger.call(
+                lambda ledger: ledger.add_subjects(
+                    subjects, source=source, opaque_codes=svc.settings.opaque_codes
+                )
+            ).added
+        ids = records["id"].to_pylist()
+        there = _existing(svc, ids)
+        owners = _owners(svc, ids)
+        _refuse_conflicts(agency.name, records, there, owners)
+        is_there = pc.is_in(records["id"], value_set=pa.array(list(there), pa.string()))
+        recorded = pa.array(np.full(records.num_rows, to_day(today), np.int32)).cast(pa.date32())
+        full = records.append_column("recorded_at", recorded).select(list(RECORD_FIELDS))
+        fresh = full.filter(pc.invert(is_there)).cast(RECORDS_SCHEMA)
+        if fresh.num_rows:
+            svc.ledger.call(lambda ledger: ledger.append(fresh, source=source))
+        # who sent each record, and notices: for the records not yet recorded as sent (a
+        # batch sent again after a crash between the two transactions gets them now)
+        unsent = pc.invert(pc.is_in(full["id"], value_set=pa.array(list(owners), pa.string())))
+        rows = full.filter(unsent)
+        if there:
+            rows = _with_recorded(rows, there)
+        notices = _record_and_notify(svc, agency.name, rows)
+    if notices:
+        svc.outbox_written()
+    return Ingested(
+        fresh.num_rows, records.num_rows - fresh.num_rows, added, notices, today.isoformat()
+    )
+
+
+def _refuse_conflicts(
+    agency: str,
+    records: pa.Table,
+    there: dict[str, dict[str, Any]],
+    owners: dict[str, str],
+) -> None:
+    conflicts = [f"{rid} (sent by another agency)" for rid, o in owners.items() if o != agency]
+    if there:
+        mine = records.filter(pc.is_in(records["id"], value_set=pa.array(list(there))))
+        for row in mine.to_pylist():
+            if _content(row) != _content(there[row["id"]]) and row["id"] not in conflicts:
+                conflicts.append(f"{row['id']} (differs from the record of that id in the ledger)")
+    if conflicts:
+        shown = ", ".join(conflicts[:20]) + (" ..." if len(conflicts) > 20 else "")
+        raise Conflict(f"{len(conflicts)} record id(s) are taken: {shown}; nothing was written")
+
+
+def _with_recorded(rows: pa.Table, there: dict[str, dict[str, Any]]) -> pa.Table:
+    """``rows`` with the ``recorded_at`` the ledger holds for records already there."""
+    days = [
+        there[rid]["recorded_at"] if rid in there else day
+        for rid, day in zip(rows["id"].to_pylist(), rows["recorded_at"].to_pylist(), strict=True)
+    ]
+    return rows.set_column(
+        rows.schema.get_field_index("recorded_at"), "recorded_at", pa.array(days, pa.date32())
+    )
+
+
+def _content(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row["subject"], row["type"], row["occurred_at"], row["amount"], row["ref"])
+
+
+def _existing(svc: Service, ids: list[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+
+    def find(ledger: Ledger) -> pa.Table:
+        return ledger.find(ids)
+
+    return {row["id"]: row for row in svc.ledger.call(find).to_pylist()}
+
+
+def _owners(svc: Service, ids: list[str]) -> dict[str, str]:
+    owners: dict[str, str] = {}
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        marks = ",".join("?" * len(chunk))
+        owners.update(
+            (str(a), str(b))
+            for a, b in svc.db.query(
+                f"SELECT record_id, agency FROM svc_submissions WHERE record_id IN ({marks})", chunk
+            )
+        )
+    return owners
+
+
+def _record_and_notify(svc: Service, agency: str, rows: pa.Table) -> int:
+    """Who sent each record, and the notices of the adverse ones, in one transaction."""
+    if not rows.num_rows:
+        return 0
+    stamp = svc.stamp()
+    texts = NoticeTexts(svc, agency)
+    notices: list[tuple[str, str, str, str, str, str, str]] = []
+    kinds: pa.Array | None = None
+    for active in svc.schemes.values():
+        scheme = active.scheme
+        adverse = [name for name, spec in scheme.records.items() if spec.adverse]
+        mask = pc.is_in(rows["type"], value_set=pa.array(adverse, pa.string()))
+        if not pc.any(mask).as_py():
+            continue
+        if kinds is None:
+            codes = pc.unique(rows["subject"]).to_pylist()
+            known = svc.ledger.call(partial(Ledger.kinds, codes=codes))
+            kinds = pc.take(
+                pa.array([known.get(c) for c in codes], pa.string()),
+                pc.index_in(rows["subject"], value_set=pa.array(codes, pa.string())),
+            )
+        mask = pc.and_(mask, pc.is_in(kinds, value_set=pa.array(list(scheme.subjects))))
+        notices += texts.adverse(rows.filter(mask), scheme, stamp)
+    with svc.db.transaction() as db:
+        db.copy(
+            "svc_submissions",
+            ("record_id", "agency", "subject", "type", "submitted_at"),
+            zip(
+                rows["id"].to_pylist(),
+                [agency] * rows.num_rows,
+                rows["subject"].to_pylist(),
+                rows["type"].to_pylist(),
+                [stamp] * rows.num_rows,
+                strict=True,
+            ),
+        )
+        return write_notices(db, notices, stamp)

@@ -1,0 +1,299 @@
+"""Notices: every adverse record is announced to its subject before it takes effect.
+
+When an agency's record of an adverse type (under an active scheme that scores its
+subject's kind) enters the ledger, the service writes a notice naming the agency, the
+record, its effect under the scheme, the day it takes effect (``recorded_at +
+notice_days``) and how and until when to appeal. Decisions on appeals write notices too.
+Notices go out through an outbox: each notice is written, in the same transaction, with an
+outbox row; :func:`deliver` hands pending rows to the sink and marks them delivered, and a
+failed delivery stays pending for the next round. The notices table is append-only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from socialcredit.engine.conditions import condition_parts
+from socialcredit.records import RECORD_FIELDS
+from socialcredit.scheme.model import Condition, RuleCondition, Scheme
+from socialcredit.service.core import Service
+from socialcredit.service.errors import NotFound
+from socialcredit.store.service_db import ServiceDB
+
+__all__ = [
+    "Notice",
+    "NoticeTexts",
+    "adverse_notice",
+    "deliver",
+    "notice_of",
+    "notices_of",
+    "write_notice",
+    "write_notices",
+]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A notice as the subject reads it."""
+
+    id: int
+    kind: str
+    record: str
+    scheme: str
+    created_at: str
+    effective_on: str
+    body: dict[str, Any]
+
+
+def effect_of(scheme: Scheme, type_name: str) -> str:
+    """What a record of this type does under the scheme, in words."""
+    parts = []
+    for rule in scheme.rules:
+        if type_name not in rule.types:
+            continue
+        if rule.points is not None:
+            how = f"{rule.points:+d} points per {rule.per or 1} of its {rule.measure}"
+            if rule.cap:
+                how += f" (at most {rule.cap} in all)"
+        else:
+            how = "points from the table of the rule"
+        window = f", for {rule.window_days} days" if rule.window_days else ""
+        parts.append(f"rule {rule.id}: {how}{window}")
+    reading = {r.id for r in scheme.rules if type_name in r.types}
+    lists = [lst.id for lst in scheme.lists if _mentions(lst.when, reading)]
+    text = "; ".join(parts) or "counts for no rule"
+    if lists:
+        text += "; it may place the subject on the list(s) " + ", ".join(lists)
+    return text
+
+
+def _mentions(condition: Condition, rules: set[str]) -> bool:
+    """Whether a condition reads the measure of one of ``rules`` (lists read through
+    earlier lists are not followed: the notice names the lists the record feeds directly)."""
+    if isinstance(condition, RuleCondition) and condition.rule in rules:
+        return True
+    return any(_mentions(part, rules) for part in condition_parts(condition))
+
+
+def adverse_notice(
+    svc: Service, *, agency: str, record: dict[str, Any], scheme: Scheme
+) -> tuple[str, dict[str, Any]]:
+    """The effective day and body of the notice of an adverse record under a scheme."""
+    recorded = dt.date.fromisoformat(str(record["recorded_at"]))
+    effective = recorded + dt.timedelta(days=scheme.notice_days or 0)
+    appeal_until = recorded + dt.timedelta(days=scheme.appeal_days or 0)
+    body = {
+        "notice": "adverse record",
+        "subject": record["subject"],
+        "agency": agency,
+        "record": {
+            k: str(record[k]) if record[k] is not None else None
+            for k in ("id", "type", "occurred_at", "recorded_at", "amount", "ref")
+        },
+        "scheme": scheme.scheme,
+        "effect": effect_of(scheme, str(record["type"])),
+        "takes_effect_on": effective.isoformat(),
+        "how_to_appeal": (
+            f"sign in and contest record {record['id']} (POST /v1/me/appeals) until "
+            f"{appeal_until.isoformat()}; a reviewer decides within "
+            f"{svc.settings.review_days} days, or the record is voided"
+            if scheme.appeal_days
+            else "this scheme allows no appeal"
+        ),
+    }
+    return effective.isoformat(), body
+
+
+def write_notice(
+    db: ServiceDB,
+    *,
+    subject: str,
+    record: str,
+    scheme: str,
+    kind: str,
+    created_at: str,
+    effective_on: str,
+    body: dict[str, Any],
+) -> bool:
+    """Write a notice and its outbox row, unless that notice exists; whether it was new.
+    Call inside a transaction of ``db``."""
+    row = db.one(
+        "INSERT INTO svc_notices (subject, record_id, scheme, kind, created_at, effective_on, "
+        "body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_id, scheme, kind) DO NOTHING "
+        "RETURNING id",
+        (
+            subject,
+            record,
+            scheme,
+            kind,
+            created_at,
+            effective_on,
+            json.dumps(body, ensure_ascii=False, sort_keys=True),
+        ),
+    )
+    if row is None:
+        return False
+    db.execute(
+        "INSERT INTO svc_outbox (notice_id, created_at) VALUES (?, ?)", (int(row[0]), created_at)
+    )
+    return True
+
+
+NoticeRow = tuple[str, str, str, str, str, str, str]
+_text = json.JSONEncoder(ensure_ascii=False).encode
+
+
+class NoticeTexts:
+    """The notices of a batch of adverse records, written as text directly: the same JSON
+    as :func:`adverse_notice` gives (keys sorted), with no dictionary per record."""
+
+    def __init__(self, svc: Service, agency: str) -> None:
+        self._svc = svc
+        self._agency = _text(agency)
+
+    def adverse(self, rows: pa.Table, scheme: Scheme, stamp: str) -> list[NoticeRow]:
+        """(subject, record, scheme, kind, created_at, effective_on, body) of each row."""
+        svc, name = self._svc, scheme.scheme
+        effects = {t: _text(effect_of(scheme, t)) for t in pc.unique(rows["type"]).to_pylist()}
+        days: dict[dt.date, tuple[str, str]] = {}
+        out: list[NoticeRow] = []
+        head = f'{{"agency": {self._agency}, "effect": '
+        tail = f', "scheme": {_text(name)}, "subject": '
+        columns = [rows[c].to_pylist() for c in RECORD_FIELDS]
+        for rid, subject, type_, occurred, recorded, amount, ref in zip(*columns, strict=True):
+            found = days.get(recorded)
+            if found is None:
+                effective = recorded + dt.timedelta(days=scheme.notice_days or 0)
+                until = recorded + dt.timedelta(days=scheme.appeal_days or 0)
+                found = days[recorded] = (effective.isoformat(), until.isoformat())
+            effective_on, until = found
+            how = (
+                f"sign in and contest record {rid} (POST /v1/me/appeals) until {until}; a "
+                f"reviewer decides within {svc.settings.review_days} days, or the record is "
+                "voided"
+                if scheme.appeal_days
+                else "this scheme allows no appeal"
+            )
+            body = (
+                f'{head}{effects[type_]}, "how_to_appeal": {_text(how)}, '
+                f'"notice": "adverse record", "record": {{"amount": "{amount}", '
+                f'"id": {_text(rid)}, "occurred_at": "{occurred}", "recorded_at": '
+                f'"{recorded}", "ref": {"null" if ref is None else _text(ref)}, "type": '
+                f'{_text(type_)}}}{tail}{_text(subject)}, "takes_effect_on": "{effective_on}"}}'
+            )
+            out.append((subject, rid, name, "adverse", stamp, effective_on, body))
+        return out
+
+
+def write_notices(db: ServiceDB, notices: list[NoticeRow], stamp: str) -> int:
+    """Write many notices and their outbox rows (call inside a transaction of ``db``);
+    how many were new."""
+    if not notices:
+        return 0
+    row = db.one("SELECT coalesce(max(id), 0) FROM svc_notices")
+    before = int(row[0]) if row else 0
+    if db.dialect == "sqlite":
+        db.many(
+            "INSERT INTO svc_notices (subject, record_id, scheme, kind, created_at, "
+            "effective_on, body) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (record_id, scheme, kind) DO NOTHING",
+            notices,
+        )
+    else:
+        db.copy(
+            "svc_notices",
+            ("subject", "record_id", "scheme", "kind", "created_at", "effective_on", "body"),
+            notices,
+        )
+    return db.execute(
+        "INSERT INTO svc_outbox (notice_id, created_at) SELECT n.id, ? FROM svc_notices AS n "
+        "WHERE n.id > ? AND NOT EXISTS (SELECT 1 FROM svc_outbox AS o WHERE o.notice_id = n.id)",
+        (stamp, before),
+    )
+
+
+_COLUMNS = "id, kind, record_id, scheme, created_at, effective_on, body"
+
+
+def _notice(row: tuple[Any, ...]) -> Notice:
+    return Notice(
+        int(row[0]),
+        str(row[1]),
+        str(row[2]),
+        str(row[3]),
+        str(row[4]),
+        str(row[5]),
+        json.loads(row[6]),
+    )
+
+
+def notices_of(svc: Service, subject: str) -> list[Notice]:
+    """The subject's notices, newest first."""
+    rows = svc.db.query(
+        f"SELECT {_COLUMNS} FROM svc_notices WHERE subject = ? ORDER BY id DESC", (subject,)
+    )
+    return [_notice(r) for r in rows]
+
+
+def notice_of(svc: Service, subject: str, notice_id: int) -> Notice:
+    """One of the subject's notices; another's reads as not found."""
+    row = svc.db.one(
+        f"SELECT {_COLUMNS} FROM svc_notices WHERE id = ? AND subject = ?", (notice_id, subject)
+    )
+    if row is None:
+        raise NotFound("not found")
+    return _notice(row)
+
+
+def deliver(svc: Service, *, limit: int = 10_000) -> tuple[int, int]:
+    """Hand pending notices to the sink; (delivered, failed)."""
+    rows = svc.db.query(
+        "SELECT o.id, n.id, n.subject, n.kind, n.record_id, n.scheme, n.created_at, "
+        "n.effective_on, n.body FROM svc_outbox AS o JOIN svc_notices AS n "
+        "ON n.id = o.notice_id WHERE o.delivered_at IS NULL ORDER BY o.id LIMIT ?",
+        (limit,),
+    )
+    messages = [
+        (
+            outbox,
+            {
+                "notice": int(nid),
+                "to": subject,
+                "kind": kind,
+                "record": record,
+                "scheme": scheme,
+                "created_at": created,
+                "takes_effect_on": effective,
+                "content": json.loads(body),
+            },
+        )
+        for outbox, nid, subject, kind, record, scheme, created, effective, body in rows
+    ]
+    if not messages:
+        return 0, 0
+    try:
+        send_many = getattr(svc.sink, "send_many", None)
+        if send_many is not None:
+            send_many([m for _, m in messages])
+        else:
+            for _, message in messages:
+                svc.sink.send(message)
+    except Exception as exc:  # any failure of a sink leaves the notices pending
+        with svc.db.transaction() as db:
+            db.many(
+                "UPDATE svc_outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                [(str(exc)[:500], o) for o, _ in messages],
+            )
+        return 0, len(messages)
+    with svc.db.transaction() as db:
+        db.many(
+            "UPDATE svc_outbox SET attempts = attempts + 1, delivered_at = ? WHERE id = ?",
+            [(svc.stamp(), o) for o, _ in messages],
+        )
+    return len(messages), 0

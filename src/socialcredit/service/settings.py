@@ -1,0 +1,135 @@
+"""The service's settings: one object, read from ``SOCIALCREDIT_*`` environment variables
+and a TOML file, each setting declared once with its default and its help.
+
+Precedence, highest first: values given in code (the command line's options), environment
+variables, the file named by ``SOCIALCREDIT_CONFIG`` (or ``--config``), the defaults.
+docs/service.md lists every setting; a test checks that the list and this class agree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from socialcredit.errors import SocialCreditError
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; see docs/service.md."""
+
+    model_config = SettingsConfigDict(env_prefix="SOCIALCREDIT_", extra="forbid")
+    # SOCIALCREDIT_CONFIG names the file; it is not a setting of its own.
+
+    database: str = Field(
+        "socialcredit.ledger",
+        description="The ledger and the service tables: an SQLite file, or a "
+        "postgresql:// URL (with ?schema=NAME).",
+    )
+    host: str = Field("127.0.0.1", description="The address the server listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="The port the server listens on.")
+    schemes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["rongcheng", "court_dishonest_debtors"],
+        description="The active schemes: preset names or YAML files (comma-separated in "
+        "the environment). A scheme with a critical rights-audit finding is refused.",
+    )
+    opaque_codes: bool = Field(
+        False, description="Accept any subject code, not only Chinese identity codes."
+    )
+    max_batch: int = Field(
+        100_000, ge=1, description="The most records one POST /v1/records may carry."
+    )
+    public_rate: int = Field(30, ge=1, description="Public lookups a client may make per minute.")
+    public_burst: int = Field(
+        10, ge=1, description="Public lookups a client may make at once before the rate applies."
+    )
+    signin_minutes: int = Field(
+        15, ge=1, description="How long a one-time sign-in token stays valid."
+    )
+    session_hours: int = Field(12, ge=1, description="How long a subject's session lasts.")
+    review_days: int = Field(
+        30,
+        ge=1,
+        description="Days a reviewer has to decide an appeal; after them the "
+        "contested record is voided automatically.",
+    )
+    void_type: str = Field(
+        "appeal.upheld",
+        pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$",
+        description="The record type of the record that voids an upheld or lapsed appeal.",
+    )
+    notice_sink: Literal["console", "file"] = Field(
+        "file", description="Where notices are delivered: `file` (JSON lines) or `console`."
+    )
+    notice_file: Path = Field(Path("notices.jsonl"), description="The file of the `file` sink.")
+    workers: int = Field(
+        1, ge=1, le=64, description="Server processes answering on the port (`serve`)."
+    )
+
+    @field_validator("schemes", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("schemes")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one scheme is needed")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config: Path | None = None, **given: Any) -> Settings:
+    """The settings, from ``given`` values (None values are ignored), the environment and
+    the TOML file ``config`` (or ``$SOCIALCREDIT_CONFIG``). Bad values raise
+    :class:`~socialcredit.errors.SocialCreditError` naming each setting."""
+    values = {k: v for k, v in given.items() if v is not None}
+    named = "--config"
+    if config is None and os.environ.get("SOCIALCREDIT_CONFIG"):
+        config, named = Path(os.environ["SOCIALCREDIT_CONFIG"]), "SOCIALCREDIT_CONFIG"
+    cls: type[Settings] = Settings
+    if config is not None:
+        if not config.is_file():
+            raise SocialCreditError(f"no settings file at {config} ({named})")
+        cls = type(
+            "FileSettings",
+            (Settings,),
+            {
+                "model_config": SettingsConfigDict(
+                    **{**Settings.model_config, "toml_file": config}
+                ),
+            },
+        )
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SocialCreditError(f"invalid settings: {problems}") from None
+    except (OSError, ValueError) as exc:  # an unreadable or malformed TOML file
+        raise SocialCreditError(f"cannot read the settings file {config}: {exc}") from None

@@ -1,0 +1,147 @@
+"""The versioned migrations of the service's own tables (agencies, keys, appeals, ...).
+
+The service keeps its tables beside the ledger: in the same SQLite file, or in the same
+PostgreSQL schema, with names that start with ``svc_``. Each migration has a version
+number, a name and its SQL for each store; :func:`~socialcredit.store.service_db.upgrade`
+applies the missing ones in order, each in its own transaction, and records it in
+``svc_migrations``. A migration, once released, is never edited: a change is a new one.
+
+Plain SQL in a table rather than Alembic: the ledger speaks to its two stores through
+their own drivers (``sqlite3`` and ``psycopg``) and the project has no SQLAlchemy models
+for Alembic to compare against; a numbered list of statements per store is all the
+service needs, and reads as the schema it builds.
+
+The tables that are records of due process -- notices, appeals, their decisions and the
+access log -- are append-only, like the ledger: triggers refuse updates and deletes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["APPEND_ONLY", "MIGRATIONS", "Migration", "latest"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema: its version, what it does, and its SQL per store."""
+
+    version: int
+    name: str
+    sqlite: tuple[str, ...]
+    postgres: tuple[str, ...]
+
+    def statements(self, dialect: str) -> tuple[str, ...]:
+        """The SQL of this step for ``dialect`` (``sqlite`` or ``postgres``)."""
+        return self.sqlite if dialect == "sqlite" else self.postgres
+
+
+APPEND_ONLY = ("svc_notices", "svc_appeals", "svc_appeal_decisions", "svc_access_log")
+_REFUSAL = (
+    "is append-only: rows are never changed or deleted; a due-process record is "
+    "corrected by a new one"
+)
+
+
+def _tables(serial: str) -> tuple[str, ...]:
+    """The tables of version 1; ``serial`` is the store's auto-numbered key."""
+    return (
+        "CREATE TABLE svc_keys (hash text PRIMARY KEY, role text NOT NULL, "
+        "owner text NOT NULL, created_at text NOT NULL, revoked_at text)",
+        "CREATE TABLE svc_agencies (name text PRIMARY KEY, types text NOT NULL, "
+        "created_at text NOT NULL)",
+        "CREATE TABLE svc_submissions (record_id text PRIMARY KEY, agency text NOT NULL, "
+        "subject text NOT NULL, type text NOT NULL, submitted_at text NOT NULL)",
+        f"CREATE TABLE svc_notices (id {serial}, subject text NOT NULL, "
+        "record_id text NOT NULL, scheme text NOT NULL, kind text NOT NULL, "
+        "created_at text NOT NULL, effective_on text NOT NULL, body text NOT NULL, "
+        "UNIQUE (record_id, scheme, kind))",
+        "CREATE INDEX svc_notices_by_subject ON svc_notices (subject)",
+        f"CREATE TABLE svc_outbox (id {serial}, notice_id bigint NOT NULL, "
+        "created_at text NOT NULL, delivered_at text, attempts integer NOT NULL DEFAULT 0, "
+        "last_error text)",
+        f"CREATE TABLE svc_appeals (id {serial}, subject text NOT NULL, "
+        "record_id text NOT NULL UNIQUE, reason text NOT NULL, filed_on text NOT NULL, "
+        "filed_at text NOT NULL)",
+        "CREATE INDEX svc_appeals_by_subject ON svc_appeals (subject)",
+        "CREATE TABLE svc_appeal_decisions (appeal_id bigint PRIMARY KEY, "
+        "outcome text NOT NULL, reason text NOT NULL, reviewer text NOT NULL, "
+        "decided_at text NOT NULL, void_record text)",
+        f"CREATE TABLE svc_access_log (id {serial}, at text NOT NULL, subject text NOT NULL, "
+        "actor text NOT NULL, role text NOT NULL, purpose text NOT NULL, what text NOT NULL)",
+        "CREATE INDEX svc_access_log_by_subject ON svc_access_log (subject, at)",
+        "CREATE TABLE svc_signin_tokens (hash text PRIMARY KEY, subject text NOT NULL, "
+        "expires_at text NOT NULL, used_at text)",
+        "CREATE TABLE svc_sessions (hash text PRIMARY KEY, subject text NOT NULL, "
+        "expires_at text NOT NULL)",
+    )
+
+
+def _sqlite_triggers() -> tuple[str, ...]:
+    return tuple(
+        f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{table} {_REFUSAL}'); END"
+        for table in APPEND_ONLY
+        for verb in ("UPDATE", "DELETE")
+    )
+
+
+def _postgres_triggers() -> tuple[str, ...]:
+    return (
+        "CREATE FUNCTION svc_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"RAISE EXCEPTION integrity_constraint_violation USING MESSAGE = TG_TABLE_NAME || "
+        f"' {_REFUSAL}'; END $$",
+        *(
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+            f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION svc_refuse_change()"
+            for table in APPEND_ONLY
+        ),
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "service tables: keys, agencies, submissions, notices, outbox, appeals, access log, "
+        "sign-in",
+        sqlite=(*_tables("INTEGER PRIMARY KEY AUTOINCREMENT"), *_sqlite_triggers()),
+        postgres=(
+            *_tables("bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+            *_postgres_triggers(),
+        ),
+    ),
+)
+
+
+def _webhooks(serial: str) -> tuple[str, ...]:
+    """The tables of version 2: subscriptions to lists, their events and deliveries."""
+    return (
+        "CREATE INDEX svc_outbox_by_notice ON svc_outbox (notice_id)",
+        f"CREATE TABLE svc_subscriptions (id {serial}, owner text NOT NULL, "
+        "scheme text NOT NULL, list text NOT NULL, url text NOT NULL, purpose text NOT NULL, "
+        "secret text NOT NULL, created_at text NOT NULL, deleted_at text)",
+        "CREATE TABLE svc_list_members (scheme text NOT NULL, list text NOT NULL, "
+        "subject text NOT NULL, PRIMARY KEY (scheme, list, subject))",
+        f"CREATE TABLE svc_events (id {serial}, scheme text NOT NULL, list text NOT NULL, "
+        "created_at text NOT NULL, body text NOT NULL)",
+        f"CREATE TABLE svc_deliveries (id {serial}, event_id bigint NOT NULL, "
+        "subscription_id bigint NOT NULL, created_at text NOT NULL, next_at text NOT NULL, "
+        "attempts integer NOT NULL DEFAULT 0, delivered_at text, last_error text)",
+        "CREATE INDEX svc_deliveries_pending ON svc_deliveries (delivered_at, next_at)",
+    )
+
+
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        2,
+        "webhooks: subscriptions to lists, list events and their deliveries; outbox index",
+        sqlite=_webhooks("INTEGER PRIMARY KEY AUTOINCREMENT"),
+        postgres=_webhooks("bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    ),
+)
+
+
+def latest() -> int:
+    """The version the service needs: the last migration's."""
+    return MIGRATIONS[-1].version

@@ -1,0 +1,264 @@
+"""The service's own tables, beside the ledger: one small connection for SQLite or PostgreSQL.
+
+:class:`ServiceDB` runs plain SQL written with ``?`` placeholders on either store; its
+methods are safe to call from several threads (one lock per connection). :func:`upgrade`
+applies the migrations of :mod:`socialcredit.store.migrations`; :func:`open_service_db`
+refuses a database whose tables are behind the code, naming the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from socialcredit.errors import LedgerError
+from socialcredit.store.backends import create_ledger, is_postgres_url, open_ledger, printable
+from socialcredit.store.migrations import MIGRATIONS, latest
+
+__all__ = ["ServiceDB", "Upgrade", "open_service_db", "upgrade"]
+
+Row = tuple[Any, ...]
+
+_BUSY_MS = 10000
+
+
+class ServiceDB:
+    """A connection to the service tables of one database (``sqlite`` or ``postgres``)."""
+
+    def __init__(self, where: str, dialect: str, connection: Any) -> None:
+        self.where = where
+        self.dialect = dialect
+        self._db = connection
+        self._lock = threading.RLock()
+        self._depth = 0
+        self.cache: dict[str, Any] = {}  # what use cases remember of this database
+
+    @classmethod
+    def connect(cls, target: str | Path) -> ServiceDB:
+        """Connect to the database of the ledger at ``target`` (a file or a URL)."""
+        if is_postgres_url(target):
+            return cls._postgres(str(target))
+        path = Path(target)
+        if not path.is_file():
+            raise LedgerError(
+                f"no ledger at {path}: run `socialcredit db upgrade --database {path}` to create it"
+            )
+        try:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+            db.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open {path}: {exc}") from None
+        return cls(str(path), "sqlite", db)
+
+    @classmethod
+    def _postgres(cls, url: str) -> ServiceDB:
+        import psycopg
+
+        from socialcredit.store.postgres import _connect, _target
+
+        target = _target(url, None)
+        db = _connect(target)
+        try:
+            row = db.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (target.schema,)
+            ).fetchone()
+        except psycopg.Error as exc:
+            db.close()
+            raise LedgerError(f"cannot read {target}: {exc}") from None
+        if row is None:
+            db.close()
+            raise LedgerError(
+                f"no ledger at {target}: run `socialcredit db upgrade --database URL` to create it"
+            )
+        return cls(str(target), "postgres", db)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.dialect == "sqlite" else sql.replace("?", "%s")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """All rows of a query."""
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(self._sql(sql), tuple(params)).fetchall()]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """The first row of a query, or None."""
+        with self._lock:
+            row = self._db.execute(self._sql(sql), tuple(params)).fetchone()
+            return None if row is None else tuple(row)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; the number of rows it changed."""
+        with self._lock:
+            cursor = self._db.execute(self._sql(sql), tuple(params))
+            return int(cursor.rowcount)
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run a statement once per row."""
+        if not rows:
+            return
+        with self._lock:
+            if self.dialect == "sqlite":
+                self._db.executemany(sql, [tuple(r) for r in rows])
+            else:
+                with self._db.cursor() as cursor:
+                    cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+
+    def copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Insert many rows into ``table``: PostgreSQL's COPY, SQLite's prepared insert."""
+        names = ", ".join(columns)
+        with self._lock:
+            if self.dialect == "sqlite":
+                marks = ", ".join("?" * len(columns))
+                self._db.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+            else:
+                with (
+                    self._db.cursor() as cursor,
+                    cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+                ):
+                    for row in rows:
+                        copy.write_row(row)
+
+    def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run an INSERT into a table with an ``id`` key; the new row's id."""
+        row = self.one(sql + " RETURNING id", params)
+        assert row is not None
+        return int(row[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[ServiceDB]:
+        """One write transaction, committed when the block ends normally. Other threads
+        wait for it; a nested block joins the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self
+                finally:
+                    self._depth -= 1
+                return
+            self._depth = 1
+            try:
+                if self.dialect == "sqlite":
+                    yield from self._sqlite_transaction()
+                else:
+                    with self._db.transaction():
+                        yield self
+            finally:
+                self._depth = 0
+
+    def _sqlite_transaction(self) -> Iterator[ServiceDB]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def version(self) -> int:
+        """The version of the service tables (0: none yet)."""
+        with self._lock:
+            if not self._has_table("svc_migrations"):
+                return 0
+            row = self.one("SELECT max(version) FROM svc_migrations")
+            return int(row[0]) if row and row[0] is not None else 0
+
+    def _has_table(self, name: str) -> bool:
+        if self.dialect == "sqlite":
+            found = self.one(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+            )
+        else:
+            found = self.one(
+                "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?",
+                (name,),
+            )
+        return found is not None
+
+
+class Upgrade:
+    """What :func:`upgrade` did: whether it created the ledger, and the versions applied."""
+
+    def __init__(self, created: bool, before: int, applied: list[int]) -> None:
+        self.created = created
+        self.before = before
+        self.applied = applied
+
+    @property
+    def after(self) -> int:
+        """The version of the tables now."""
+        return self.applied[-1] if self.applied else self.before
+
+
+def upgrade(target: str | Path) -> Upgrade:
+    """Bring the database at ``target`` to the latest version: create the ledger when there
+    is none, then apply each missing migration in its own transaction."""
+    created = False
+    try:
+        open_ledger(target).close()
+    except LedgerError:
+        if is_postgres_url(target) or not Path(target).exists():
+            try:
+                create_ledger(target).close()
+                created = True
+            except LedgerError:
+                raise
+        else:
+            raise
+    db = ServiceDB.connect(target)
+    try:
+        before = db.version()
+        if before > latest():
+            raise LedgerError(
+                f"{printable(target)} has service tables of version {before}; this version "
+                f"of socialcredit knows versions up to {latest()}"
+            )
+        applied = []
+        for migration in MIGRATIONS:
+            if migration.version <= before:
+                continue
+            with db.transaction():
+                if migration.version == 1:
+                    db.execute(
+                        "CREATE TABLE svc_migrations (version integer PRIMARY KEY, "
+                        "name text NOT NULL, applied_at text NOT NULL)"
+                    )
+                for statement in migration.statements(db.dialect):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO svc_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, _now()),
+                )
+            applied.append(migration.version)
+        return Upgrade(created, before, applied)
+    finally:
+        db.close()
+
+
+def open_service_db(target: str | Path) -> ServiceDB:
+    """Connect to the service tables at ``target``, which must be at the latest version."""
+    db = ServiceDB.connect(target)
+    version = db.version()
+    if version != latest():
+        db.close()
+        raise LedgerError(
+            f"the service tables of {printable(target)} are at version {version}, this "
+            f"version of socialcredit needs {latest()}: run `socialcredit db upgrade "
+            "--database ...` first"
+        )
+    return db
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,410 @@
+"""Specification of the service: settings, migrations, agencies' ingest, decisions and
+schemes -- on SQLite and PostgreSQL (the ``service_env`` fixture of conftest.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SERVICE_SCHEME, ServiceEnv
+
+from socialcredit.errors import RefusedScheme, SocialCreditError
+from socialcredit.service import Service, Settings, load_settings
+from socialcredit.service.settings import Settings as SettingsClass
+from socialcredit.store.migrations import MIGRATIONS, latest
+from socialcredit.store.service_db import ServiceDB, open_service_db, upgrade
+
+
+def record(
+    i: str, subject: str, type: str = "traffic.red_light", occurred: str = "2025-02-20", **more: Any
+) -> dict[str, Any]:
+    return {"id": i, "subject": subject, "type": type, "occurred_at": occurred, **more}
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+def test_settings_come_from_the_file_then_the_environment_then_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "service.toml"
+    config.write_text('port = 9000\nhost = "127.0.0.2"\nschemes = ["sesame"]\npublic_rate = 5\n')
+    monkeypatch.setenv("SOCIALCREDIT_PORT", "9100")
+    monkeypatch.setenv("SOCIALCREDIT_SCHEMES", "rongcheng, fcra_bureau")
+    s = load_settings(config, port=9200)
+    assert (s.port, s.host, s.schemes, s.public_rate) == (
+        9200,
+        "127.0.0.2",
+        ["rongcheng", "fcra_bureau"],
+        5,
+    )
+    monkeypatch.setenv("SOCIALCREDIT_CONFIG", str(config))
+    monkeypatch.delenv("SOCIALCREDIT_PORT")
+    assert load_settings().port == 9000
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("port = 0\n", "port"),
+        ("bogus = 1\n", "bogus"),
+        ("schemes = []\n", "schemes"),
+        ("notice_sink = 'pigeon'\n", "notice_sink"),
+        ("port = [\n", "cannot read the settings file"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_setting(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    with pytest.raises(SocialCreditError, match=message):
+        load_settings(config)
+
+
+def test_a_missing_settings_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SocialCreditError, match="no settings file"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_every_setting_is_documented() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "service.md").read_text()
+    for name in SettingsClass.model_fields:
+        assert f"`{name}`" in doc and f"SOCIALCREDIT_{name.upper()}" in doc, name
+
+
+# -- migrations -----------------------------------------------------------------------------
+
+
+def test_upgrade_creates_the_ledger_and_applies_each_migration_once(service_db: str) -> None:
+    first = upgrade(service_db)
+    assert first.created and first.before == 0 and first.applied == [m.version for m in MIGRATIONS]
+    again = upgrade(service_db)
+    assert not again.created and again.applied == [] and again.after == latest()
+    db = open_service_db(service_db)
+    try:
+        rows = db.query("SELECT version, name FROM svc_migrations ORDER BY version")
+        assert [r[0] for r in rows] == [m.version for m in MIGRATIONS]
+        # the records of due process are append-only
+        db.execute(
+            "INSERT INTO svc_access_log (at, subject, actor, role, purpose, what) "
+            "VALUES ('t', 's', 'a', 'r', 'p', 'w')"
+        )
+        for statement in ("UPDATE svc_access_log SET purpose = 'x'", "DELETE FROM svc_access_log"):
+            with pytest.raises(Exception, match="append-only"):
+                db.execute(statement)
+    finally:
+        db.close()
+
+
+def test_a_database_without_the_service_tables_is_refused_with_the_fix(service_db: str) -> None:
+    from socialcredit.store import create_ledger
+
+    create_ledger(service_db).close()
+    with pytest.raises(SocialCreditError, match="db upgrade"):
+        open_service_db(service_db)
+    db = ServiceDB.connect(service_db)
+    assert db.version() == 0
+    db.close()
+
+
+def test_a_scheme_with_a_critical_finding_is_refused_on_real_records(service_db: str) -> None:
+    upgrade(service_db)
+    with pytest.raises(RefusedScheme, match=r"civil_aviation.*critical"):
+        Service.open(Settings(database=service_db, schemes=["civil_aviation"]))
+
+
+# -- agencies -------------------------------------------------------------------------------
+
+
+def test_a_batch_is_acknowledged_once_durable_and_is_idempotent(service_env: ServiceEnv) -> None:
+    env = service_env
+    p = env.persons
+    batch = [record("r1", p[0]), record("r2", p[1], "court.unfulfilled", amount=5000)]
+    answer = env.post(batch)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "appended": 2,
+        "repeated": 0,
+        "subjects_added": 0,
+        "notices": 2,
+        "recorded_at": "2025-03-01",
+    }
+    # durable: a second connection to the database sees both, recorded today
+    from socialcredit.store import open_ledger
+
+    with open_ledger(env.database) as ledger:
+        rows = {r["id"]: r for r in ledger.records().to_pylist()}
+    assert rows["r2"]["recorded_at"] == dt.date(2025, 3, 1) and rows["r2"]["amount"] == 5000
+    env.clock.advance(days=3)
+    again = env.post([*batch, record("r3", p[2])])
+    assert again.json()["appended"] == 1 and again.json()["repeated"] == 2
+    with open_ledger(env.database) as ledger:
+        ids = ledger.records()["id"].to_pylist()
+        assert sorted(ids) == ["r1", "r2", "r3"] and ledger.verify().ok
+
+
+def test_a_type_outside_the_scope_refuses_the_whole_batch(service_env: ServiceEnv) -> None:
+    env = service_env
+    answer = env.post(
+        [record("ok", env.persons[0]), record("no", env.persons[0], "charity.donation", amount=100)]
+    )
+    assert answer.status_code == 403
+    assert "charity.donation" in answer.json()["detail"]
+    assert env.svc.ledger.call(lambda ledger: ledger.records().num_rows) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"records": [], "extra": 1},
+        {
+            "records": [
+                {
+                    "id": "a",
+                    "subject": "x",
+                    "type": "traffic.red_light",
+                    "occurred_at": "2025-01-01",
+                    "recorded_at": "2025-01-01",
+                }
+            ]
+        },
+        {
+            "records": [
+                {
+                    "id": "a",
+                    "subject": "x",
+                    "type": "traffic.red_light",
+                    "occurred_at": "2025-01-01",
+                    "amount": -1,
+                }
+            ]
+        },
+        {
+            "records": [
+                {"id": "a", "subject": "x", "type": "Not A Type", "occurred_at": "2025-01-01"}
+            ]
+        },
+        {"records": [{"id": "a", "subject": "x", "type": "t", "occurred_at": "2025-13-01"}]},
+        {},
+    ],
+)
+def test_malformed_bodies_and_extra_fields_are_rejected(
+    service_env: ServiceEnv, body: dict[str, Any]
+) -> None:
+    answer = service_env.client.post("/v1/records", json=body, headers=service_env.auth("agency"))
+    assert answer.status_code == 422
+    assert answer.json()["error"] == "invalid_request" and answer.json()["problems"]
+
+
+def test_records_the_ledger_refuses_are_refused_whole(service_env: ServiceEnv) -> None:
+    env = service_env
+    answer = env.post(
+        [
+            record("a", env.persons[0]),
+            record("b", "not-registered"),
+            record("c", env.persons[1], occurred="2025-03-09"),
+        ]
+    )  # after today
+    assert answer.status_code == 422
+    problems = "\n".join(answer.json()["problems"])
+    assert "not-registered" in problems or "registered" in problems
+    assert env.svc.ledger.call(lambda ledger: ledger.records().num_rows) == 0
+
+
+def test_a_record_id_cannot_be_taken_over(service_env: ServiceEnv) -> None:
+    env = service_env
+    assert env.post([record("r1", env.persons[0])]).status_code == 200
+    changed = env.post([record("r1", env.persons[1])])
+    assert changed.status_code == 409 and "r1" in changed.json()["detail"]
+    other = env.client.post(
+        "/v1/records",
+        headers=env.auth("charity"),
+        json={"records": [record("r1", env.persons[0], "charity.donation")]},
+    )
+    assert other.status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("role", "status"), [(None, 401), ("bogus", 401), ("operator", 403), ("reviewer", 403)]
+)
+def test_only_agency_keys_send_records(
+    service_env: ServiceEnv, role: str | None, status: int
+) -> None:
+    env = service_env
+    headers = (
+        {}
+        if role is None
+        else ({"Authorization": "Bearer sck_nope"} if role == "bogus" else env.auth(role))
+    )
+    answer = env.client.post("/v1/records", json={"records": []}, headers=headers)
+    assert answer.status_code == status
+
+
+def test_keys_are_stored_hashed_and_revocable(service_env: ServiceEnv) -> None:
+    env = service_env
+    key = env.keys["operator"]
+    stored = [r[0] for r in env.svc.db.query("SELECT hash FROM svc_keys")]
+    assert key not in stored and hashlib.sha256(key.encode()).hexdigest() in stored
+    from socialcredit.service.credentials import revoke
+
+    revoke(env.svc.db, "operator", "Airline", "2025-03-01T10:00:00+00:00")
+    answer = env.client.get(
+        "/v1/decisions",
+        headers=env.auth("operator"),
+        params={
+            "subject": env.persons[0],
+            "action": "travel.air",
+            "scheme": "town",
+            "purpose": "x",
+        },
+    )
+    assert answer.status_code == 401
+
+
+def test_a_batch_larger_than_max_batch_is_refused(service_env: ServiceEnv) -> None:
+    env = service_env
+    env.svc.settings = env.svc.settings.model_copy(update={"max_batch": 2})
+    answer = env.post([record(f"r{i}", env.persons[0]) for i in range(3)])
+    assert answer.status_code == 413
+
+
+# -- decisions ------------------------------------------------------------------------------
+
+
+def decision(
+    env: ServiceEnv,
+    code: str,
+    action: str = "travel.air",
+    purpose: str | None = "ticket sale",
+    role: str = "operator",
+) -> Any:
+    params = {"subject": code, "action": action, "scheme": "town"}
+    if purpose is not None:
+        params["purpose"] = purpose
+    return env.client.get("/v1/decisions", params=params, headers=env.auth(role))
+
+
+def test_decisions_follow_the_ledger_after_the_notice_period(service_env: ServiceEnv) -> None:
+    env = service_env
+    debtor, clean = env.persons[0], env.persons[1]
+    env.post([record("j1", debtor, "court.unfulfilled", occurred="2025-02-01")])
+    assert decision(env, debtor).json()["outcome"] == "allowed"  # in its notice period
+    env.clock.advance(days=7)
+    answer = decision(env, debtor).json()
+    assert (answer["outcome"], answer["allowed"], answer["reasons"]) == (
+        "denied",
+        False,
+        ["no_flights"],
+    )
+    assert answer["at"] == "2025-03-08" and answer["contested"] is False
+    assert decision(env, clean).json()["outcome"] == "allowed"
+    assert decision(env, clean, "admin.green_channel").json()["outcome"] == "granted"
+    assert decision(env, "unregistered-code").json()["outcome"] == "allowed"
+    # the state is recomputed when the ledger changes
+    env.post([record("j2", clean, "court.unfulfilled", occurred="2025-02-01")])
+    env.clock.advance(days=7)
+    assert decision(env, clean).json()["outcome"] == "denied"
+
+
+def test_decisions_need_a_purpose_an_operator_key_and_an_active_scheme(
+    service_env: ServiceEnv,
+) -> None:
+    env = service_env
+    code = env.persons[0]
+    missing = decision(env, code, purpose=None)
+    assert missing.status_code == 400 and missing.json()["error"] == "purpose_required"
+    assert decision(env, code, purpose="   ").status_code == 400
+    assert decision(env, code, role="agency").status_code == 403
+    other = env.client.get(
+        "/v1/decisions",
+        headers=env.auth("operator"),
+        params={"subject": code, "action": "travel.air", "scheme": "nope", "purpose": "p"},
+    )
+    assert other.status_code == 404
+    assert decision(env, code, action="Not an action").status_code == 422
+
+
+def test_decisions_are_cached_per_ledger_mark_and_day(service_env: ServiceEnv) -> None:
+    env = service_env
+    env.post([record("j1", env.persons[0], "court.unfulfilled")])
+    first = env.svc.states.scored("town", env.svc.day())
+    decision(env, env.persons[0])
+    assert env.svc.states.scored("town", env.svc.day()) is first
+    env.post([record("j2", env.persons[1], "court.unfulfilled")])
+    assert env.svc.states.scored("town", env.svc.day()) is not first
+
+
+# -- schemes --------------------------------------------------------------------------------
+
+
+def test_schemes_are_listed_with_their_version_and_audit(service_env: ServiceEnv) -> None:
+    answer = service_env.client.get("/v1/schemes")
+    assert answer.status_code == 200
+    [town] = answer.json()
+    assert town["scheme"] == "town" and town["notice_days"] == 7
+    assert town["version"] == hashlib.sha256(SERVICE_SCHEME.encode()).hexdigest()[:16]
+    assert "published-persons" in {f["code"] for f in town["findings"]}
+    assert service_env.client.get("/v1/schemes/town").json() == town
+    assert service_env.client.get("/v1/schemes/other").status_code == 404
+
+
+# -- columnar ingest ------------------------------------------------------------------------
+
+
+def test_a_csv_or_arrow_batch_is_ingested_like_json(service_env: ServiceEnv) -> None:
+    import io
+    import json
+
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    from socialcredit.service.notices import adverse_notice
+
+    env = service_env
+    p0, p1 = env.persons[0], env.persons[1]
+    csv = f"id,subject,type,occurred_at,amount\nc1,{p0},traffic.red_light,2025-02-20,0\n"
+    headers = {**env.auth("agency"), "Content-Type": "text/csv"}
+    answer = env.client.post("/v1/records", content=csv, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["appended"], answer.json()["notices"]) == (1, 1)
+    again = env.client.post("/v1/records", content=csv, headers=headers).json()
+    assert (again["appended"], again["repeated"], again["notices"]) == (0, 1, 0)
+    table = pa.table(
+        {
+            "id": ["c2"],
+            "subject": [p1],
+            "type": ["court.unfulfilled"],
+            "occurred_at": pa.array([dt.date(2025, 2, 1)], pa.date32()),
+        }
+    )
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, table.schema) as out:
+        out.write_table(table)
+    arrow = {**env.auth("agency"), "Content-Type": "application/vnd.apache.arrow.stream"}
+    assert (
+        env.client.post("/v1/records", content=sink.getvalue(), headers=arrow).json()["appended"]
+        == 1
+    )
+    # the notice text written per batch is exactly the JSON of the one-record form
+    [(text,)] = env.svc.db.query("SELECT body FROM svc_notices WHERE record_id = 'c1'")
+    [row] = env.svc.ledger.call(lambda ledger: ledger.find(["c1"])).to_pylist()
+    scheme = next(iter(env.svc.schemes.values())).scheme
+    _, body = adverse_notice(env.svc, agency="Traffic police", record=row, scheme=scheme)
+    assert text == json.dumps(body, ensure_ascii=False, sort_keys=True)
+    bad = [
+        (csv.replace("amount", "recorded_at"), "text/csv"),
+        ("id,subject\nx,y\n", "text/csv"),
+        ("not arrow", "application/vnd.apache.arrow.stream"),
+        (f"id,subject,type,occurred_at\nc3,{p0},traffic.red_light,2025-13-01\n", "text/csv"),
+    ]
+    for content, kind in bad:
+        refused = env.client.post(
+            "/v1/records", content=content, headers={**env.auth("agency"), "Content-Type": kind}
+        )
+        assert refused.status_code == 422, (content, refused.text)
+    outside = f"id,subject,type,occurred_at\nc4,{p0},charity.donation,2025-02-01\n"
+    assert env.client.post("/v1/records", content=outside, headers=headers).status_code == 403

@@ -1,0 +1,401 @@
+"""Specification of the service's due process: the public lookup, subjects' sign-in and
+portal, the access log, appeals, notices, and object-level authorization -- on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from conftest import ServiceEnv
+
+from socialcredit.ids import mask
+from socialcredit.service.lookup import PUBLIC_FIELDS
+
+
+def record(
+    i: str, subject: str, type: str = "traffic.red_light", occurred: str = "2025-02-20", **more: Any
+) -> dict[str, Any]:
+    return {"id": i, "subject": subject, "type": type, "occurred_at": occurred, **more}
+
+
+def public(
+    env: ServiceEnv, code: str, purpose: str | None = "due diligence", client: Any = None
+) -> Any:
+    params = {} if purpose is None else {"purpose": purpose}
+    return (client or env.client).get(f"/v1/public/{code}", params=params)
+
+
+def keys_of(value: Any, path: str = "view") -> None:
+    """Every field of a public answer is on the allow-list."""
+    assert set(value) == set(PUBLIC_FIELDS[path]), (path, set(value))
+    for item in value.get("lists", []) if path == "view" else []:
+        keys_of(item, "list")
+    for item in value.get("records", []) if path == "view" else []:
+        keys_of(item, "record")
+
+
+# -- the public lookup ---------------------------------------------------------------------
+
+
+def test_the_public_sees_published_lists_and_organizations_counting_records(
+    service_env: ServiceEnv,
+) -> None:
+    env = service_env
+    person, org = env.persons[0], env.orgs[0]
+    env.post(
+        [
+            record("p1", person, "court.unfulfilled", occurred="2025-02-01"),
+            record("p2", person, "traffic.red_light"),
+            record("o1", org, "court.unfulfilled", occurred="2025-02-01", amount=900),
+            record("o2", org, "traffic.red_light", occurred="2023-01-01"),  # expired
+            record("o3", org, "traffic.red_light", occurred="2025-02-02"),
+        ]
+    )
+    env.clock.advance(days=7)
+    shown = public(env, person).json()
+    keys_of(shown)
+    assert shown == {
+        "code": mask(person, "person"),
+        "published": True,
+        "kind": "person",
+        "at": "2025-03-08",
+        "records": [],
+        "lists": [{"scheme": "town", "list": "debtors", "kind": "black"}],
+    }
+    shown = public(env, org).json()
+    keys_of(shown)
+    assert shown["code"] == org and shown["kind"] == "organization"
+    assert [(r["type"], r["occurred_at"], r["amount"]) for r in shown["records"]] == [
+        ("court.unfulfilled", "2025-02-01", 900),
+        ("traffic.red_light", "2025-02-02", 0),
+    ]
+
+
+def test_the_lookup_does_not_tell_who_is_registered(service_env: ServiceEnv) -> None:
+    env = service_env
+    registered, unregistered = env.persons[1], "110105194912310088"
+    from socialcredit.ids import ric
+
+    unregistered = unregistered[:17] + ric.calc_check_char(unregistered[:17])
+    a, b = public(env, registered), public(env, unregistered)
+    assert a.status_code == b.status_code == 200
+    assert a.json()["published"] is False and a.json()["kind"] is None
+    assert {k: v for k, v in a.json().items() if k != "code"} == {
+        k: v for k, v in b.json().items() if k != "code"
+    }
+    assert a.json()["code"] == mask(registered, "person")
+    quiet_org = env.orgs[2]
+    assert public(env, quiet_org).json() == {
+        "code": quiet_org,
+        "published": False,
+        "kind": None,
+        "at": "2025-03-01",
+        "lists": [],
+        "records": [],
+    }
+
+
+def test_the_lookup_needs_a_purpose_and_is_rate_limited(service_env: ServiceEnv) -> None:
+    env = service_env
+    assert public(env, env.orgs[0], purpose=None).status_code == 400
+    from socialcredit.service.ratelimit import RateLimiter
+
+    now = [0.0]
+    env.svc.limiter = RateLimiter(60, 3, clock=lambda: now[0])
+    statuses = [public(env, env.orgs[0]).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    limited = public(env, env.orgs[0])
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "1"
+    now[0] += 1.0
+    assert public(env, env.orgs[0]).status_code == 200
+    # another client has its own bucket
+    from fastapi.testclient import TestClient
+
+    with TestClient(env.client.app, client=("127.0.0.9", 1)) as other:
+        assert public(env, env.orgs[0], client=other).status_code == 200
+
+
+# -- subjects ------------------------------------------------------------------------------
+
+
+def test_a_subject_signs_in_once_and_reads_their_whole_record(service_env: ServiceEnv) -> None:
+    env = service_env
+    me = env.persons[0]
+    env.post([record("r1", me), record("j1", me, "court.unfulfilled", occurred="2025-02-01")])
+    token = env.svc.identity.issue(me)
+    first = env.client.post("/v1/session", json={"token": token})
+    assert first.status_code == 200 and first.json()["subject"] == me
+    again = env.client.post("/v1/session", json={"token": token})
+    assert again.status_code == 401  # one time only
+    headers = {"Authorization": f"Bearer {first.json()['token']}"}
+    records = env.client.get("/v1/me/records", headers=headers).json()
+    assert [(r["id"], r["agency"], r["contested"], r["appeal_until"]) for r in records] == [
+        ("r1", "Traffic police", False, "2025-03-31"),
+        ("j1", "Traffic police", False, "2025-03-31"),
+    ]
+    env.clock.advance(hours=11)
+    assert env.client.get("/v1/me/records", headers=headers).status_code == 200
+    env.clock.advance(hours=1)  # sessions last 12 hours
+    assert env.client.get("/v1/me/records", headers=headers).status_code == 401
+    env.clock.advance(days=7)
+    headers = env.session(me)
+    [state] = env.client.get("/v1/me/states", headers=headers).json()
+    assert (state["scheme"], state["score"], state["lists"], state["denied"]) == (
+        "town",
+        995,
+        ["debtors"],
+        ["travel.air"],
+    )
+    rules = {r["id"]: r["records"] for r in state["explanation"]["rules"]}
+    assert rules["red_lights"] == ["r1"] and rules["unfulfilled"] == ["j1"]
+
+
+def test_sign_in_tokens_expire_and_unknown_ones_are_refused(service_env: ServiceEnv) -> None:
+    env = service_env
+    token = env.svc.identity.issue(env.persons[0])
+    env.clock.advance(seconds=16 * 60)
+    assert env.client.post("/v1/session", json={"token": token}).status_code == 401
+    assert env.client.post("/v1/session", json={"token": "sco_x"}).status_code == 401
+    assert env.client.get("/v1/me/records").status_code == 401
+
+
+def test_notices_name_agency_record_effect_and_appeal_before_the_effect(
+    service_env: ServiceEnv,
+) -> None:
+    env = service_env
+    me = env.persons[0]
+    env.post(
+        [
+            record("j1", me, "court.unfulfilled", occurred="2025-02-01"),
+            record("ok", me, "court.fulfilled", occurred="2025-02-02"),
+        ]
+    )
+    [notice] = env.client.get("/v1/me/notices", headers=env.session(me)).json()
+    assert (notice["kind"], notice["record"], notice["effective_on"]) == (
+        "adverse",
+        "j1",
+        "2025-03-08",
+    )
+    body = notice["body"]
+    assert body["agency"] == "Traffic police" and body["record"]["id"] == "j1"
+    assert "unfulfilled" in body["effect"] and "debtors" in body["effect"]
+    assert "2025-03-31" in body["how_to_appeal"]
+    # delivered through the outbox with the batch, before the record takes effect
+    assert [(n["to"], n["record"], n["takes_effect_on"]) for n in env.sink.sent] == [
+        (me, "j1", "2025-03-08")
+    ]
+    from socialcredit.service.notices import deliver
+
+    assert deliver(env.svc) == (0, 0)
+
+
+def test_a_failing_sink_leaves_notices_pending(service_env: ServiceEnv) -> None:
+    env = service_env
+
+    class Broken:
+        def send(self, notice: dict[str, Any]) -> None:
+            raise OSError("disk full")
+
+    env.svc.sink = Broken()
+    assert env.post([record("j1", env.persons[0], "court.unfulfilled")]).status_code == 200
+    from socialcredit.service.notices import deliver
+
+    assert deliver(env.svc) == (0, 1)  # still pending
+    env.svc.sink = env.sink
+    assert deliver(env.svc) == (1, 0)
+    assert deliver(env.svc) == (0, 0)
+
+
+def test_the_file_sink_writes_json_lines(tmp_path: Path) -> None:
+    from socialcredit.service.sinks import FileSink
+
+    sink = FileSink(tmp_path / "n.jsonl")
+    sink.send({"a": 1})
+    sink.send({"b": "é"})
+    assert [json.loads(x) for x in (tmp_path / "n.jsonl").read_text("utf-8").splitlines()] == [
+        {"a": 1},
+        {"b": "é"},
+    ]
+
+
+# -- the access log ------------------------------------------------------------------------
+
+
+def test_every_read_by_another_is_logged_with_its_purpose(service_env: ServiceEnv) -> None:
+    env = service_env
+    me = env.persons[0]
+    env.post([record("j1", me, "court.unfulfilled")])
+    headers = env.session(me)
+    env.client.get("/v1/me/records", headers=headers)  # the subject's own reads: no entry
+    env.client.get(
+        "/v1/decisions",
+        headers=env.auth("operator"),
+        params={"subject": me, "action": "travel.air", "scheme": "town", "purpose": "ticket 77"},
+    )
+    public(env, me, purpose="tenant check")
+    env.client.get(
+        "/v1/access-log",
+        headers=env.auth("auditor"),
+        params={"subject": me, "purpose": "annual audit"},
+    )
+    log = env.client.get("/v1/me/access-log", headers=headers).json()
+    assert [(e["actor"], e["role"], e["purpose"]) for e in log] == [
+        ("Auditor", "auditor", "annual audit"),
+        ("the public", "public", "tenant check"),
+        ("Airline", "operator", "ticket 77"),
+    ]
+    assert (
+        env.client.get(
+            "/v1/access-log", headers=env.auth("auditor"), params={"subject": me}
+        ).status_code
+        == 400
+    )
+    # entries older than 12 months are not shown
+    env.clock.advance(days=366)
+    assert env.client.get("/v1/me/access-log", headers=env.session(me)).json() == []
+
+
+# -- appeals -------------------------------------------------------------------------------
+
+
+def contest(env: ServiceEnv, headers: dict[str, str], rid: str, reason: str = "not me") -> Any:
+    return env.client.post(
+        "/v1/me/appeals", headers=headers, json={"record": rid, "reason": reason}
+    )
+
+
+def test_an_upheld_appeal_voids_the_record_and_the_state_follows(service_env: ServiceEnv) -> None:
+    env = service_env
+    me, org = env.persons[0], env.orgs[0]
+    env.post(
+        [
+            record("j1", me, "court.unfulfilled", occurred="2025-02-01"),
+            record("o1", org, "court.unfulfilled", occurred="2025-02-01"),
+        ]
+    )
+    env.clock.advance(days=8)
+    headers = env.session(me)
+    filed = contest(env, headers, "j1")
+    assert filed.status_code == 201 and filed.json()["status"] == "open"
+    appeal = filed.json()["id"]
+    # contested at once in every view
+    assert env.client.get("/v1/me/records/j1", headers=headers).json()["contested"] is True
+    assert env.client.get("/v1/me/states", headers=headers).json()[0]["contested"] == ["j1"]
+    answer = env.client.get(
+        "/v1/decisions",
+        headers=env.auth("operator"),
+        params={"subject": me, "action": "travel.air", "scheme": "town", "purpose": "ticket"},
+    ).json()
+    assert answer["outcome"] == "denied" and answer["contested"] is True
+    queue = env.client.get(
+        "/v1/appeals", headers=env.auth("reviewer"), params={"purpose": "review"}
+    ).json()
+    assert [(a["id"], a["record"], a["status"]) for a in queue] == [(appeal, "j1", "open")]
+    assert contest(env, headers, "j1").status_code == 409  # once per record
+    # the reviewer upholds
+    upheld = env.client.post(
+        f"/v1/appeals/{appeal}/uphold",
+        headers=env.auth("reviewer"),
+        json={"reason": "identity mix-up"},
+    )
+    assert upheld.status_code == 200 and upheld.json()["status"] == "upheld"
+    assert upheld.json()["void_record"] == f"void-appeal-{appeal}-j1"
+    again = env.client.post(f"/v1/appeals/{appeal}/uphold", headers=env.auth("reviewer"), json={})
+    assert again.status_code == 409
+    answer = env.client.get(
+        "/v1/decisions",
+        headers=env.auth("operator"),
+        params={"subject": me, "action": "travel.air", "scheme": "town", "purpose": "ticket"},
+    ).json()
+    assert answer["outcome"] == "allowed"
+    assert public(env, me).json()["published"] is False
+    kinds = [n["kind"] for n in env.client.get("/v1/me/notices", headers=headers).json()]
+    assert kinds == ["appeal_upheld", "adverse"]
+    assert env.sink.sent[-1]["kind"] == "appeal_upheld"  # delivered at once
+    assert env.svc.ledger.call(lambda ledger: ledger.verify()).ok
+
+
+def test_a_rejected_appeal_needs_a_reason_and_keeps_the_record(service_env: ServiceEnv) -> None:
+    env = service_env
+    me = env.persons[0]
+    env.post([record("j1", me, "court.unfulfilled", occurred="2025-02-01")])
+    appeal = contest(env, env.session(me), "j1").json()["id"]
+    url = f"/v1/appeals/{appeal}/reject"
+    assert env.client.post(url, headers=env.auth("reviewer"), json={}).status_code == 422
+    assert (
+        env.client.post(url, headers=env.auth("operator"), json={"reason": "x"}).status_code == 403
+    )
+    rejected = env.client.post(
+        url, headers=env.auth("reviewer"), json={"reason": "the judgment stands"}
+    )
+    assert rejected.json()["status"] == "rejected"
+    assert rejected.json()["decision_reason"] == "the judgment stands"
+    env.clock.advance(days=7)
+    mine = env.client.get("/v1/me/states", headers=env.session(me)).json()[0]
+    assert mine["lists"] == ["debtors"] and mine["contested"] == []
+
+
+def test_an_appeal_undecided_for_30_days_voids_the_record(service_env: ServiceEnv) -> None:
+    env = service_env
+    me = env.persons[0]
+    env.post([record("j1", me, "court.unfulfilled", occurred="2025-02-01")])
+    headers = env.session(me)
+    appeal = contest(env, headers, "j1").json()["id"]
+    env.clock.advance(days=29)
+    assert (
+        env.client.get(f"/v1/me/appeals/{appeal}", headers=env.session(me)).json()["status"]
+        == "open"
+    )
+    env.clock.advance(days=1)
+    lapsed = env.client.get(f"/v1/me/appeals/{appeal}", headers=env.session(me)).json()
+    assert lapsed["status"] == "lapsed" and lapsed["void_record"]
+    state = env.client.get("/v1/me/states", headers=env.session(me)).json()[0]
+    assert state["lists"] == []
+
+
+def test_a_record_can_be_contested_only_within_appeal_days(service_env: ServiceEnv) -> None:
+    env = service_env
+    me = env.persons[0]
+    env.post([record("j1", me, "court.unfulfilled", occurred="2025-02-01")])
+    env.clock.advance(days=31)
+    late = contest(env, env.session(me), "j1")
+    assert late.status_code == 409 and "2025-03-31" in late.json()["detail"]
+
+
+# -- object-level authorization ------------------------------------------------------------
+
+
+def test_a_subject_never_reaches_another_subjects_data(service_env: ServiceEnv) -> None:
+    env = service_env
+    me, other = env.persons[0], env.persons[1]
+    env.post(
+        [record("mine", me, "court.unfulfilled"), record("theirs", other, "court.unfulfilled")]
+    )
+    other_headers = env.session(other)
+    theirs = contest(env, other_headers, "theirs").json()["id"]
+    their_notice = env.client.get("/v1/me/notices", headers=other_headers).json()[0]["id"]
+    headers = env.session(me)
+    attempts = 0
+    bodies = set()
+    for n in range(1, 400):
+        for url in (
+            f"/v1/me/records/theirs-{n}" if n > 1 else "/v1/me/records/theirs",
+            f"/v1/me/appeals/{theirs if n == 1 else theirs + n}",
+            f"/v1/me/notices/{their_notice if n == 1 else their_notice + n}",
+        ):
+            answer = env.client.get(url, headers=headers)
+            attempts += 1
+            assert answer.status_code == 404, url
+            bodies.add(answer.text)
+        answer = contest(env, headers, "theirs" if n == 1 else f"theirs-{n}")
+        attempts += 1
+        assert answer.status_code == 404
+        bodies.add(answer.text)
+    assert attempts >= 1500
+    assert len(bodies) == 1  # another's and nobody's read the same
+    # and the other subject's data is untouched
+    assert (
+        env.client.get(f"/v1/me/appeals/{theirs}", headers=other_headers).json()["status"] == "open"
+    )

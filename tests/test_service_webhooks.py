@@ -1,0 +1,152 @@
+"""Webhooks: an operator subscribes to a published list; changes are POSTed to a real
+receiver on loopback, signed, retried after a failure, and never delivered twice. On
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from conftest import ServiceEnv
+
+from socialcredit.service.access import entries_of
+from socialcredit.service.webhooks import deliver_webhooks
+
+
+class Receiver:
+    """An HTTP server on loopback that answers 500 to its first ``fail`` requests."""
+
+    def __init__(self, fail: int) -> None:
+        self.fail = fail
+        self.got: list[tuple[dict[str, str], bytes, int]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = 500 if len(outer.got) < outer.fail else 200
+                outer.got.append((dict(self.headers), body, status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver(fail=1)
+    yield r
+    r.close()
+
+
+def subscribe(env: ServiceEnv, url: str, **more: Any) -> Any:
+    body = {"scheme": "town", "list": "debtors", "url": url, "purpose": "ticket sales", **more}
+    return env.client.post("/v1/subscriptions", json=body, headers=env.auth("operator"))
+
+
+def test_list_changes_are_signed_retried_and_delivered_once(
+    service_env: ServiceEnv, receiver: Receiver
+) -> None:
+    env = service_env
+    debtor = env.persons[0]
+    made = subscribe(env, receiver.url)
+    assert made.status_code == 201, made.text
+    secret = made.json()["secret"]
+    listed = env.client.get("/v1/subscriptions", headers=env.auth("operator")).json()
+    assert secret.startswith("scw_") and [s["secret"] for s in listed] == [None]  # shown once
+    env.post(
+        [{"id": "j1", "subject": debtor, "type": "court.unfulfilled", "occurred_at": "2025-02-01"}]
+    )
+    assert deliver_webhooks(env.svc) == (0, 0)  # in its notice period: no change yet
+    env.clock.advance(days=7)
+    assert deliver_webhooks(env.svc) == (0, 1)  # the receiver fails the first attempt
+    assert deliver_webhooks(env.svc) == (0, 0)  # not due again before its backoff
+    env.clock.advance(seconds=3)
+    assert deliver_webhooks(env.svc) == (1, 0)
+    assert deliver_webhooks(env.svc) == (0, 0)  # delivered: never sent again
+    env.clock.advance(seconds=3600)
+    assert deliver_webhooks(env.svc) == (0, 0)
+    assert [status for *_, status in receiver.got] == [500, 200]
+    (_, first, _), (headers, body, _) = receiver.got
+    assert first == body  # the retry carries the same event
+    payload = json.loads(body)
+    assert (payload["scheme"], payload["list"], payload["added"], payload["removed"]) == (
+        "town",
+        "debtors",
+        [debtor],
+        [],
+    )
+    fields = dict(part.split("=", 1) for part in headers["Socialcredit-Signature"].split(","))
+    stamp, mac = fields["t"], fields["v1"]
+    expected = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
+    assert hmac.compare_digest(mac, expected.hexdigest())
+    assert abs(int(stamp) - time.time()) < 60  # fresh: a receiver refuses old timestamps
+    forged = hmac.new(b"another secret", f"{stamp}.".encode() + body, hashlib.sha256)
+    assert not hmac.compare_digest(mac, forged.hexdigest())
+    assert headers["Socialcredit-Event"] == str(payload["event"])
+    # telling the operator is a read of the subject's record, with the declared purpose
+    assert any(
+        e.purpose == "ticket sales" and "webhook" in e.what for e in entries_of(env.svc, debtor)
+    )
+
+
+def test_subscriptions_are_the_operators_own_and_can_be_deleted(
+    service_env: ServiceEnv, receiver: Receiver
+) -> None:
+    env = service_env
+    assert subscribe(env, receiver.url, list="nope").status_code == 404
+    assert subscribe(env, "ftp://example.org/x").status_code == 422
+    assert subscribe(env, receiver.url, extra=1).status_code == 422
+    refused = env.client.post(
+        "/v1/subscriptions",
+        json={"scheme": "town", "list": "debtors", "url": receiver.url, "purpose": "x"},
+        headers=env.auth("reviewer"),
+    )
+    assert refused.status_code == 403
+    made = subscribe(env, receiver.url).json()
+    assert (
+        env.client.delete(
+            f"/v1/subscriptions/{made['id']}", headers=env.auth("auditor")
+        ).status_code
+        == 403
+    )
+    gone = env.client.delete(f"/v1/subscriptions/{made['id']}", headers=env.auth("operator"))
+    assert gone.status_code == 204
+    assert env.client.get("/v1/subscriptions", headers=env.auth("operator")).json() == []
+    assert (
+        env.client.delete(
+            f"/v1/subscriptions/{made['id']}", headers=env.auth("operator")
+        ).status_code
+        == 404
+    )
+    env.post(
+        [
+            {
+                "id": "j1",
+                "subject": env.persons[1],
+                "type": "court.unfulfilled",
+                "occurred_at": "2025-02-01",
+            }
+        ]
+    )
+    env.clock.advance(days=7)
+    deliver_webhooks(env.svc)
+    assert receiver.got == []  # nothing goes to a deleted subscription

@@ -7,8 +7,8 @@ otherwise run, side by side in one run.
 Rows of the table:
 - memory bandwidth (a large numpy sum and copy): the ceiling for any pass over the data;
 - DuckDB ``SELECT subject, sum(amount) GROUP BY subject`` on the same columns;
-- the kernel end to end (preparation + evaluation under the rongcheng preset), and the two
-  phases apart;
+- the kernel end to end (preparation + evaluation under the rongcheng preset) on two forked
+  processes, the two phases apart, and the same on two threads and on one;
 - a plain per-record Python loop over a slice, as the rate a user would get by hand;
 - decisions: ``Decider.may`` per call, and ``may_many`` per subject.
 
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from synthetic import ledger_columns
 
-from socialcredit.engine import Engine
+from socialcredit.engine import Engine, Prepared
 from socialcredit.engine.decisions import Decider
 from socialcredit.scheme import load
 
@@ -124,9 +124,26 @@ def high_water() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def child_peak(path: str, scheme: str) -> None:
-    """Run in a child process: load columns, score, print peak RSS figures as JSON."""
+def used_memory() -> int:
+    """Memory in use on the machine (MemTotal - MemAvailable), in bytes."""
+    info: dict[str, int] = {}
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            key, value = line.split(":", 1)
+            info[key] = int(value.split()[0]) * 1024
+    return info["MemTotal"] - info["MemAvailable"]
+
+
+def child_peak(path: str, scheme: str, processes: bool) -> None:
+    """Run in a child process: load columns, score, print peak memory figures as JSON.
+
+    On threads, the peak is this process's peak resident memory. Forked workers share the
+    columns copy-on-write, so their resident sizes overlap this one's; the peak is then the
+    machine's memory in use, sampled every 5 ms while scoring, over what it was before."""
+    import threading
+
     before = high_water()
+    machine_before = used_memory()
     with pa.memory_map(path) as source:
         table = pa.ipc.open_file(source).read_all()
     records = table.select(["id", "subject", "type", "occurred_at", "recorded_at", "amount", "ref"])
@@ -137,8 +154,24 @@ def child_peak(path: str, scheme: str) -> None:
     gc.collect()
     loaded = high_water()
     engine = Engine(load(scheme).scheme)
-    states = engine.evaluate(engine.prepare(subjects, records), AT, workers=2)
-    peak = high_water()
+    peak_machine = [used_memory()]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.005):
+            peak_machine[0] = max(peak_machine[0], used_memory())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    states = engine.evaluate(
+        engine.prepare(subjects, records, processes=processes),
+        AT,
+        workers=2,
+        processes=processes,
+    )
+    done.set()
+    sampler.join()
+    peak = high_water() if not processes else before + peak_machine[0] - machine_before
     print(
         json.dumps(
             {
@@ -159,9 +192,10 @@ def main() -> None:
     ap.add_argument("--scheme", default="rongcheng")
     ap.add_argument("--loop-records", type=int, default=1_000_000)
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--child-processes", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child_peak(args.child, args.scheme)
+        child_peak(args.child, args.scheme, args.child_processes)
         return
 
     scheme = load(args.scheme).scheme
@@ -197,21 +231,42 @@ def main() -> None:
         ("DuckDB GROUP BY subject, sum(amount)", f"{dd:.2f} s", f"{n / dd / 1e6:.1f} M rec/s")
     )
 
-    holder: dict[str, object] = {}
-    prep_t = best(lambda: holder.__setitem__("p", engine.prepare(subjects, records)))
-    prepared = holder["p"]
-    eval_t = best(lambda: holder.__setitem__("s", engine.evaluate(prepared, AT, workers=2)))  # type: ignore[arg-type]
-    del holder["p"]
+    def end_to_end(workers: int, processes: bool) -> float:
+        return best(
+            lambda: engine.evaluate(
+                engine.prepare(subjects, records, processes=processes),
+                AT,
+                workers=workers,
+                processes=processes,
+            )
+        )
+
+    holder: dict[str, Prepared] = {}
+    prep_t = best(
+        lambda: holder.__setitem__("p", engine.prepare(subjects, records, processes=True))
+    )
+    eval_t = best(lambda: engine.evaluate(holder["p"], AT, workers=2, processes=True))
+    holder.clear()
     gc.collect()
-    e2e = best(lambda: engine.evaluate(engine.prepare(subjects, records), AT, workers=2))
+    e2e = end_to_end(2, True)
+    threads2 = end_to_end(2, False)
+    threads1 = end_to_end(1, False)
     rows.append(
-        ("kernel end to end (prepare + evaluate)", f"{e2e:.2f} s", f"{n / e2e / 1e6:.1f} M rec/s")
+        (
+            "kernel end to end (prepare + evaluate), 2 processes",
+            f"{e2e:.2f} s",
+            f"{n / e2e / 1e6:.1f} M rec/s",
+        )
     )
     rows.append(("  of which prepare", f"{prep_t:.2f} s", f"{n / prep_t / 1e6:.1f} M rec/s"))
+    rows.append(("  of which evaluate", f"{eval_t:.2f} s", f"{n / eval_t / 1e6:.1f} M rec/s"))
     rows.append(
-        ("  of which evaluate (2 threads)", f"{eval_t:.2f} s", f"{n / eval_t / 1e6:.1f} M rec/s")
+        ("kernel end to end, 2 threads", f"{threads2:.2f} s", f"{n / threads2 / 1e6:.1f} M rec/s")
     )
-    rows.append(("kernel / DuckDB", f"{dd / e2e:.2f}x", ""))
+    rows.append(
+        ("kernel end to end, 1 thread", f"{threads1:.2f} s", f"{n / threads1 / 1e6:.1f} M rec/s")
+    )
+    rows.append(("kernel (2 processes) / DuckDB", f"{dd / e2e:.2f}x", ""))
     bytes_per_s = input_bytes(records) / e2e / 1e9
     rows.append(
         (
@@ -245,21 +300,25 @@ def main() -> None:
         path = os.path.join(tmp, "records.arrow")
         with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, records.schema) as writer:
             writer.write_table(records)
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", path, "--scheme", args.scheme],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        figures = json.loads(out.stdout)
-    over = (figures["peak"] - figures["before"]) / figures["input"]
-    rows.append(
-        (
-            "peak memory while scoring / input columns",
-            f"{over:.2f}x",
-            f"{figures['peak'] / 1e9:.2f} GB peak RSS, {figures['input'] / 1e9:.2f} GB input",
-        )
-    )
+        for processes in (False, True):
+            flag = ["--child-processes"] if processes else []
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", path, "--scheme", args.scheme, *flag],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            figures = json.loads(out.stdout)
+            over = (figures["peak"] - figures["before"]) / figures["input"]
+            how = "2 processes, machine memory in use" if processes else "2 threads, peak RSS"
+            rows.append(
+                (
+                    f"peak memory while scoring / input columns ({how})",
+                    f"{over:.2f}x",
+                    f"{(figures['peak'] - figures['before']) / 1e9:.2f} GB over the start, "
+                    f"{figures['input'] / 1e9:.2f} GB input",
+                )
+            )
 
     print()
     print("| measure | value | rate / note |")

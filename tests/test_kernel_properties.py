@@ -3,10 +3,11 @@ its result depends on nothing but the scheme, the subjects, the records and the 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from strategies import (
 )
 
 from socialcredit.days import to_day
-from socialcredit.engine import Engine, States, evaluate
+from socialcredit.engine import Engine, States, evaluate, forked
 from socialcredit.engine.kernel import PARTITION_RECORDS, evaluate_all
 
 SLOW = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -128,6 +129,17 @@ def test_subject_column_encoded_with_the_sorted_codes(case: Case) -> None:
     assert [tuple(r.values()) for r in got.to_table().to_pylist()] == reference_rows(case, records)
 
 
+@contextlib.contextmanager
+def forking_any_size() -> Iterator[None]:
+    """Fork for inputs of any size (not only past forked.MIN_RECORDS)."""
+    saved = forked.MIN_RECORDS
+    forked.MIN_RECORDS = 0
+    try:
+        yield
+    finally:
+        forked.MIN_RECORDS = saved
+
+
 @QUICK
 @given(cases(max_records=30))
 def test_partitions_and_workers_do_not_matter(case: Case) -> None:
@@ -136,11 +148,25 @@ def test_partitions_and_workers_do_not_matter(case: Case) -> None:
     at = to_day(case.at)
     whole = evaluate_all(engine.program, prepared, at, workers=1)
     want = reference_rows(case)
+    with forking_any_size():
+        in_processes = engine.prepare(
+            subjects_table(case.subjects), records_table(case.records), processes=True
+        )
     for size in (1, 2, 7, PARTITION_RECORDS):
-        for workers in (1, 2):
-            raw = evaluate_all(
-                engine.program, prepared, at, workers=workers, records_per_partition=size
-            )
+        for workers, prep, processes in (
+            (1, prepared, False),
+            (2, prepared, False),
+            (2, in_processes, True),
+        ):
+            with forking_any_size():
+                raw = evaluate_all(
+                    engine.program,
+                    prep,
+                    at,
+                    workers=workers,
+                    records_per_partition=size,
+                    processes=processes,
+                )
             np.testing.assert_array_equal(raw.score, whole.score)
             np.testing.assert_array_equal(raw.grade, whole.grade)
             np.testing.assert_array_equal(raw.lists, whole.lists)

@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 from socialcredit.cli.app import command_app
 from socialcredit.days import from_day, to_day
 from socialcredit.engine import Engine, States
-from socialcredit.engine.compiled import NEVER
 from socialcredit.engine.kernel import change_days
 from socialcredit.lab.metrics import gini, series, summary
 from socialcredit.lab.resources import (
@@ -55,7 +54,7 @@ def test_a_state_changes_only_on_the_change_days_of_its_records(case: Case) -> N
     engine = Engine(case.scheme)
     prep = engine.prepare(subjects_table(case.subjects), records_table(case.records))
     days = change_days(prep.tables, prep.type_index, prep.occurred, prep.recorded)
-    ended = prep.ended if prep.ended is not None else np.full(prep.n_records, NEVER)
+    ended = prep.ended()
     daily = prep.tables.days_since[prep.type_index.astype(np.intp)]
     at = to_day(case.at)
     before = engine.evaluate(prep, at - 9).to_table().to_pylist()

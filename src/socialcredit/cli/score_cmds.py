@@ -99,7 +99,8 @@ def states_for(
     _network_options(loaded.scheme, relations, ratings)
     inputs = load_inputs(ledger, subjects, records, opaque=opaque)
     engine = Engine(loaded.scheme)
-    prepared = engine.prepare(inputs.subjects, inputs.records)
+    # a command runs no other threads: large inputs are evaluated on forked processes
+    prepared = engine.prepare(inputs.subjects, inputs.records, processes=True)
     network = _network(engine, prepared, inputs.subjects, relations, ratings)
     unknown = inputs.unknown_types(loaded.scheme)
     if unknown:
@@ -110,7 +111,7 @@ def states_for(
             f"{loaded.scheme.scheme!r} count for nothing: {listing}",
             markup=False,
         )
-    return engine.evaluate(prepared, _at(at), network=network)
+    return engine.evaluate(prepared, _at(at), network=network, processes=True)
 
 
 def _network_options(scheme: Scheme, relations: Path | None, ratings: Path | None) -> None:

@@ -43,9 +43,14 @@ class Engine:
         self.compiled = compile_scheme(scheme)
         self.program = Program.of(self.compiled)
 
-    def prepare(self, subjects: pa.Table, records: pa.Table) -> Prepared:
-        """Prepare canonical subjects and records for evaluation (independent of the date)."""
-        return prepare(self.compiled, subjects, records)
+    def prepare(
+        self, subjects: pa.Table, records: pa.Table, *, processes: bool = False
+    ) -> Prepared:
+        """Prepare canonical subjects and records for evaluation (independent of the date).
+
+        With ``processes``, the passes over large inputs run on forked processes (POSIX).
+        """
+        return prepare(self.compiled, subjects, records, processes=processes)
 
     @property
     def uses_relations(self) -> bool:
@@ -90,15 +95,22 @@ class Engine:
         *,
         workers: int | None = None,
         network: PreparedNetwork | None = None,
+        processes: bool = False,
     ) -> States:
         """The state of every scored subject at ``at``.
 
-        A scheme with relation conditions or peer rules needs ``network``
-        (:meth:`prepare_network`); the evaluation order is that of docs/networks.md.
+        Partitions of subjects are evaluated on ``workers`` threads (default: the cores),
+        or, with ``processes``, on as many forked processes when the input is large: the
+        kernel's short array operations leave threads waiting on the interpreter lock, so
+        processes scale where threads barely do. A scheme with relation conditions or peer
+        rules needs ``network`` (:meth:`prepare_network`); the evaluation order is that of
+        docs/networks.md.
         """
         day = at if isinstance(at, int) else to_day(at)
         if not (self.uses_relations or self.uses_ratings):
-            raw = evaluate_all(self.program, prepared, day, workers=workers)
+            raw = evaluate_all(
+                self.program, prepared, day, workers=workers, processes=processes
+            )
             return States(self.program, prepared, day, raw)
         if network is None:
             raise ValueError(
@@ -109,9 +121,13 @@ class Engine:
             raise ValueError("the network was prepared for other subjects")
         state: NetworkState = first_state(network, day)
         if self.uses_relations:
-            first = evaluate_all(self.program, prepared, day, workers=workers, network=state)
+            first = evaluate_all(
+                self.program, prepared, day, workers=workers, network=state, processes=processes
+            )
             state = final_state(state, first.score, first.grade, first.lists)
-        raw = evaluate_all(self.program, prepared, day, workers=workers, network=state)
+        raw = evaluate_all(
+            self.program, prepared, day, workers=workers, network=state, processes=processes
+        )
         return States(self.program, prepared, day, raw)
 
 

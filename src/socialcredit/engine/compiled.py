@@ -88,7 +88,8 @@ def compile_scheme(scheme: Scheme) -> CompiledScheme:
     delay = np.zeros(n_types + 1, dtype=np.int32)
     for t, spec in scheme.records.items():
         if spec.adverse:
-            delay[code[t]] = scheme.notice_days or 0
+            # no date is NEVER days after another: a longer delay is the same
+            delay[code[t]] = min(scheme.notice_days or 0, NEVER)
 
     # Band cuts per type: the distinct finite windows of the rules using it.
     windows: dict[int, set[int]] = {i: set() for i in range(n_types)}

@@ -260,7 +260,7 @@ def _why_not(prep: Prepared, row: int, at: int) -> str:
     effective = max(int(prep.occurred[row]), int(prep.recorded[row]) + int(c.delay[code]))
     if effective > at:
         return f"not yet in effect: in its notice period until {from_day(effective).isoformat()}"
-    if prep.ended is not None and int(prep.ended[row]) <= at:
-        ended = from_day(int(prep.ended[row])).isoformat()
+    if prep.ended_day(row) <= at:
+        ended = from_day(prep.ended_day(row)).isoformat()
         return f"ended on {ended} by a record that resolves or voids it"
     return "outside the window of every rule that uses its type"

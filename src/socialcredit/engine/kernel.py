@@ -3,14 +3,18 @@
 Work is done one partition of subjects at a time (a range of subject-sorted records), so
 memory stays bounded and partitions can run on any executor. Within a partition:
 
-1. every record gets its *slot* (type and age band), or the dump slot when it does not
-   count at ``at`` (not yet in effect, ended by a ``ref``, unknown type or outside every
-   window);
-2. one ``bincount`` over ``subject * slots + slot`` gives the count (and amount) of every
-   subject in every slot, and ``maximum.at`` the latest occurrence where a ``days_since``
-   rule needs it;
-3. rule measures are sums (or maxima) over each rule's slots; contributions, the score,
-   the grade, lists and measures are vector arithmetic over subjects.
+1. every record gets its *cell row*: its slot (type and age band) plus one, or 0 (the dump)
+   when it does not count at ``at`` (not yet in effect, ended by a ``ref``, unknown type or
+   outside every window): comparisons of its dates with its type's day thresholds for
+   ``at`` (:class:`DayTables`) decide it;
+2. one ``bincount`` over ``row * subjects + subject`` gives the count (and amount) of
+   every subject in every slot, and ``maximum.at`` the latest occurrence where a
+   ``days_since`` rule needs it;
+3. rule measures are sums (or maxima) over each rule's rows; contributions, the score,
+   the grade, lists and measures are vector arithmetic over subjects. The linear rules
+   that no condition reads and that have neither cap nor ``per`` add ``points`` for each
+   record (or unit of amount): their sum is one product of a weight per row with the cell
+   matrix.
 
 No Python code runs per record or per subject. Explanations run the same function on a
 one-subject partition with ``trace=True``.
@@ -27,6 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from socialcredit.engine import forked
 from socialcredit.engine.columns import Prepared, TypeTables
 from socialcredit.engine.compiled import (
     MEASURE_AMOUNT,
@@ -38,7 +43,7 @@ from socialcredit.engine.compiled import (
 from socialcredit.engine.conditions import Compiled, Facts, compile_condition
 from socialcredit.engine.network import NetworkPlan, NetworkState
 from socialcredit.errors import ScoreOverflow
-from socialcredit.scheme.model import Condition
+from socialcredit.scheme.model import AllOf, AnyOf, Condition, Not, Related, RuleCondition
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -47,6 +52,7 @@ Bools = npt.NDArray[np.bool_]
 _NO_DAY = np.iinfo(np.int32).min
 _INT64_MAX = np.iinfo(np.int64).max
 _FLOAT_EXACT = 2**53
+_DIRECT_BOUND = 2**62  # weights times records below it: a weighted sum cannot overflow
 PARTITION_RECORDS = 1 << 16
 
 
@@ -64,19 +70,25 @@ class LinearGroup:
     capped: Bools  # [R, 1]: the rule has a cap
 
     @classmethod
-    def of(cls, compiled: CompiledScheme, measure: int) -> LinearGroup:
-        """The linear rules of one measure kind."""
-        chosen = [r for r in compiled.rules if r.measure == measure and r.points is not None]
-        index = [i for i, r in enumerate(compiled.rules) if r in chosen]
+    def of(
+        cls, compiled: CompiledScheme, measure: int, among: set[int], rows: tuple[I64, ...]
+    ) -> LinearGroup:
+        """The linear rules of one measure kind, of the rules ``among``; ``rows[r]`` are the
+        rows of the cell matrix rule ``r`` reads."""
+        index = [
+            i
+            for i, r in enumerate(compiled.rules)
+            if r.measure == measure and r.points is not None and i in among
+        ]
+        chosen = [compiled.rules[i] for i in index]
+        read = [rows[i] for i in index]
         big = np.iinfo(np.int64).max
         per = np.array([[r.per] for r in chosen], dtype=np.int64).reshape(-1, 1)
         return cls(
             rules=np.array(index, dtype=np.int64),
-            single_at=np.array(
-                [k for k, r in enumerate(chosen) if len(r.slots) == 1], dtype=np.int64
-            ),
-            single_rows=np.array([r.slots[0] for r in chosen if len(r.slots) == 1], dtype=np.int64),
-            multi=tuple((k, r.slots) for k, r in enumerate(chosen) if len(r.slots) != 1),
+            single_at=np.array([k for k, x in enumerate(read) if len(x) == 1], dtype=np.int64),
+            single_rows=np.array([x[0] for x in read if len(x) == 1], dtype=np.int64),
+            multi=tuple((k, x) for k, x in enumerate(read) if len(x) != 1),
             points=np.array([[r.points or 0] for r in chosen], dtype=np.int64).reshape(-1, 1),
             per=per if bool((per != 1).any()) else None,
             cap=np.array(
@@ -86,7 +98,7 @@ class LinearGroup:
         )
 
     def evaluate(self, cells: I64, measure: I64, contribution: I64) -> None:
-        """Fill the measures and contributions of these rules from a slot-major matrix."""
+        """Fill the measures and contributions of these rules from a row-major cell matrix."""
         if not len(self.rules):
             return
         values = np.empty((len(self.rules), cells.shape[1]), dtype=cells.dtype)
@@ -96,6 +108,63 @@ class LinearGroup:
         measure[self.rules] = values
         quotient = values // self.per if self.per is not None else values
         contribution[self.rules] = linear(quotient, self.points, self.cap, self.capped)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Points per cell row, summed over linear rules without cap or ``per``: their total
+    contribution is ``row_points @ cells``, exact while ``total * records < 2**62``."""
+
+    row_points: I64 | None  # [rows]; None when there are no such rules
+    total: int  # sum of |row_points|
+
+    @classmethod
+    def of(
+        cls,
+        compiled: CompiledScheme,
+        measure: int,
+        among: set[int],
+        rows: tuple[I64, ...],
+        width: int,
+    ) -> Weights:
+        """The weights of the rules ``among`` of one measure kind, over a cell matrix of
+        ``width`` rows of which rule ``r`` reads ``rows[r]``."""
+        points = np.zeros(width, dtype=object)
+        used = False
+        for i, r in enumerate(compiled.rules):
+            if i in among and r.measure == measure and r.points is not None:
+                used = True
+                for row in rows[i].tolist():
+                    points[row] += r.points
+        total = int(sum(abs(int(p)) for p in points))
+        if not used or total >= _DIRECT_BOUND:
+            return cls(None, total)
+        return cls(points.astype(np.int64), total)
+
+    def apply(self, cells: I64, records: int) -> I64 | None:
+        """The weighted sum per subject, or None when it could overflow (or no rule has
+        weights): the rules are then evaluated one by one."""
+        if self.row_points is None or cells.dtype != np.int64:
+            return None
+        if self.total * max(records, 1) >= _DIRECT_BOUND:
+            return None
+        out: I64 = np.einsum("i,ij->j", self.row_points, cells)
+        return out
+
+
+def rules_read(cond: Condition) -> set[str]:
+    """The ids of the rules whose measure a condition reads."""
+    if isinstance(cond, RuleCondition):
+        return {cond.rule}
+    if isinstance(cond, AllOf):
+        return set().union(*(rules_read(c) for c in cond.all))
+    if isinstance(cond, AnyOf):
+        return set().union(*(rules_read(c) for c in cond.any))
+    if isinstance(cond, Not):
+        return rules_read(cond.not_)
+    if isinstance(cond, Related):
+        return rules_read(cond.related.where)
+    return set()
 
 
 @dataclass(frozen=True)
@@ -109,8 +178,16 @@ class Program:
     list_when: tuple[Compiled, ...]
     measure_ids: tuple[str, ...]
     measure_when: tuple[Compiled, ...]
-    linear_counts: LinearGroup
-    linear_amounts: LinearGroup
+    grade_bounds: I64 | None  # the grade mins in ascending order, when they descend strictly
+    linear_counts: LinearGroup  # linear count rules a condition reads, or capped, or with per
+    linear_amounts: LinearGroup  # ... and amount rules
+    direct_counts: LinearGroup  # the other linear count rules: a weight per cell row each
+    direct_amounts: LinearGroup  # ... and amount rules
+    count_weights: Weights
+    amount_weights: Weights
+    summed: dict[tuple[bool, bool], I64]  # rules to sum, by (count, amount) weights used
+    rule_rows: tuple[I64, ...]  # per rule, the rows it reads of the matrix of its measure
+    amount_row: I64  # [cell rows]: a cell row's row in the amount matrix (0: none)
     other_rules: tuple[int, ...]  # rules in table form, and days_since rules
     plan: NetworkPlan | None = None  # relation conditions and peer rules (docs/networks.md)
 
@@ -128,10 +205,37 @@ class Program:
         lists = {spec.id: i for i, spec in enumerate(s.lists)}
         plan = NetworkPlan.of(s)
         related = plan.related_index
+        read = {rules[r] for c in [*(x.when for x in s.lists), *(m.when for m in s.measures)]
+                for r in rules_read(c)}
+        direct = {
+            i
+            for i, r in enumerate(compiled.rules)
+            if r.measure in (MEASURE_COUNT, MEASURE_AMOUNT)
+            and r.points is not None
+            and r.per == 1
+            and r.cap is None
+            and i not in read
+        }
+        others = set(range(len(compiled.rules))) - direct
+        direct_count_rules = {i for i in direct if compiled.rules[i].measure == MEASURE_COUNT}
+        direct_amount_rules = direct - direct_count_rules
+        # amounts are summed only over the slots an amount rule reads: a matrix of its own
+        amount_row = np.zeros(compiled.n_slots + 1, dtype=np.int64)
+        amount_row[compiled.amount_slots + 1] = np.arange(1, len(compiled.amount_slots) + 1)
+        rule_rows = tuple(
+            amount_row[r.slots + 1] if r.measure == MEASURE_AMOUNT else r.slots + 1
+            for r in compiled.rules
+        )
+        amount_width = len(compiled.amount_slots) + 1
+        mins = [g.min for g in s.grades[:-1]]
+        descending = all(b is not None for b in mins) and all(
+            a > b for a, b in itertools.pairwise(mins)  # type: ignore[operator]
+        )
         return cls(
             compiled=compiled,
             grade_names=tuple(g.grade for g in s.grades),
             grade_min=tuple(g.min for g in s.grades),
+            grade_bounds=np.array(mins[::-1], dtype=np.int64) if descending else None,
             list_ids=tuple(spec.id for spec in s.lists),
             list_when=tuple(
                 compile_condition(spec.when, rules, grades, lists, related) for spec in s.lists
@@ -140,8 +244,28 @@ class Program:
             measure_when=tuple(
                 compile_condition(m.when, rules, grades, lists, related) for m in s.measures
             ),
-            linear_counts=LinearGroup.of(compiled, MEASURE_COUNT),
-            linear_amounts=LinearGroup.of(compiled, MEASURE_AMOUNT),
+            linear_counts=LinearGroup.of(compiled, MEASURE_COUNT, others, rule_rows),
+            linear_amounts=LinearGroup.of(compiled, MEASURE_AMOUNT, others, rule_rows),
+            direct_counts=LinearGroup.of(compiled, MEASURE_COUNT, direct, rule_rows),
+            direct_amounts=LinearGroup.of(compiled, MEASURE_AMOUNT, direct, rule_rows),
+            count_weights=Weights.of(
+                compiled, MEASURE_COUNT, direct, rule_rows, compiled.n_slots + 1
+            ),
+            amount_weights=Weights.of(compiled, MEASURE_AMOUNT, direct, rule_rows, amount_width),
+            summed={
+                (wc, wa): np.array(
+                    sorted(
+                        others
+                        | (set() if wc else direct_count_rules)
+                        | (set() if wa else direct_amount_rules)
+                    ),
+                    dtype=np.int64,
+                )
+                for wc in (False, True)
+                for wa in (False, True)
+            },
+            rule_rows=rule_rows,
+            amount_row=amount_row,
             other_rules=tuple(
                 i
                 for i, r in enumerate(compiled.rules)
@@ -176,35 +300,59 @@ class PartState:
     slot: I64 | None = None  # per record of the partition
 
 
-def slot_index(
-    prep: Prepared, lo: int, hi: int, at: int, t: npt.NDArray[np.intp]
-) -> npt.NDArray[np.intp]:
-    """For records ``lo:hi`` (of types ``t``), their entry in ``prep.tables.slot_table``.
+@dataclass(frozen=True)
+class DayTables:
+    """Per type (position in the records' type dictionary), the day thresholds of one date:
+    a record counts at ``at`` when ``occurred <= at``, ``recorded <= recorded_by`` (its
+    notice is over), ``occurred > occurred_after`` (younger than the last window of the
+    rules that read its type) and no ``ref`` record ended it by ``at``; it is one band
+    further for each ``occurred <= band_by[k]``."""
 
-    That entry is the record's slot at day ``at``, or the dump when it does not count: it
-    occurred later, is still in its notice period, was ended by a ``ref`` record, its type
-    is unknown, or its age puts it outside every window of the rules that read its type.
-    """
-    tables = prep.tables
-    d = len(tables.names)
-    occurred = prep.occurred[lo:hi]
-    index = t.copy()
-    for cut in tables.cuts:
-        # age >= cut  <=>  occurred <= at - cut: one band further
-        np.add(index, d, out=index, where=occurred <= _shift(at, cut)[t])
-    dead = prep.recorded[lo:hi] > _shift(at, tables.delay)[t]
-    if not prep.recorded_after_occurred:
-        dead |= occurred > at  # else implied: recorded >= occurred > at >= at - delay
-    if prep.ended is not None:
-        dead |= prep.ended[lo:hi] <= at
-    np.copyto(index, len(tables.slot_table) - 1, where=dead)
-    return index
+    at: int
+    recorded_by: I32
+    occurred_after: I32
+    band_by: I32  # [K', types]
+
+    @classmethod
+    def of(cls, tables: TypeTables, at: int) -> DayTables:
+        """The thresholds of day ``at`` (``at`` minus each delay or cut, in the int32 range:
+        a cut or delay of ``NEVER`` is a day no record reaches)."""
+        low, high = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+
+        def less(days: I32) -> I32:
+            out: I32 = np.clip(at - days.astype(np.int64), low, high).astype(np.int32)
+            return out
+
+        return cls(at, less(tables.delay), less(tables.stop_cut), less(tables.mid_cuts))
+
+
+def cell_rows(
+    prep: Prepared, lo: int, hi: int, day: DayTables
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[Any]]:
+    """The types of records ``lo:hi`` and their cell rows at ``day.at``: the slot plus one,
+    or 0 when the record does not count (it occurred later, is still in its notice period,
+    was ended by a ``ref`` record, its type is unknown, or its age puts it outside every
+    window of the rules that read its type)."""
+    at = day.at
+    t = prep.type_index[lo:hi].astype(np.intp)
+    occ = prep.occurred[lo:hi]
+    live = occ <= at
+    live &= prep.recorded[lo:hi] <= np.take(day.recorded_by, t, mode="clip")
+    live &= occ > np.take(day.occurred_after, t, mode="clip")
+    a, b = np.searchsorted(prep.ended_rows, (lo, hi))
+    if b > a:
+        live[prep.ended_rows[a:b][prep.ended_on[a:b] <= at] - lo] = False
+    rows = np.take(prep.tables.first_row, t, mode="clip")
+    for band_by in day.band_by:
+        rows += occ <= np.take(band_by, t, mode="clip")
+    rows *= live
+    return t, rows
 
 
 def change_days(
     tables: TypeTables, type_index: npt.NDArray[Any], occurred: I32, recorded: I32
 ) -> I64:
-    """For each record, the days on which :func:`slot_index` may give it a new slot.
+    """For each record, the days on which :func:`cell_rows` may give it a new slot.
 
     ``[records, bands]``, int64: the day it comes into effect (its ``recorded_at`` plus its
     notice delay, and not before it occurred), then the day its age reaches each band cut
@@ -225,19 +373,6 @@ def change_days(
     return out
 
 
-def record_slots(prep: Prepared, lo: int, hi: int, at: int) -> I64:
-    """The slot of each record in rows ``lo:hi`` at day ``at`` (``n_slots``: counts for none)."""
-    t = prep.type_index[lo:hi].astype(np.intp)
-    slots: I64 = prep.tables.slot_table[slot_index(prep, lo, hi, at, t)]
-    return slots
-
-
-def _shift(at: int, days: I32) -> I32:
-    """``at - days`` per type, clipped to int32 (``NEVER`` days give a day before all)."""
-    out: I32 = np.maximum(at - days.astype(np.int64), _NO_DAY + 1).astype(np.int32)
-    return out
-
-
 def evaluate_partition(
     prog: Program,
     prep: Prepared,
@@ -247,49 +382,74 @@ def evaluate_partition(
     *,
     trace: bool = False,
     network: NetworkState | None = None,
+    day: DayTables | None = None,
 ) -> PartState:
     """Evaluate subjects ``first:last`` (indices into ``prep.codes``) at day ``at``.
 
     A scheme with relation conditions or peer rules needs ``network``: the facts of
-    :mod:`socialcredit.engine.network` at the same day."""
+    :mod:`socialcredit.engine.network` at the same day. ``day`` is
+    ``DayTables.of(prep.tables, at)``, given when many partitions are evaluated."""
     c = prog.compiled
     lo, hi = prep.record_range(first, last)
     n = last - first
     width = c.n_slots + 1
-    t = prep.type_index[lo:hi].astype(np.intp)
-    index = slot_index(prep, lo, hi, at, t)
-    # cells are slot-major (slot * n + subject - first), so a slot's row is contiguous
-    key = (prep.tables.slot_table * n - first)[index]
+    t, rows = cell_rows(prep, lo, hi, day if day is not None else DayTables.of(prep.tables, at))
+    # cells are row-major (row * n + subject - first), so a slot's row is contiguous
+    key = rows.astype(np.intp)
+    key *= n
     key += prep.subject[lo:hi]
+    if first:
+        key -= first
     cells = n * width
     counts = np.bincount(key, minlength=cells).reshape(width, n)
-    amounts = (
-        _amounts(prep, lo, hi, t, key, cells).reshape(width, n) if len(c.amount_slots) else None
+    amounts, amount_bound = (
+        _amounts(prog, prep, lo, hi, rows, first, n)
+        if len(c.amount_slots)
+        else (None, 0)
     )
     latest = (
-        _latest(prep, lo, hi, t, key, cells).reshape(width, n) if len(c.days_since_slots) else None
+        _latest(prep, lo, t, key, cells).reshape(width, n)
+        if len(c.days_since_slots)
+        else None
     )
 
     n_rules = len(c.rules)
-    # measures are int64, or Python integers where sums of amounts pass 64 bits
-    measure = np.zeros((n_rules, n), dtype=np.int64 if amounts is None else amounts.dtype)
+    # measures are int64, or Python integers where sums of amounts pass 64 bits; rows that
+    # nothing reads stay unwritten unless traced
+    blank = np.zeros if trace else np.empty
+    measure = blank((n_rules, n), dtype=np.int64 if amounts is None else amounts.dtype)
     has = np.ones((n_rules, n), dtype=np.bool_)
-    contribution = np.zeros((n_rules, n), dtype=np.int64)
-    prog.linear_counts.evaluate(counts, measure, contribution)
-    if amounts is not None:
-        prog.linear_amounts.evaluate(amounts, measure, contribution)
+    contribution = blank((n_rules, n), dtype=np.int64)
+    # rules without cap or per that no condition reads add up by weight (``weighed``);
+    # where that could overflow, they are evaluated one by one like the others
+    weighed: list[tuple[LinearGroup, I64, I64]] = []
+    use = [False, False]  # whether the count and the amount weights are used
+    for k, (group, direct, weights, matrix, bound) in enumerate((
+        (prog.linear_counts, prog.direct_counts, prog.count_weights, counts, hi - lo),
+        (prog.linear_amounts, prog.direct_amounts, prog.amount_weights, amounts, amount_bound),
+    )):
+        if matrix is None:
+            continue
+        group.evaluate(matrix, measure, contribution)
+        total = weights.apply(matrix, bound)
+        if total is None:
+            direct.evaluate(matrix, measure, contribution)
+        else:
+            weighed.append((direct, matrix, total))
+            use[k] = True
     for r in prog.other_rules:
         rule = c.rules[r]
+        rule_rows = prog.rule_rows[r]
         if rule.measure == MEASURE_COUNT:
-            measure[r] = _sum_columns(counts, rule.slots)
+            measure[r] = _sum_columns(counts, rule_rows)
         elif rule.measure == MEASURE_AMOUNT:
             assert amounts is not None
-            measure[r] = _sum_columns(amounts, rule.slots)
+            measure[r] = _sum_columns(amounts, rule_rows)
         else:
             assert latest is not None
             last_day = (
-                latest[rule.slots].max(axis=0)
-                if len(rule.slots)
+                latest[rule_rows].max(axis=0)
+                if len(rule_rows)
                 else np.full(n, _NO_DAY, dtype=np.int64)
             )
             has[r] = last_day != _NO_DAY
@@ -303,13 +463,21 @@ def evaluate_partition(
             contribution[r] = _contribution(c.rules[r], measure[r], has[r])
 
     spec = c.scheme.score
-    score = _score(spec.base, spec.min, spec.max, contribution)
+    summed = contribution[prog.summed[use[0], use[1]]] if weighed else contribution
+    score = _score(spec.base, spec.min, spec.max, summed, [w for _, _, w in weighed])
+    if trace:  # the weighed rules one by one, to show (the score is already summed)
+        for direct, matrix, _ in weighed:
+            direct.evaluate(matrix, measure, contribution)
 
-    grade = np.full(n, len(prog.grade_names) - 1, dtype=np.int16)
-    for g in range(len(prog.grade_names) - 2, -1, -1):
-        bound = prog.grade_min[g]
-        assert bound is not None  # validated: every grade but the last has a min
-        grade[score >= bound] = g
+    if prog.grade_bounds is not None:
+        found = np.searchsorted(prog.grade_bounds, score, side="right")
+        grade = (len(prog.grade_names) - 1 - found).astype(np.int16)
+    else:
+        grade = np.full(n, len(prog.grade_names) - 1, dtype=np.int16)
+        for g in range(len(prog.grade_names) - 2, -1, -1):
+            least = prog.grade_min[g]
+            assert least is not None  # validated: every grade but the last has a min
+            grade[score >= least] = g
 
     facts = Facts(
         measure=measure,
@@ -326,7 +494,8 @@ def evaluate_partition(
         applied[i] = when(facts)
     if not trace:
         return PartState(score, grade, facts.lists, applied)
-    slot = prep.tables.slot_table[index]
+    slot = rows.astype(np.int64) - 1
+    slot[slot < 0] = c.n_slots
     return PartState(score, grade, facts.lists, applied, facts, contribution, slot)
 
 
@@ -342,44 +511,73 @@ def _sum_columns(matrix: npt.NDArray[np.int64], rows: I64) -> I64:
 
 
 def _amounts(
-    prep: Prepared, lo: int, hi: int, t: npt.NDArray[np.intp], key: I64, cells: int
-) -> I64:
-    """Sum of amounts per cell over the records an amount rule reads; exact."""
-    a, b = prep.amount_rows.searchsorted((lo, hi))
-    where = prep.amount_rows[a:b] - lo
-    if prep.amount_exact is None:
-        sums = np.bincount(key[where], weights=prep.amount_float[a:b], minlength=cells)
-        return sums.astype(np.int64)
-    values = prep.amount_exact[a:b]
-    if not len(values) or int(values.max()) * len(values) <= _INT64_MAX:
+    prog: Program,
+    prep: Prepared,
+    lo: int,
+    hi: int,
+    rows: npt.NDArray[Any],
+    first: int,
+    n: int,
+) -> tuple[I64, int]:
+    """Sums of amounts per amount row and subject (``[amount rows, n]``) over the records an
+    amount rule reads, exact; and a bound on every such sum."""
+    types = prep.type_index[lo:hi]
+    hit = np.zeros(hi - lo, dtype=np.bool_)
+    for k in np.flatnonzero(prep.tables.amount).tolist():  # Python ints keep compares narrow
+        hit |= types == k
+    where = np.flatnonzero(hit)
+    values = prep.amount[lo:hi][where]
+    key = prog.amount_row[rows[where]] * n
+    key += prep.subject[lo:hi][where]
+    if first:
+        key -= first
+    width = len(prog.compiled.amount_slots) + 1
+    cells = width * n
+    peak = int(values.max()) if len(values) else 0
+    bound = peak * len(values)
+    if bound < _FLOAT_EXACT:
+        sums = np.bincount(key, weights=values.astype(np.float64), minlength=cells)
+        return sums.astype(np.int64).reshape(width, n), bound
+    if bound <= _INT64_MAX:
         exact = np.zeros(cells, dtype=np.int64)
-        np.add.at(exact, key[where], values)
-        return exact
+        np.add.at(exact, key, values)
+        return exact.reshape(width, n), bound
     # sums that may pass 64 bits: Python integers, kept only where they are needed
     big = np.zeros(cells, dtype=object)
-    np.add.at(big, key[where], values.astype(object))
+    np.add.at(big, key, values.astype(object))
     if max(big.max(), 0) <= _INT64_MAX:
-        return big.astype(np.int64)
-    return big
+        return big.astype(np.int64).reshape(width, n), bound
+    return big.reshape(width, n), bound
 
 
-def _latest(prep: Prepared, lo: int, hi: int, t: npt.NDArray[np.intp], key: I64, cells: int) -> I64:
+def _latest(
+    prep: Prepared, lo: int, t: npt.NDArray[np.intp], key: I64, cells: int
+) -> I64:
     """Latest occurrence per cell, over the records a days_since rule reads."""
     latest = np.full(cells, _NO_DAY, dtype=np.int64)
     where = np.flatnonzero(prep.tables.days_since[t])
-    np.maximum.at(latest, key[where], prep.occurred[lo:hi][where].astype(np.int64))
+    np.maximum.at(latest, key[where], prep.occurred[lo : lo + len(key)][where].astype(np.int64))
     return latest
 
 
-def _score(base: int, low: int | None, high: int | None, contribution: I64) -> I64:
-    """``base + sum(contributions)``, raised to ``low`` and lowered to ``high``; exact.
+def _score(
+    base: int, low: int | None, high: int | None, contribution: I64, extra: list[I64]
+) -> I64:
+    """``base + sum(contributions) + sum(extra)``, raised to ``low`` and lowered to ``high``;
+    exact.
 
     Sums that may pass 64 bits are added as Python integers and bounded before they are
     stored; a bounded score that still does not fit raises ScoreOverflow.
     """
-    rules = contribution.shape[0]
-    if rules and int(np.abs(contribution).max()) > (_INT64_MAX - abs(base)) // (rules + 1):
+    parts = contribution.shape[0] + len(extra)
+    peak = max(
+        [int(np.abs(contribution).max()) if contribution.size else 0]
+        + [int(np.abs(e).max()) for e in extra if e.size]
+    )
+    if parts and peak > (_INT64_MAX - abs(base)) // (parts + 1):
         exact = base + contribution.astype(object).sum(axis=0)
+        for e in extra:
+            exact = exact + e.astype(object)
         if low is not None:
             exact = np.maximum(exact, low)
         if high is not None:
@@ -390,6 +588,8 @@ def _score(base: int, low: int | None, high: int | None, contribution: I64) -> I
         out: I64 = exact.astype(np.int64)
         return out
     score: I64 = base + contribution.sum(axis=0, dtype=np.int64)
+    for e in extra:
+        score += e
     if low is not None:
         np.maximum(score, low, out=score)
     if high is not None:
@@ -471,29 +671,43 @@ def evaluate_all(
     workers: int | None = None,
     records_per_partition: int = PARTITION_RECORDS,
     network: NetworkState | None = None,
+    processes: bool = False,
 ) -> Evaluated:
     """Evaluate every subject of ``prep`` at day ``at``, partition by partition (with the
-    network facts of that day when the scheme uses relations or peer ratings)."""
+    network facts of that day when the scheme uses relations or peer ratings), on
+    ``workers`` threads, or forked processes with ``processes``."""
     n = prep.n_subjects
+    parts = partitions(prep, records_per_partition)
+    threads = workers if workers is not None else default_workers()
+    fork = (
+        processes
+        and threads > 1
+        and len(parts) > 1
+        and prep.n_records >= forked.MIN_RECORDS
+        and forked.available()
+    )
+    empty = forked.shared_empty if fork else np.empty
     out = Evaluated(
-        score=np.zeros(n, dtype=np.int64),
-        grade=np.zeros(n, dtype=np.int16),
-        lists=np.zeros((len(prog.list_ids), n), dtype=np.bool_),
-        applied=np.zeros((len(prog.measure_ids), n), dtype=np.bool_),
+        score=empty(n, np.int64),
+        grade=empty(n, np.int16),
+        lists=empty((len(prog.list_ids), n), np.bool_),
+        applied=empty((len(prog.measure_ids), n), np.bool_),
         network=network,
     )
-    parts = partitions(prep, records_per_partition)
+
+    day = DayTables.of(prep.tables, at)
 
     def run(bounds: tuple[int, int]) -> None:
         a, b = bounds
-        st = evaluate_partition(prog, prep, a, b, at, network=network)
+        st = evaluate_partition(prog, prep, a, b, at, network=network, day=day)
         out.score[a:b] = st.score
         out.grade[a:b] = st.grade
         out.lists[:, a:b] = st.lists
         out.applied[:, a:b] = st.applied
 
-    threads = workers if workers is not None else default_workers()
-    if threads <= 1 or len(parts) <= 1:
+    if fork:
+        forked.map_forked(run, parts, threads)
+    elif threads <= 1 or len(parts) <= 1:
         for p in parts:
             run(p)
     else:

@@ -2,7 +2,7 @@
 
 Evaluating every subject at every step would cost agents times steps. But a subject's
 state at a date is a function of the slots its records fall in (SCHEME.md §3-§4, the
-kernel's :func:`~socialcredit.engine.kernel.slot_index`), and a record's slot changes only
+kernel's :func:`~socialcredit.engine.kernel.cell_rows`), and a record's slot changes only
 on a few days the kernel names (:func:`~socialcredit.engine.kernel.change_days`: when it
 comes into effect, when its age crosses a band cut or leaves every window) and on the day a
 ``ref`` record ends it. So when records are written, the tracker files their subjects under

@@ -106,8 +106,9 @@ def counts(
     # 2. r.occurred_at <= at
     if not r.occurred_at <= at:
         return False
-    # 3. in effect: r.recorded_at + delay <= at (delay only for adverse types)
-    if not r.recorded_at + dt.timedelta(days=delay_of(scheme, r.type)) <= at:
+    # 3. in effect: r.recorded_at + delay <= at (delay only for adverse types), in day
+    # numbers: a delay may pass the last date a date object can hold
+    if not r.recorded_at.toordinal() + delay_of(scheme, r.type) <= at.toordinal():
         return False
     # 4. inside the window: at - r.occurred_at < window_days
     window = rule.get("window_days")

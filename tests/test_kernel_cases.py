@@ -18,6 +18,7 @@ import reference
 from strategies import records_table, scheme_yaml, subjects_table
 
 from socialcredit.engine import evaluate
+from socialcredit.engine.explain import explain
 from socialcredit.scheme.validate import load_scheme_text
 
 AT = "2024-03-01"
@@ -624,6 +625,14 @@ CASES = [
         [rec("a", "good")],
         [row("p", 105, "A")],
     ),
+    # §2: notice_days is any non-negative integer. With 3_000_000_000 an adverse record never
+    # takes effect (100); a record that is not adverse has no notice (100 + 5 = 105).
+    Case(
+        "notice-beyond-int32",
+        scheme(notice_days=3_000_000_000, rules=[COUNT_BAD, COUNT_GOOD]),
+        [rec("a", "bad"), rec("b", "good")],
+        [row("p", 105, "A")],
+    ),
 ]
 
 
@@ -681,3 +690,14 @@ def test_reference_decisions(n_bad: int, action: str, outcome: str, reasons: tup
     decision = reference.decide(model, state, action)
     assert (decision.outcome, decision.reasons) == (outcome, reasons)
     assert decision.allowed == (outcome != "denied")
+
+
+def test_a_notice_past_the_calendar_is_explained() -> None:
+    case = next(c for c in CASES if c.name == "notice-beyond-int32")
+    model = load_scheme_text(scheme_yaml(case.scheme), case.name)
+    states = evaluate(model, subjects_table(case.subjects), records_table(case.records), case.at)
+    (waiting,) = explain(states, "p").not_counted
+    assert (waiting.id, waiting.reason) == (
+        "a",
+        "not yet in effect: in its notice period until after 9999-12-31",
+    )

@@ -19,6 +19,20 @@ def from_day(day: int) -> dt.date:
     return EPOCH + dt.timedelta(days=int(day))
 
 
+_LAST = (dt.date.max - EPOCH).days
+_FIRST = (dt.date.min - EPOCH).days
+
+
+def day_text(day: int) -> str:
+    """A day number as ``YYYY-MM-DD``, or the calendar's end it lies beyond (a notice or a
+    window may reach past the last date a calendar holds)."""
+    if day > _LAST:
+        return f"after {dt.date.max.isoformat()}"
+    if day < _FIRST:
+        return f"before {dt.date.min.isoformat()}"
+    return from_day(day).isoformat()
+
+
 def parse_date(text: str) -> dt.date:
     """Parse a strict ``YYYY-MM-DD`` date, raising ValueError with a readable message."""
     if len(text) != 10 or text[4] != "-" or text[7] != "-":

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from socialcredit.days import from_day
+from socialcredit.days import day_text, from_day
 from socialcredit.engine.columns import Prepared
 from socialcredit.engine.conditions import condition_parts, render_condition
 from socialcredit.engine.kernel import Program, evaluate_partition
@@ -259,7 +259,7 @@ def _why_not(prep: Prepared, row: int, at: int) -> str:
         return f"it occurred after {from_day(at).isoformat()}"
     effective = max(int(prep.occurred[row]), int(prep.recorded[row]) + int(c.delay[code]))
     if effective > at:
-        return f"not yet in effect: in its notice period until {from_day(effective).isoformat()}"
+        return f"not yet in effect: in its notice period until {day_text(effective)}"
     if prep.ended_day(row) <= at:
         ended = from_day(prep.ended_day(row)).isoformat()
         return f"ended on {ended} by a record that resolves or voids it"

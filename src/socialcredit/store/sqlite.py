@@ -109,7 +109,8 @@ class SqliteLedger(Ledger):
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
-        self._subject_cache: dict[str, int] = {}
+        self._subject_codes = pa.array([], pa.string())
+        self._subject_entries = pa.array([], pa.int64())
         self._subject_mark = 0
 
     # -- opening ------------------------------------------------------------------------
@@ -279,25 +280,28 @@ class SqliteLedger(Ledger):
             table = pa.table({"code": codes, "seq": pa.array(seqs, pa.int64()),
                               "kind": pa.array(found_kinds, pa.string())})
         else:
-            known = self._subject_seqs()
-            seqs = pa.array([known.get(code) for code in codes.to_pylist()], pa.int64())
-            table = pa.table({"code": codes, "seq": seqs})
+            known_codes, known_seqs = self._subject_index()
+            position = pc.index_in(codes, value_set=known_codes)
+            table = pa.table({"code": codes, "seq": known_seqs.take(position)})
         return table.filter(pc.is_valid(table["seq"]))
 
-    def _subject_seqs(self) -> dict[str, int]:
-        """The entry of every registered subject, by code.
+    def _subject_index(self) -> tuple[pa.Array, pa.Array]:
+        """The code and entry of every registered subject.
 
         Kept in memory and brought up to date from the entries added since (subjects are
         only ever appended, so what was read stays true). Call it inside a transaction.
         """
-        known = self._subject_cache
         rows = self._db.execute(
             "SELECT seq, code FROM subjects WHERE seq > ? ORDER BY seq", (self._subject_mark,)
         ).fetchall()
         if rows:
-            known.update((code, seq) for seq, code in rows)
-            self._subject_mark = rows[-1][0]
-        return known
+            seqs, codes = zip(*rows, strict=True)
+            self._subject_codes = pa.concat_arrays(
+                [self._subject_codes, pa.array(codes, pa.string())])
+            self._subject_entries = pa.concat_arrays(
+                [self._subject_entries, pa.array(seqs, pa.int64())])
+            self._subject_mark = int(seqs[-1])
+        return self._subject_codes, self._subject_entries
 
     def _existing(self, ids: pa.Array | pa.ChunkedArray) -> pa.Table:
         # First the few ids that are there (the unique index answers alone), then their rows.

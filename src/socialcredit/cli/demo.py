@@ -109,10 +109,15 @@ def _lab(persons: int, seed: int, report: Path) -> None:
         borne = summary(m, "sanctions_borne")
         poorest = borne.get("decile_01", 0) + borne.get("decile_02", 0)
         richest = borne.get("decile_09", 0) + borne.get("decile_10", 0)
+        burden = (
+            f"the poorest fifth bore {100 * poorest:.0f}% of sanctions, the richest fifth "
+            f"{100 * richest:.0f}%"
+            if sum(borne.values())
+            else "no one was sanctioned"
+        )
         out.print(
             f"{run.scheme.scheme.scheme}: {false:,.0f} false records ({voided:,.0f} voided on "
-            f"appeal), {wrongful:,.0f} subjects listed on false records; the poorest fifth bore "
-            f"{100 * poorest:.0f}% of sanctions, the richest fifth {100 * richest:.0f}%",
+            f"appeal), {wrongful:,.0f} subjects listed on false records; {burden}",
             markup=False,
         )
     out.print(f"lab report: {report} (open it in a browser; it works offline)", markup=False)

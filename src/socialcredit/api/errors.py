@@ -19,7 +19,7 @@ from socialcredit.errors import (
 )
 from socialcredit.service.errors import RateLimited, ServiceError, Unauthorized
 
-__all__ = ["install", "responses"]
+__all__ = ["error_response", "install", "responses"]
 
 _DOMAIN: tuple[tuple[type[SocialCreditError], int, str], ...] = (
     (InvalidInput, 422, "invalid_input"),
@@ -46,23 +46,31 @@ def _body(
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-async def _service_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
-    headers = None
-    if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(exc.retry_after)}
-    elif isinstance(exc, Unauthorized):
-        headers = {"WWW-Authenticate": "Bearer"}
-    return _body(exc.status, exc.code, str(exc), headers=headers)
-
-
-async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+def error_response(exc: SocialCreditError) -> JSONResponse:
+    """The answer to an error of the service or of the domain."""
+    if isinstance(exc, ServiceError):
+        headers = None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
+        elif isinstance(exc, Unauthorized):
+            headers = {"WWW-Authenticate": "Bearer"}
+        return _body(exc.status, exc.code, str(exc), headers=headers)
     for cls, status, code in _DOMAIN:
         if isinstance(exc, cls):
             if isinstance(exc, InvalidInput):
                 return _body(status, code, f"{exc.what} is invalid", [str(p) for p in exc.problems])
             return _body(status, code, str(exc))
     return _body(400, "refused", str(exc))
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return error_response(exc)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SocialCreditError)
+    return error_response(exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -88,39 +88,69 @@ def serve(
 ) -> None:
     """Run the HTTP service (docs/service.md) until interrupted."""
     import os
+    import shutil
+    import tempfile
 
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    from socialcredit.api import create_app
-    from socialcredit.api.app import SETTINGS_VARIABLE
+    from socialcredit.api.app import RUNTIME_VARIABLE, SETTINGS_VARIABLE, SUPERVISOR_VARIABLE
     from socialcredit.service import Service
+    from socialcredit.service.access import AccessLogServer
+    from socialcredit.service.published import Publisher, publishable
+    from socialcredit.service.states import StateCache
 
     settings = _settings(
         database, config, host=host, port=port, schemes=scheme or None, workers=workers
     )
-    svc = Service.open(settings, background=True)  # checks the database and the schemes
-    out.print(
-        f"serving {len(svc.schemes)} scheme(s) on http://{settings.host}:{settings.port}"
-        + (f" with {settings.workers} processes" if settings.workers > 1 else ""),
-        markup=False,
+    # This process supervises: it delivers the outbox (and checkpoints SQLite's log),
+    # scores the ledger for every process and publishes the states, and starts the
+    # processes that answer requests; they share the port and reach it through files and
+    # sockets in ``runtime``.
+    shm = Path("/dev/shm")
+    runtime = Path(
+        tempfile.mkdtemp(prefix="socialcredit-", dir=shm if os.access(shm, os.W_OK) else None)
     )
-    common = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": "warning",
-        "access_log": False,
-    }
-    if settings.workers == 1:
-        uvicorn.run(create_app(svc), **common)  # type: ignore[arg-type]
-        return
-    svc.close()
-    os.environ[SETTINGS_VARIABLE] = settings.model_dump_json()
-    uvicorn.run(
-        "socialcredit.api.app:from_environment",
-        factory=True,
-        workers=settings.workers,
-        **common,  # type: ignore[arg-type]
-    )
+    try:
+        svc = Service.open(settings, background=True, listen=runtime / "wake")
+        publisher = None
+        if publishable(svc.schemes) and isinstance(svc.states, StateCache):
+            (runtime / "states").mkdir()
+            publisher = Publisher(svc.states, svc.day, runtime / "states", runtime / "publish")
+        log_server = None
+        if svc.db.dialect == "sqlite":  # one writer: the access log of every process here
+            log_server = AccessLogServer(svc.access_log, runtime / "access")
+        try:
+            out.print(
+                f"serving {len(svc.schemes)} scheme(s) on http://{settings.host}:{settings.port}"
+                + (f" with {settings.workers} processes" if settings.workers > 1 else ""),
+                markup=False,
+            )
+            os.environ[SETTINGS_VARIABLE] = settings.model_dump_json()
+            os.environ[RUNTIME_VARIABLE] = str(runtime)
+            os.environ[SUPERVISOR_VARIABLE] = str(os.getpid())
+            server = uvicorn.Config(
+                "socialcredit.api.app:from_environment",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                log_level="warning",
+                access_log=False,
+            )
+            sock = server.bind_socket()
+            try:
+                Multiprocess(server, sockets=[sock]).run()
+            finally:
+                sock.close()
+        finally:
+            if publisher is not None:
+                publisher.close()
+            if log_server is not None:
+                log_server.close()
+            svc.close()
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 @db_app.command("upgrade")

@@ -29,7 +29,7 @@ from socialcredit.service.access import declared, log_read
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal
 from socialcredit.service.errors import Conflict, Forbidden, NotFound
-from socialcredit.service.notices import deliver, write_notice
+from socialcredit.service.notices import write_notice
 from socialcredit.store import Ledger
 
 __all__ = [
@@ -91,11 +91,9 @@ def _appeal(svc: Service, row: tuple[Any, ...]) -> Appeal:
 
 
 def contested_ids(svc: Service, subject: str) -> set[str]:
-    """The subject's records under an open appeal."""
-    rows = svc.db.query(
-        f"SELECT a.record_id FROM {_FROM} WHERE a.subject = ? AND d.appeal_id IS NULL", (subject,)
-    )
-    return {str(r[0]) for r in rows}
+    """The subject's records under an open appeal (kept in memory while no appeal is
+    filed or decided: :meth:`~socialcredit.service.states.States.contested`)."""
+    return set(svc.states.contested(subject))
 
 
 def _reason(text: str, what: str) -> str:
@@ -204,7 +202,7 @@ def decide_appeal(
     if appeal.status != "open":
         raise Conflict(f"appeal {appeal_id} was decided already: {appeal.status}")
     _close(svc, appeal, outcome, reason.strip(), who.name)
-    deliver(svc)
+    svc.outbox_written()
     return appeal_of(svc, appeal.subject, appeal_id)
 
 
@@ -298,7 +296,7 @@ def sweep(svc: Service) -> int:
         _close(svc, _appeal(svc, row), "lapsed", "not decided in time", "the service")
     svc.swept_on = svc.day()
     if rows:
-        deliver(svc)
+        svc.outbox_written()
     return len(rows)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 
 from socialcredit.days import to_day
 from socialcredit.service.access import AccessLogWriter
@@ -19,7 +20,7 @@ from socialcredit.service.ratelimit import RateLimiter
 from socialcredit.service.schemes import ActiveScheme, load_active
 from socialcredit.service.settings import Settings
 from socialcredit.service.sinks import Sink, make_sink
-from socialcredit.service.states import StateCache
+from socialcredit.service.states import StateCache, States, Watch
 from socialcredit.store.service_db import ServiceDB, open_service_db
 
 __all__ = ["Clock", "Service"]
@@ -42,6 +43,10 @@ class Service:
         clock: Clock = utc_now,
         sink: Sink | None = None,
         background: bool = False,
+        listen: Path | None = None,
+        wake: Callable[[], None] | None = None,
+        published: Path | None = None,
+        access_log: Path | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -52,15 +57,39 @@ class Service:
         except BaseException:
             self.db.close()
             raise
-        self.access_log = AccessLogWriter(settings.database, checkpoints=not background)
-        self.states = StateCache(self.db, self.ledger, self.schemes)
+        # the dispatcher checkpoints SQLite's log: this process's, or the supervisor's
+        background_elsewhere = wake is not None
+        self.access_log = AccessLogWriter(
+            settings.database,
+            checkpoints=not (background or background_elsewhere),
+            remote=access_log,
+        )
+        ledger, db = self.ledger, self.db
+        self.watch = Watch(settings.database, lambda: ledger.writes + db.writes)
+        self.states: States
+        if published is None:
+            self.states = StateCache(ledger, self.schemes, self.watch)
+        else:
+            from socialcredit.service.published import PublishedStates
+
+            self.states = PublishedStates(
+                published / "states",
+                published / "publish",
+                ledger,
+                self.schemes,
+                self.watch,
+                self.day,
+            )
         self.limiter = RateLimiter(settings.public_rate, settings.public_burst)
         self.sink: Sink = sink or make_sink(settings)
         self.identity: IdentityProvider = OneTimeTokens(self)
         self.swept_on: int | None = None
-        # with ``background``, a thread delivers the outbox (and checkpoints SQLite's log);
-        # without, each use case delivers what it wrote before it returns
-        self.dispatcher: Dispatcher | None = Dispatcher(self) if background else None
+        # with ``background``, a thread delivers the outbox (and checkpoints SQLite's log),
+        # woken by other processes through ``listen``; with ``wake``, another process
+        # delivers and ``wake`` wakes it; with neither, each use case delivers what it
+        # wrote before it returns
+        self.wake = wake
+        self.dispatcher: Dispatcher | None = Dispatcher(self, listen=listen) if background else None
 
     @classmethod
     def open(
@@ -70,15 +99,37 @@ class Service:
         clock: Clock = utc_now,
         sink: Sink | None = None,
         background: bool = False,
+        listen: Path | None = None,
+        wake: Callable[[], None] | None = None,
+        published: Path | None = None,
+        access_log: Path | None = None,
     ) -> Service:
-        """Open the service on ``settings.database``, which ``db upgrade`` has prepared;
-        ``background``: deliver the outbox on a thread of its own (the server does)."""
-        return cls(settings, clock=clock, sink=sink, background=background)
+        """Open the service on ``settings.database``, which ``db upgrade`` has prepared.
+        ``background``: deliver the outbox on a thread of its own (the server's supervising
+        process does), woken by datagrams on the socket ``listen`` too; ``wake``: the
+        outbox is delivered by another process, which ``wake()`` wakes (a process
+        answering requests); ``published``: the states are scored by another process and
+        published in that directory (:mod:`socialcredit.service.published`);
+        ``access_log``: the socket of the process that commits the access log
+        (:class:`~socialcredit.service.access.AccessLogServer`)."""
+        return cls(
+            settings,
+            clock=clock,
+            sink=sink,
+            background=background,
+            listen=listen,
+            wake=wake,
+            published=published,
+            access_log=access_log,
+        )
 
     def outbox_written(self) -> None:
         """Something was written to the outbox: wake the dispatcher, or deliver now."""
         if self.dispatcher is not None:
             self.dispatcher.wake()
+            return
+        if self.wake is not None:
+            self.wake()
             return
         from socialcredit.service.notices import deliver
         from socialcredit.service.webhooks import deliver_webhooks
@@ -91,6 +142,7 @@ class Service:
         if self.dispatcher is not None:
             self.dispatcher.close()
         self.access_log.close()
+        self.states.close()
         self.ledger.close()
         self.db.close()
 

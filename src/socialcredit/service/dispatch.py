@@ -1,27 +1,33 @@
-"""The background work of a server process: delivering the outbox, and keeping an SQLite
+"""The background work of the server: delivering the outbox, and keeping an SQLite
 write-ahead log short.
 
-:class:`Dispatcher` runs on a thread of its own. It wakes when a use case has written to
-the outbox (:meth:`Dispatcher.wake`) and at least every :data:`TICK_SECONDS`, and then
-delivers pending notices to the sink and pending webhook deliveries to their subscribers
-(each retried with exponential backoff until it is delivered). An answered request never
-waits for a delivery: what it wrote is in the outbox, durably, before it is answered.
+:class:`Dispatcher` runs on a thread of its own, in the server's supervising process (not
+in the processes that answer requests). It wakes when a use case has written to the outbox
+(:meth:`Dispatcher.wake`, or a datagram from another process on the socket it listens on:
+:class:`Waker`) and at least every :data:`TICK_SECONDS`, and then delivers pending notices
+to the sink and pending webhook deliveries to their subscribers (each retried with
+exponential backoff until it is delivered), round after round while the outbox holds more.
+An answered request never waits for a delivery: what it wrote is in the outbox, durably,
+before it is answered.
 
 On SQLite it also checkpoints the write-ahead log (``PASSIVE``: it never blocks a writer),
-so that the thread committing the access log never has to.
+so that the threads committing the access log never have to.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import sqlite3
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from socialcredit.service.core import Service
 
-__all__ = ["TICK_SECONDS", "Dispatcher"]
+__all__ = ["TICK_SECONDS", "Dispatcher", "Waker"]
 
 TICK_SECONDS = 1.0
 log = logging.getLogger(__name__)
@@ -30,13 +36,18 @@ log = logging.getLogger(__name__)
 class Dispatcher:
     """Delivers the outbox of ``svc`` on a thread of its own until :meth:`close`."""
 
-    def __init__(self, svc: Service) -> None:
+    def __init__(self, svc: Service, *, listen: Path | None = None) -> None:
         self._svc = svc
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._wal: sqlite3.Connection | None = None
         if svc.db.dialect == "sqlite":
             self._wal = sqlite3.connect(svc.db.where, check_same_thread=False)
+        self._listener: socket.socket | None = None
+        if listen is not None:  # other processes wake it with a datagram
+            self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._listener.bind(str(listen))
+            threading.Thread(target=self._listen, name="dispatch-wake", daemon=True).start()
         self._thread = threading.Thread(target=self._run, name="dispatch", daemon=True)
         self._thread.start()
 
@@ -44,20 +55,37 @@ class Dispatcher:
         """Deliver soon: something was written to the outbox."""
         self._wake.set()
 
+    def _listen(self) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                if not self._listener.recv(16):
+                    return  # shut down
+            except OSError:  # closed
+                return
+            self._wake.set()
+
     def _run(self) -> None:
-        from socialcredit.service.notices import deliver
+        from socialcredit.service.notices import DELIVER_BATCH, deliver
         from socialcredit.service.webhooks import deliver_webhooks
 
+        more = False
         while not self._stop.is_set():
-            self._wake.wait(TICK_SECONDS)
-            self._wake.clear()
+            if not more:
+                self._wake.wait(TICK_SECONDS)
+                self._wake.clear()
             if self._stop.is_set():
                 break
-            for step in (deliver, deliver_webhooks):
-                try:
-                    step(self._svc)
-                except Exception:  # the outbox keeps what failed; the next round retries
-                    log.exception("delivery failed")
+            more = False
+            try:
+                delivered, _ = deliver(self._svc)
+                more = delivered >= DELIVER_BATCH  # a backlog: the next round at once
+            except Exception:  # the outbox keeps what failed; the next round retries
+                log.exception("delivery failed")
+            try:
+                deliver_webhooks(self._svc)
+            except Exception:
+                log.exception("delivery failed")
             if self._wal is not None:
                 try:
                     self._wal.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -69,6 +97,10 @@ class Dispatcher:
         self._stop.set()
         self._wake.set()
         self._thread.join()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
         from socialcredit.service.notices import deliver
 
         try:
@@ -77,3 +109,21 @@ class Dispatcher:
             log.exception("delivery failed")
         if self._wal is not None:
             self._wal.close()
+
+
+class Waker:
+    """Wakes the dispatcher of another process of the server: one datagram on the socket
+    it listens on. Never blocks and never fails (the dispatcher also wakes on its own)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = str(path)
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.setblocking(False)
+
+    def __call__(self) -> None:
+        with contextlib.suppress(OSError):
+            self._socket.sendto(b"!", self._path)
+
+    def close(self) -> None:
+        """Close the socket."""
+        self._socket.close()

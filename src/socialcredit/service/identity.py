@@ -58,7 +58,7 @@ class OneTimeTokens:
     def issue(self, code: str) -> str:
         """A one-time token for the registered subject ``code``."""
         svc = self.svc
-        if svc.ledger.call(lambda ledger: ledger.kind_of(code)) is None:
+        if svc.ledger.read(lambda ledger: ledger.kind_of(code)) is None:
             raise UnknownSubject(f"{code!r} is not a registered subject")
         token = new_token(SIGNIN_PREFIX)
         expires = svc.now() + dt.timedelta(minutes=svc.settings.signin_minutes)

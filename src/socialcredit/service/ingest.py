@@ -207,7 +207,7 @@ def _existing(svc: Service, ids: list[str]) -> dict[str, dict[str, Any]]:
     def find(ledger: Ledger) -> pa.Table:
         return ledger.find(ids)
 
-    return {row["id"]: row for row in svc.ledger.call(find).to_pylist()}
+    return {row["id"]: row for row in svc.ledger.read(find).to_pylist()}
 
 
 def _owners(svc: Service, ids: list[str]) -> dict[str, str]:
@@ -240,7 +240,7 @@ def _record_and_notify(svc: Service, agency: str, rows: pa.Table) -> int:
             continue
         if kinds is None:
             codes = pc.unique(rows["subject"]).to_pylist()
-            known = svc.ledger.call(partial(Ledger.kinds, codes=codes))
+            known = svc.ledger.read(partial(Ledger.kinds, codes=codes))
             kinds = pc.take(
                 pa.array([known.get(c) for c in codes], pa.string()),
                 pc.index_in(rows["subject"], value_set=pa.array(codes, pa.string())),

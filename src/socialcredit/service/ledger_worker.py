@@ -26,7 +26,7 @@ class LedgerWorker:
     def __init__(self, target: str | Path) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._ledger: Ledger | None = None
-        self.calls = 0  # calls made; a cache of what the ledger holds compares it
+        self.writes = 0  # calls made that may have written; a cache of the ledger compares it
         try:
             self._ledger = self._pool.submit(open_ledger, target).result()
         except BaseException:
@@ -34,14 +34,19 @@ class LedgerWorker:
             raise
 
     def call(self, fn: Callable[[Ledger], T]) -> T:
-        """Run ``fn(ledger)`` on the ledger's thread and return (or raise) what it did."""
+        """Run ``fn(ledger)`` on the ledger's thread and return (or raise) what it did;
+        ``fn`` may write."""
+        try:
+            return self.read(fn)
+        finally:
+            self.writes += 1
+
+    def read(self, fn: Callable[[Ledger], T]) -> T:
+        """Run ``fn(ledger)``, which only reads, on the ledger's thread."""
         ledger = self._ledger
         if ledger is None:
             raise RuntimeError("the ledger is closed")
-        try:
-            return self._pool.submit(fn, ledger).result()
-        finally:
-            self.calls += 1
+        return self._pool.submit(fn, ledger).result()
 
     def close(self) -> None:
         """Close the ledger and stop the thread."""

@@ -17,15 +17,26 @@ declared purpose, as every lookup does, and is written to their access log.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from socialcredit.engine.explain import explain
-from socialcredit.ids import mask, normal_code, ric, uscc
-from socialcredit.service.access import declared, log_read
-from socialcredit.service.appeals import contested_ids
+from socialcredit.ids import mask, ric, uscc
+from socialcredit.service.access import WAIT_SECONDS, Entry, declared, entry
 from socialcredit.service.core import Service
 from socialcredit.service.errors import RateLimited
+from socialcredit.service.schemes import ActiveScheme
+from socialcredit.service.states import Snapshot, code_of
 
-__all__ = ["PUBLIC_FIELDS", "PublicList", "PublicRecord", "PublicView", "lookup"]
+__all__ = [
+    "PUBLIC_FIELDS",
+    "Looked",
+    "PublicList",
+    "PublicRecord",
+    "PublicView",
+    "look",
+    "lookup",
+    "shown",
+]
 
 PUBLIC_FIELDS = {
     "view": ("code", "published", "kind", "lists", "records", "at"),
@@ -71,41 +82,69 @@ def _display(code: str) -> str:
     return code if uscc.is_valid(code) and not ric.is_valid(code) else mask(code, "person")
 
 
-def lookup(svc: Service, code: str, purpose: str | None, client: str) -> PublicView:
-    """What the public may see of ``code``; ``client`` is who asks, for the rate limit."""
-    wait = svc.limiter.take(client)
-    if wait:
-        raise RateLimited(wait)
+@dataclass(frozen=True)
+class Looked:
+    """A lookup that may be answered: the code in normal form, its kind (None when not
+    registered), and the entry it writes in the access log first (a registered person)."""
+
+    code: str
+    kind: str | None
+    entry: Entry | None
+
+
+def look(svc: Service, snap: Snapshot, code: str, purpose: str | None) -> Looked:
+    """Check a lookup (its purpose) against the snapshot, after the rate limit."""
     why = declared(purpose)
-    code = normal_code(code)
-    today = svc.today()
-    kind = svc.states.kind_of(code)
+    code = code_of(code)
+    kind = snap.kind_of(code)
+    logged = entry(svc, code, None, why, "public lookup") if kind == "person" else None
+    return Looked(code, kind, logged)
+
+
+def _published(svc: Service, kind: str | None) -> list[ActiveScheme]:
+    """The active schemes that score ``kind`` and publish a list."""
+    return [
+        a
+        for a in svc.schemes.values()
+        if kind is not None
+        and kind in a.scheme.subjects
+        and any(spec.publish for spec in a.scheme.lists)
+    ]
+
+
+def shown(
+    svc: Service, snap: Snapshot, looked: Looked, today: str, *, may_block: bool = True
+) -> PublicView | None:
+    """What the public sees of a checked lookup, once its entry is durable. Without
+    ``may_block``, None when the answer needs the ledger (an organization's records)."""
+    code, kind = looked.code, looked.kind
     lists: list[PublicList] = []
     records: list[PublicRecord] = []
-    for active in svc.schemes.values():
+    rows: list[dict[str, Any]] | None = None
+    for active in _published(svc, kind):
         scheme = active.scheme
-        if (
-            kind is None
-            or kind not in scheme.subjects
-            or not any(spec.publish for spec in scheme.lists)
-        ):
+        view = snap.scheme(active.id)
+        member = view.lists(code)  # the lists are read off the cached states
+        if member is None:
             continue
-        states = svc.states.scored(active.id, svc.day()).states
-        i = states.index(code)
-        if i is None:
-            continue
-        member = states.raw.lists[:, i]  # the lists are read off the cached states
         lists += [
             PublicList(active.id, spec.id, spec.kind)
             for k, spec in enumerate(scheme.lists)
             if member[k] and spec.publish
         ]
         if kind == "organization":  # only an organization's records are shown: explain them
+            if not may_block:
+                return None
+            if rows is None:
+                table = svc.states.records_of(code)
+                rows = table.to_pylist()
+            states = view.states_of(code, table)
+            assert states is not None
             e = explain(states, code)
             counted = {rid for rule in e.rules for rid in rule.records}
             if counted:
-                contested = contested_ids(svc, code)
-                for row in svc.states.records_of(code).to_pylist():
+                contested = svc.states.contested(code)
+                for row in rows:
                     if row["id"] in counted:
                         records.append(
                             PublicRecord(
@@ -116,16 +155,30 @@ def lookup(svc: Service, code: str, purpose: str | None, client: str) -> PublicV
                                 row["id"] in contested,
                             )
                         )
-    if kind == "person":
-        log_read(svc, code, None, why, "public lookup")
     if kind is None or not (lists or records):
-        return PublicView(_display(code), False, None, today.isoformat())
+        return PublicView(_display(code), False, None, today)
     records.sort(key=lambda r: (r.occurred_at, r.type, r.scheme))
     return PublicView(
         mask(code, kind),
         True,
         kind,
-        today.isoformat(),
+        today,
         tuple(lists),
         tuple(records) if kind == "organization" else (),
     )
+
+
+def lookup(svc: Service, code: str, purpose: str | None, client: str) -> PublicView:
+    """What the public may see of ``code``; ``client`` is who asks, for the rate limit."""
+    wait = svc.limiter.take(client)
+    if wait:
+        raise RateLimited(wait)
+    declared(purpose)
+    today = svc.today().isoformat()
+    snap = svc.states.current(svc.day())
+    looked = look(svc, snap, code, purpose)
+    if looked.entry is not None:
+        svc.access_log.write(looked.entry).result(WAIT_SECONDS)
+    view = shown(svc, snap, looked, today)
+    assert view is not None
+    return view

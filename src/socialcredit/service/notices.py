@@ -27,6 +27,7 @@ from socialcredit.service.errors import NotFound
 from socialcredit.store.service_db import ServiceDB
 
 __all__ = [
+    "DELIVER_BATCH",
     "Notice",
     "NoticeTexts",
     "adverse_notice",
@@ -251,49 +252,67 @@ def notice_of(svc: Service, subject: str, notice_id: int) -> Notice:
     return _notice(row)
 
 
-def deliver(svc: Service, *, limit: int = 10_000) -> tuple[int, int]:
-    """Hand pending notices to the sink; (delivered, failed)."""
+DELIVER_BATCH = 10_000
+
+
+def _line(row: tuple[Any, ...]) -> str:
+    """The message of one outbox row as the JSON line sinks write (keys sorted), from the
+    notice's stored body as it is: the same text as ``json.dumps(message, sort_keys=True,
+    ensure_ascii=False)``, without parsing the body again."""
+    _, nid, subject, kind, record, scheme, created, effective, body = row
+    return (
+        f'{{"content": {body}, "created_at": {_text(created)}, "kind": {_text(kind)}, '
+        f'"notice": {int(nid)}, "record": {_text(record)}, "scheme": {_text(scheme)}, '
+        f'"takes_effect_on": {_text(effective)}, "to": {_text(subject)}}}'
+    )
+
+
+def _message(row: tuple[Any, ...]) -> dict[str, Any]:
+    _, nid, subject, kind, record, scheme, created, effective, body = row
+    return {
+        "notice": int(nid),
+        "to": subject,
+        "kind": kind,
+        "record": record,
+        "scheme": scheme,
+        "created_at": created,
+        "takes_effect_on": effective,
+        "content": json.loads(body),
+    }
+
+
+def deliver(svc: Service, *, limit: int = DELIVER_BATCH) -> tuple[int, int]:
+    """Hand pending notices to the sink, oldest first, at most ``limit``; (delivered,
+    failed). A sink with ``send_lines`` gets the JSON lines, one per notice."""
     rows = svc.db.query(
         "SELECT o.id, n.id, n.subject, n.kind, n.record_id, n.scheme, n.created_at, "
         "n.effective_on, n.body FROM svc_outbox AS o JOIN svc_notices AS n "
         "ON n.id = o.notice_id WHERE o.delivered_at IS NULL ORDER BY o.id LIMIT ?",
         (limit,),
     )
-    messages = [
-        (
-            outbox,
-            {
-                "notice": int(nid),
-                "to": subject,
-                "kind": kind,
-                "record": record,
-                "scheme": scheme,
-                "created_at": created,
-                "takes_effect_on": effective,
-                "content": json.loads(body),
-            },
-        )
-        for outbox, nid, subject, kind, record, scheme, created, effective, body in rows
-    ]
-    if not messages:
+    if not rows:
         return 0, 0
     try:
+        send_lines = getattr(svc.sink, "send_lines", None)
         send_many = getattr(svc.sink, "send_many", None)
-        if send_many is not None:
-            send_many([m for _, m in messages])
+        if send_lines is not None:
+            send_lines([_line(row) for row in rows])
+        elif send_many is not None:
+            send_many([_message(row) for row in rows])
         else:
-            for _, message in messages:
-                svc.sink.send(message)
+            for row in rows:
+                svc.sink.send(_message(row))
     except Exception as exc:  # any failure of a sink leaves the notices pending
         with svc.db.transaction() as db:
             db.many(
                 "UPDATE svc_outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-                [(str(exc)[:500], o) for o, _ in messages],
+                [(str(exc)[:500], row[0]) for row in rows],
             )
-        return 0, len(messages)
+        return 0, len(rows)
+    stamp = svc.stamp()
     with svc.db.transaction() as db:
         db.many(
             "UPDATE svc_outbox SET attempts = attempts + 1, delivered_at = ? WHERE id = ?",
-            [(svc.stamp(), o) for o, _ in messages],
+            [(stamp, row[0]) for row in rows],
         )
-    return len(messages), 0
+    return len(rows), 0

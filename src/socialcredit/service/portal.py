@@ -14,6 +14,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from socialcredit.engine.explain import explain
 from socialcredit.service.appeals import appeal_days, contested_ids
 from socialcredit.service.core import Service
@@ -89,11 +91,17 @@ def own_record(svc: Service, subject: str, record_id: str) -> OwnRecord:
 def own_states(svc: Service, subject: str) -> list[SchemeState]:
     """The subject's state under every active scheme that scores them."""
     contested = contested_ids(svc, subject)
+    snap = svc.states.current(svc.day())
+    records: pa.Table | None = None
     out = []
     for active in svc.schemes.values():
-        states = svc.states.scored(active.id, svc.day()).states
-        if states.index(subject) is None:
+        view = snap.scheme(active.id)
+        if view.lists(subject) is None:
             continue
+        if records is None:
+            records = svc.states.records_of(subject)
+        states = view.states_of(subject, records)
+        assert states is not None
         e = explain(states, subject)
         counted = {rid for rule in e.rules for rid in rule.records}
         out.append(

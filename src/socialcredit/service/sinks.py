@@ -33,7 +33,11 @@ class FileSink:
 
     def send_many(self, notices: list[dict[str, Any]]) -> None:
         """Append several notices with one write and one flush to disk."""
-        text = "".join(json.dumps(n, ensure_ascii=False, sort_keys=True) + "\n" for n in notices)
+        self.send_lines([json.dumps(n, ensure_ascii=False, sort_keys=True) for n in notices])
+
+    def send_lines(self, lines: list[str]) -> None:
+        """Append notices given as JSON lines (keys sorted), with one write and one flush."""
+        text = "".join(line + "\n" for line in lines)
         with self._lock, self.path.open("a", encoding="utf-8") as out:
             out.write(text)
             out.flush()
@@ -44,7 +48,11 @@ class ConsoleSink:
     """Prints each notice as one JSON line on standard output."""
 
     def send(self, notice: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(notice, ensure_ascii=False, sort_keys=True) + "\n")
+        self.send_lines([json.dumps(notice, ensure_ascii=False, sort_keys=True)])
+
+    def send_lines(self, lines: list[str]) -> None:
+        """Print notices given as JSON lines (keys sorted)."""
+        sys.stdout.write("".join(line + "\n" for line in lines))
         sys.stdout.flush()
 
 

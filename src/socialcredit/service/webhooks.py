@@ -32,8 +32,6 @@ import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from socialcredit.service.access import declared
 from socialcredit.service.credentials import Principal
 from socialcredit.service.errors import Forbidden, InvalidRequest, NotFound
@@ -141,10 +139,8 @@ def unsubscribe(svc: Service, who: Principal, subscription: int) -> None:
 
 
 def _members(svc: Service, scheme: str, list_id: str) -> set[str]:
-    states = svc.states.scored(scheme, svc.day()).states
     k = [lst.id for lst in svc.schemes[scheme].scheme.lists].index(list_id)
-    rows = np.flatnonzero(states.raw.lists[k])
-    return set(states.codes.take(rows).to_pylist()) if len(rows) else set()
+    return svc.states.current(svc.day()).scheme(scheme).members(k)
 
 
 def watch_lists(svc: Service) -> int:

@@ -141,6 +141,17 @@ MIGRATIONS = (
     ),
 )
 
+_PENDING = ("CREATE INDEX svc_outbox_pending ON svc_outbox (id) WHERE delivered_at IS NULL",)
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        3,
+        "the pending rows of the outbox, indexed (delivery reads them, not the delivered)",
+        sqlite=_PENDING,
+        postgres=_PENDING,
+    ),
+)
+
 
 def latest() -> int:
     """The version the service needs: the last migration's."""

@@ -9,12 +9,13 @@ refuses a database whose tables are behind the code, naming the command that fix
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from socialcredit.errors import LedgerError
 from socialcredit.store.backends import create_ledger, is_postgres_url, open_ledger, printable
@@ -37,6 +38,8 @@ class ServiceDB:
         self._lock = threading.RLock()
         self._depth = 0
         self.cache: dict[str, Any] = {}  # what use cases remember of this database
+        self.writes = 0  # statements and transactions that may have written, through here
+        self._lockfile: BinaryIO | None = None
 
     @classmethod
     def connect(cls, target: str | Path) -> ServiceDB:
@@ -82,6 +85,8 @@ class ServiceDB:
         """Close the connection."""
         with self._lock:
             self._db.close()
+            if self._lockfile is not None:
+                self._lockfile.close()
 
     def _sql(self, sql: str) -> str:
         return sql if self.dialect == "sqlite" else sql.replace("?", "%s")
@@ -100,6 +105,7 @@ class ServiceDB:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement; the number of rows it changed."""
         with self._lock:
+            self.writes += 1
             cursor = self._db.execute(self._sql(sql), tuple(params))
             return int(cursor.rowcount)
 
@@ -108,6 +114,7 @@ class ServiceDB:
         if not rows:
             return
         with self._lock:
+            self.writes += 1
             if self.dialect == "sqlite":
                 self._db.executemany(sql, [tuple(r) for r in rows])
             else:
@@ -118,6 +125,7 @@ class ServiceDB:
         """Insert many rows into ``table``: PostgreSQL's COPY, SQLite's prepared insert."""
         names = ", ".join(columns)
         with self._lock:
+            self.writes += 1
             if self.dialect == "sqlite":
                 marks = ", ".join("?" * len(columns))
                 self._db.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
@@ -131,6 +139,7 @@ class ServiceDB:
 
     def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run an INSERT into a table with an ``id`` key; the new row's id."""
+        self.writes += 1
         row = self.one(sql + " RETURNING id", params)
         assert row is not None
         return int(row[0])
@@ -156,15 +165,36 @@ class ServiceDB:
                         yield self
             finally:
                 self._depth = 0
+                self.writes += 1
 
     def _sqlite_transaction(self) -> Iterator[ServiceDB]:
-        self._db.execute("BEGIN IMMEDIATE")
+        with self._writers():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _writers(self) -> Iterator[None]:
+        """Write transactions of the service tables take turns across processes by a lock
+        on a file beside the database (``-svclock``), on which a waiting process sleeps
+        until the lock is free: SQLite's own wait for its write lock polls with growing
+        sleeps, which under a steady stream of small commits from several processes (the
+        access log of each server process) lets one of them wait for seconds."""
+        if self._lockfile is None:
+            try:
+                self._lockfile = open(f"{self.where}-svclock", "a+b")  # noqa: SIM115
+            except OSError:  # a read-only place: SQLite's own lock alone
+                yield
+                return
+        fcntl.flock(self._lockfile.fileno(), fcntl.LOCK_EX)
         try:
-            yield self
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            yield
+        finally:
+            fcntl.flock(self._lockfile.fileno(), fcntl.LOCK_UN)
 
     def version(self) -> int:
         """The version of the service tables (0: none yet)."""

@@ -86,4 +86,4 @@ def get_access_log(
 @router.get("/ledger/verify", response_model=VerifyOut, responses=responses(401, 403, 503))
 def verify(svc: Svc, who: Auditor) -> VerifyOut:
     """Recompute the ledger's hash chain and report the first bad entry."""
-    return VerifyOut.model_validate(svc.ledger.call(lambda ledger: ledger.verify()))
+    return VerifyOut.model_validate(svc.ledger.read(lambda ledger: ledger.verify()))

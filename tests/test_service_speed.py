@@ -1,0 +1,386 @@
+"""What the service does to be fast keeps its answers: the hot paths answer as FastAPI's
+routes do, notices are delivered as the same JSON lines, and the server's processes end
+together."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import ServiceEnv
+
+from socialcredit.service.notices import deliver
+from socialcredit.service.sinks import FileSink
+
+
+def record(i: str, subject: str, type: str, occurred: str = "2025-02-01") -> dict[str, Any]:
+    return {"id": i, "subject": subject, "type": type, "occurred_at": occurred}
+
+
+class Spy:
+    """Counts the requests the hot paths answered themselves."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.answered = 0
+
+    async def answer(self, scope: Any, send: Any) -> bool:
+        done = bool(await self.inner.answer(scope, send))
+        self.answered += done
+        return done
+
+
+def entries(env: ServiceEnv) -> int:
+    row = env.svc.db.one("SELECT count(*) FROM svc_access_log")
+    return int(row[0])
+
+
+def both_ways(env: ServiceEnv, path: str, **request: Any) -> tuple[Any, Any, int]:
+    """The answer (status, content type, body) and the access-log entries written, with
+    the hot paths and with FastAPI's routes alone; and whether the hot path answered. The
+    same request goes to the route first, so that the key is remembered (the hot path
+    answers only for a key read within the last second) and the day's sweep is done."""
+    app = env.client.app
+    fast = app.fast
+    spy = Spy(fast)
+    seen = []
+    try:
+        app.fast = None
+        env.client.get(path, **request)
+        for way in (spy, None):
+            app.fast = way
+            before = entries(env)
+            answer = env.client.get(path, **request)
+            seen.append(
+                (
+                    answer.status_code,
+                    answer.headers.get("content-type"),
+                    answer.headers.get("retry-after"),
+                    answer.content,
+                    entries(env) - before,
+                )
+            )
+    finally:
+        app.fast = fast
+    return seen[0], seen[1], spy.answered
+
+
+def test_the_hot_paths_answer_as_the_routes_do(service_env: ServiceEnv) -> None:
+    env = service_env
+    debtor, contested, clean = env.persons[0], env.persons[1], env.persons[2]
+    org = env.orgs[0]
+    answer = env.post(
+        [
+            record("j1", debtor, "court.unfulfilled"),
+            record("j2", contested, "court.unfulfilled"),
+            record("j3", org, "court.unfulfilled"),
+            record("t1", clean, "traffic.red_light"),
+        ]
+    )
+    assert answer.status_code == 200, answer.text
+    env.clock.advance(days=7)  # past the notice period: the records count
+    appeal = env.client.post(
+        "/v1/me/appeals",
+        json={"record": "j2", "reason": "paid in full"},
+        headers=env.session(contested),
+    )
+    assert appeal.status_code in (200, 201), appeal.text
+    operator = env.auth("operator")
+
+    def ask(**params: str) -> dict[str, Any]:
+        return {"params": params, "headers": operator}
+
+    base = {"action": "travel.air", "scheme": "town", "purpose": "ticket sale"}
+    ordinary = [
+        ("/v1/decisions", ask(subject=debtor, **base)),  # denied
+        ("/v1/decisions", ask(subject=contested, **base)),  # denied, contested
+        ("/v1/decisions", ask(subject=clean, **base)),  # allowed
+        ("/v1/decisions", ask(subject=clean, **{**base, "action": "admin.green_channel"})),
+        ("/v1/decisions", ask(subject=env.persons[3], **{**base, "action": "admin.green_channel"})),
+        ("/v1/decisions", ask(subject="not-registered", **base)),
+        ("/v1/decisions", ask(subject=f" {debtor.lower()} ", **base)),  # as typed
+        ("/v1/decisions", {"params": {"subject": org, **base}, "headers": env.auth("auditor")}),
+        (f"/v1/public/{debtor}", {"params": {"purpose": "checking a tenant"}}),
+        (f"/v1/public/{contested}", {"params": {"purpose": "checking a tenant"}}),
+        (f"/v1/public/{clean}", {"params": {"purpose": "checking a tenant"}}),
+        (f"/v1/public/{org}", {"params": {"purpose": "checking a supplier"}}),
+        (f"/v1/public/{env.orgs[1]}", {"params": {"purpose": "checking a supplier"}}),
+        ("/v1/public/not-registered", {"params": {"purpose": "curious"}}),
+        (f"/v1/public/{debtor}", {}),  # no purpose: 400, after the rate limit
+        (f"/v1/public/{debtor}", {"params": {"purpose": "  "}}),
+    ]
+    refused = [
+        ("/v1/decisions", ask(subject=debtor, action="travel.air", scheme="town")),
+        ("/v1/decisions", ask(subject=debtor, **{**base, "purpose": " "})),
+        ("/v1/decisions", ask(subject=debtor, **{**base, "action": "Not an action"})),
+        ("/v1/decisions", ask(subject=debtor, **{**base, "scheme": "other"})),
+        ("/v1/decisions", ask(subject="", **base)),
+        ("/v1/decisions", ask(subject="x" * 65, **base)),
+        ("/v1/decisions", {"params": {"subject": debtor, **base}}),  # no key
+        ("/v1/decisions", {"params": {"subject": debtor, **base}, "headers": env.auth("agency")}),
+        (
+            "/v1/decisions",
+            {"params": {"subject": debtor, **base}, "headers": {"Authorization": "Bearer sck_x"}},
+        ),
+        ("/v1/decisions?subject=a&subject=b&action=travel.air&scheme=town&purpose=p", ask()),
+        (f"/v1/public/{debtor}", {"params": {"purpose": "p" * 201}}),
+        (f"/v1/public/{'9' * 65}", {"params": {"purpose": "p"}}),
+        (f"/v1/public/{debtor}/more", {"params": {"purpose": "p"}}),
+    ]
+    for path, request in ordinary + refused:
+        fast, routed, answered = both_ways(env, path, **request)
+        assert fast == routed, (path, request, fast, routed)
+        assert answered == ((path, request) in ordinary), (path, request)
+    # the answers themselves, once: every registered read wrote one entry
+    fast, _, _ = both_ways(env, "/v1/decisions", **ask(subject=contested, **base))
+    body = json.loads(fast[3])
+    assert (body["outcome"], body["contested"], fast[4]) == ("denied", True, 1)
+    fast, _, _ = both_ways(env, f"/v1/public/{org}", params={"purpose": "p"})
+    assert json.loads(fast[3])["records"] and fast[4] == 0  # organizations are not logged
+
+
+def test_the_hot_path_refuses_past_the_rate_limit_as_the_route_does(
+    service_env: ServiceEnv,
+) -> None:
+    env = service_env
+    env.svc.limiter.burst = 1.0
+    env.svc.limiter.per_second = 1 / 3600
+    env.svc.limiter._buckets.clear()
+    app = env.client.app
+    path = f"/v1/public/{env.persons[0]}"
+    first = env.client.get(path, params={"purpose": "p"})
+    second = env.client.get(path, params={"purpose": "p"})
+    fast, app.fast = app.fast, None
+    try:
+        third = env.client.get(path, params={"purpose": "p"})
+    finally:
+        app.fast = fast
+    assert first.status_code == 200
+    assert (second.status_code, second.headers["retry-after"], second.json()) == (
+        third.status_code,
+        third.headers["retry-after"],
+        third.json(),
+    )
+    assert second.status_code == 429
+
+
+def test_notices_are_delivered_as_the_json_lines_of_their_messages(
+    service_env: ServiceEnv, tmp_path: Path
+) -> None:
+    env = service_env
+    env.post([record(f"r{i}", env.persons[i % 5], "traffic.red_light") for i in range(20)])
+    env.svc.db.execute("UPDATE svc_outbox SET delivered_at = NULL")  # deliver them again
+    env.svc.sink = FileSink(tmp_path / "notices.jsonl")
+    assert deliver(env.svc) == (20, 0)
+    lines = (tmp_path / "notices.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 20
+    for line in lines:
+        assert line == json.dumps(json.loads(line), ensure_ascii=False, sort_keys=True)
+    assert [json.loads(line) for line in lines] == env.sink.sent[-20:]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_processes_of_the_server_end_with_it(tmp_path: Path) -> None:
+    from conftest import SERVICE_SCHEME
+
+    from socialcredit.store.service_db import upgrade
+
+    database = str(tmp_path / "town.ledger")
+    upgrade(database)
+    scheme = tmp_path / "town.yaml"
+    scheme.write_text(SERVICE_SCHEME)
+    env = {**os.environ, "SOCIALCREDIT_NOTICE_FILE": str(tmp_path / "notices.jsonl")}
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "socialcredit"),
+            "serve",
+            "--database",
+            database,
+            "--port",
+            str(free_port()),
+            "--scheme",
+            str(scheme),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        workers: list[int] = []
+        while time.monotonic() < deadline:
+            workers = [
+                p
+                for p in _children(server.pid)
+                if "multiprocessing" in (Path("/proc") / str(p) / "cmdline").read_text()
+                and "resource_tracker" not in (Path("/proc") / str(p) / "cmdline").read_text()
+            ]
+            if len(workers) == 2:
+                break
+            time.sleep(0.1)
+        assert len(workers) == 2, workers
+        time.sleep(1)  # the workers have set their parent-death signal by now
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in workers)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def test_published_states_answer_as_the_states_they_were_published_from(
+    service_env: ServiceEnv, tmp_path: Path
+) -> None:
+    from socialcredit.engine.explain import explain
+    from socialcredit.service.published import PublishedStates, Publisher
+    from socialcredit.service.states import StateCache, Watch
+
+    env = service_env
+    svc = env.svc
+    persons, orgs = env.persons, env.orgs
+    sent = env.post(
+        [
+            record("j1", persons[0], "court.unfulfilled"),
+            record("j2", orgs[0], "court.unfulfilled"),
+            record("t1", persons[1], "traffic.red_light"),
+            record("t2", persons[1], "traffic.red_light", occurred="2025-02-10"),
+        ]
+    )
+    assert sent.status_code == 200, sent.text
+    donation = env.post([record("d1", orgs[1], "charity.donation")], role="charity")
+    assert donation.status_code == 200, donation.text
+    env.clock.advance(days=8)
+    local = svc.states
+    assert isinstance(local, StateCache)
+    where = tmp_path / "states"
+    where.mkdir()
+    publisher = Publisher(local, svc.day, where, tmp_path / "publish")
+    watch = Watch(env.database, lambda: 0)
+    published = PublishedStates(
+        where, tmp_path / "publish", svc.ledger, svc.schemes, watch, svc.day
+    )
+    try:
+        day = svc.day()
+        assert published.ready(day) is None
+        snap = published.current(day)  # asks the publisher, and waits for it
+        mine = local.current(day)
+        assert (snap.mark, snap.day) == (mine.mark, day)
+        codes = [*persons, *orgs, "not-registered", persons[0].lower(), ""]
+        actions = ["travel.air", "admin.green_channel", "travel", "travel.air.business"]
+        for code in codes:
+            assert snap.kind_of(code) == mine.kind_of(code), code
+            for sid in svc.schemes:
+                theirs, ours = snap.scheme(sid), mine.scheme(sid)
+                assert theirs.date == ours.date
+                assert theirs.lists(code) == ours.lists(code), code
+                for action in actions:
+                    assert theirs.decide(code, action) == ours.decide(code, action), code
+                states, local_states = theirs.states_of(code), ours.states_of(code)
+                assert (states is None) == (local_states is None), code
+                if states is not None and local_states is not None:
+                    assert explain(states, code) == explain(local_states, code), code
+        for sid, active in svc.schemes.items():
+            for k in range(len(active.scheme.lists)):
+                assert snap.scheme(sid).members(k) == mine.scheme(sid).members(k)
+                assert snap.scheme(sid).members(k)  # something to compare
+        # a write moves the mark: the next snapshot is a new publication
+        env.post([record("j3", persons[2], "court.unfulfilled")])
+        env.clock.advance(days=8)
+        later = published.current(svc.day())
+        assert later.mark > snap.mark
+        assert later.scheme("town").decide(persons[2], "travel.air") == (
+            local.current(svc.day()).scheme("town").decide(persons[2], "travel.air")
+        )
+    finally:
+        published.close()
+        publisher.close()
+
+
+def test_the_access_log_of_other_processes_is_committed_by_the_supervisor(
+    service_env: ServiceEnv, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from socialcredit.service.access import AccessLogServer, AccessLogWriter
+
+    env = service_env
+    where = tmp_path / "access"
+    server = AccessLogServer(env.svc.access_log, where)
+    remote = AccessLogWriter(env.database, remote=where)
+    before = entries(env)
+
+    def entry(i: int) -> tuple[str, str, str, str, str, str]:
+        at = "2025-03-01T10:00:00+00:00"
+        return (at, env.persons[i % 5], "Airline", "operator", "p", f"e{i}")
+
+    async def many() -> None:
+        await asyncio.gather(*(remote.write_async(entry(i)) for i in range(200)))
+        remote.close()  # on the loop: its connection too
+
+    try:
+        futures = [remote.write(entry(1000 + i)) for i in range(50)]
+        for done in futures:
+            done.result(10)
+        asyncio.run(many())
+        assert entries(env) - before == 250
+        whats = {str(r[0]) for r in env.svc.db.query("SELECT what FROM svc_access_log")}
+        assert {f"e{i}" for i in (*range(200), *range(1000, 1050))} <= whats
+    finally:
+        remote.close()
+        server.close()
+    # with the supervisor gone, a write fails: the request it serves is refused
+    lonely = AccessLogWriter(env.database, remote=tmp_path / "nobody")
+    try:
+        import pytest
+
+        from socialcredit.errors import LedgerError
+
+        with pytest.raises(LedgerError):
+            lonely.write(entry(1)).result(10)
+
+        async def one() -> None:
+            await lonely.write_async(entry(2))
+
+        with pytest.raises(LedgerError):
+            asyncio.run(one())
+    finally:
+        lonely.close()

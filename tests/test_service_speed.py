@@ -384,3 +384,31 @@ def test_the_access_log_of_other_processes_is_committed_by_the_supervisor(
             asyncio.run(one())
     finally:
         lonely.close()
+
+
+def test_an_organizations_remembered_lookup_follows_its_record_and_appeals(
+    service_env: ServiceEnv,
+) -> None:
+    env = service_env
+    org = env.orgs[0]
+    assert env.post([record("j1", org, "court.unfulfilled")]).status_code == 200
+    env.clock.advance(days=8)
+
+    def shown() -> dict[str, Any]:
+        answer = env.client.get(f"/v1/public/{org}", params={"purpose": "a supplier"})
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    first = shown()
+    assert [(r["type"], r["contested"]) for r in first["records"]] == [
+        ("court.unfulfilled", False)
+    ]
+    assert shown() == first  # remembered
+    appeal = env.client.post(
+        "/v1/me/appeals", json={"record": "j1", "reason": "settled"}, headers=env.session(org)
+    )
+    assert appeal.status_code in (200, 201), appeal.text
+    assert [r["contested"] for r in shown()["records"]] == [True]
+    assert env.post([record("j2", org, "court.unfulfilled")]).status_code == 200
+    env.clock.advance(days=8)
+    assert len(shown()["records"]) == 2

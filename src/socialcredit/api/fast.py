@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl
 from starlette.concurrency import run_in_threadpool
 
 from socialcredit.api.errors import error_response
+from socialcredit.days import to_day
 from socialcredit.errors import SocialCreditError
 from socialcredit.service.access import MAX_PURPOSE, declared
 from socialcredit.service.core import Service
@@ -56,10 +57,15 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _params(scope: Scope, names: tuple[str, ...]) -> dict[str, str] | None:
-    """The query's parameters among ``names`` (read as Starlette reads them), or None
-    when one of them is repeated."""
+    """The query's parameters among ``names`` (read as Starlette reads them, with
+    ``parse_qsl``), or None when one of them is repeated."""
+    text = scope["query_string"].decode("latin-1")
+    if "%" in text or "+" in text:  # escapes: as Starlette does
+        pairs = parse_qsl(text, keep_blank_values=True)
+    else:  # what parse_qsl gives for a query without escapes
+        pairs = [(k, v) for k, _, v in (part.partition("=") for part in text.split("&") if part)]
     found: dict[str, str] = {}
-    for key, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True):
+    for key, value in pairs:
         if key in names:
             if key in found:
                 return None
@@ -135,11 +141,10 @@ class FastPaths:
             return await self._lookup(scope, send)
         return False
 
-    async def _snapshot(self) -> Snapshot:
+    async def _snapshot(self, day: int) -> Snapshot:
         """The current snapshot; when it must be checked (or read) again, one thread does
         it for every request waiting meanwhile."""
         svc = self.svc
-        day = svc.day()
         snap = svc.states.ready(day)
         if snap is not None:
             return snap
@@ -161,6 +166,7 @@ class FastPaths:
             q.get("scheme"),
             q.get("purpose"),
         )
+        day = svc.day()
         if not (
             _bounded(subject, 64)
             and _bounded(action, 128)
@@ -168,7 +174,7 @@ class FastPaths:
             and _ACTION.fullmatch(action or "")
             and _purpose_ok(purpose)
             and scheme in svc.schemes
-            and svc.swept_on == svc.day()
+            and svc.swept_on == day
         ):
             return False
         token = _bearer(scope)
@@ -177,7 +183,7 @@ class FastPaths:
             return False
         assert subject is not None and action is not None and scheme is not None
         try:
-            snap = await self._snapshot()
+            snap = await self._snapshot(day)
             asked = ask(svc, snap, who, subject, action, scheme, purpose)
             if asked.entry is not None:
                 await svc.access_log.write_async(asked.entry)
@@ -202,13 +208,15 @@ class FastPaths:
         if q is None:
             return False
         purpose = q.get("purpose")
-        if (purpose is not None and len(purpose) > MAX_PURPOSE) or svc.swept_on != svc.day():
+        now = svc.today()
+        day = to_day(now)
+        if (purpose is not None and len(purpose) > MAX_PURPOSE) or svc.swept_on != day:
             return False
         client = scope.get("client")
         host = client[0] if client else "unknown"
-        today = svc.today().isoformat()
+        today = now.isoformat()
         try:
-            snap = await self._snapshot()
+            snap = await self._snapshot(day)
             wait = svc.limiter.take(host)
             if wait:
                 raise RateLimited(wait)

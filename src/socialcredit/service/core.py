@@ -84,6 +84,9 @@ class Service:
         self.sink: Sink = sink or make_sink(settings)
         self.identity: IdentityProvider = OneTimeTokens(self)
         self.swept_on: int | None = None
+        # answers that depend only on the marks they are keyed by (an organization's
+        # public lookup): use cases may remember them here
+        self.answers: dict[tuple[object, ...], object] = {}
         # with ``background``, a thread delivers the outbox (and checkpoints SQLite's log),
         # woken by other processes through ``listen``; with ``wake``, another process
         # delivers and ``wake`` wakes it; with neither, each use case delivers what it

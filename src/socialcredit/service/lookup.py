@@ -112,11 +112,34 @@ def _published(svc: Service, kind: str | None) -> list[ActiveScheme]:
     ]
 
 
+REMEMBERED = 100_000  # organizations' answers kept at most
+
+
 def shown(
     svc: Service, snap: Snapshot, looked: Looked, today: str, *, may_block: bool = True
 ) -> PublicView | None:
     """What the public sees of a checked lookup, once its entry is durable. Without
-    ``may_block``, None when the answer needs the ledger (an organization's records)."""
+    ``may_block``, None when the answer needs the ledger (an organization's records, not
+    remembered for this ledger mark, day and appeals mark)."""
+    if looked.kind != "organization" or not _published(svc, looked.kind):
+        return _shown(svc, snap, looked, today)
+    marks = svc.watch.marks() if may_block else svc.watch.fresh()
+    if marks is None:
+        return None
+    key = ("public", snap.mark, marks.appeals, today, looked.code)
+    found = svc.answers.get(key)
+    if isinstance(found, PublicView):
+        return found
+    if not may_block:
+        return None
+    view = _shown(svc, snap, looked, today)
+    if len(svc.answers) >= REMEMBERED:
+        svc.answers.clear()
+    svc.answers[key] = view
+    return view
+
+
+def _shown(svc: Service, snap: Snapshot, looked: Looked, today: str) -> PublicView:
     code, kind = looked.code, looked.kind
     lists: list[PublicList] = []
     records: list[PublicRecord] = []
@@ -133,8 +156,6 @@ def shown(
             if member[k] and spec.publish
         ]
         if kind == "organization":  # only an organization's records are shown: explain them
-            if not may_block:
-                return None
             if rows is None:
                 table = svc.states.records_of(code)
                 rows = table.to_pylist()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SERVICE_SCHEME, ServiceEnv
+from conftest import SERVICE_SCHEME, ServiceEnv, person_codes
 
 from socialcredit.errors import RefusedScheme, SocialCreditError
 from socialcredit.service import Service, Settings, load_settings
@@ -408,3 +408,66 @@ def test_a_csv_or_arrow_batch_is_ingested_like_json(service_env: ServiceEnv) -> 
         assert refused.status_code == 422, (content, refused.text)
     outside = f"id,subject,type,occurred_at\nc4,{p0},charity.donation,2025-02-01\n"
     assert env.client.post("/v1/records", content=outside, headers=headers).status_code == 403
+
+
+# -- what an agency may not do, and batches of unusual shape ----------------------------------
+
+
+def test_an_agency_may_end_only_the_records_it_sent(service_env: ServiceEnv) -> None:
+    env = service_env
+    p0 = env.persons[0]
+    assert env.post([record("j1", p0, "court.unfulfilled")]).status_code == 200
+    gift = record("g1", p0, "charity.donation", amount=3000)
+    assert env.post([gift], role="charity").status_code == 200
+    # the charity board may not end the court's judgment, nor the court the donation
+    foreign = env.post([record("g2", p0, "charity.donation", ref="j1")], role="charity")
+    assert foreign.status_code == 403 and "j1" in foreign.json()["detail"]
+    foreign = env.post([record("f1", p0, "court.fulfilled", ref="g1")])
+    assert foreign.status_code == 403 and "g1" in foreign.json()["detail"]
+    ids = env.svc.ledger.call(lambda ledger: ledger.records()["id"].to_pylist())
+    assert ids == ["j1", "g1"]
+    # the court resolves its own judgment, in an earlier batch or in the same one
+    own = env.post([record("f2", p0, "court.fulfilled", ref="j1")])
+    assert own.status_code == 200, own.text
+    both = env.post(
+        [record("j2", p0, "court.unfulfilled"), record("f3", p0, "court.fulfilled", ref="j2")]
+    )
+    assert both.status_code == 200, both.text
+
+
+def test_the_same_record_twice_in_a_batch_is_one_record(service_env: ServiceEnv) -> None:
+    env = service_env
+    twice = [record("d1", env.persons[0]), record("d1", env.persons[0])]
+    answer = env.post(twice)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["appended"] == 1 and answer.json()["notices"] == 1
+    again = env.post(twice)
+    assert again.status_code == 200 and again.json()["appended"] == 0
+
+
+def test_an_empty_ref_cell_in_a_csv_batch_is_no_ref(service_env: ServiceEnv) -> None:
+    env = service_env
+    p0 = env.persons[0]
+    csv = (
+        "id,subject,type,occurred_at,amount,ref\n"
+        f"e1,{p0},court.unfulfilled,2025-02-20,0,\n"
+        f"e2,{p0},court.fulfilled,2025-02-21,0,e1\n"
+    )
+    headers = {**env.auth("agency"), "Content-Type": "text/csv"}
+    answer = env.client.post("/v1/records", content=csv, headers=headers)
+    assert answer.status_code == 200, answer.text
+    refs = env.svc.ledger.call(lambda ledger: ledger.records()["ref"].to_pylist())
+    assert refs == [None, "e1"]
+
+
+def test_the_subjects_of_a_refused_batch_are_not_registered(service_env: ServiceEnv) -> None:
+    env = service_env
+    newcomer = person_codes(6, seed=11)[-1]
+    bad = env.post(
+        [record("n1", newcomer), record("n2", "not-registered")],
+        subjects=[{"code": newcomer, "kind": "person"}],
+    )
+    assert bad.status_code == 422
+    assert env.svc.ledger.call(lambda ledger: ledger.kind_of(newcomer)) is None
+    good = env.post([record("n1", newcomer)], subjects=[{"code": newcomer, "kind": "person"}])
+    assert good.status_code == 200 and good.json()["subjects_added"] == 1

@@ -399,3 +399,84 @@ def test_a_subject_never_reaches_another_subjects_data(service_env: ServiceEnv) 
     assert (
         env.client.get(f"/v1/me/appeals/{theirs}", headers=other_headers).json()["status"] == "open"
     )
+
+
+def test_of_two_decisions_on_one_appeal_only_the_first_counts(service_env: ServiceEnv) -> None:
+    from socialcredit.service import appeals
+
+    env = service_env
+    me = env.persons[0]
+    env.post([record("j1", me, "court.unfulfilled", occurred="2025-02-01")])
+    appeal_id = contest(env, env.session(me), "j1").json()["id"]
+    (row,) = env.svc.db.query(
+        f"SELECT {appeals._COLUMNS} FROM {appeals._FROM} WHERE a.id = ?", (appeal_id,)
+    )
+    open_appeal = appeals._appeal(env.svc, row)
+    # two deciders that both saw the appeal open (two processes): one wins, one is told
+    assert appeals._close(env.svc, open_appeal, "rejected", "it stands", "Reviewer One")
+    assert not appeals._close(env.svc, open_appeal, "upheld", "", "Reviewer Two")
+    assert env.svc.ledger.call(lambda ledger: ledger.find(["void-appeal-1-j1"]).num_rows) == 0
+    kinds = [k for (k,) in env.svc.db.query("SELECT kind FROM svc_notices WHERE record_id = 'j1'")]
+    assert kinds.count("appeal_rejected") == 1 and "appeal_upheld" not in kinds
+    url = f"/v1/appeals/{appeal_id}/uphold"
+    late = env.client.post(url, headers=env.auth("reviewer"), json={})
+    assert late.status_code == 409 and "rejected" in late.json()["detail"]
+
+
+def test_a_crash_before_the_voiding_record_is_repaired(service_env: ServiceEnv) -> None:
+    from socialcredit.service import appeals
+
+    env = service_env
+    me = env.persons[0]
+    env.post([record("j1", me, "court.unfulfilled", occurred="2025-02-01")])
+    appeal_id = contest(env, env.session(me), "j1").json()["id"]
+    (row,) = env.svc.db.query(
+        f"SELECT {appeals._COLUMNS} FROM {appeals._FROM} WHERE a.id = ?", (appeal_id,)
+    )
+    upheld = appeals._appeal(env.svc, row)
+    real = appeals._append_void
+    try:
+        appeals._append_void = lambda *a: None  # type: ignore[assignment]  # the crash
+        assert appeals._close(env.svc, upheld, "upheld", "", "Reviewer One")
+    finally:
+        appeals._append_void = real  # type: ignore[assignment]
+    void = f"void-appeal-{appeal_id}-j1"
+    assert env.svc.ledger.call(lambda ledger: ledger.find([void]).num_rows) == 0
+    assert appeals.repair(env.svc) == 1
+    assert env.svc.ledger.call(lambda ledger: ledger.find([void])["ref"].to_pylist()) == ["j1"]
+    assert appeals.repair(env.svc) == 0
+
+
+def test_a_sign_in_token_is_used_once_by_processes_racing_for_it(service_env: ServiceEnv) -> None:
+    import threading
+
+    from socialcredit.service import Service
+    from socialcredit.service.identity import OneTimeTokens
+
+    env = service_env
+    other = Service.open(env.svc.settings, clock=env.clock, sink=env.sink)  # a second process
+    try:
+        wins = []
+        for _ in range(15):
+            token = env.svc.identity.issue(env.persons[0])
+            start = threading.Barrier(2)
+            got: list[str | None] = []
+
+            def use(
+                svc: Any,
+                token: str = token,
+                start: threading.Barrier = start,
+                got: list[str | None] = got,
+            ) -> None:
+                start.wait()
+                got.append(OneTimeTokens(svc).subject_for(token))
+
+            racers = [threading.Thread(target=use, args=(s,)) for s in (env.svc, other)]
+            for t in racers:
+                t.start()
+            for t in racers:
+                t.join()
+            wins.append(sum(g is not None for g in got))
+        assert wins == [1] * 15
+    finally:
+        other.close()

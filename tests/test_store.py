@@ -557,7 +557,7 @@ def test_records_hashed_in_several_chunks(
     loaded = records_csv(*rows)
     with store.create() as ledger:
         ledger.add_subjects(subjects_table((ORG, "organization")))
-        assert ledger.append(loaded) == (100, 0)
+        assert ledger.append(loaded) == (100, 0, 0)
         assert ledger.records().equals(loaded.table)
         report = ledger.verify()
         assert report.ok and report.entries_checked == 101
@@ -580,7 +580,7 @@ def test_read_back_of_any_text(store: Store) -> None:
     })
     with store.create() as ledger:
         ledger.add_subjects(subjects_table((ORG, "organization")))
-        assert ledger.append(table, source="odd") == (8, 0)
+        assert ledger.append(table, source="odd") == (8, 0, 0)
         records = ledger.records()
         assert records.column("id").to_pylist() == odd
         assert records.column("type").to_pylist() == table.column("type").to_pylist()
@@ -589,7 +589,7 @@ def test_read_back_of_any_text(store: Store) -> None:
             dt.date(1969, 12, 31), dt.date(2024, 2, 29)]
         assert records.column("amount").to_pylist()[:2] == [0, 2**62]
         assert ledger.records_of(ORG).equals(records)
-        assert ledger.append(table, source="odd") == (0, 8)
+        assert ledger.append(table, source="odd") == (0, 8, 0)
         assert ledger.verify().ok
 
 
@@ -603,7 +603,7 @@ def test_reimporting_a_batch_changes_nothing(ledger: Ledger) -> None:
         f"r2,{PERSON},traffic.red_light,2024-02-01,2024-02-03,,",
         f"r3,{PERSON},charity.donation,2024-03-01,,300,",
     ))
-    assert result == (0, 3)
+    assert result == (0, 3, 0)
     assert snapshot(ledger) == before
 
 
@@ -614,14 +614,14 @@ def test_an_overlapping_batch_appends_only_what_is_new(ledger: Ledger) -> None:
         f"r4,{PERSON},charity.donation,2024-03-02,,100,",
     )
     assert loaded.repeats == 1  # the file's own repeat is dropped when it is read
-    assert append(ledger, loaded) == (1, 1)
+    assert append(ledger, loaded) == (1, 1, 0)
     assert ledger.records().column("id").to_pylist() == ["r1", "r2", "r3", "r4"]
 
 
 def test_repeats_within_a_table_are_skipped_and_counted(ledger: Ledger) -> None:
     row = records_csv(f"r4,{PERSON},charity.donation,2024-03-02,,100,").table
     old = records_csv(f"r3,{PERSON},charity.donation,2024-03-01,,300,").table
-    assert ledger.append(pa.concat_tables([row, old, row, row]), source="t") == (1, 3)
+    assert ledger.append(pa.concat_tables([row, old, row, row]), source="t") == (1, 3, 0)
     assert ledger.records().column("id").to_pylist() == ["r1", "r2", "r3", "r4"]
 
 
@@ -641,7 +641,7 @@ def test_refs_resolve_across_batches_and_within_one(ledger: Ledger) -> None:
 
 def test_an_empty_batch(ledger: Ledger) -> None:
     before = snapshot(ledger)
-    assert ledger.append(RECORDS_SCHEMA.empty_table(), source="empty") == (0, 0)
+    assert ledger.append(RECORDS_SCHEMA.empty_table(), source="empty") == (0, 0, 0)
     assert snapshot(ledger) == before
 
 
@@ -657,7 +657,7 @@ def test_a_table_without_origin_is_numbered_by_row(ledger: Ledger) -> None:
 def test_a_table_with_optional_columns_left_out(ledger: Ledger) -> None:
     table = pa.table({"id": ["r9"], "subject": [ORG], "type": ["a.b"],
                       "occurred_at": pa.array([dt.date(2024, 5, 1)], pa.date32())})
-    assert ledger.append(table, source="t") == (1, 0)
+    assert ledger.append(table, source="t") == (1, 0, 0)
     assert ledger.records().slice(3).to_pylist() == [{
         "id": "r9", "subject": ORG, "type": "a.b", "occurred_at": dt.date(2024, 5, 1),
         "recorded_at": dt.date(2024, 5, 1), "amount": 0, "ref": None}]
@@ -681,7 +681,7 @@ def test_a_loaded_file_or_a_table_with_its_origin(ledger: Ledger) -> None:
             call()
         [problem] = caught.value.problems
         assert (problem.source, problem.line, problem.where) == ("batch.csv", 4, "ref")
-    assert ledger.append(loaded.table.slice(0, 1), source="named") == (1, 0)
+    assert ledger.append(loaded.table.slice(0, 1), source="named") == (1, 0, 0)
     assert ledger.batches()[-1][1] == "named"
 
 
@@ -829,7 +829,7 @@ def test_concurrent_writers_keep_one_chain(ledger: Ledger, store: Store) -> None
                 start.wait()
                 for b in range(batches):
                     rows = [f"w{w}b{b}n{i},{ORG},a.b,2024-01-01,,{i}," for i in range(size)]
-                    assert mine.append(records_csv(*rows)) == (size, 0)
+                    assert mine.append(records_csv(*rows)) == (size, 0, 0)
         except BaseException as exc:
             failures.append(exc)
 
@@ -1017,7 +1017,7 @@ def test_a_failure_while_writing_leaves_the_ledger_as_it_was(
     assert calls == [2, 2]
     monkeypatch.undo()
     assert snapshot(ledger) == before
-    assert append(ledger, records_csv(f"x0,{ORG},a.b,2024-01-01,,,")) == (1, 0)
+    assert append(ledger, records_csv(f"x0,{ORG},a.b,2024-01-01,,,")) == (1, 0, 0)
     assert ledger.verify().ok
 
 
@@ -1047,7 +1047,7 @@ def test_a_process_killed_mid_batch_leaves_the_ledger_as_it_was(
     with store.open() as reopened:
         assert snapshot(reopened) == before
     assert snapshot(ledger) == before
-    assert append(ledger, records_csv(f"k0,{ORG},a.b,2024-01-01,,,")) == (1, 0)
+    assert append(ledger, records_csv(f"k0,{ORG},a.b,2024-01-01,,,")) == (1, 0, 0)
     assert ledger.verify().ok
 
 
@@ -1090,10 +1090,23 @@ def check_the_union(fresh: Store, batches: list[list[dict[str, object]]]) -> Non
         for rows in batches:
             new = {row["id"] for row in rows} - expected.keys()
             result = ledger.append(pa.Table.from_pylist(rows, schema=RECORDS_SCHEMA), source="p")
-            assert result == (len(new), len(rows) - len(new))
+            assert result == (len(new), len(rows) - len(new), 0)
             for row in rows:
                 expected.setdefault(row["id"], row)
         assert ledger.records().to_pylist() == list(expected.values())
         report = ledger.verify()
         assert report.ok
         assert report.entries_checked == 2 + len(expected)
+
+
+def test_subjects_sent_with_a_refused_batch_are_not_registered(store: Store) -> None:
+    with store.create() as ledger:
+        new = subjects_table((ORG, "organization"))
+        other = "91350100M000100Y43"  # a valid code nobody registers
+        bad = records_csv(f"r1,{ORG},a.b,2024-01-01,,,", f"r2,{other},a.b,2024-01-01,,,")
+        with pytest.raises(InvalidInput, match="not registered"):
+            ledger.append(bad, subjects=new)
+        assert ledger.subjects().num_rows == 0
+        good = records_csv(f"r1,{ORG},a.b,2024-01-01,,,")
+        assert ledger.append(good, subjects=new) == (1, 0, 1)
+        assert ledger.subjects()["code"].to_pylist() == [ORG]

@@ -41,6 +41,7 @@ __all__ = [
     "contested_ids",
     "decide_appeal",
     "queue",
+    "repair",
     "sweep",
     "sweep_if_due",
 ]
@@ -199,9 +200,9 @@ def decide_appeal(
     if row is None:
         raise NotFound(f"no appeal {appeal_id}")
     appeal = _appeal(svc, row)
-    if appeal.status != "open":
-        raise Conflict(f"appeal {appeal_id} was decided already: {appeal.status}")
-    _close(svc, appeal, outcome, reason.strip(), who.name)
+    if appeal.status != "open" or not _close(svc, appeal, outcome, reason.strip(), who.name):
+        decided = appeal_of(svc, appeal.subject, appeal_id).status
+        raise Conflict(f"appeal {appeal_id} was decided already: {decided}")
     svc.outbox_written()
     return appeal_of(svc, appeal.subject, appeal_id)
 
@@ -210,40 +211,15 @@ def _void_id(appeal: Appeal) -> str:
     return f"void-appeal-{appeal.id}-{appeal.record}"
 
 
-def _close(svc: Service, appeal: Appeal, outcome: str, reason: str, reviewer: str) -> None:
-    """Write the decision; for upheld and lapsed appeals first append the voiding record
-    (its id is fixed by the appeal, so a repeat after a crash does not append it twice)."""
-    void_id = _void_id(appeal)
+def _close(svc: Service, appeal: Appeal, outcome: str, reason: str, reviewer: str) -> bool:
+    """Decide an appeal: whether this call decided it (another decider may have first).
 
-    def void(ledger: Ledger) -> bool:
-        if ledger.find([void_id]).num_rows:
-            return True
-        if outcome == "rejected":
-            return False
-        original = ledger.find([appeal.record]).to_pylist()[0]
-        today = svc.today()
-        ledger.append(
-            pa.Table.from_pylist(
-                [
-                    {
-                        "id": void_id,
-                        "subject": appeal.subject,
-                        "type": svc.settings.void_type,
-                        "occurred_at": max(today, original["occurred_at"]),
-                        "recorded_at": today,
-                        "amount": 0,
-                        "ref": appeal.record,
-                    }
-                ],
-                schema=RECORDS_SCHEMA,
-            ),
-            source=f"appeal:{appeal.id}",
-        )
-        return True
-
-    voided = svc.ledger.call(void)
-    if voided and outcome == "rejected":
-        outcome, reason = "upheld", "the record had been voided already"
+    The decision row is written first, with the subject's notice, in one transaction; the
+    decision's primary key is the appeal, so of two deciders at once (two processes, a
+    reviewer and the sweep) exactly one writes it and the other is told. Then, for an
+    upheld or lapsed appeal, the voiding record is appended (its id is fixed by the appeal,
+    so it is never appended twice); a crash in between is repaired by :func:`repair`."""
+    void_id = _void_id(appeal) if outcome != "rejected" else None
     stamp = svc.stamp()
     text = {
         "upheld": f"your appeal against record {appeal.record} was upheld: the record is "
@@ -253,19 +229,14 @@ def _close(svc: Service, appeal: Appeal, outcome: str, reason: str, reviewer: st
         "rejected": f"your appeal against record {appeal.record} was rejected: {reason}",
     }[outcome]
     with svc.db.transaction() as db:
-        db.execute(
+        claimed = db.execute(
             "INSERT INTO svc_appeal_decisions (appeal_id, outcome, reason, reviewer, "
             "decided_at, void_record) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (appeal_id) DO NOTHING",
-            (
-                appeal.id,
-                outcome,
-                reason,
-                reviewer,
-                stamp,
-                void_id if outcome != "rejected" else None,
-            ),
+            (appeal.id, outcome, reason, reviewer, stamp, void_id),
         )
+        if claimed != 1:
+            return False
         write_notice(
             db,
             subject=appeal.subject,
@@ -282,22 +253,75 @@ def _close(svc: Service, appeal: Appeal, outcome: str, reason: str, reviewer: st
                 "decision": text,
             },
         )
+    if void_id is not None:
+        _append_void(svc, appeal.subject, appeal.record, void_id, appeal.id)
+    return True
+
+
+def _append_void(svc: Service, subject: str, record: str, void_id: str, appeal: int) -> None:
+    """Append the record that voids ``record`` (unless it is there already)."""
+
+    def void(ledger: Ledger) -> None:
+        if ledger.find([void_id]).num_rows:
+            return
+        original = ledger.find([record]).to_pylist()[0]
+        today = svc.today()
+        ledger.append(
+            pa.Table.from_pylist(
+                [
+                    {
+                        "id": void_id,
+                        "subject": subject,
+                        "type": svc.settings.void_type,
+                        "occurred_at": max(today, original["occurred_at"]),
+                        "recorded_at": today,
+                        "amount": 0,
+                        "ref": record,
+                    }
+                ],
+                schema=RECORDS_SCHEMA,
+            ),
+            source=f"appeal:{appeal}",
+        )
+
+    svc.ledger.call(void)
+
+
+def repair(svc: Service) -> int:
+    """Append the voiding records of upheld and lapsed appeals that a crash left without
+    them; how many were missing."""
+    rows = svc.db.query(
+        "SELECT d.void_record, a.subject, a.record_id, a.id FROM svc_appeal_decisions AS d "
+        "JOIN svc_appeals AS a ON a.id = d.appeal_id WHERE d.void_record IS NOT NULL"
+    )
+    if not rows:
+        return 0
+    found = svc.ledger.read(lambda ledger: ledger.find([str(r[0]) for r in rows]))
+    there = set(found["id"].to_pylist())
+    missing = [r for r in rows if str(r[0]) not in there]
+    for void_id, subject, record, appeal in missing:
+        _append_void(svc, str(subject), str(record), str(void_id), int(appeal))
+    return len(missing)
 
 
 def sweep(svc: Service) -> int:
-    """Void the records of appeals undecided for ``review_days``; how many lapsed."""
+    """Void the records of appeals undecided for ``review_days``, and repair what a crash
+    left half done (:func:`repair`); how many lapsed."""
+    repair(svc)
     limit = (svc.today() - dt.timedelta(days=svc.settings.review_days)).isoformat()
     rows = svc.db.query(
         f"SELECT {_COLUMNS} FROM {_FROM} WHERE d.appeal_id IS NULL "
         "AND a.filed_on <= ? ORDER BY a.id",
         (limit,),
     )
-    for row in rows:
+    lapsed = sum(
         _close(svc, _appeal(svc, row), "lapsed", "not decided in time", "the service")
+        for row in rows
+    )
     svc.swept_on = svc.day()
-    if rows:
+    if lapsed:
         svc.outbox_written()
-    return len(rows)
+    return lapsed
 
 
 def sweep_if_due(svc: Service) -> None:

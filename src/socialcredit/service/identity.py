@@ -80,11 +80,12 @@ class OneTimeTokens:
             )
             if row is None or row[2] is not None or str(row[1]) <= svc.stamp():
                 return None
-            db.execute(
-                "UPDATE svc_signin_tokens SET used_at = ? WHERE hash = ?",
+            # used up only if still unused: of two processes using it at once, one wins
+            used = db.execute(
+                "UPDATE svc_signin_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL",
                 (svc.stamp(), digest(credential)),
             )
-            return str(row[0])
+            return str(row[0]) if used == 1 else None
 
 
 def sign_in(svc: Service, credential: str) -> Session:

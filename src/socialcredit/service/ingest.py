@@ -5,13 +5,15 @@ acknowledged only once durable in the ledger.
 
 1. refuses the whole batch (:class:`Forbidden`) when any record's type is outside the
    agency's scope, and (:class:`TooLarge`) when it has more records than ``max_batch``;
-2. registers the subjects (already registered ones are skipped);
-3. looks the record ids up in the ledger: a record already there with the same content is
+2. looks the record ids up in the ledger: a record already there with the same content is
    a repeat, acknowledged again and not written twice; a different record under the same
    id, or a record another agency sent, is a :class:`Conflict`, and nothing is written;
-4. appends the new records, with ``recorded_at`` set to today by the service (an agency
-   cannot back-date a record past its notice period), in one durable transaction; the
-   ledger's own checks refuse the whole batch on any problem;
+3. refuses the batch (:class:`Forbidden`) when a ``ref`` names a record another agency
+   sent (a ref ends the record it names);
+4. registers the subjects and appends the new records, with ``recorded_at`` set to today
+   by the service (an agency cannot back-date a record past its notice period), in one
+   durable transaction; the ledger's own checks refuse the whole batch on any problem, and
+   then no subject is registered either;
 5. writes who sent each record and the notices of its adverse records with their outbox
    rows, in one transaction of the service tables. A crash between 4 and 5 is repaired by
    sending the batch again: 3 finds the records, and 5 writes what is missing;
@@ -138,34 +140,65 @@ def ingest_table(
     source = f"agency:{agency.name}"
     with _lock:
         added = 0
-        if subjects is not None and subjects.num_rows:
-            added = svc.ledger.call(
-                lambda ledger: ledger.add_subjects(
-                    subjects, source=source, opaque_codes=svc.settings.opaque_codes
-                )
-            ).added
         ids = records["id"].to_pylist()
         there = _existing(svc, ids)
         owners = _owners(svc, ids)
         _refuse_conflicts(agency.name, records, there, owners)
+        _refuse_foreign_refs(svc, agency.name, records)
         is_there = pc.is_in(records["id"], value_set=pa.array(list(there), pa.string()))
         recorded = pa.array(np.full(records.num_rows, to_day(today), np.int32)).cast(pa.date32())
         full = records.append_column("recorded_at", recorded).select(list(RECORD_FIELDS))
         fresh = full.filter(pc.invert(is_there)).cast(RECORDS_SCHEMA)
-        if fresh.num_rows:
-            svc.ledger.call(lambda ledger: ledger.append(fresh, source=source))
+        joining = subjects if subjects is not None and subjects.num_rows else None
+        appended = 0
+        if fresh.num_rows or joining is not None:
+            # the subjects are registered in the records' transaction: a refused batch
+            # registers none of them
+            result = svc.ledger.call(
+                lambda ledger: ledger.append(
+                    fresh,
+                    source=source,
+                    subjects=joining,
+                    opaque_codes=svc.settings.opaque_codes,
+                )
+            )
+            added, appended = result.subjects_added, result.appended
         # who sent each record, and notices: for the records not yet recorded as sent (a
-        # batch sent again after a crash between the two transactions gets them now)
+        # batch sent again after a crash between the two transactions gets them now); a
+        # record sent twice in the batch is one record
         unsent = pc.invert(pc.is_in(full["id"], value_set=pa.array(list(owners), pa.string())))
-        rows = full.filter(unsent)
+        rows = _first_of_each_id(full.filter(unsent))
         if there:
             rows = _with_recorded(rows, there)
         notices = _record_and_notify(svc, agency.name, rows)
     if notices:
         svc.outbox_written()
-    return Ingested(
-        fresh.num_rows, records.num_rows - fresh.num_rows, added, notices, today.isoformat()
-    )
+    return Ingested(appended, records.num_rows - appended, added, notices, today.isoformat())
+
+
+def _refuse_foreign_refs(svc: Service, agency: str, records: pa.Table) -> None:
+    """A ``ref`` ends the record it names (SCHEME.md section 3), so an agency may name only
+    a record it sent itself: in this batch, or earlier."""
+    named = pc.unique(records["ref"].drop_null())
+    if not len(named):
+        return
+    outside = pc.filter(named, pc.invert(pc.is_in(named, value_set=records["id"])))
+    owners = _owners(svc, outside.to_pylist())
+    foreign = [rid for rid in outside.to_pylist() if owners.get(rid) != agency]
+    if foreign:
+        shown = ", ".join(foreign[:20]) + (" ..." if len(foreign) > 20 else "")
+        raise Forbidden(
+            f"agency {agency!r} may end (ref) only records it sent itself; {len(foreign)} "
+            f"ref(s) name other records: {shown}; nothing was written"
+        )
+
+
+def _first_of_each_id(rows: pa.Table) -> pa.Table:
+    """``rows`` without the repeats of an id (the ledger keeps an identical record once)."""
+    if rows.num_rows < 2:
+        return rows
+    first = pc.index_in(rows["id"], value_set=rows["id"])  # the row of each id's first
+    return rows.filter(pc.equal(first, pa.array(np.arange(rows.num_rows, dtype=np.int32))))
 
 
 def _refuse_conflicts(

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -69,13 +69,42 @@ class Settings(BaseSettings):
         pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$",
         description="The record type of the record that voids an upheld or lapsed appeal.",
     )
-    notice_sink: Literal["console", "file"] = Field(
-        "file", description="Where notices are delivered: `file` (JSON lines) or `console`."
+    notice_sink: Literal["console", "file", "webhook", "smtp"] = Field(
+        "file",
+        description="Where notices are delivered: `file` (JSON lines), `console`, "
+        "`webhook` (a signed POST of each) or `smtp` (a mail of each, through a relay).",
     )
     notice_file: Path = Field(Path("notices.jsonl"), description="The file of the `file` sink.")
+    notice_webhook_url: str | None = Field(
+        None, pattern=r"^https?://", description="The URL of the `webhook` sink."
+    )
+    notice_webhook_secret: str = Field(
+        "", description="The key that signs the `webhook` sink's posts (HMAC-SHA256)."
+    )
+    notice_smtp_host: str | None = Field(None, description="The relay of the `smtp` sink.")
+    notice_smtp_port: int = Field(25, ge=1, le=65535, description="The relay's port.")
+    notice_smtp_from: str = Field(
+        "notices@socialcredit.invalid", description="The sender of the `smtp` sink's mails."
+    )
+    notice_smtp_to: str = Field(
+        "{subject}@notices.invalid",
+        description="The address of a subject's mails; `{subject}` is the subject's code.",
+    )
     workers: int = Field(
         1, ge=1, le=64, description="Server processes answering on the port (`serve`)."
     )
+
+    @model_validator(mode="after")
+    def _sink_complete(self) -> Settings:
+        if self.notice_sink == "webhook" and (
+            not self.notice_webhook_url or not self.notice_webhook_secret
+        ):
+            raise ValueError(
+                "notice_sink webhook needs notice_webhook_url and notice_webhook_secret"
+            )
+        if self.notice_sink == "smtp" and not self.notice_smtp_host:
+            raise ValueError("notice_sink smtp needs notice_smtp_host")
+        return self
 
     @field_validator("schemes", mode="before")
     @classmethod

@@ -43,6 +43,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "Subscription",
     "deliver_webhooks",
+    "post_signed",
     "sign",
     "subscribe",
     "subscriptions_of",
@@ -237,7 +238,7 @@ def deliver_webhooks(svc: Service) -> tuple[int, int]:
         payload = json.dumps(
             {"event": int(event), **json.loads(body)}, ensure_ascii=False, sort_keys=True
         ).encode()
-        error = _post(str(url), str(secret), int(event), payload)
+        error = post_signed(str(url), str(secret), int(event), payload)
         if error is None:
             svc.db.execute(
                 "UPDATE svc_deliveries SET attempts = attempts + 1, delivered_at = ?, "
@@ -257,7 +258,7 @@ def deliver_webhooks(svc: Service) -> tuple[int, int]:
     return done, failed
 
 
-def _post(url: str, secret: str, event: int, payload: bytes) -> str | None:
+def post_signed(url: str, secret: str, event: int, payload: bytes) -> str | None:
     """POST one signed payload; None when the receiver answered 2xx, else the error."""
     request = urllib.request.Request(url, data=payload, method="POST")
     request.add_header("Content-Type", "application/json")

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from socialcredit.errors import InvalidInput
 from socialcredit.records import RECORD_FIELDS
 from socialcredit.store.checks import (
+    SubjectsCheck,
     as_mask,
     check_batch,
     check_subjects,
@@ -43,6 +44,7 @@ class AppendResult(NamedTuple):
 
     appended: int
     duplicates_skipped: int
+    subjects_added: int = 0  # subjects registered with the batch
 
 
 class Batch(NamedTuple):
@@ -116,29 +118,39 @@ class Ledger(ABC):
         the file's lines in messages; for a table, ``origin`` may do so.
         """
         subjects, source, origin = _unpack(subjects, source, origin, "<subjects>")
-        table = conform_subjects(subjects, source=source)
-        origin = _origin(origin, source, table.num_rows)
-        check = check_subjects(table, origin, opaque_codes=opaque_codes)
-        problems = list(check.problems)
+        check = self._checked_subjects(subjects, source, origin, opaque_codes)
         with self._transaction():
-            registered = self._registered(check.table.column("code"), kinds=True)
-            position = pc.index_in(check.table.column("code"), value_set=registered["code"])
-            there = as_mask(pc.is_valid(position))
-            kinds = registered["kind"].take(position)
-            other = np.flatnonzero(there & as_mask(pc.not_equal(kinds, check.table["kind"])))
-            for i in other:
-                code = check.table["code"][int(i)].as_py()
-                kind = kinds[int(i)].as_py()
-                problems.append(check.origin.problem(
-                    int(i), "kind",
-                    f"subject {shown_code(code, 'person')} is already registered as "
-                    f"{kind}; a subject's kind never changes",
-                ))
-            if problems:
-                raise InvalidInput(sort_problems(problems), what=source)
-            new = check.table.filter(pa.array(~there))
-            if new.num_rows:
-                self._write_subjects(new, source=source)
+            return self._register(check, source)
+
+    def _checked_subjects(
+        self, subjects: pa.Table, source: str, origin: Origin | None, opaque_codes: bool
+    ) -> SubjectsCheck:
+        table = conform_subjects(subjects, source=source)
+        return check_subjects(
+            table, _origin(origin, source, table.num_rows), opaque_codes=opaque_codes
+        )
+
+    def _register(self, check: SubjectsCheck, source: str) -> SubjectsAdded:
+        """Register checked subjects; call it inside a transaction."""
+        problems = list(check.problems)
+        registered = self._registered(check.table.column("code"), kinds=True)
+        position = pc.index_in(check.table.column("code"), value_set=registered["code"])
+        there = as_mask(pc.is_valid(position))
+        kinds = registered["kind"].take(position)
+        other = np.flatnonzero(there & as_mask(pc.not_equal(kinds, check.table["kind"])))
+        for i in other:
+            code = check.table["code"][int(i)].as_py()
+            kind = kinds[int(i)].as_py()
+            problems.append(check.origin.problem(
+                int(i), "kind",
+                f"subject {shown_code(code, 'person')} is already registered as "
+                f"{kind}; a subject's kind never changes",
+            ))
+        if problems:
+            raise InvalidInput(sort_problems(problems), what=source)
+        new = check.table.filter(pa.array(~there))
+        if new.num_rows:
+            self._write_subjects(new, source=source)
         return SubjectsAdded(new.num_rows, int(there.sum()))
 
     def append(
@@ -147,6 +159,8 @@ class Ledger(ABC):
         *,
         source: str | None = None,
         origin: Origin | None = None,
+        subjects: pa.Table | None = None,
+        opaque_codes: bool = False,
     ) -> AppendResult:
         """Append a batch of records, all or nothing; return how many went in and were skipped.
 
@@ -159,11 +173,29 @@ class Ledger(ABC):
         returned: then problems name the file's lines. ``source`` names the batch in
         messages and in the ledger's log of batches (default: the file's name, or
         ``<table>``); ``origin`` gives the place of a table's rows when it has one.
+        ``subjects`` (``code``, ``kind``; ``opaque_codes`` as for :meth:`add_subjects`) are
+        registered in the same transaction, first: a batch refused registers none of them.
         """
         records, source, origin = _unpack(records, source, origin, "<table>")
         table = conform_records(records, source=source)
         origin = _origin(origin, source, table.num_rows)
+        joining = (
+            None
+            if subjects is None or not subjects.num_rows
+            else self._checked_subjects(subjects, f"{source} (subjects)", None, opaque_codes)
+        )
+        try:
+            return self._append(table, source, origin, joining)
+        except BaseException:
+            if joining is not None:  # what the store remembers of subjects may be rolled back
+                self._forget_subjects()
+            raise
+
+    def _append(
+        self, table: pa.Table, source: str, origin: Origin, joining: SubjectsCheck | None
+    ) -> AppendResult:
         with self._transaction():
+            added = self._register(joining, source) if joining is not None else None
             ids = pc.unique(pa.chunked_array(
                 [*table.column("id").chunks, *table.column("ref").chunks], pa.string()
             ).drop_null())
@@ -180,7 +212,7 @@ class Ledger(ABC):
             new = table.take(pa.array(check.keep, pa.int64()))
             if new.num_rows:
                 self._write_records(new, subjects=subjects, existing=existing, source=source)
-        return AppendResult(new.num_rows, check.duplicates)
+        return AppendResult(new.num_rows, check.duplicates, added.added if added else 0)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -241,6 +273,10 @@ class Ledger(ABC):
     def _transaction(self) -> AbstractContextManager[None]:
         """One write transaction, exclusive of other writers: committed when the block
         ends normally, rolled back when it raises."""
+
+    def _forget_subjects(self) -> None:  # noqa: B027 - a hook: stores that cache subjects
+        """Drop what the store keeps in memory about registered subjects (after a rollback
+        of a transaction that registered some)."""
 
     @abstractmethod
     def _registered(self, codes: pa.Array | pa.ChunkedArray, *, kinds: bool = False) -> pa.Table:

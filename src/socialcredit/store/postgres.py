@@ -422,6 +422,11 @@ class PostgresLedger(Ledger):
             self._db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield
 
+    def _forget_subjects(self) -> None:
+        self._subject_codes = pa.array([], pa.string())
+        self._subject_seqs = pa.array([], pa.int64())
+        self._subject_mark = 0
+
     def _registered(self, codes: pa.Array | pa.ChunkedArray, *, kinds: bool = False) -> pa.Table:
         if kinds:
             rows = self._read("subjects", {"seq": "int8"}, {"code": "text", "kind": "text"},

@@ -268,6 +268,11 @@ class SqliteLedger(Ledger):
         finally:
             self._db.execute("COMMIT")
 
+    def _forget_subjects(self) -> None:
+        self._subject_codes = pa.array([], pa.string())
+        self._subject_entries = pa.array([], pa.int64())
+        self._subject_mark = 0
+
     def _registered(self, codes: pa.Array | pa.ChunkedArray, *, kinds: bool = False) -> pa.Table:
         codes = _combined(codes)
         if kinds:

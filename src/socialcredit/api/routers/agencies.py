@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 from fastapi import APIRouter, Request
@@ -70,6 +71,12 @@ def _columns(kind: str, body: bytes) -> pa.Table:
         table = table.append_column("amount", pa.array([0] * n, pa.int64()))
     if "ref" not in names:
         table = table.append_column("ref", pa.nulls(n, pa.string()))
+    elif kind == CSV:  # an empty ref cell is no ref (the other text cells must be filled)
+        at = table.schema.get_field_index("ref")
+        ref = table.column(at)
+        table = table.set_column(
+            at, "ref", pc.if_else(pc.equal(ref, ""), pa.scalar(None, pa.string()), ref)
+        )
     try:
         return table.select(RECORDS_IN.names).cast(RECORDS_IN)
     except (pa.ArrowException, ValueError) as exc:

@@ -1,23 +1,34 @@
 """The HTTP service under load, on loopback: batch ingest, decisions and the public lookup.
 
     python benchmarks/bench_service.py                          # both stores
-    python benchmarks/bench_service.py --subjects 1_000_000 --records 20_000_000 --store sqlite
+    python benchmarks/bench_service.py --subjects 1_000_000 --records 20_000_000 \
+        --ingest 1_000_000 --refresh                            # the sizes of the targets
+    python benchmarks/bench_service.py --subjects 50_000 --records 500_000 \
+        --compare before=../old/src                             # side by side with old code
 
-For each store it prepares a fresh database (`socialcredit db upgrade`), registers an
-agency and an operator, starts `socialcredit serve` with the schemes `rongcheng` and
-`court_dishonest_debtors`, and then:
+For each store (and each source tree compared) it prepares a fresh database (`socialcredit
+db upgrade`), registers an agency and an operator, loads the bulk of the records with the
+store API when ``--ingest`` is less than ``--records`` (as ``socialcredit records import``
+does: no notices; recorded in the past, so they count today), starts `socialcredit serve`
+with the schemes `rongcheng` and `court_dishonest_debtors` and ``--workers`` processes,
+and then:
 
-* ingest: posts the records as CSV in batches of 100,000 (each acknowledged only once
-  durable in the ledger with its notices in the outbox; the server delivers them on its
-  own thread), and reports acknowledged records per second;
+* ingest: posts the other records as CSV in batches of 100,000 (each acknowledged only
+  once durable in the ledger with its notices in the outbox), and reports acknowledged
+  records per second; then waits for the server to deliver those notices (the time is
+  reported);
+* the first decision, which scores the ledger (reported), then one request on 64
+  connections so that every server process is ready;
 * decisions: ``wrk`` (Debian's package) with ``--clients`` keep-alive connections asks
   ``GET /v1/decisions`` for random subjects for ``--seconds``, and reports requests per
-  second and latency percentiles; the first request after ingest (which scores the ledger)
-  is excluded;
-* public lookup: the same for ``GET /v1/public/{code}`` (rate limit raised for the run).
+  second, latency percentiles and the CPU time of the server's processes per request;
+* public lookup: the same for ``GET /v1/public/{code}`` (rate limit raised for the run);
+* with ``--refresh``, the last batch is sent after the loads, and the first decision after
+  it timed: the states scored again.
 
-The load generator runs on the same 2-core machine as the server, so the figures are a
-floor. The PostgreSQL database is ``$SOCIALCREDIT_TEST_POSTGRES`` (default
+It reports the peak memory of the server's processes and the load average of the machine
+before each phase. The load generator runs on the same machine as the server, so the
+figures are a floor. The PostgreSQL database is ``$SOCIALCREDIT_TEST_POSTGRES`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``), in a throwaway schema.
 """
 
@@ -35,6 +46,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -182,7 +194,7 @@ def ingest(
         elapsed += time.perf_counter() - t
         assert status == 200, body[:500]
     conn.close()
-    return (n_records - first) / elapsed
+    return (n_records - first) / elapsed if elapsed else 0.0
 
 
 WRK_SCRIPT = """
@@ -242,45 +254,137 @@ def load(
     }
 
 
-def bench(store: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+class Watcher:
+    """The server's processes (the supervisor and its children): CPU seconds used, and the
+    peak of their resident memory, sampled on a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def pids(self) -> list[int]:
+        found = [self.pid]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.pid:
+                    found.append(int(entry.name))
+        return found
+
+    def cpu(self) -> float:
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def rss(self) -> int:
+        total = 0
+        for pid in self.pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        return total
+
+    def _sample(self) -> None:
+        while not self._stop:
+            self.peak = max(self.peak, self.rss())
+            time.sleep(0.5)
+
+    def close(self) -> None:
+        self._stop = True
+
+
+def loadavg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def pending_notices(database: str) -> int:
+    from socialcredit.store.service_db import ServiceDB
+
+    db = ServiceDB.connect(database)
+    try:
+        row = db.one("SELECT count(*) FROM svc_outbox WHERE delivered_at IS NULL")
+        return int(row[0]) if row else 0
+    finally:
+        db.close()
+
+
+def bench(
+    store: str, label: str, source: str | None, args: argparse.Namespace, tmp: Path
+) -> dict[str, Any]:
     pg = os.environ.get("SOCIALCREDIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
     schema = f"bench_{uuid.uuid4().hex[:12]}"
-    database = str(tmp / f"{store}.ledger") if store == "sqlite" else f"{pg}?schema={schema}"
+    database = (
+        str(tmp / f"{store}-{label}.ledger") if store == "sqlite" else f"{pg}?schema={schema}"
+    )
     env = {
         **os.environ,
-        "SOCIALCREDIT_NOTICE_FILE": str(tmp / f"{store}-notices.jsonl"),
+        "SOCIALCREDIT_NOTICE_FILE": str(tmp / f"{store}-{label}-notices.jsonl"),
         "SOCIALCREDIT_PUBLIC_RATE": "100000000",
         "SOCIALCREDIT_PUBLIC_BURST": "100000000",
         "SOCIALCREDIT_DATABASE": database,
         "SOCIALCREDIT_WORKERS": str(args.workers),
     }
-    cli("db", "upgrade", env=env)
-    agency = cli("agency", "add", "Bench agency", "--types", ",".join(TYPES), env=env)
-    operator = cli("key", "add", "Bench operator", "--role", "operator", env=env)
-    persons, orgs = codes(args.subjects)
-    ingested = min(args.records, args.ingest if args.ingest is not None else args.records)
-    first = args.records - ingested
-    loaded = preload(database, persons, orgs, first) if first else 0.0
-    print(f"{store}: {first:,} records loaded with the store API in {loaded:.0f} s", flush=True)
+    if source:  # the server runs the code of another source tree (a "before")
+        env["PYTHONPATH"] = os.path.abspath(source)
+        env["SOCIALCREDIT_WORKERS"] = str(args.compare_workers)
+    result: dict[str, Any] = {"store": store, "label": label, "load": [loadavg()]}
+    try:
+        cli("db", "upgrade", env=env)
+        agency = cli("agency", "add", "Bench agency", "--types", ",".join(TYPES), env=env)
+        operator = cli("key", "add", "Bench operator", "--role", "operator", env=env)
+        persons, orgs = codes(args.subjects)
+        ingested = min(args.records, args.ingest if args.ingest is not None else args.records)
+        first = args.records - ingested
+        result["preloaded"] = first
+        if first:
+            loaded = preload(database, persons, orgs, first)
+            print(
+                f"{store} {label}: {first:,} records loaded with the store API in {loaded:.0f} s",
+                flush=True,
+            )
+        return run_server(
+            store, label, env, database, agency, operator, persons, orgs, first, args, tmp, result
+        )
+    finally:
+        if store == "postgres":
+            import psycopg
+
+            with psycopg.connect(pg, autocommit=True) as db:
+                db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def run_server(
+    store: str,
+    label: str,
+    env: dict[str, str],
+    database: str,
+    agency: str,
+    operator: str,
+    persons: list[str],
+    orgs: list[str],
+    first: int,
+    args: argparse.Namespace,
+    tmp: Path,
+    result: dict[str, Any],
+) -> dict[str, Any]:
     port = free_port()
-    profile = (
-        [
-            "py-spy",
-            "record",
-            "--format",
-            "raw",
-            "--rate",
-            "200",
-            "-o",
-            f"{args.profile}-{store}.txt",
-            "--",
-        ]
-        if args.profile
-        else []
-    )
     server = subprocess.Popen(
         [
-            *profile,
             str(Path(sys.executable).parent / "socialcredit"),
             "serve",
             "--port",
@@ -294,6 +398,7 @@ def bench(store: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    watcher = Watcher(server.pid)
     try:
         for _ in range(300):
             try:
@@ -302,9 +407,13 @@ def bench(store: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     break
             except OSError:
                 time.sleep(0.1)
-        ingest_rate = ingest(
-            port, agency, persons, orgs, first, args.records, register=not first
-        )
+        last = args.records - (BATCH if args.refresh else 0)
+        result["ingest"] = ingest(port, agency, persons, orgs, first, last, register=not first)
+        t = time.perf_counter()
+        while pending_notices(database) and time.perf_counter() - t < args.drain:
+            time.sleep(0.5)
+        result["drained"] = time.perf_counter() - t
+        result["drain_left"] = pending_notices(database)
         everyone = persons + orgs
         rng = random.Random(3)
         sample = [everyone[rng.randrange(len(everyone))] for _ in range(5000)]
@@ -313,79 +422,129 @@ def bench(store: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             f"{'court_dishonest_debtors' if i % 2 else 'rongcheng'}&purpose=bench"
             for i, c in enumerate(sample)
         ]
+        lookups = [f"/v1/public/{c}?purpose=bench" for c in sample]
         t = time.perf_counter()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-        for path in decisions[:2]:  # the first decision per scheme scores the ledger
-            call(conn, "GET", path, key=operator)
-        warm = time.perf_counter() - t
-        call(conn, "GET", f"/v1/public/{sample[0]}?purpose=bench")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1800)
+        call(conn, "GET", decisions[0], key=operator)  # the first decision scores the ledger
+        result["warm"] = time.perf_counter() - t
+        for k in range(64):  # every process has answered (and mapped what it reads)
+            warming = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+            call(warming, "GET", decisions[k], key=operator)
+            call(warming, "GET", lookups[k])
+            warming.close()
+        for what, paths, key in (("decisions", decisions, operator), ("lookup", lookups, None)):
+            result["load"].append(loadavg())
+            cpu = watcher.cpu()
+            result[what] = load(port, paths, key, args.clients, args.seconds, tmp)
+            result[what]["cpu_us"] = (watcher.cpu() - cpu) / max(1, result[what]["requests"]) * 1e6
+        if args.refresh:  # one more batch, then the first decision after it
+            ingest(port, agency, persons, orgs, last, args.records, register=False)
+            t = time.perf_counter()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1800)
+            call(conn, "GET", decisions[1], key=operator)
+            result["refresh"] = time.perf_counter() - t
         conn.close()
-        decided = load(port, decisions, operator, args.clients, args.seconds, tmp)
-        looked = load(
-            port,
-            [f"/v1/public/{c}?purpose=bench" for c in sample],
-            None,
-            args.clients,
-            args.seconds,
-            tmp,
-        )
-        return {
-            "store": store,
-            "ingest": ingest_rate,
-            "warm": warm,
-            "decisions": decided,
-            "lookup": looked,
-        }
+        result["rss"] = watcher.peak
+        return result
     finally:
-        server.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
-        server.wait(60)
-        if store == "postgres":
-            import psycopg
-
-            with psycopg.connect(pg, autocommit=True) as db:
-                db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        watcher.close()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(300)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--subjects", type=lambda s: int(s.replace("_", "")), default=100_000)
-    parser.add_argument("--records", type=lambda s: int(s.replace("_", "")), default=1_000_000)
+    number = lambda s: int(s.replace("_", ""))  # noqa: E731
+    parser.add_argument("--subjects", type=number, default=100_000)
+    parser.add_argument("--records", type=number, default=1_000_000)
     parser.add_argument(
         "--ingest",
-        type=lambda s: int(s.replace("_", "")),
+        type=number,
         help="records sent over HTTP (default: all); the rest are loaded first with the "
         "store API, as `socialcredit records import` does",
     )
     parser.add_argument("--clients", type=int, default=32, help="open connections")
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--workers", type=int, default=1, help="server processes")
-    parser.add_argument("--profile", help="record the server with py-spy into PREFIX-STORE.txt")
+    parser.add_argument("--workers", type=int, default=2, help="server processes")
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=600.0,
+        help="seconds to wait for the notices of the ingest to be delivered",
+    )
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="keep the last batch for after the load, then time the first "
+        "decision after it (the states scored again)",
+    )
+    parser.add_argument(
+        "--compare-workers", type=int, default=1, help="server processes of the compared trees"
+    )
     parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="LABEL=SRC",
+        help="also run the server from another source tree (its src directory), "
+        "side by side; repeatable",
+    )
     args = parser.parse_args()
     stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
+    configs = [(label, src) for label, _, src in (c.partition("=") for c in args.compare)]
+    configs.append(("now", None))
     print(
         f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, {dt.date.today()}; {args.subjects:,} subjects, "
-        f"{args.records:,} records; wrk, {args.clients} connections for {args.seconds:g} s"
+        f"{args.records:,} records; wrk, {args.clients} connections for {args.seconds:g} s; "
+        f"{args.workers} server processes",
+        flush=True,
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        results = [bench(store, args, Path(tmp)) for store in stores]
-    print("\n| measure | " + " | ".join(r["store"] for r in results) + " |")
+    results = []
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        for store in stores:
+            for label, src in configs:
+                results.append(bench(store, label, src, args, Path(tmp)))
+                print(json.dumps(results[-1], default=str), flush=True)
+    print("\n| measure | " + " | ".join(f"{r['store']} {r['label']}" for r in results) + " |")
     print("|---|" + "---|" * len(results))
     rows = [
-        ("batch ingest, records/s acknowledged durably", lambda r: f"{r['ingest']:,.0f}"),
-        ("first decision after ingest (scores the ledger), s", lambda r: f"{r['warm']:.1f}"),
+        ("records loaded with the store API first", lambda r: f"{r['preloaded']:,}"),
+        ("batch ingest over HTTP, records/s acknowledged durably", lambda r: f"{r['ingest']:,.0f}"),
+        (
+            "notices of the ingest delivered after, s",
+            lambda r: (
+                f"{r['drained']:.0f}" + (f" ({r['drain_left']:,} left)" if r["drain_left"] else "")
+            ),
+        ),
+        ("first decision (scores the ledger), s", lambda r: f"{r['warm']:.1f}"),
         ("decisions, requests/s", lambda r: f"{r['decisions']['per_second']:,.0f}"),
         (
             "decisions, p50 / p99 ms",
             lambda r: f"{r['decisions']['p50_ms']:.1f} / {r['decisions']['p99_ms']:.1f}",
         ),
+        ("decisions, server CPU per request, µs", lambda r: f"{r['decisions']['cpu_us']:.0f}"),
         ("public lookup, requests/s", lambda r: f"{r['lookup']['per_second']:,.0f}"),
         (
             "public lookup, p50 / p99 ms",
             lambda r: f"{r['lookup']['p50_ms']:.1f} / {r['lookup']['p99_ms']:.1f}",
         ),
+        ("public lookup, server CPU per request, µs", lambda r: f"{r['lookup']['cpu_us']:.0f}"),
         ("non-200 answers", lambda r: f"{r['decisions']['errors'] + r['lookup']['errors']}"),
+        (
+            "first decision after one more batch, s",
+            lambda r: f"{r['refresh']:.1f}" if "refresh" in r else "-",
+        ),
+        ("server memory, peak RSS of all its processes, GB", lambda r: f"{r['rss'] / 1e9:.2f}"),
+        (
+            "load average at start / before decisions / before lookups",
+            lambda r: " / ".join(f"{x:.1f}" for x in r["load"]),
+        ),
     ]
     for name, cell in rows:
         print(f"| {name} | " + " | ".join(cell(r) for r in results) + " |")

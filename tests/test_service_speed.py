@@ -412,3 +412,42 @@ def test_an_organizations_remembered_lookup_follows_its_record_and_appeals(
     assert env.post([record("j2", org, "court.unfulfilled")]).status_code == 200
     env.clock.advance(days=8)
     assert len(shown()["records"]) == 2
+
+
+def test_notice_bodies_joined_as_columns_are_those_written_record_by_record(
+    service_env: ServiceEnv,
+) -> None:
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from socialcredit.records import RECORDS_SCHEMA
+    from socialcredit.service.notices import NoticeTexts
+
+    svc = service_env.svc
+    [active] = svc.schemes.values()
+    ids = ["r1", 'quote"d', "back\\slash", "ünïcødé", "r 5", "tab\tbed"]
+    n = len(ids)
+    rows = pa.table(
+        {
+            "id": ids,
+            "subject": ["110101199003077777", 'a"b', "c\\d", "é", "x", "y"],
+            "type": ["court.unfulfilled", "traffic.red_light"] * 3,
+            "occurred_at": [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(n)],
+            "recorded_at": [dt.date(2025, 3, 1) + dt.timedelta(days=i % 2) for i in range(n)],
+            "amount": [0, 1, 2**40, 7, 0, 3],
+            "ref": [None, "r1", 'q"', None, "\\", None],
+        },
+        schema=RECORDS_SCHEMA,
+    )
+    texts = NoticeTexts(svc, 'Traffic "police"')
+    for scheme in (active.scheme, active.scheme.model_copy(update={"appeal_days": 0})):
+        clean = rows.slice(0, 5)  # no control character: joined as columns
+        assert NoticeTexts._columnar(clean)
+        assert texts.adverse(clean, scheme, "2025-03-01T10:00:00+00:00") == texts.adverse_rows(
+            clean, scheme, "2025-03-01T10:00:00+00:00"
+        )
+        assert not NoticeTexts._columnar(rows)  # a tab: record by record
+        assert texts.adverse(rows, scheme, "s") == texts.adverse_rows(rows, scheme, "s")
+    for _, _, _, _, _, _, body in texts.adverse(rows.slice(0, 5), active.scheme, "s"):
+        assert json.loads(body)["record"]["id"] in ids

@@ -150,9 +150,27 @@ NoticeRow = tuple[str, str, str, str, str, str, str]
 _text = json.JSONEncoder(ensure_ascii=False).encode
 
 
+_CONTROL = "[\\x00-\\x1f]"  # characters JSON writes as escapes of their own
+
+
+def _json_strings(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Each string as JSON text (quoted; backslash and quote escaped), as ``_text`` gives
+    for strings without control characters."""
+    escaped = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
+    return pc.binary_join_element_wise('"', escaped, '"', "")
+
+
+def _days_later(days: pa.Array | pa.ChunkedArray, n: int) -> pa.Array | pa.ChunkedArray:
+    """Dates ``n`` days after ``days``, as ``YYYY-MM-DD``."""
+    later = pc.add(days.cast(pa.int32()), n).cast(pa.int32()).cast(pa.date32())
+    return later.cast(pa.string())
+
+
 class NoticeTexts:
     """The notices of a batch of adverse records, written as text directly: the same JSON
-    as :func:`adverse_notice` gives (keys sorted), with no dictionary per record."""
+    as :func:`adverse_notice` gives (keys sorted), with no dictionary per record: the
+    bodies are joined column by column (Arrow), and only a batch with a control character
+    in its texts, or a date outside the years 1000 to 9999, is written record by record."""
 
     def __init__(self, svc: Service, agency: str) -> None:
         self._svc = svc
@@ -160,6 +178,82 @@ class NoticeTexts:
 
     def adverse(self, rows: pa.Table, scheme: Scheme, stamp: str) -> list[NoticeRow]:
         """(subject, record, scheme, kind, created_at, effective_on, body) of each row."""
+        if not rows.num_rows:
+            return []
+        if not self._columnar(rows):
+            return self.adverse_rows(rows, scheme, stamp)
+        svc, name = self._svc, scheme.scheme
+        types = pc.unique(rows["type"])
+        effects = pa.array([_text(effect_of(scheme, t)) for t in types.to_pylist()], pa.string())
+        effect = effects.take(pc.index_in(rows["type"], value_set=types))
+        rid, subject, type_ = rows["id"], rows["subject"], rows["type"]
+        recorded = rows["recorded_at"]
+        effective_on = _days_later(recorded, scheme.notice_days or 0)
+        if scheme.appeal_days:
+            until = _days_later(recorded, scheme.appeal_days)
+            how = pc.binary_join_element_wise(
+                '"sign in and contest record ',
+                pc.replace_substring(pc.replace_substring(rid, "\\", "\\\\"), '"', '\\"'),
+                " (POST /v1/me/appeals) until ",
+                until,
+                f"; a reviewer decides within {svc.settings.review_days} days, or the record "
+                'is voided"',
+                "",
+            )
+        else:
+            how = pa.scalar(_text("this scheme allows no appeal"), pa.string())
+        ref = pc.fill_null(_json_strings(rows["ref"]), "null")
+        body = pc.binary_join_element_wise(
+            f'{{"agency": {self._agency}, "effect": ',
+            effect,
+            ', "how_to_appeal": ',
+            how,
+            ', "notice": "adverse record", "record": {"amount": "',
+            rows["amount"].cast(pa.string()),
+            '", "id": ',
+            _json_strings(rid),
+            ', "occurred_at": "',
+            rows["occurred_at"].cast(pa.string()),
+            '", "recorded_at": "',
+            recorded.cast(pa.string()),
+            '", "ref": ',
+            ref,
+            ', "type": ',
+            _json_strings(type_),
+            f'}}, "scheme": {_text(name)}, "subject": ',
+            _json_strings(subject),
+            ', "takes_effect_on": "',
+            effective_on,
+            '"}',
+            "",
+        )
+        return list(
+            zip(
+                subject.to_pylist(),
+                rid.to_pylist(),
+                [name] * rows.num_rows,
+                ["adverse"] * rows.num_rows,
+                [stamp] * rows.num_rows,
+                effective_on.to_pylist(),
+                body.to_pylist(),
+                strict=True,
+            )
+        )
+
+    @staticmethod
+    def _columnar(rows: pa.Table) -> bool:
+        """Whether the texts can be joined as columns (see the class)."""
+        for name in ("id", "subject", "type", "ref"):
+            if pc.any(pc.match_substring_regex(rows[name], _CONTROL)).as_py():
+                return False
+        for name in ("occurred_at", "recorded_at"):
+            low, high = pc.min_max(rows[name]).values()
+            if low.as_py() < dt.date(1000, 1, 1) or high.as_py() > dt.date(9990, 1, 1):
+                return False
+        return True
+
+    def adverse_rows(self, rows: pa.Table, scheme: Scheme, stamp: str) -> list[NoticeRow]:
+        """:meth:`adverse`, record by record."""
         svc, name = self._svc, scheme.scheme
         effects = {t: _text(effect_of(scheme, t)) for t in pc.unique(rows["type"]).to_pylist()}
         days: dict[dt.date, tuple[str, str]] = {}

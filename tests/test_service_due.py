@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import ServiceEnv
 
 from socialcredit.ids import mask
@@ -480,3 +481,52 @@ def test_a_sign_in_token_is_used_once_by_processes_racing_for_it(service_env: Se
         assert wins == [1] * 15
     finally:
         other.close()
+
+
+def test_a_blank_reason_is_invalid(service_env: ServiceEnv) -> None:
+    env = service_env
+    me = env.persons[0]
+    env.post([record("j1", me, "court.unfulfilled", occurred="2025-02-01")])
+    headers = env.session(me)
+    blank = env.client.post("/v1/me/appeals", headers=headers, json={"record": "j1", "reason": " "})
+    assert blank.status_code == 422 and "reason" in blank.json()["detail"]
+    appeal = contest(env, headers, "j1").json()["id"]
+    url = f"/v1/appeals/{appeal}/reject"
+    blank = env.client.post(url, headers=env.auth("reviewer"), json={"reason": "  "})
+    assert blank.status_code == 422 and "reason" in blank.json()["detail"]
+
+
+def test_a_scheme_without_appeals_refuses_a_contest(service_db: str, tmp_path: Path) -> None:
+    from conftest import SERVICE_SCHEME, FakeClock
+
+    from socialcredit.service import Service, Settings, appeals
+    from socialcredit.service.errors import Conflict
+    from socialcredit.service.sinks import MemorySink
+    from socialcredit.store.service_db import upgrade
+
+    scheme = tmp_path / "final.yaml"
+    scheme.write_text(SERVICE_SCHEME.replace("appeal_days: 30", "appeal_days: 0"))
+    upgrade(service_db)
+    import datetime as dt
+
+    clock = FakeClock(dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC))
+    svc = Service.open(
+        Settings(database=service_db, schemes=[str(scheme)]), clock=clock, sink=MemorySink()
+    )
+    try:
+        import pyarrow as pa
+
+        from socialcredit.records import RECORDS_SCHEMA
+
+        code = "91110000802100433B"
+        row = {"id": "j1", "subject": code, "type": "court.unfulfilled",
+               "occurred_at": dt.date(2025, 2, 1), "recorded_at": dt.date(2025, 3, 1),
+               "amount": 0, "ref": None}
+        svc.ledger.call(lambda ledger: ledger.append(
+            pa.Table.from_pylist([row], schema=RECORDS_SCHEMA),
+            subjects=pa.table({"code": [code], "kind": ["organization"]}),
+        ))
+        with pytest.raises(Conflict, match="allow no appeal"):
+            appeals.contest(svc, code, "j1", "it was paid")
+    finally:
+        svc.close()

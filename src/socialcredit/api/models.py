@@ -37,7 +37,7 @@ __all__ = [
     "answer",
 ]
 
-MAX_BATCH = 100_000
+MAX_BATCH = 1_000_000  # the ceiling of the max_batch setting, which the route enforces (413)
 
 Text = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]

@@ -28,7 +28,7 @@ from socialcredit.records import RECORDS_SCHEMA
 from socialcredit.service.access import declared, log_read
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal
-from socialcredit.service.errors import Conflict, Forbidden, NotFound
+from socialcredit.service.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from socialcredit.service.notices import write_notice
 from socialcredit.store import Ledger
 
@@ -100,7 +100,7 @@ def contested_ids(svc: Service, subject: str) -> set[str]:
 def _reason(text: str, what: str) -> str:
     text = text.strip()
     if not text or len(text) > MAX_REASON:
-        raise Conflict(f"{what} must be 1 to {MAX_REASON} characters")
+        raise InvalidRequest(f"{what} must be 1 to {MAX_REASON} characters")
     return text
 
 
@@ -120,6 +120,11 @@ def contest(svc: Service, subject: str, record_id: str, reason: str) -> Appeal:
         raise NotFound("not found")
     record = found[0]
     days = appeal_days(svc, record["type"])
+    if days == 0:  # as the notices of its records said
+        raise Conflict(
+            f"record {record_id} cannot be contested: the schemes that read records of type "
+            f"{record['type']} allow no appeal (appeal_days)"
+        )
     until = record["recorded_at"] + dt.timedelta(days=days)
     if svc.today() > until:
         raise Conflict(

@@ -48,7 +48,10 @@ class Settings(BaseSettings):
         False, description="Accept any subject code, not only Chinese identity codes."
     )
     max_batch: int = Field(
-        100_000, ge=1, description="The most records one POST /v1/records may carry."
+        100_000,
+        ge=1,
+        le=1_000_000,
+        description="The most records one POST /v1/records may carry (at most 1,000,000).",
     )
     public_rate: int = Field(30, ge=1, description="Public lookups a client may make per minute.")
     public_burst: int = Field(

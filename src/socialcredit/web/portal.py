@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, Response
 from socialcredit.service import appeals, notices, portal
 from socialcredit.service.access import entries_of
 from socialcredit.service.core import Service
-from socialcredit.service.errors import Conflict, NotFound, Unauthorized
+from socialcredit.service.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from socialcredit.service.identity import sign_in, subject_of_session
 from socialcredit.web.render import PageRoute, Sessions, Svc, Web, page, redirect
 from socialcredit.web.sessions import WebSession
@@ -151,7 +151,7 @@ def contest(
         return redirect(request, web, "/portal/sign-in")
     try:
         appeal = appeals.contest(svc, me, record, reason)
-    except (Conflict, NotFound) as exc:
+    except (Conflict, InvalidRequest, NotFound) as exc:
         web.say(f"Record {record} was not contested: {exc}.", "error")
     else:
         review_by = dt.date.fromisoformat(appeal.review_by)

@@ -19,7 +19,7 @@ from socialcredit.service import appeals
 from socialcredit.service.access import MAX_PURPOSE, declared
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal, authenticate
-from socialcredit.service.errors import Conflict, NotFound, PurposeRequired
+from socialcredit.service.errors import Conflict, InvalidRequest, NotFound, PurposeRequired
 from socialcredit.web.render import PageRoute, Sessions, Svc, Web, page, redirect
 from socialcredit.web.sessions import WebSession
 
@@ -167,7 +167,7 @@ def decide(
         return redirect(request, web, "/review/sign-in")
     try:
         decided = appeals.decide_appeal(svc, who, appeal_id, outcome, reason)
-    except (Conflict, NotFound) as exc:
+    except (Conflict, InvalidRequest, NotFound) as exc:
         web.say(f"Appeal {appeal_id} was not decided: {exc}.", "error")
     else:
         done = (

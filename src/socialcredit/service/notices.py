@@ -386,27 +386,32 @@ def deliver(svc: Service, *, limit: int = DELIVER_BATCH) -> tuple[int, int]:
     )
     if not rows:
         return 0, 0
+    sent = 0  # notices the sink took, in order: a sink sending one at a time may fail midway
+    error: Exception | None = None
     try:
         send_lines = getattr(svc.sink, "send_lines", None)
         send_many = getattr(svc.sink, "send_many", None)
         if send_lines is not None:
             send_lines([_line(row) for row in rows])
+            sent = len(rows)
         elif send_many is not None:
             send_many([_message(row) for row in rows])
+            sent = len(rows)
         else:
             for row in rows:
                 svc.sink.send(_message(row))
-    except Exception as exc:  # any failure of a sink leaves the notices pending
-        with svc.db.transaction() as db:
-            db.many(
-                "UPDATE svc_outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-                [(str(exc)[:500], row[0]) for row in rows],
-            )
-        return 0, len(rows)
+                sent += 1
+    except Exception as exc:  # any failure of a sink leaves the notices not sent pending
+        error = exc
     stamp = svc.stamp()
     with svc.db.transaction() as db:
         db.many(
             "UPDATE svc_outbox SET attempts = attempts + 1, delivered_at = ? WHERE id = ?",
-            [(stamp, row[0]) for row in rows],
+            [(stamp, row[0]) for row in rows[:sent]],
         )
-    return len(rows), 0
+        if error is not None:
+            db.many(
+                "UPDATE svc_outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                [(str(error)[:500], row[0]) for row in rows[sent:]],
+            )
+    return sent, len(rows) - sent

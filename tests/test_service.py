@@ -471,3 +471,38 @@ def test_the_subjects_of_a_refused_batch_are_not_registered(service_env: Service
     assert env.svc.ledger.call(lambda ledger: ledger.kind_of(newcomer)) is None
     good = env.post([record("n1", newcomer)], subjects=[{"code": newcomer, "kind": "person"}])
     assert good.status_code == 200 and good.json()["subjects_added"] == 1
+
+
+def test_a_lost_database_connection_is_made_again(service_env: ServiceEnv) -> None:
+    env = service_env
+    if env.svc.db.dialect != "postgres":
+        pytest.skip("an SQLite file has no connection to lose")
+    import psycopg
+    from conftest import service_postgres_url
+
+    reviewer = {**env.auth("reviewer")}
+    first = env.client.get("/v1/appeals", headers=reviewer, params={"purpose": "r"})
+    assert first.status_code == 200
+    (pid,) = env.svc.db.one("SELECT pg_backend_pid()") or (0,)
+    with psycopg.connect(service_postgres_url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    answers = [
+        env.client.get("/v1/appeals", headers=reviewer, params={"purpose": "r"}) for _ in range(3)
+    ]
+    # the request that finds the connection gone is told to try again; then it is back
+    assert {a.status_code for a in answers[:1]} <= {200, 503}
+    assert [a.status_code for a in answers[1:]] == [200, 200]
+    if answers[0].status_code == 503:
+        assert answers[0].json()["error"] == "database_unavailable"
+        assert answers[0].headers["Retry-After"] == "1"
+
+
+def test_unknown_routes_and_methods_answer_in_the_one_error_shape(
+    service_env: ServiceEnv,
+) -> None:
+    env = service_env
+    missing = env.client.get("/v1/nothing-here")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    wrong = env.client.delete("/v1/records", headers=env.auth("agency"))
+    assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
+    assert set(wrong.json()) == {"error", "detail", "problems"}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from socialcredit.api.models import ErrorBody
 from socialcredit.errors import (
@@ -82,8 +84,38 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return _body(422, "invalid_request", "the request is invalid", problems[:100])
 
 
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """An unknown route or method, in the one body shape."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "refused")
+    return _body(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """The database did not answer (a lost connection, a lock held too long): nothing was
+    done, and the next request reconnects."""
+    return _body(
+        503,
+        "database_unavailable",
+        f"the database did not answer ({type(exc).__name__}); nothing was done: try again",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    errors: list[type[Exception]] = [sqlite3.OperationalError]
+    try:
+        import psycopg
+    except ImportError:  # PostgreSQL is an optional extra
+        return tuple(errors)
+    return (*errors, psycopg.OperationalError, psycopg.InterfaceError)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(SocialCreditError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    for error in _driver_errors():
+        app.add_exception_handler(error, _database_error)

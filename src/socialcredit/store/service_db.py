@@ -40,6 +40,7 @@ class ServiceDB:
         self.cache: dict[str, Any] = {}  # what use cases remember of this database
         self.writes = 0  # statements and transactions that may have written, through here
         self._lockfile: BinaryIO | None = None
+        self._url: str | None = None  # PostgreSQL: where to connect again
 
     @classmethod
     def connect(cls, target: str | Path) -> ServiceDB:
@@ -79,7 +80,18 @@ class ServiceDB:
             raise LedgerError(
                 f"no ledger at {target}: run `socialcredit db upgrade --database URL` to create it"
             )
-        return cls(str(target), "postgres", db)
+        made = cls(str(target), "postgres", db)
+        made._url = url
+        return made
+
+    def _live(self) -> Any:
+        """The connection, connected again first when PostgreSQL's was lost (between
+        transactions: one that breaks in the middle is the caller's error)."""
+        if self._url is not None and self._depth == 0 and (self._db.closed or self._db.broken):
+            from socialcredit.store.postgres import _connect, _target
+
+            self._db = _connect(_target(self._url, None))
+        return self._db
 
     def close(self) -> None:
         """Close the connection."""
@@ -94,19 +106,20 @@ class ServiceDB:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """All rows of a query."""
         with self._lock:
-            return [tuple(r) for r in self._db.execute(self._sql(sql), tuple(params)).fetchall()]
+            rows = self._live().execute(self._sql(sql), tuple(params)).fetchall()
+            return [tuple(r) for r in rows]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         """The first row of a query, or None."""
         with self._lock:
-            row = self._db.execute(self._sql(sql), tuple(params)).fetchone()
+            row = self._live().execute(self._sql(sql), tuple(params)).fetchone()
             return None if row is None else tuple(row)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement; the number of rows it changed."""
         with self._lock:
             self.writes += 1
-            cursor = self._db.execute(self._sql(sql), tuple(params))
+            cursor = self._live().execute(self._sql(sql), tuple(params))
             return int(cursor.rowcount)
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -118,7 +131,7 @@ class ServiceDB:
             if self.dialect == "sqlite":
                 self._db.executemany(sql, [tuple(r) for r in rows])
             else:
-                with self._db.cursor() as cursor:
+                with self._live().cursor() as cursor:
                     cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
 
     def copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -131,7 +144,7 @@ class ServiceDB:
                 self._db.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
             else:
                 with (
-                    self._db.cursor() as cursor,
+                    self._live().cursor() as cursor,
                     cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
                 ):
                     for row in rows:
@@ -156,12 +169,13 @@ class ServiceDB:
                 finally:
                     self._depth -= 1
                 return
+            db = self._live()
             self._depth = 1
             try:
                 if self.dialect == "sqlite":
                     yield from self._sqlite_transaction()
                 else:
-                    with self._db.transaction():
+                    with db.transaction():
                         yield self
             finally:
                 self._depth = 0

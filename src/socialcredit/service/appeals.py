@@ -208,6 +208,7 @@ def decide_appeal(
     if appeal.status != "open" or not _close(svc, appeal, outcome, reason.strip(), who.name):
         decided = appeal_of(svc, appeal.subject, appeal_id).status
         raise Conflict(f"appeal {appeal_id} was decided already: {decided}")
+    log_read(svc, appeal.subject, who, "appeal decision", f"decided appeal {appeal_id}: {outcome}")
     svc.outbox_written()
     return appeal_of(svc, appeal.subject, appeal_id)
 

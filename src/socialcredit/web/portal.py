@@ -18,17 +18,13 @@ from socialcredit.service.access import entries_of
 from socialcredit.service.core import Service
 from socialcredit.service.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from socialcredit.service.identity import sign_in, subject_of_session
-from socialcredit.web.render import PageRoute, Sessions, Svc, Web, page, redirect
+from socialcredit.web import render
+from socialcredit.web.render import FORGED, PageRoute, Sessions, Svc, Web, page, redirect
 from socialcredit.web.sessions import WebSession
 
 __all__ = ["router", "signed_in_subject"]
 
 router = APIRouter(prefix="/portal", route_class=PageRoute, include_in_schema=False)
-
-_FORGED = (
-    "The form was not sent from this site's page, or its session ended: nothing was done. "
-    "Send the form again."
-)
 
 
 def signed_in_subject(svc: Service, web: WebSession) -> str | None:
@@ -66,7 +62,7 @@ def sign_in_post(
     """Use the one-time token; on success a new page session holds the service session."""
     if not web.csrf_ok(csrf):
         return page(
-            request, web, "signin.html", status=403, title="Sign in", token="", error=_FORGED
+            request, web, "signin.html", status=403, title="Sign in", token="", error=FORGED
         )
     try:
         session = sign_in(svc, token.strip())
@@ -94,11 +90,7 @@ def sign_out(
     csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """End the page session (the service session is left to expire)."""
-    if not web.csrf_ok(csrf):
-        return page(request, web, "error.html", status=403, title="Not signed out", detail=_FORGED)
-    new = store.replace(web, svc.now().timestamp())
-    new.say("You are signed out.")
-    return redirect(request, new, "/portal/sign-in")
+    return render.sign_out(request, svc, web, store, csrf, "/portal/sign-in")
 
 
 @router.get("", response_class=HTMLResponse)
@@ -144,7 +136,7 @@ def contest(
 ) -> Response:
     """Contest one of one's records, within its appeal days."""
     if not web.csrf_ok(csrf):
-        return page(request, web, "error.html", status=403, title="Not contested", detail=_FORGED)
+        return page(request, web, "error.html", status=403, title="Not contested", detail=FORGED)
     me = signed_in_subject(svc, web)
     if me is None:
         web.say("Sign in again: your session ended. Nothing was contested.", "error")

@@ -113,6 +113,24 @@ def redirect(request: Request, web: WebSession, to: str) -> Response:
     return response
 
 
+FORGED = (
+    "The form was not sent from this site's page, or its session ended: nothing was done. "
+    "Send the form again."
+)
+"""What a form whose CSRF token does not match is told."""
+
+
+def sign_out(
+    request: Request, svc: Service, web: WebSession, store: WebSessions, csrf: str, to: str
+) -> Response:
+    """End the page session on a form with this session's token, and go to ``to``."""
+    if not web.csrf_ok(csrf):
+        return page(request, web, "error.html", status=403, title="Not signed out", detail=FORGED)
+    new = store.replace(web, svc.now().timestamp())
+    new.say("You are signed out.")
+    return redirect(request, new, to)
+
+
 def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
     """An error as a page (no session: an error never starts one)."""
     return page(request, None, "error.html", status=status, title=title, detail=detail)

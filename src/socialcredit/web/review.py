@@ -20,17 +20,13 @@ from socialcredit.service.access import MAX_PURPOSE, declared
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal, authenticate
 from socialcredit.service.errors import Conflict, InvalidRequest, NotFound, PurposeRequired
-from socialcredit.web.render import PageRoute, Sessions, Svc, Web, page, redirect
+from socialcredit.web import render
+from socialcredit.web.render import FORGED, PageRoute, Sessions, Svc, Web, page, redirect
 from socialcredit.web.sessions import WebSession
 
 __all__ = ["QueueItem", "router"]
 
 router = APIRouter(prefix="/review", route_class=PageRoute, include_in_schema=False)
-
-_FORGED = (
-    "The form was not sent from this site's page, or its session ended: nothing was done. "
-    "Send the form again."
-)
 
 
 @dataclass(frozen=True)
@@ -98,7 +94,7 @@ def sign_in_post(
         )
 
     if not web.csrf_ok(csrf):
-        return again(403, _FORGED)
+        return again(403, FORGED)
     who = authenticate(svc.db, key.strip())
     if who is None:
         return again(401, "Not signed in: the key is unknown or revoked.")
@@ -122,11 +118,7 @@ def sign_out(
     csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """End the reviewer's page session."""
-    if not web.csrf_ok(csrf):
-        return page(request, web, "error.html", status=403, title="Not signed out", detail=_FORGED)
-    new = store.replace(web, svc.now().timestamp())
-    new.say("You are signed out.")
-    return redirect(request, new, "/review/sign-in")
+    return render.sign_out(request, svc, web, store, csrf, "/review/sign-in")
 
 
 @router.get("", response_class=HTMLResponse)
@@ -160,7 +152,7 @@ def decide(
 ) -> Response:
     """Uphold (the record is voided) or reject (a reason is needed) one appeal."""
     if not web.csrf_ok(csrf):
-        return page(request, web, "error.html", status=403, title="Not decided", detail=_FORGED)
+        return page(request, web, "error.html", status=403, title="Not decided", detail=FORGED)
     who = signed_in_reviewer(svc, web)
     if who is None:
         web.say("Sign in again: your session ended. Nothing was decided.", "error")

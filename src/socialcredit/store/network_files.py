@@ -20,7 +20,6 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from socialcredit.errors import InvalidInput, Problem
 from socialcredit.relations import (
@@ -33,7 +32,12 @@ from socialcredit.relations import (
 from socialcredit.store.checks import _untidy, _untidy_message, as_mask, shown_code, sort_problems
 from socialcredit.store.files import Format, Loaded, PathLike, _dates, _source
 from socialcredit.store.origin import Origin
-from socialcredit.store.readers import RawColumns, _header_problems, read_csv_columns
+from socialcredit.store.readers import (
+    ColumnKind,
+    RawColumns,
+    read_csv_columns,
+    read_parquet_columns,
+)
 
 __all__ = [
     "NetworkCheck",
@@ -48,7 +52,7 @@ __all__ = [
 ]
 
 _RELATIONS_REQUIRED = ("subject", "relation", "other")
-_DATE_COLUMNS = frozenset({"from", "to", "date"})
+_KINDS: dict[str, ColumnKind] = {"from": "date", "to": "date", "date": "date", "stars": "integer"}
 MAX_STARS = 10
 """No scheme rates on more than 10 stars (docs/networks.md section 4)."""
 
@@ -105,37 +109,11 @@ def _raw(
     if fmt == "csv":
         text = data if isinstance(data, bytes) else data.read_bytes()
         return read_csv_columns(text, source, fields, required)
-    try:
-        table = pq.read_table(pa.BufferReader(data) if isinstance(data, bytes) else str(data))
-    except (pa.ArrowException, OSError) as exc:
-        raise InvalidInput(
-            [Problem(source, 0, "", f"is not a readable Parquet file: {exc}")], what=source
-        ) from None
-    problems = _header_problems(table.column_names, fields, required, source, 0)
-    columns = {}
-    for name in table.column_names:
-        column = table.column(name)
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        if pa.types.is_large_string(column.type):
-            column = column.cast(pa.string())
-        kind = column.type
-        fine = pa.types.is_string(kind) or pa.types.is_null(kind)
-        if name in _DATE_COLUMNS:
-            fine = fine or pa.types.is_date(kind)
-        if name == "stars":
-            fine = fine or pa.types.is_integer(kind)
-            if pa.types.is_integer(kind):
-                column = column.cast(pa.string())  # checked as text, like a CSV cell
-        if not fine:
-            expected = "date or text (YYYY-MM-DD)" if name in _DATE_COLUMNS else "text"
-            if name == "stars":
-                expected = "integer or text"
-            problems.append(Problem(source, 0, name, f"column of type {kind}; expected {expected}"))
-        columns[name] = column
-    if problems:
-        raise InvalidInput(problems, what=source)
-    return RawColumns(columns, Origin.rows(source, table.num_rows))
+    raw = read_parquet_columns(data, source, fields, required, _KINDS)
+    stars = raw.columns.get("stars")
+    if stars is not None and pa.types.is_integer(stars.type):
+        raw.columns["stars"] = stars.cast(pa.string())  # checked as text, like a CSV cell
+    return raw
 
 
 # -- checks ------------------------------------------------------------------------------

@@ -16,8 +16,10 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +29,9 @@ import pyarrow.parquet as pq
 
 from socialcredit.errors import InvalidInput, Problem
 from socialcredit.store.origin import Origin
+
+ColumnKind = Literal["date", "integer"]
+"""A column that Parquet may hold typed, besides as text."""
 
 __all__ = ["RawColumns", "read_csv_columns", "read_parquet_columns"]
 
@@ -43,7 +48,10 @@ class RawColumns:
 
 
 def _header_problems(
-    names: list[str], fields: tuple[str, ...], required: tuple[str, ...], source: str,
+    names: list[str],
+    fields: tuple[str, ...],
+    required: tuple[str, ...],
+    source: str,
     line: int,
 ) -> list[Problem]:
     problems = []
@@ -54,12 +62,14 @@ def _header_problems(
         elif name not in fields:
             close = difflib.get_close_matches(name.strip().lower(), fields, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(Problem(
-                source, line, name, f"unknown column{hint}; the columns are {expected}"))
+            problems.append(
+                Problem(source, line, name, f"unknown column{hint}; the columns are {expected}")
+            )
     for name in required:
         if name not in names:
-            problems.append(Problem(source, line, name, f"missing column; required: "
-                                    f"{','.join(required)}"))
+            problems.append(
+                Problem(source, line, name, f"missing column; required: {','.join(required)}")
+            )
     return problems
 
 
@@ -74,16 +84,26 @@ def read_csv_columns(
     """
     start = len(_BOM) if data.startswith(_BOM) else 0
     end = data.find(b"\n", start)
-    first = data[start:end if end >= 0 else len(data)].rstrip(b"\r")
+    first = data[start : end if end >= 0 else len(data)].rstrip(b"\r")
     if not first.strip():
-        raise InvalidInput([Problem(
-            source, 1, "", f"no header: the first line must name the columns, such as "
-            f"{','.join(fields)}")], what=source)
+        raise InvalidInput(
+            [
+                Problem(
+                    source,
+                    1,
+                    "",
+                    f"no header: the first line must name the columns, such as {','.join(fields)}",
+                )
+            ],
+            what=source,
+        )
     try:
         names = next(csv.reader([first.decode("utf-8")]))
     except UnicodeDecodeError:
-        raise InvalidInput([Problem(source, 1, "", "the header is not UTF-8 text; save the "
-                                    "file as UTF-8")], what=source) from None
+        raise InvalidInput(
+            [Problem(source, 1, "", "the header is not UTF-8 text; save the file as UTF-8")],
+            what=source,
+        ) from None
     problems = _header_problems(names, fields, required, source, 1)
     if problems:
         raise InvalidInput(problems, what=source)
@@ -160,28 +180,43 @@ def _read_csv_slowly(data: bytes, source: str, names: list[str]) -> RawColumns:
         if not row:
             continue
         if len(row) != len(names):
-            problems.append(Problem(
-                source, start, "", f"has {len(row)} fields, the header names {len(names)}"))
+            problems.append(
+                Problem(source, start, "", f"has {len(row)} fields, the header names {len(names)}")
+            )
             continue
         try:
             "".join(row).encode("utf-8")
         except UnicodeEncodeError:
-            problems.append(Problem(source, start, "", "is not UTF-8 text; save the file as "
-                                    "UTF-8"))
+            problems.append(Problem(source, start, "", "is not UTF-8 text; save the file as UTF-8"))
             continue
         for column, value in zip(values, row, strict=True):
             column.append(value)
         lines.append(start)
-    columns = {name: pa.chunked_array([pa.array(v, pa.string())]) for name, v in
-               zip(names, values, strict=True)}
+    columns = {
+        name: pa.chunked_array([pa.array(v, pa.string())])
+        for name, v in zip(names, values, strict=True)
+    }
     return RawColumns(columns, Origin(source, np.array(lines, dtype=np.int64)), problems)
 
 
+RECORD_KINDS: Mapping[str, ColumnKind] = {
+    "occurred_at": "date",
+    "recorded_at": "date",
+    "amount": "integer",
+}
+"""The columns of a records file that Parquet may hold as other than text."""
+
+
 def read_parquet_columns(
-    data: bytes | Path, source: str, fields: tuple[str, ...], required: tuple[str, ...]
+    data: bytes | Path,
+    source: str,
+    fields: tuple[str, ...],
+    required: tuple[str, ...],
+    kinds: Mapping[str, ColumnKind] = RECORD_KINDS,
 ) -> RawColumns:
     """The columns of a Parquet file (a path, or its contents), checked as for CSV; a
-    column of a type that cannot hold its field raises :class:`InvalidInput`."""
+    column of a type that cannot hold its field (text, or the kind ``kinds`` gives it)
+    raises :class:`InvalidInput`."""
     try:
         handle = pa.BufferReader(data) if isinstance(data, bytes) else str(data)
         table = pq.read_table(handle)
@@ -197,30 +232,29 @@ def read_parquet_columns(
             column = column.cast(column.type.value_type)
         if pa.types.is_large_string(column.type):
             column = column.cast(pa.string())
-        if not _parquet_type_ok(name, column.type):
-            problems.append(Problem(source, 0, name, f"column of type {column.type}; expected "
-                                    f"{_expected_type(name)}"))
+        kind = kinds.get(name)
+        if not _parquet_type_ok(kind, column.type):
+            expected = _EXPECTED[kind] if kind is not None else "text"
+            problems.append(
+                Problem(source, 0, name, f"column of type {column.type}; expected {expected}")
+            )
         columns[name] = column
     if problems:
         raise InvalidInput(problems, what=source)
     return RawColumns(columns, Origin.rows(source, table.num_rows))
 
 
-def _parquet_type_ok(name: str, type_: pa.DataType) -> bool:
+_EXPECTED: dict[ColumnKind, str] = {
+    "date": "date or text (YYYY-MM-DD)",
+    "integer": "integer or text",
+}
+
+
+def _parquet_type_ok(kind: ColumnKind | None, type_: pa.DataType) -> bool:
     if pa.types.is_string(type_) or pa.types.is_null(type_):
         return True
-    if name in ("occurred_at", "recorded_at"):
+    if kind == "date":
         return bool(pa.types.is_date(type_))
-    if name == "amount":
+    if kind == "integer":
         return bool(pa.types.is_integer(type_))
     return False
-
-
-def _expected_type(name: str) -> str:
-    if name in ("occurred_at", "recorded_at"):
-        return "date or text (YYYY-MM-DD)"
-    if name == "amount":
-        return "integer or text"
-    return "text"
-
-

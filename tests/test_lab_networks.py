@@ -10,11 +10,14 @@ from strategies import records_table
 
 from socialcredit.engine import evaluate
 from socialcredit.lab.networks import (
+    ExposureCounts,
     NetworkSettings,
     exposure,
     friends,
+    household_graph,
     households,
     relations_table,
+    union,
 )
 from socialcredit.scheme import load_scheme_text
 
@@ -120,3 +123,42 @@ def test_settings_are_checked() -> None:
         NetworkSettings(household_size_mean=0.5)
     with pytest.raises(ValueError, match="friends_homophily"):
         NetworkSettings(friends_homophily=1.5)
+
+
+def test_exposure_kept_current_equals_exposure_of_the_listed() -> None:
+    rng = np.random.default_rng(11)
+    n = 4_000
+    homes = households(rng, n, mean_size=2.62, max_size=6)
+    graph = friends(rng, n, mean_degree=5)
+    listed = rng.random(n) < 0.1
+    counts = ExposureCounts(listed, homes, graph)
+    for _ in range(30):
+        rows = np.unique(rng.integers(0, n, rng.integers(1, 200)))
+        now = rng.random(len(rows)) < 0.3
+        listed[rows] = now
+        counts.update(rows, now)
+        want = exposure(listed, homes, graph)
+        free = ~listed
+        flags = (want.household, want.friend, want.any)
+        assert counts.exposed.tolist() == [int(f.sum()) for f in flags]
+        assert counts.exposed_unlisted.tolist() == [int((f & free).sum()) for f in flags]
+        assert counts.n_listed == int(listed.sum())
+
+
+def test_household_graph_and_union_relate_the_right_agents() -> None:
+    rng = np.random.default_rng(2)
+    homes = households(rng, 300, mean_size=3)
+    graph = friends(rng, 300, mean_degree=3)
+    mates = household_graph(homes, 320)  # 20 more agents (organizations) without any
+    assert mates.n == 320 and mates.degree[300:].sum() == 0
+    home = homes.of()
+    for i in range(0, 300, 13):
+        got = set(mates.indices[mates.indptr[i] : mates.indptr[i + 1]].tolist())
+        assert got == {j for j in range(300) if home[j] == home[i] and j != i}
+    both = union([mates, graph], 320)
+    for i in range(0, 300, 17):
+        friends_of = set(graph.indices[graph.indptr[i] : graph.indptr[i + 1]].tolist())
+        home_of = set(mates.indices[mates.indptr[i] : mates.indptr[i + 1]].tolist())
+        assert set(both.indices[both.indptr[i] : both.indptr[i + 1]].tolist()) == (
+            friends_of | home_of
+        )

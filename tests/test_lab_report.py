@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from html import escape, unescape
 from pathlib import Path
@@ -244,7 +245,7 @@ def test_new_metrics_appear_in_their_section_or_under_other_metrics(
     pair: tuple[Settings, list[Run], str],
 ) -> None:
     settings, runs, html = pair
-    assert "no network metric" in section(html, "network")
+    assert 'data-metric="network_exposure"' in section(html, "network")  # the town's networks
     assert '<section id="other"' not in html or "mystery_index" not in html
     rows = MetricsTable("court_dishonest_debtors", False)
     for week in range(3):
@@ -311,6 +312,11 @@ def files_in(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.exists() else {}
 
 
+def plain(chunks: list[str]) -> str:
+    """What a terminal would show of these characters, without its control sequences."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", "".join(chunks))
+
+
 def test_an_interrupted_run_writes_no_report(tmp_path: Path) -> None:
     # Ctrl-C (SIGINT) in the middle of a run far too long to finish first
     out = tmp_path / "out"
@@ -324,21 +330,35 @@ def test_an_interrupted_run_writes_no_report(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # the progress bar drawn live, as on a terminal, so that it shows the weeks under way
+        env={**os.environ, "FORCE_COLOR": "1", "TTY_INTERACTIVE": "1", "COLUMNS": "120"},
         # a shell may have started this one with SIGINT ignored; the child must hear it
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read(1), "")))
+    reader.start()
     try:
-        time.sleep(6)
-        assert proc.poll() is None, proc.communicate()
+        # interrupt once the progress bar shows the weekly steps under way
+        deadline = time.monotonic() + 300
+        while not re.search(r"weeks\D*[1-9]\d*/156", plain(seen)):
+            assert proc.poll() is None, "".join(seen)
+            assert time.monotonic() < deadline, "".join(seen)
+            time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        reader.join()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    stderr = plain(seen)
     assert proc.returncode == 130, stderr  # stopped by the interrupt, not finished or failed
-    weeks = re.search(r"weeks\D*(\d+)/156", stderr)
-    assert weeks and 0 < int(weeks.group(1)) < 156, stderr  # it was in the middle of the run
+    weeks = re.findall(r"weeks\D*(\d+)/156", stderr)[-1:]
+    assert weeks and 0 < int(weeks[0]) < 156, stderr  # it was in the middle of the run
     assert files_in(out) == {}
 
 

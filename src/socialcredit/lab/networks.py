@@ -15,9 +15,11 @@ built with a handful of vector operations, so they scale to millions of agents:
   probability ``homophily``, else uniformly among all agents.
 
 :func:`exposure` answers the lab's question "who has a listed relative or friend?" from a
-boolean vector of listed agents, and :func:`relations_table` writes the networks in the
-relations input of the scheme language (docs/networks.md), so that a simulated world can be
-scored with ``socialcredit score --relations``.
+boolean vector of listed agents, and :class:`ExposureCounts` keeps the same answer current
+as a few agents join or leave lists (work in proportion to their households and friends).
+:func:`relations_table` and :func:`ratings_table` write the networks and the peer ratings
+in the inputs of the scheme language (docs/networks.md), so that a simulated world can be
+scored with ``socialcredit score --relations --ratings``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from socialcredit.relations import RELATIONS_SCHEMA
+from socialcredit.relations import RATINGS_SCHEMA, RELATIONS_SCHEMA
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -161,28 +163,47 @@ def friends(
     block."""
     if n < 0 or mean_degree < 0 or not 0 <= homophily <= 1:
         raise ValueError("n >= 0, mean_degree >= 0 and 0 <= homophily <= 1")
+    if n >= 2**31:
+        raise ValueError("at most 2**31 - 1 agents (rows are int32)")
     bounds = _bounds(n, blocks)
     pairs = round(n * mean_degree / 2) if n > 1 else 0
     a = rng.integers(0, max(n, 1), pairs, dtype=np.int64)
-    block = np.searchsorted(bounds, a, side="right") - 1
-    lo, hi = bounds[block], bounds[block + 1]
     within = rng.random(pairs) < homophily
-    b = np.where(
-        within,
-        lo + np.floor(rng.random(pairs) * (hi - lo)).astype(np.int64),
-        rng.integers(0, max(n, 1), pairs, dtype=np.int64),
-    )
+    # the other end: uniform within the first end's block, or among all agents
+    block = np.searchsorted(bounds, a, side="right") - 1
+    lo = np.where(within, bounds[block], 0)
+    span = np.where(within, bounds[block + 1] - bounds[block], n)
+    del block
+    b = rng.random(pairs)
+    b *= span
+    b = lo + b.astype(np.int64)
+    del lo, span, within
     keep = a != b
     a, b = a[keep], b[keep]
-    m = max(n, 1)
-    keys = _distinct(np.minimum(a, b) * m + np.maximum(a, b))  # each friendship once
-    both = np.concatenate((keys, (keys % m) * m + keys // m))  # and in both directions
-    both.sort()
-    source = both // m
+    del keep
+    # each friendship once, as (smaller << 32 | larger): shifts and masks, not divisions
+    keys = np.minimum(a, b) << 32
+    keys |= np.maximum(a, b)
+    del a, b
+    keys = _distinct(keys)
+    # and in both directions, sorted by source then target: the reversed keys sorted, then
+    # merged with the keys (a stable sort of two sorted runs is a linear merge)
+    rev = (keys & _LOW) << 32
+    rev |= keys >> 32
+    rev.sort()
+    both = np.concatenate((keys, rev))
+    del keys, rev
+    both.sort(kind="stable")
+    source = both >> 32
     counts = np.bincount(source, minlength=n)[:n] if n else np.zeros(0, dtype=np.int64)
+    del source
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    return Friends(indptr, (both % m).astype(np.int32))
+    return Friends(indptr, (both & _LOW).astype(np.int32))
+
+
+_LOW = (1 << 32) - 1
+"""The low 32 bits of an edge key (its target)."""
 
 
 @dataclass(frozen=True)
@@ -270,4 +291,202 @@ def relations_table(
             pa.nulls(len(a), pa.date32()),
         ],
         schema=RELATIONS_SCHEMA,
+    )
+
+
+# ---- graphs over all agents: the relation conditions of a scheme --------------------------
+
+
+def _ranges(starts: I64, lengths: I64) -> I64:
+    """``concatenate([arange(s, s + k) for s, k in zip(starts, lengths)])``, vectorized."""
+    total = int(lengths.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    out: I64 = np.arange(total, dtype=np.int64) + shift
+    return out
+
+
+def _csr(source: I64, target: I64, n: int) -> Friends:
+    """The graph with these directed edges (repeats dropped) on ``n`` agents."""
+    m = max(n, 1)
+    keys = _distinct(source * m + target)
+    counts = np.bincount(keys // m, minlength=n)[:n] if n else np.zeros(0, dtype=np.int64)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return Friends(indptr, (keys % m).astype(np.int32))
+
+
+def household_graph(homes: Households, n: int | None = None) -> Friends:
+    """Each row's other household members, as a graph on ``n`` agents (rows past the
+    households, organizations, have none)."""
+    n = int(homes.offsets[-1]) if n is None else n
+    home = homes.of().astype(np.int64)
+    row = np.arange(len(home), dtype=np.int64)
+    sizes = homes.sizes
+    target = _ranges(homes.offsets[:-1][home], sizes[home])
+    source = np.repeat(row, sizes[home])
+    other = source != target
+    return _csr(source[other], target[other], n)
+
+
+def padded(graph: Friends, n: int) -> Friends:
+    """The graph on ``n >= graph.n`` agents: the rows added have no edges."""
+    if n == graph.n:
+        return graph
+    tail = np.full(n - graph.n, graph.indptr[-1], dtype=np.int64)
+    return Friends(np.concatenate((graph.indptr, tail)), graph.indices)
+
+
+def union(graphs: list[Friends], n: int) -> Friends:
+    """The union of graphs on ``n`` agents (an edge in several counts once)."""
+    graphs = [padded(g, n) for g in graphs]
+    if len(graphs) == 1:
+        return graphs[0]
+    source = np.concatenate(
+        [np.repeat(np.arange(n, dtype=np.int64), g.degree) for g in graphs]
+        or [np.zeros(0, dtype=np.int64)]
+    )
+    target = np.concatenate(
+        [g.indices.astype(np.int64) for g in graphs] or [np.zeros(0, dtype=np.int64)]
+    )
+    return _csr(source, target, n)
+
+
+def neighbours(graph: Friends, rows: I64) -> tuple[I64, I64]:
+    """The edges leaving ``rows``: (position in ``rows`` of the source, target row)."""
+    starts, ends = graph.indptr[rows], graph.indptr[rows + 1]
+    lengths = ends - starts
+    which = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
+    return which, graph.indices[_ranges(starts, lengths)].astype(np.int64)
+
+
+# ---- exposure kept current -----------------------------------------------------------------
+
+
+EXPOSURE_GROUPS = ("household", "friend", "either")
+"""The groups of the exposure metrics, in the order of :attr:`ExposureCounts.exposed`."""
+
+
+class ExposureCounts:
+    """:func:`exposure` of a listed vector, kept current as agents join or leave lists.
+
+    It holds, per household, how many of its members are listed, and per agent, how many of
+    its friends; an agent's change updates its household and its friends, and the totals
+    are corrected for the agents whose exposure that can change (its household members,
+    its friends, itself). The work per change is its household size plus its degree.
+    """
+
+    def __init__(self, listed: Bools, homes: Households | None, graph: Friends | None) -> None:
+        n = len(listed)
+        self.n = n
+        self.homes = homes
+        self.graph = graph
+        self.listed = listed.copy()
+        self.home_of = homes.of().astype(np.int64) if homes is not None else None
+        self.n_listed = int(listed.sum())
+        self.exposed = np.zeros(3, dtype=np.int64)  # household, friend, either
+        self.exposed_unlisted = np.zeros(3, dtype=np.int64)
+        if homes is not None:
+            self.home_listed = np.zeros(homes.count, dtype=np.int64)
+        if graph is not None:
+            self.friend_listed = np.zeros(n, dtype=np.int64)
+        if not self.n_listed:  # no one listed (the usual start): no one exposed
+            return
+        flag = listed.astype(np.int64)
+        if homes is not None:
+            running = np.concatenate(([0], np.cumsum(flag)))
+            self.home_listed = running[homes.offsets[1:]] - running[homes.offsets[:-1]]
+        if graph is not None:
+            running = np.concatenate(([0], np.cumsum(flag[graph.indices])))
+            self.friend_listed = running[graph.indptr[1:]] - running[graph.indptr[:-1]]
+        self._add(np.arange(n, dtype=np.int64), 1)
+
+    def flags(self, rows: I64) -> tuple[Bools, Bools]:
+        """Whether each of ``rows`` has a listed household member, a listed friend."""
+        if self.homes is not None:
+            assert self.home_of is not None
+            household = self.home_listed[self.home_of[rows]] - self.listed[rows] > 0
+        else:
+            household = np.zeros(len(rows), dtype=np.bool_)
+        if self.graph is not None:
+            friend = self.friend_listed[rows] > 0
+        else:
+            friend = np.zeros(len(rows), dtype=np.bool_)
+        return household, friend
+
+    def _add(self, rows: I64, sign: int) -> None:
+        household, friend = self.flags(rows)
+        either = household | friend
+        free = ~self.listed[rows]
+        for k, flag in enumerate((household, friend, either)):
+            self.exposed[k] += sign * int(flag.sum())
+            self.exposed_unlisted[k] += sign * int((flag & free).sum())
+
+    def update(self, rows: I64, listed: Bools) -> None:
+        """Agents ``rows`` (distinct) are now ``listed`` or not."""
+        changed = rows[self.listed[rows] != listed]
+        if not len(changed):
+            return
+        parts = [changed]
+        if self.homes is not None:
+            assert self.home_of is not None
+            home = self.home_of[changed]
+            parts.append(_ranges(self.homes.offsets[home], self.homes.sizes[home]))
+        if self.graph is not None:
+            _, mates = neighbours(self.graph, changed)
+            parts.append(mates)
+        touched = _distinct(np.concatenate(parts))
+        self._add(touched, -1)
+        sign = np.where(self.listed[changed], -1, 1).astype(np.int64)
+        self.n_listed += int(sign.sum())
+        self.listed[changed] = ~self.listed[changed]
+        if self.homes is not None:
+            np.add.at(self.home_listed, home, sign)
+        if self.graph is not None:
+            which, mates = neighbours(self.graph, changed)
+            np.add.at(self.friend_listed, mates, sign[which])
+        self._add(touched, 1)
+
+
+# ---- peer ratings ---------------------------------------------------------------------------
+
+
+def draw_raters(
+    rng: np.random.Generator, n: int, per_agent: float, graph: Friends | None
+) -> tuple[I64, I64]:
+    """A week's ratings: ``Poisson(per_agent * n)`` raters drawn uniformly among ``n``
+    agents, each rating one friend drawn uniformly (``graph``; a rater without friends
+    rates no one) or, without a graph, one other agent drawn uniformly."""
+    count = int(rng.poisson(per_agent * n)) if n > 1 else 0
+    rater = rng.integers(0, max(n, 1), count, dtype=np.int64)
+    u = rng.random(count)
+    if graph is not None:
+        degree = graph.degree[rater]
+        has = degree > 0
+        rater, u, degree = rater[has], u[has], degree[has]
+        pick = graph.indptr[rater] + np.minimum((u * degree).astype(np.int64), degree - 1)
+        return rater, graph.indices[pick].astype(np.int64)
+    ratee = np.minimum((u * (n - 1)).astype(np.int64), n - 2)
+    return rater, ratee + (ratee >= rater)  # anyone but the rater
+
+
+def draw_stars(rng: np.random.Generator, quality: npt.NDArray[np.float64], top: int) -> I64:
+    """Stars ``1 + Binomial(top - 1, q)`` for each rating's quality ``q`` (clipped to 0..1)."""
+    q = np.clip(quality, 0.0, 1.0)
+    out: I64 = 1 + rng.binomial(top - 1, q).astype(np.int64)
+    return out
+
+
+def ratings_table(codes: pa.Array, rater: I64, ratee: I64, stars: I64, day: I64) -> pa.Table:
+    """Ratings as the ratings input (docs/networks.md section 2): rows of agents and day
+    numbers; ``codes`` are the agents' codes."""
+    return pa.Table.from_arrays(
+        [
+            codes.take(pa.array(rater)),
+            codes.take(pa.array(ratee)),
+            pa.array(stars.astype(np.int64), pa.int64()),
+            pa.array(day.astype(np.int32), pa.int32()).cast(pa.date32()),
+        ],
+        schema=RATINGS_SCHEMA,
     )

@@ -5,6 +5,13 @@ contiguous range of rows. That makes drawing a week's events cost in proportion 
 events: a Poisson count per group, then agents within the group by a binary search in the
 cumulative propensity (or uniformly). Codes are valid synthetic codes
 (:mod:`socialcredit.ids`), drawn at random, so their order is unrelated to the groups.
+
+When the world has ``networks``, the persons (rows ``0:persons``, the first groups) also
+have households and friends (:mod:`socialcredit.lab.networks`), drawn from the same
+generator after everything else, so a world with networks has the same agents as without.
+A household never crosses a group (its members share an area and an income decile);
+friendships join persons of the partition, a share ``friends_homophily`` of them within the
+person's area.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from socialcredit.ids import ric, uscc
-from socialcredit.lab.world import DECILES, World
+from socialcredit.lab.networks import Friends, Households, friends, households
+from socialcredit.lab.world import DECILES, Networks, World
 from socialcredit.records import SUBJECTS_SCHEMA
 
 F64 = npt.NDArray[np.float64]
@@ -60,6 +68,18 @@ class Population:
     order: I64  # per agent: its draw (persons first, then organizations)
     code_seed: int
     regions: tuple[str, ...] | None  # synthetic regions of the codes (None: all)
+    homes: Households | None = None  # households of the persons (rows 0:persons)
+    friends: Friends | None = None  # friendships among the persons
+
+    @property
+    def has_networks(self) -> bool:
+        """Whether the persons have households and friends."""
+        return self.homes is not None
+
+    @property
+    def person_codes(self) -> pa.Array:
+        """The codes of the persons (rows ``0:persons``), in row order."""
+        return self.codes.slice(0, self.persons)
 
     @property
     def size(self) -> int:
@@ -191,16 +211,46 @@ def build_population(
     area = area[order].astype(np.int8)
     propensity = rng.gamma(pop.propensity_shape, 1 / pop.propensity_shape, size=len(order))
     code_seed = int(rng.integers(2**63))
+    bounds = np.searchsorted(group, np.arange(N_GROUPS + 1)).astype(np.int64)
+    homes, graph = (
+        draw_networks(world.networks, rng, persons, bounds)
+        if world.networks is not None
+        else (None, None)
+    )
     return Population(
         kind=kind,
         decile=decile_all,
         area=area,
         propensity=propensity,
-        bounds=np.searchsorted(group, np.arange(N_GROUPS + 1)).astype(np.int64),
+        bounds=bounds,
         cum_propensity=np.concatenate([[0.0], np.cumsum(propensity)]),
         persons=persons,
         organizations=organizations,
         order=order.astype(np.int64),
         code_seed=code_seed,
         regions=tuple(regions) if regions is not None else None,
+        homes=homes,
+        friends=graph,
     )
+
+
+def draw_networks(
+    networks: Networks, rng: np.random.Generator, persons: int, bounds: I64
+) -> tuple[Households, Friends]:
+    """Households (never across a group of persons) and friends (a share within the
+    person's area) of the persons, rows ``0:persons``."""
+    homes = households(
+        rng,
+        persons,
+        mean_size=networks.household_size_mean,
+        max_size=networks.household_size_max,
+        blocks=bounds[1 : 2 * DECILES],
+    )
+    graph = friends(
+        rng,
+        persons,
+        mean_degree=networks.friends_mean_degree,
+        homophily=networks.friends_homophily,
+        blocks=bounds[DECILES : DECILES + 1],
+    )
+    return homes, graph

@@ -528,7 +528,8 @@ SECTIONS = (
         r"(network|exposure|exposed|relative|friend|household).*",
         _nothing,
         note="People with a listed relative or friend.",
-        empty="The metrics table of this run has no network metric.",
+        empty="The world of this run has no networks (no households, no friends): there is "
+        "no network exposure to show, and the metrics table has no network metric.",
     ),
     Section(
         "denied",

@@ -10,16 +10,20 @@ same kernel as ``socialcredit score``, for the subjects whose records change slo
 (:mod:`socialcredit.lab.tracking`). Its states feed back: a penalized subject's rates of
 penalized conduct fall (deterrence) and its donations rise (redemption).
 
-Agents do not interact, so the population is simulated in **partitions** of at most
-``partition_size`` persons (and organizations in proportion), one after another; each is
-simulated for all weeks under every scheme, its counts are added to the run's
-(:mod:`socialcredit.lab.tally`) and its ledger is written to disk or dropped. Memory is
-bounded by the partition, not the population.
+The population is simulated in **partitions** of at most ``partition_size`` persons (and
+organizations in proportion), one after another; each is simulated for all weeks under
+every scheme, its counts are added to the run's (:mod:`socialcredit.lab.tally`) and its
+ledger is written to disk or dropped. Memory is bounded by the partition, not the
+population. Agents interact only through the networks of a world that has them
+(households and friends, drawn within the partition: a modelling choice, docs/lab.md),
+which is all a scheme's relation conditions and peer ratings read, so partitions stay
+independent.
 
 Everything is drawn from generators seeded by ``seed`` and the partition ``p``: the
 population from ``default_rng([seed, 0, p])`` (the same for every scheme), the conduct
 from ``default_rng([seed, 1, p])`` (common random numbers: two schemes that change nothing
-in behaviour see the same conduct). A run is exactly reproducible.
+in behaviour see the same conduct); peer ratings, for a scheme that reads them, from
+``default_rng([seed, 2, p])``. A run is exactly reproducible.
 """
 
 from __future__ import annotations
@@ -39,8 +43,20 @@ import pyarrow as pa
 
 from socialcredit.days import from_day, to_day
 from socialcredit.engine import Engine, States
+from socialcredit.engine.network import PreparedNetwork, Reputation, reputation
 from socialcredit.lab.ledger import Ledger
 from socialcredit.lab.metrics import MetricsTable
+from socialcredit.lab.networks import (
+    ExposureCounts,
+    Friends,
+    draw_raters,
+    draw_stars,
+    household_graph,
+    padded,
+    ratings_table,
+    relations_table,
+    union,
+)
 from socialcredit.lab.penalties import penalized_types, redeeming_rules
 from socialcredit.lab.population import (
     N_GROUPS,
@@ -52,7 +68,7 @@ from socialcredit.lab.population import (
 from socialcredit.lab.resources import records_per_year
 from socialcredit.lab.tally import Histogram, Tally
 from socialcredit.lab.tracking import Change, Tracker
-from socialcredit.lab.world import DECILES, Conduct, LoadedWorld
+from socialcredit.lab.world import DECILES, Conduct, LoadedWorld, Ratings
 from socialcredit.scheme import Finding, LoadedScheme, audit, is_critical
 
 I64 = npt.NDArray[np.int64]
@@ -172,10 +188,12 @@ class StateCounts:
 class Run:
     """The outcome of one scheme on one world.
 
-    ``population``, ``records``, ``false_record`` and ``scores_by_agent`` are kept for a
-    run of one partition asked to keep its ledger (``keep_ledger``), and ``states`` is then
-    the kernel's :class:`~socialcredit.engine.States` of the whole ledger at the end;
-    otherwise they are None and ``states`` holds counts.
+    ``population``, ``records``, ``false_record``, ``scores_by_agent``,
+    ``lists_by_agent``, ``relations`` and ``ratings`` are kept for a run of one partition
+    asked to keep its ledger (``keep_ledger``), and ``states`` is then the kernel's
+    :class:`~socialcredit.engine.States` of the whole ledger (with the relations and
+    ratings, for a scheme that reads them) at the end; otherwise they are None and
+    ``states`` holds counts.
     """
 
     settings: Settings
@@ -187,6 +205,9 @@ class Run:
     states: States | StateCounts  # the final states
     metrics: pa.Table
     scores_by_agent: I64 | None  # the simulator's final scores, per agent (unscored: -1)
+    relations: pa.Table | None = None  # the partition's networks, as the relations input
+    lists_by_agent: Bools | None = None  # [lists, agents]: the simulator's final lists
+    ratings: pa.Table | None = None  # the peer ratings drawn, as the ratings input
 
     @property
     def critical(self) -> bool:
@@ -269,10 +290,14 @@ def simulate_all(
         for p in range(settings.n_partitions):
             pop = population if population is not None else draw_population(settings, p)
             for ctx, tally in zip(contexts, tallies, strict=True):
-                part = _simulate_partition(settings, ctx, pop, p, on_step, ledger_sink)
+                part = _simulate_partition(
+                    settings, ctx, pop, p, on_step, ledger_sink, keep=keep_ledger
+                )
                 tally.merge(part.tally)
                 if keep_ledger:
                     kept.append(part)
+                del part  # a partition's arrays go before the next one is drawn
+            del pop
     runs = []
     for i, (ctx, tally) in enumerate(zip(contexts, tallies, strict=True)):
         metrics = MetricsTable(ctx.name, ctx.critical)
@@ -288,8 +313,9 @@ def _simulate_partition(
     p: int,
     on_step: StepHook | None,
     ledger_sink: LedgerSink | None,
+    keep: bool = False,
 ) -> _Partition:
-    part = _Partition(settings, ctx, pop, p)
+    part = _Partition(settings, ctx, pop, p, keep=keep)
     part.run(on_step)
     if ledger_sink is not None:
         records, false = part.canonical()
@@ -341,7 +367,14 @@ def _run(
             settings, ctx.loaded, ctx.findings, None, None, None, counts, metrics.to_table(), None
         )
     records, false = part.canonical()
-    states = ctx.engine.evaluate(ctx.engine.prepare(part.pop.subjects, records), settings.end)
+    relations, ratings = part.network_tables()
+    prepared = ctx.engine.prepare(part.pop.subjects, records)
+    network = (
+        ctx.engine.prepare_network(prepared, relations=relations, ratings=ratings)
+        if ctx.engine.uses_relations or ctx.engine.uses_ratings
+        else None
+    )
+    states = ctx.engine.evaluate(prepared, settings.end, network=network)
     scores = np.where(part.scored, part.tracker.score, -1)
     return Run(
         settings,
@@ -353,6 +386,9 @@ def _run(
         states,
         metrics.to_table(),
         scores,
+        relations,
+        part.tracker.lists & part.scored,
+        ratings,
     )
 
 
@@ -364,16 +400,15 @@ class _Scheme:
         self.scheme = loaded.scheme
         self.name = self.scheme.scheme
         self.engine = Engine(self.scheme)
-        plan = self.engine.program.plan
-        if plan is not None and (plan.uses_relations or plan.uses_ratings):
-            raise ValueError(
-                f"scheme {self.name!r} has relation conditions or peer ratings, which the "
-                "lab's step loop does not simulate yet"
-            )
+        self.plan = self.engine.program.plan
+        world = settings.world.world
+        self.ratings: Ratings | None = None
+        if self.engine.uses_ratings:
+            self.ratings = world.ratings or default_ratings(settings.world)
+        self.networks = world.networks is not None
         self.findings = audit(self.scheme, loaded.places)
         self.critical = is_critical(self.findings)
         self.penalized_types = penalized_types(self.scheme)
-        world = settings.world.world
         names: dict[str, None] = {}
         for c in world.behaviour:
             names.setdefault(c.type, None)
@@ -393,14 +428,29 @@ class _Scheme:
 
     def tally(self) -> Tally:
         program = self.engine.program
-        return Tally(self.weeks, program.list_ids, program.grade_names)
+        return Tally(
+            self.weeks,
+            program.list_ids,
+            program.grade_names,
+            networks=self.networks,
+            ratings=self.ratings.trust_every_weeks if self.ratings is not None else 0,
+        )
+
+
+def default_ratings(world: LoadedWorld) -> Ratings:
+    """The peer ratings of a world without a ``ratings`` section: the defaults, among
+    friends when the world has networks, else among anyone (docs/lab.md)."""
+    return Ratings(among="friends" if world.world.networks is not None else "anyone")
 
 
 class _Partition:
     """One partition of the population under one scheme, for all weeks."""
 
-    def __init__(self, settings: Settings, ctx: _Scheme, pop: Population, p: int) -> None:
+    def __init__(
+        self, settings: Settings, ctx: _Scheme, pop: Population, p: int, *, keep: bool = False
+    ) -> None:
         self.settings = settings
+        self.keep = keep
         self.ctx = ctx
         self.world = settings.world.world
         self.pop = pop
@@ -410,6 +460,9 @@ class _Partition:
         expected = (pop.persons * per_person + pop.organizations * per_org) * settings.years
         self.ledger = Ledger(pop.size, capacity=1024 + int(1.1 * expected))
         self.scored = np.isin(pop.kind, ctx.scored_kinds)
+        # peer ratings drawn so far (agent rows, stars, day), a chunk per week
+        self.rating_chunks: list[tuple[I64, I64, I64, I64]] = []
+        self.ratings_rng = np.random.default_rng([settings.seed, 2, p])
         self.tracker = Tracker(
             ctx.engine,
             ctx.type_names,
@@ -418,8 +471,15 @@ class _Partition:
             start=settings.start,
             weeks=settings.weeks,
             redeeming=ctx.redeeming,
+            links=self._links(),
+            reputation=self._reputation(settings.start) if ctx.ratings is not None else None,
         )
         self.penalized = self.tracker.penalized()
+        self.exposure = (
+            ExposureCounts(self.tracker.black_listed()[: pop.persons], pop.homes, pop.friends)
+            if pop.has_networks
+            else None
+        )
         self.group_propensity = pop.group_propensity()
         self.group_size = np.diff(pop.bounds).astype(np.float64)
         self.tally = ctx.tally()
@@ -430,7 +490,8 @@ class _Partition:
         self.sanctioned_now = np.zeros(N_GROUPS, dtype=np.int64)
 
     def _start_tally(self) -> None:
-        """Counts before any record: every scored subject has the empty ledger's state."""
+        """Counts before any record: every scored subject has the empty ledger's state
+        (under relation conditions that hold before any record, one per pattern)."""
         t, tr, pop = self.tally, self.tracker, self.pop
         size = np.diff(pop.bounds)
         kinds = np.array([PERSON] * (2 * DECILES) + [ORGANIZATION] * 2)
@@ -439,6 +500,14 @@ class _Partition:
         t.group_size += scored_size
         by_decile = size[: 2 * DECILES].reshape(2, DECILES).sum(axis=0)
         t.persons_by_decile[1:] += by_decile
+        if pop.has_networks:
+            t.network_persons += pop.persons
+            assert pop.homes is not None and pop.friends is not None
+            t.households += pop.homes.count
+            t.friendships += pop.friends.edges
+        if not tr.uniform:
+            self._start_tally_of_agents()
+            return
         self.list_count = tr.lists[:, 0].astype(np.int64) * n
         self.grade_count = np.zeros(len(t.grade_names), dtype=np.int64)
         self.grade_count[tr.grade[0]] = n
@@ -448,6 +517,141 @@ class _Partition:
         self.bought_total = int(tr.bought[0]) * n
         empty_sanctioned = bool(tr.sanctions.black_listed(tr.lists[:, :1])[0] or tr.denied[0] > 0)
         self.sanctioned_now = scored_size.astype(np.int64) * empty_sanctioned
+
+    def _start_tally_of_agents(self) -> None:
+        """The counts before any record, agent by agent (agents start in different
+        states)."""
+        t, tr = self.tally, self.tracker
+        scored = self.scored
+        self.list_count = tr.lists[:, scored].sum(axis=1).astype(np.int64)
+        self.grade_count = np.bincount(tr.grade[scored], minlength=len(t.grade_names)).astype(
+            np.int64
+        )
+        self.hist = Histogram.of(tr.score[scored])
+        self.pen_count = int(self.penalized.sum())
+        self.denied_total = int(tr.denied[scored].sum())
+        self.bought_total = int(tr.bought[scored].sum())
+        sanctioned = (tr.black_listed() | (tr.denied > 0)) & scored
+        self.sanctioned_now = np.bincount(self.pop.group[sanctioned], minlength=N_GROUPS).astype(
+            np.int64
+        )
+
+    # ---- networks ----------------------------------------------------------------------
+
+    def _links(self) -> list[Friends]:
+        """For each relation condition of the scheme, the graph of related agents: the
+        household and friends of a person (the lab draws no employers or legal
+        representatives, so those ways relate no one)."""
+        plan, pop = self.ctx.plan, self.pop
+        if plan is None or not plan.uses_relations:
+            return []
+        n = pop.size
+        made: dict[tuple[str, ...], Friends] = {}
+        out = []
+        for cond in plan.related:
+            via = tuple(sorted(set(cond.related.via)))
+            if via not in made:
+                graphs = []
+                if pop.homes is not None and "household" in via:
+                    graphs.append(household_graph(pop.homes, n))
+                if pop.friends is not None and "friend" in via:
+                    graphs.append(padded(pop.friends, n))
+                empty = Friends(np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int32))
+                made[via] = union(graphs, n) if graphs else empty
+            out.append(made[via])
+        return out
+
+    def _ratings(self) -> tuple[I64, I64, I64, I64]:
+        """Every peer rating drawn so far: rater, ratee (agent rows), stars, day."""
+        if not self.rating_chunks:
+            none = np.zeros(0, dtype=np.int64)
+            return none, none, none, none
+        if len(self.rating_chunks) > 1:
+            parts = list(zip(*self.rating_chunks, strict=True))
+            joined = tuple(np.concatenate(p) for p in parts)
+            self.rating_chunks = [(joined[0], joined[1], joined[2], joined[3])]
+        return self.rating_chunks[0]
+
+    def _reputation(self, at: int) -> Reputation:
+        """The engine's EigenTrust over the ratings among scored agents at ``at``, per
+        scored agent in agent order (the engine's result does not depend on the order of
+        subjects, only on who rated whom)."""
+        plan = self.ctx.plan
+        assert plan is not None
+        rater, ratee, stars, day = self._ratings()
+        window = self.ctx.scheme.ratings.window_days if self.ctx.scheme.ratings else None
+        if not self.keep and window is not None and len(day):
+            # a rating that no longer counts never will again (later dates count fewer)
+            fresh = day > at - window
+            rater, ratee, stars, day = rater[fresh], ratee[fresh], stars[fresh], day[fresh]
+            self.rating_chunks = [(rater, ratee, stars, day)]
+        scored = self.scored
+        index = (np.cumsum(scored) - 1).astype(np.int32)
+        keep = scored[rater] & scored[ratee]
+        n = int(scored.sum())
+        net = PreparedNetwork(
+            plan,
+            pa.nulls(n, pa.string()),
+            pa.nulls(n, pa.string()),
+            {},
+            index[rater[keep]],
+            index[ratee[keep]],
+            stars[keep],
+            day[keep].astype(np.int32),
+        )
+        return reputation(net, at)
+
+    def _draw_ratings(self, week: int, first: int) -> None:
+        """A week of peer ratings among the persons (docs/lab.md): raters uniformly, each
+        rating a friend (or anyone); stars ``1 + Binomial(stars - 1, q)``, ``q`` lower for
+        a ratee of worse conduct (propensity) and for one on a black list."""
+        r = self.ctx.ratings
+        assert r is not None
+        rng, pop = self.ratings_rng, self.pop
+        graph = pop.friends if r.among == "friends" else None
+        rater, ratee = draw_raters(rng, pop.persons, r.per_person_per_week, graph)
+        listed = self.tracker.sanctions.black_listed(self.tracker.lists[:, ratee])
+        quality = r.quality - r.conduct * (pop.propensity[ratee] - 1) - r.stigma * listed
+        scheme_ratings = self.ctx.scheme.ratings
+        top = scheme_ratings.stars if scheme_ratings is not None else 5
+        stars = draw_stars(rng, quality, top)
+        day = first + rng.integers(0, 7, size=len(rater))
+        # one rating per rater, ratee and day (the ratings input allows no two that differ)
+        key = (rater * pop.persons + ratee) * 7 + (day - first)
+        _, once = np.unique(key, return_index=True)
+        once.sort()
+        rater, ratee, stars, day = rater[once], ratee[once], stars[once], day[once]
+        self.rating_chunks.append((rater, ratee, stars, day.astype(np.int64)))
+        self.tally.ratings_given[week] += len(rater)
+
+    def _peer_tally(self) -> None:
+        """The distribution of the peer measures just computed, over the scored agents."""
+        tr, scored = self.tracker, self.scored
+        rated = scored & tr.rated
+        self.peer_rated = int(rated.sum())
+        self.peer_rating = Histogram.of(tr.rating[rated])
+        self.peer_trust = Histogram.of(tr.trust[scored])
+
+    def _tally_peer_week(self, week: int) -> None:
+        t = self.tally
+        t.rated[week] += self.peer_rated
+        t.peer_rating[week] = self.peer_rating
+        t.peer_trust[week] = self.peer_trust
+
+    def network_tables(self) -> tuple[pa.Table | None, pa.Table | None]:
+        """The partition's networks and peer ratings, as the inputs of the network
+        extension (docs/networks.md): None where the world has no networks, or the scheme
+        reads no ratings."""
+        pop = self.pop
+        relations = (
+            relations_table(pop.person_codes, pop.homes, pop.friends) if pop.has_networks else None
+        )
+        ratings = None
+        if self.ctx.ratings is not None:
+            rater, ratee, stars, day = self._ratings()
+            keep = day <= self.settings.end
+            ratings = ratings_table(pop.codes, rater[keep], ratee[keep], stars[keep], day[keep])
+        return relations, ratings
 
     # ---- the loop -----------------------------------------------------------------
 
@@ -459,6 +663,14 @@ class _Partition:
             for conduct in self.world.behaviour:
                 self._conduct(conduct, week, first, known)
             self._donations(first)
+            ratings = self.ctx.ratings
+            if ratings is not None:
+                self._draw_ratings(week, first)
+                every = ratings.trust_every_weeks
+                if (week + 1) % every == 0 or week == s.weeks - 1 or week == 0:
+                    self.tracker.set_reputation(self._reputation(first + 6))
+                    self._peer_tally()
+                self._tally_peer_week(week)
             self._account(week, self.tracker.update(week, first + 6))
             if on_step is not None:
                 on_step(1)
@@ -643,6 +855,8 @@ class _Partition:
                 group[was], minlength=N_GROUPS
             )
             self._wrongful(week, agents, black0 & ch.with_false[0], black1 & ch.with_false[1])
+        if self.exposure is not None:
+            self._exposure(week, ch)
         t.list_size[week] += self.list_count
         t.grade_count[week] += self.grade_count
         t.scores[week] = self.hist
@@ -651,6 +865,20 @@ class _Partition:
         t.denied[week] += self.denied_total
         t.bought[week] += self.bought_total
         t.sanctioned_weeks += self.sanctioned_now
+
+    def _exposure(self, week: int, ch: Change) -> None:
+        """Network exposure: persons with a listed (black list) household member or friend,
+        among all persons and among the persons not listed themselves."""
+        exp, t = self.exposure, self.tally
+        assert exp is not None
+        persons = ch.agents < self.pop.persons
+        if persons.any():
+            rows = ch.agents[persons]
+            listed = self.tracker.sanctions.black_listed(ch.lists[1][:, persons])
+            exp.update(rows, listed & self.scored[rows])
+        t.exposed[week] += exp.exposed
+        t.exposed_unlisted[week] += exp.exposed_unlisted
+        t.listed_persons[week] += exp.n_listed
 
     def _wrongful(self, week: int, agents: I64, was: Bools, now: Bools) -> None:
         """Wrongful listings: spells on a black list while a false record counts."""

@@ -10,6 +10,7 @@ population. :meth:`Tally.metrics` turns a tally into the rows of docs/lab.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy.typing as npt
 
 from socialcredit.days import from_day
 from socialcredit.lab.metrics import MetricsTable
+from socialcredit.lab.networks import EXPOSURE_GROUPS
 from socialcredit.lab.population import N_GROUPS
 from socialcredit.lab.world import DECILES
 
@@ -114,6 +116,8 @@ class Tally:
     weeks: int
     list_names: tuple[str, ...]
     grade_names: tuple[str, ...]
+    networks: bool = False  # the world has networks: count exposure
+    ratings: int = 0  # the scheme reads peer ratings: weeks between trust evaluations
     n_scored: int = 0
     list_size: I64 = field(init=False)  # [weeks, lists]
     list_entries: I64 = field(init=False)
@@ -139,6 +143,16 @@ class Tally:
     records: int = 0
     false_records: int = 0
     false_voided: int = 0
+    network_persons: int = 0  # persons with networks (households and friends)
+    households: int = 0
+    friendships: int = 0
+    exposed: I64 = field(init=False)  # [weeks, 3]: household, friend, either
+    exposed_unlisted: I64 = field(init=False)  # [weeks, 3]: ... of persons not listed
+    listed_persons: I64 = field(init=False)  # [weeks]: persons on a black list
+    ratings_given: I64 = field(init=False)  # [weeks]
+    rated: I64 = field(init=False)  # [weeks]: scored subjects with a peer rating
+    peer_rating: list[Histogram] = field(init=False)  # per week, hundredths of a star
+    peer_trust: list[Histogram] = field(init=False)  # per week, thousandths of the average
 
     def __post_init__(self) -> None:
         w, lists, grades = self.weeks, len(self.list_names), len(self.grade_names)
@@ -153,6 +167,12 @@ class Tally:
         self.legal_without = np.zeros(w, dtype=np.float64)
         self.spells_closed = np.zeros(w + 1, dtype=np.int64)
         self.spells_open = np.zeros(w + 1, dtype=np.int64)
+        self.exposed = np.zeros((w, 3), dtype=np.int64)
+        self.exposed_unlisted = np.zeros((w, 3), dtype=np.int64)
+        for name in ("listed_persons", "ratings_given", "rated"):
+            setattr(self, name, np.zeros(w, dtype=np.int64))
+        self.peer_rating = [Histogram() for _ in range(w)]
+        self.peer_trust = [Histogram() for _ in range(w)]
 
     def merge(self, other: Tally) -> None:
         """Add another partition's tally to this one."""
@@ -160,9 +180,10 @@ class Tally:
             mine = getattr(self, name)
             if isinstance(value, np.ndarray):
                 mine += value
-            elif name == "scores":
-                self.scores = [a + b for a, b in zip(self.scores, value, strict=True)]
-            elif isinstance(value, int) and name != "weeks":
+            elif name in ("scores", "peer_rating", "peer_trust"):
+                mine = [a + b for a, b in zip(mine, value, strict=True)]
+                setattr(self, name, mine)
+            elif isinstance(value, int) and name not in ("weeks", "networks", "ratings"):
                 setattr(self, name, mine + value)
 
     # ---- metrics -------------------------------------------------------------------------
@@ -197,7 +218,41 @@ class Tally:
             add("penalized_conduct", self.conduct[week])
             add("penalized_legal_conduct", self.legal[week])
             add("points_bought_back", self.bought[week])
+            if self.networks:
+                self._exposure(add, week)
+            if self.ratings:
+                self._peers(add, week)
         self._summaries(table)
+        if self.networks:
+            persons = max(self.network_persons, 1)
+            table.add("network_households", self.households)
+            table.add("network_household_size_mean", self.network_persons / max(self.households, 1))
+            table.add("network_friends_mean_degree", 2 * self.friendships / persons)
+        if self.ratings:
+            table.add("network_trust_evaluated_every_weeks", self.ratings)
+
+    def _exposure(self, add: Callable[..., None], week: int) -> None:
+        """Shares of persons with a listed household member, friend, either: of all
+        persons, and of the persons not listed themselves."""
+        persons = max(self.network_persons, 1)
+        free = max(self.network_persons - int(self.listed_persons[week]), 1)
+        for k, group in enumerate(EXPOSURE_GROUPS):
+            add("network_exposure", self.exposed[week, k] / persons, group)
+        for k, group in enumerate(EXPOSURE_GROUPS):
+            add("network_exposure_unlisted", self.exposed_unlisted[week, k] / free, group)
+
+    def _peers(self, add: Callable[..., None], week: int) -> None:
+        """Peer ratings given, and the peer measures of the last trust evaluation."""
+        add("network_ratings_given", self.ratings_given[week])
+        add("network_rated_share", self.rated[week] / max(self.n_scored, 1))
+        rating, trust = self.peer_rating[week], self.peer_trust[week]
+        if rating.n:
+            for q in (10, 50, 90):
+                add("network_peer_rating", rating.percentile(q) / 100, f"p{q}")
+            add("network_peer_rating", rating.mean() / 100, "mean")
+        if trust.n:
+            for q in (10, 50, 90):
+                add("network_peer_trust", trust.percentile(q) / 1000, f"p{q}")
 
     def _summaries(self, m: MetricsTable) -> None:
         weeks = self.weeks

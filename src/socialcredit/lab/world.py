@@ -125,6 +125,26 @@ class Redemption(_Strict):
     when_penalized: NonNegative = 1.0  # rate multiplier while the donor is penalized
 
 
+class Networks(_Strict):
+    """Households and a friendship graph among the persons (docs/lab.md)."""
+
+    household_size_mean: Annotated[float, Field(ge=1, le=100)] = 2.62
+    household_size_max: Annotated[int, Field(ge=1, le=100)] = 10
+    friends_mean_degree: Annotated[float, Field(ge=0, le=1000)] = 8.0
+    friends_homophily: Share = 0.8  # share of friendships drawn within the person's area
+
+
+class Ratings(_Strict):
+    """Peer ratings among persons, for schemes with rules on peer ratings (docs/lab.md)."""
+
+    per_person_per_week: Annotated[float, Field(ge=0, le=100)] = 0.5
+    among: Literal["friends", "anyone"] = "friends"  # whom a rater rates
+    quality: Share = 0.8  # a rating's stars are 1 + Binomial(stars - 1, q); q of the average
+    conduct: NonNegative = 0.1  # q falls by this per unit of the ratee's propensity above 1
+    stigma: Share = 0.3  # q falls by this when the ratee is on a black list
+    trust_every_weeks: Annotated[int, Field(ge=1, le=52)] = 4  # EigenTrust re-evaluated
+
+
 class World(_Strict):
     """A whole world file."""
 
@@ -138,6 +158,8 @@ class World(_Strict):
     responses: Responses = Responses()
     appeals: Appeals | None = None
     redemption: Redemption | None = None
+    networks: Networks | None = None
+    ratings: Ratings | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +223,25 @@ def cross_check(data: Any, places: Places) -> list[Problem]:
     appeals = data.get("appeals")
     if isinstance(appeals, dict):
         _deciles(appeals.get("contest_by_decile"), ("appeals", "contest_by_decile"), places, out)
+    networks = data.get("networks")
+    if isinstance(networks, dict):
+        mean, most = networks.get("household_size_mean"), networks.get("household_size_max", 10)
+        if isinstance(mean, int | float) and isinstance(most, int) and mean > most:
+            out.append(
+                places.problem(
+                    ("networks", "household_size_mean"),
+                    f"must not be above household_size_max ({most})",
+                )
+            )
+    ratings = data.get("ratings")
+    friends = isinstance(ratings, dict) and ratings.get("among", "friends") == "friends"
+    if friends and "networks" not in data:
+        out.append(
+            places.problem(
+                ("ratings", "among"),
+                "'friends' needs a networks section (or rate 'anyone')",
+            )
+        )
     detection = data.get("detection")
     coverage = detection.get("coverage") if isinstance(detection, dict) else None
     if isinstance(coverage, dict):

@@ -126,6 +126,10 @@ class Store:
         """Run statements on a connection of its own, committed together."""
         raise NotImplementedError
 
+    def query(self, statement: str) -> list[tuple[Any, ...]]:
+        """The rows of one query, on a connection of its own."""
+        raise NotImplementedError
+
     def tamper(self, *statements: str) -> None:
         """Change the ledger as an intruder with write access would: triggers first."""
         raise NotImplementedError
@@ -162,6 +166,13 @@ class SqliteStore(Store):
             for statement in statements:
                 db.execute(statement)
             db.commit()
+        finally:
+            db.close()
+
+    def query(self, statement: str) -> list[tuple[Any, ...]]:
+        db = sqlite3.connect(self.path)
+        try:
+            return db.execute(statement).fetchall()
         finally:
             db.close()
 
@@ -207,6 +218,10 @@ class PostgresStore(Store):
         with self.connect() as db, db.transaction():
             for statement in statements:
                 db.execute(statement)
+
+    def query(self, statement: str) -> list[tuple[Any, ...]]:
+        with self.connect() as db:
+            return [tuple(row) for row in db.execute(statement).fetchall()]
 
     def tamper(self, *statements: str) -> None:
         with self.connect() as db:
@@ -637,6 +652,42 @@ def test_refs_resolve_across_batches_and_within_one(ledger: Ledger) -> None:
     assert refs["r6"] == "r1"
     assert ledger.records_of(ORG).column("ref").to_pylist() == [None, "r1"]
     assert ledger.verify().ok
+
+
+def test_a_missing_ref_is_stored_as_null(ledger: Ledger, store: Store) -> None:
+    """In a batch without any ref and in one with some, a missing ref is NULL in the
+    database and a present one the entry of the record it names."""
+    append(ledger, records_csv(f"r4,{PERSON},traffic.red_light,2024-03-04,,,"))
+    append(ledger, records_csv(f"r5,{PERSON},appeal.upheld,2024-03-05,,,r4",
+                               f"r6,{ORG},court.fulfilled,2024-03-06,,,"))
+    seq_of = dict(store.query("SELECT id, seq FROM records"))
+    assert store.query("SELECT id, ref FROM records ORDER BY seq") == [
+        ("r1", None), ("r2", None), ("r3", None), ("r4", None), ("r5", seq_of["r4"]),
+        ("r6", None),
+    ]
+    assert store.query("SELECT count(*) FROM records WHERE ref = 0") == [(0,)]
+
+
+@pytest.mark.parametrize("registered", [3, 40])
+def test_subjects_are_found_in_a_registry_smaller_or_larger_than_the_batch(
+    store: Store, registered: int
+) -> None:
+    """A batch naming three subjects, against a registry of those three or of many more:
+    each record goes to its own subject, and a record of an unregistered one is refused."""
+    codes = ric.generate(np.random.default_rng(registered), 41,
+                         born_from=dt.date(1950, 1, 1), born_to=dt.date(2000, 12, 31))
+    named, unregistered = codes[:3], codes[40]
+    with store.create() as ledger:
+        ledger.add_subjects(subjects_table(*((c, "person") for c in codes[:registered])))
+        batch = [f"x{i},{code},a.b,2024-01-01,,,{f'x{i - 3}' if i >= 3 else ''}"
+                 for i, code in enumerate(named * 2)]
+        with pytest.raises(InvalidInput) as caught:
+            append(ledger, records_csv(*batch, f"x6,{unregistered},a.b,2024-01-01,,,"))
+        assert [(p.line, p.where) for p in caught.value.problems] == [(8, "subject")]
+        assert append(ledger, records_csv(*batch)) == (6, 0, 0)
+        for k, code in enumerate(named):
+            assert ledger.records_of(code).column("id").to_pylist() == [f"x{k}", f"x{k + 3}"]
+        assert ledger.verify().ok
 
 
 def test_an_empty_batch(ledger: Ledger) -> None:

@@ -209,7 +209,8 @@ class Ledger(ABC):
             check = check_batch(table, origin=origin, ledger=existing, subjects=subjects)
             if check.problems:
                 raise InvalidInput(check.problems, what=source)
-            new = table.take(pa.array(check.keep, pa.int64()))
+            new = table if len(check.keep) == table.num_rows else table.take(
+                pa.array(check.keep, pa.int64()))
             if new.num_rows:
                 self._write_records(new, subjects=subjects, existing=existing, source=source)
         return AppendResult(new.num_rows, check.duplicates, added.added if added else 0)
@@ -310,11 +311,32 @@ def entry_numbers(
     seqs = np.arange(first, first + records.num_rows, dtype=np.int64)
     subject = subjects["seq"].take(pc.index_in(records["subject"], value_set=subjects["code"]))
     ref = records["ref"]
+    if ref.null_count == len(ref):  # no ref at all: nothing to look up
+        return seqs, subject, pa.nulls(len(ref), pa.int64())
     ref_seq = pc.add(pc.index_in(ref, value_set=records["id"].combine_chunks()), first)
     if existing.num_rows:
         in_ledger = existing["seq"].take(pc.index_in(ref, value_set=existing["id"]))
         ref_seq = pc.coalesce(ref_seq, in_ledger)
     return seqs, subject, ref_seq
+
+
+def registered_among(
+    codes: pa.Array | pa.ChunkedArray, known_codes: pa.Array, known_seqs: pa.Array
+) -> pa.Table:
+    """The registered subjects among ``codes`` (``code``, ``seq``), from the codes and
+    entries of every registered subject kept in memory; each code once.
+
+    The set to look codes up in is hashed anew on every call, so it is built from the
+    smaller side: usually the batch's codes, and every registered code is looked up among
+    them."""
+    if len(known_codes) <= len(codes):
+        position = pc.index_in(codes, value_set=known_codes)
+        table = pa.table({"code": codes, "seq": known_seqs.take(position)})
+        return table.filter(pc.is_valid(table["seq"]))
+    if isinstance(codes, pa.ChunkedArray):
+        codes = codes.combine_chunks()
+    there = pc.is_in(known_codes, value_set=codes)
+    return pa.table({"code": known_codes.filter(there), "seq": known_seqs.filter(there)})
 
 
 def _unpack(

@@ -64,7 +64,13 @@ from psycopg.copy import QueuedLibpqWriter
 from socialcredit.errors import LedgerError
 from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
 from socialcredit.store.backends import is_postgres_url
-from socialcredit.store.base import Batch, Ledger, VerifyReport, entry_numbers
+from socialcredit.store.base import (
+    Batch,
+    Ledger,
+    VerifyReport,
+    entry_numbers,
+    registered_among,
+)
 from socialcredit.store.chain import (
     chain,
     links,
@@ -433,10 +439,7 @@ class PostgresLedger(Ledger):
                               "code = ANY(%b)", (_TextArray(codes),))
             return pa.table({"code": rows.texts["code"], "seq": rows.numbers["seq"],
                              "kind": rows.texts["kind"]})
-        known_codes, known_seqs = self._subject_index()
-        position = pc.index_in(codes, value_set=known_codes)
-        table = pa.table({"code": codes, "seq": known_seqs.take(position)})
-        return table.filter(pc.is_valid(table["seq"]))
+        return registered_among(codes, *self._subject_index())
 
     def _subject_index(self) -> tuple[pa.Array, pa.Array]:
         """The code and entry of every registered subject.

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import json
 import os
 import queue
@@ -42,7 +43,13 @@ import pyarrow.compute as pc
 
 from socialcredit.errors import LedgerError
 from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
-from socialcredit.store.base import Batch, Ledger, VerifyReport, entry_numbers
+from socialcredit.store.base import (
+    Batch,
+    Ledger,
+    VerifyReport,
+    entry_numbers,
+    registered_among,
+)
 from socialcredit.store.chain import (
     chain,
     links,
@@ -96,10 +103,15 @@ _READERS = min(4, os.cpu_count() or 1)  # threads reading chunks
 _CHUNK = 20_000  # records hashed at a time while the previous chunk is inserted
 # Python's sqlite3 binds int, str and bytearray directly but sends None and bytes through
 # its adapter lookup, which costs more than the insert itself: a missing ref is bound as 0
-# (no entry has sequence number 0) and hashes as bytearrays.
+# (no entry has sequence number 0) and hashes as bytearrays. A batch without any ref binds
+# no ref at all (one parameter fewer per row).
 _INSERT_RECORD = (
     "INSERT INTO records (seq, id, subject, type, occurred_at, recorded_at, amount, ref, "
     "hash, link) VALUES (?, ?, ?, ?, ?, ?, ?, nullif(?, 0), ?, ?)"
+)
+_INSERT_RECORD_NO_REF = (
+    "INSERT INTO records (seq, id, subject, type, occurred_at, recorded_at, amount, ref, "
+    "hash, link) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
 )
 
 
@@ -284,11 +296,8 @@ class SqliteLedger(Ledger):
             seqs, found_kinds = zip(*rows, strict=True) if rows else ((), ())
             table = pa.table({"code": codes, "seq": pa.array(seqs, pa.int64()),
                               "kind": pa.array(found_kinds, pa.string())})
-        else:
-            known_codes, known_seqs = self._subject_index()
-            position = pc.index_in(codes, value_set=known_codes)
-            table = pa.table({"code": codes, "seq": known_seqs.take(position)})
-        return table.filter(pc.is_valid(table["seq"]))
+            return table.filter(pc.is_valid(table["seq"]))
+        return registered_among(codes, *self._subject_index())
 
     def _subject_index(self) -> tuple[pa.Array, pa.Array]:
         """The code and entry of every registered subject.
@@ -340,37 +349,39 @@ class SqliteLedger(Ledger):
         first, previous = self._head()
         n = records.num_rows
         seqs, subject, ref_seq = entry_numbers(records, first, subjects, existing)
-        columns = pa.table({
-            "seq": seqs,
-            "subject": subject,
-            "type": self._type_codes(records.column("type")),
-            "occurred_at": _days(records.column("occurred_at")),
-            "recorded_at": _days(records.column("recorded_at")),
-            "ref": pc.fill_null(ref_seq, 0),
-        })
+        with_refs = ref_seq.null_count < n
+        # Numbers go to Python through NumPy (much faster than Arrow's to_pylist).
+        numbers = [
+            _ints(subject),
+            self._type_codes(records.column("type")),
+            _days(records.column("occurred_at")),
+            _days(records.column("recorded_at")),
+            _ints(records.column("amount")),
+        ]
+        if with_refs:
+            numbers.append(_ints(pc.fill_null(ref_seq, 0)))
+        ids = records.column("id")
         head = [previous]
 
-        def chunks() -> Iterator[list[tuple[object, ...]]]:
+        def chunks() -> Iterator[Iterator[tuple[object, ...]]]:
             for lo in range(0, n, _CHUNK):
-                part, numbers = records.slice(lo, _CHUNK), columns.slice(lo, _CHUNK)
-                part_seqs = seqs[lo:lo + _CHUNK]
-                hashes = chain(head[0], record_payloads(part_seqs, part))
-                yield list(zip(
+                hi = min(lo + _CHUNK, n)
+                part_seqs = seqs[lo:hi]
+                hashes = chain(head[0], record_payloads(part_seqs, records.slice(lo, hi - lo)))
+                # A lazy zip of ready lists: the inserting thread walks it in C, and zip
+                # reuses its tuple once the row is bound.
+                yield zip(
                     part_seqs.tolist(),
-                    part.column("id").to_pylist(),
-                    numbers.column("subject").to_pylist(),
-                    numbers.column("type").to_pylist(),
-                    numbers.column("occurred_at").to_pylist(),
-                    numbers.column("recorded_at").to_pylist(),
-                    part.column("amount").to_pylist(),
-                    numbers.column("ref").to_pylist(),
+                    ids.slice(lo, hi - lo).to_pylist(),
+                    *(column[lo:hi].tolist() for column in numbers),
                     map(bytearray, hashes),
                     links(head[0], hashes),
                     strict=True,
-                ))
+                )
                 head[0] = hashes[-1]
 
-        _insert_overlapped(self._db, _INSERT_RECORD, chunks())
+        sql = _INSERT_RECORD if with_refs else _INSERT_RECORD_NO_REF
+        _insert_overlapped(self._db, sql, chunks())
         self._log(source, int(seqs[0]), int(seqs[-1]), head[0])
 
     # -- helpers ------------------------------------------------------------------------
@@ -443,13 +454,14 @@ class SqliteLedger(Ledger):
 
 
 def _insert_overlapped(
-    db: sqlite3.Connection, sql: str, chunks: Iterator[list[tuple[object, ...]]]
+    db: sqlite3.Connection, sql: str, chunks: Iterator[Iterator[tuple[object, ...]]]
 ) -> None:
     """Insert rows made chunk by chunk in a helper thread, while SQLite inserts the last
     chunk (it releases the interpreter lock while it works): hashing overlaps inserting.
     An error in the helper is raised here, so the caller's transaction rolls back."""
-    handoff: queue.Queue[list[tuple[object, ...]] | BaseException | None] = queue.Queue(2)
+    handoff: queue.Queue[Iterator[tuple[object, ...]] | None] = queue.Queue(2)
     stop = threading.Event()
+    failed: list[BaseException] = []
 
     def produce() -> None:
         try:
@@ -458,29 +470,22 @@ def _insert_overlapped(
                     return
                 handoff.put(rows)
         except BaseException as exc:  # handed to the inserting thread, which raises it
-            handoff.put(exc)
-            return
+            failed.append(exc)
         handoff.put(None)
-
-    def rows() -> Iterator[tuple[object, ...]]:
-        while True:
-            item = handoff.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield from item
 
     helper = threading.Thread(target=produce, name="ledger-hashing", daemon=True)
     helper.start()
     try:
-        db.executemany(sql, rows())
+        # The chunks are chained in C: no Python code runs per row on this thread.
+        db.executemany(sql, itertools.chain.from_iterable(iter(handoff.get, None)))
     finally:
         stop.set()
         while helper.is_alive():  # unblock a helper waiting to hand over a chunk
             with contextlib.suppress(queue.Empty):
                 handoff.get(timeout=0.05)
         helper.join()
+    if failed:  # the rows inserted so far are rolled back with the transaction
+        raise failed[0]
 
 
 def _connect(path: Path, mode: str) -> sqlite3.Connection:

@@ -7,17 +7,18 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from socialcredit.cli.app import command_app
 from socialcredit.days import from_day
 from socialcredit.engine import Engine, States
+from socialcredit.lab.export import LedgerWriter
 from socialcredit.lab.metrics import series, summary
 from socialcredit.lab.networks import exposure
 from socialcredit.lab.report import render
-from socialcredit.lab.simulate import Run, make_settings, simulate, simulate_all
+from socialcredit.lab.simulate import Run, Settings, make_settings, simulate, simulate_all
 from socialcredit.lab.world import InvalidWorld, LoadedWorld, load_world, parse_world
 from socialcredit.scheme import LoadedScheme, load
 from socialcredit.scheme.validate import parse_scheme
@@ -46,6 +47,43 @@ def without_networks() -> LoadedWorld:
 def scheme_text(text: str) -> LoadedScheme:
     scheme, places = parse_scheme(text, "<test>")
     return LoadedScheme(scheme, places, "<test>", text)
+
+
+def simulate_to_ledger(settings: Settings, scheme: LoadedScheme, folder: Path) -> Run:
+    """One partition simulated, its ledger kept in memory and written by ``--ledger``'s
+    writer to ``folder``."""
+    writer = LedgerWriter(folder)
+    writer.start()
+    (run,) = simulate_all(settings, [scheme], keep_ledger=True, ledger_sink=writer)
+    writer.commit()
+    return run
+
+
+def score_partition(
+    scheme: str,
+    folder: Path,
+    partition: int,
+    at: int,
+    *,
+    relations: bool = False,
+    ratings: bool = False,
+) -> str:
+    """`socialcredit score --format csv` on the files of one partition of a written ledger:
+    its subjects, its records under ``scheme`` (a preset or a file whose stem names its
+    folder) and, as asked, its relations and its peer ratings (``score`` refuses either
+    for a scheme that does not read it)."""
+    name = f"p{partition:05d}.parquet"
+    ledger = folder / Path(scheme).stem
+    args = ["score", "--scheme", scheme, "--subjects", str(folder / f"subjects-{name}")]
+    args += ["--records", str(ledger / f"records-{name}")]
+    if relations:
+        args += ["--relations", str(folder / f"relations-{name}")]
+    if ratings:
+        args += ["--ratings", str(ledger / f"ratings-{name}")]
+    args += ["--synthetic", "--at", from_day(at).isoformat(), "--format", "csv"]
+    result = CliRunner().invoke(command_app(), args, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
 
 
 # -- the world's networks section ------------------------------------------------------------
@@ -228,8 +266,14 @@ actions:
 
 
 @pytest.fixture(scope="module")
-def family_run() -> Run:
-    return simulate(make_settings(TOWN, population=1500, years=1, seed=13), scheme_text(FAMILY))
+def family_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("family") / "ledger"
+
+
+@pytest.fixture(scope="module")
+def family_run(family_folder: Path) -> Run:
+    settings = make_settings(TOWN, population=1500, years=1, seed=13)
+    return simulate_to_ledger(settings, scheme_text(FAMILY), family_folder)
 
 
 def test_relation_lists_each_week_are_the_engines(family_run: Run) -> None:
@@ -253,38 +297,21 @@ def test_relation_lists_each_week_are_the_engines(family_run: Run) -> None:
     assert sizes["relatives_of_debtors"] > 0 and sizes["well_connected"] > 0
 
 
-def test_final_relation_states_equal_score_with_relations(family_run: Run, tmp_path: Path) -> None:
+def test_final_relation_states_equal_score_with_the_written_relations(
+    family_run: Run, family_folder: Path, tmp_path: Path
+) -> None:
     run = family_run
     assert run.relations is not None and run.lists_by_agent is not None
     assert run.population is not None and isinstance(run.states, States)
-    files = {name: tmp_path / f"{name}.csv" for name in ("subjects", "records", "relations")}
-    pacsv.write_csv(run.subjects, files["subjects"])
-    pacsv.write_csv(run.records, files["records"])
-    pacsv.write_csv(run.relations, files["relations"])
-    scheme = tmp_path / "family.yaml"
+    # the ledger folder holds the partition's relations beside its subjects and records
+    relations = pq.read_table(family_folder / "relations-p00000.parquet")
+    assert relations.equals(run.relations)
+    assert set(relations.column("relation").to_pylist()) == {"household", "friend"}
+    assert not (family_folder / "family_liability" / "ratings-p00000.parquet").exists()
+    scheme = tmp_path / "family_liability.yaml"
     scheme.write_text(FAMILY, encoding="utf-8")
-    result = CliRunner().invoke(
-        command_app(),
-        [
-            "score",
-            "--scheme",
-            str(scheme),
-            "--subjects",
-            str(files["subjects"]),
-            "--records",
-            str(files["records"]),
-            "--relations",
-            str(files["relations"]),
-            "--synthetic",
-            "--at",
-            from_day(run.settings.end).isoformat(),
-            "--format",
-            "csv",
-        ],
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.stderr
-    assert result.stdout == run.states.to_csv()
+    out = score_partition(str(scheme), family_folder, 0, run.settings.end, relations=True)
+    assert out == run.states.to_csv()
     # and the simulator's own per-agent lists are the engine's
     final = run.states
     codes = run.population.codes.to_pylist()
@@ -300,40 +327,26 @@ def test_final_relation_states_equal_score_with_relations(family_run: Run, tmp_p
 
 
 @pytest.fixture(scope="module")
-def nosedive_run() -> Run:
-    return simulate(make_settings(TOWN, population=2000, years=1, seed=21), load("nosedive"))
+def nosedive_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("nosedive") / "ledger"
 
 
-def test_nosedive_final_states_equal_score_with_ratings(nosedive_run: Run, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def nosedive_run(nosedive_folder: Path) -> Run:
+    settings = make_settings(TOWN, population=2000, years=1, seed=21)
+    return simulate_to_ledger(settings, load("nosedive"), nosedive_folder)
+
+
+def test_nosedive_final_states_equal_score_with_the_written_ratings(
+    nosedive_run: Run, nosedive_folder: Path
+) -> None:
     run = nosedive_run
     assert run.ratings is not None and run.ratings.num_rows > 0
     assert isinstance(run.states, States) and run.population is not None
-    subjects, records, ratings = (tmp_path / f"{n}.csv" for n in ("s", "r", "t"))
-    pacsv.write_csv(run.subjects, subjects)
-    pacsv.write_csv(run.records, records)
-    pacsv.write_csv(run.ratings, ratings)
-    result = CliRunner().invoke(
-        command_app(),
-        [
-            "score",
-            "--scheme",
-            "nosedive",
-            "--subjects",
-            str(subjects),
-            "--records",
-            str(records),
-            "--ratings",
-            str(ratings),
-            "--synthetic",
-            "--at",
-            from_day(run.settings.end).isoformat(),
-            "--format",
-            "csv",
-        ],
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.stderr
-    assert result.stdout == run.states.to_csv()
+    ratings = pq.read_table(nosedive_folder / "nosedive" / "ratings-p00000.parquet")
+    assert ratings.equals(run.ratings)
+    out = score_partition("nosedive", nosedive_folder, 0, run.settings.end, ratings=True)
+    assert out == run.states.to_csv()
     codes = run.population.codes.to_pylist()
     assert run.scores_by_agent is not None
     for agent in range(0, run.population.size, 7):
@@ -376,3 +389,44 @@ def test_simulate_nosedive_on_the_town(tmp_path: Path) -> None:
     assert 'data-metric="network_peer_rating"' in html
     metrics = (tmp_path / "nosedive.metrics.csv").read_text(encoding="utf-8")
     assert "network_peer_rating" in metrics and "network_exposure_unlisted" in metrics
+
+
+def test_a_partitioned_ledger_keeps_every_rating_and_scores_like_the_run(tmp_path: Path) -> None:
+    """`simulate --ledger` writes relations and ratings per partition; a rating window
+    shorter than the run drops old ratings from the simulator's memory, but not from the
+    ledger; each partition's files score to the run's final counts."""
+    scheme = tmp_path / "short_memory.yaml"
+    text = load("nosedive").text.replace("scheme: nosedive", "scheme: short_memory")
+    scheme.write_text(text.replace("window_days: 365", "window_days: 30"), encoding="utf-8")
+    folder = tmp_path / "ledger"
+    report = tmp_path / "r.html"
+    args = ["simulate", "-s", str(scheme), "--population", "2000", "--partition-size", "1000"]
+    args += ["--seed", "5", "--ledger", str(folder), "--report", str(report)]
+    result = CliRunner().invoke(command_app(), args, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.parquet"))
+    shared = [f"{kind}-p0000{p}.parquet" for kind in ("relations", "subjects") for p in (0, 1)]
+    own = [
+        f"short_memory/{k}-p0000{p}.parquet"
+        for k in ("false", "ratings", "records")
+        for p in (0, 1)
+    ]
+    assert names == sorted(shared + own)
+    metrics = pq.read_table(tmp_path / "r.metrics.parquet")
+    settings = make_settings(TOWN, population=2000, years=1, seed=5, partition_size=1000)
+    listed = 0
+    scores: list[int] = []
+    ratings = 0
+    for p in (0, 1):
+        table = pq.read_table(folder / "short_memory" / f"ratings-p0000{p}.parquet")
+        ratings += table.num_rows
+        first = min(table.column("date").to_pylist())
+        assert first < from_day(settings.end - 30)  # ratings past the window are kept
+        out = score_partition(str(scheme), folder, p, settings.end, ratings=True)
+        rows = [line.split(",") for line in out.splitlines()[1:]]
+        scores += [int(r[1]) for r in rows]
+        listed += sum("low_rated" in line for line in out.splitlines()[1:])
+    assert ratings == sum(series(metrics, "network_ratings_given"))
+    last = settings.weeks - 1
+    assert series(metrics, "list_size", "low_rated")[last] == listed > 0
+    assert series(metrics, "score_mean")[last] == pytest.approx(np.mean(scores))

@@ -20,11 +20,16 @@ from socialcredit.days import from_day, to_day
 from socialcredit.engine import Engine, States
 from socialcredit.engine.kernel import change_days
 from socialcredit.lab.metrics import gini, series, summary
+from socialcredit.lab.networks import households
 from socialcredit.lab.resources import (
     GB,
+    RATING_BYTES,
+    RELATION_PARQUET_BYTES,
     RunTooLarge,
     check,
     estimate,
+    network_sizes,
+    ratings_per_year,
     records_per_year,
 )
 from socialcredit.lab.simulate import Run, Settings, make_settings, simulate, simulate_all
@@ -140,7 +145,10 @@ def test_partitions_add_up_to_the_kernel_on_their_joined_ledgers() -> None:
     subjects: list[pa.Table] = []
     records: list[pa.Table] = []
 
-    def sink(p: int, scheme: str, pop: object, recs: pa.Table, false: object) -> None:
+    def sink(
+        p: int, scheme: str, pop: object, recs: pa.Table, false: object, ratings: object
+    ) -> None:
+        assert ratings is None  # the scheme reads no peer ratings
         assert scheme == "court_dishonest_debtors"
         subjects.append(pop.subjects)  # type: ignore[attr-defined]
         records.append(recs)
@@ -213,6 +221,39 @@ def test_a_run_too_large_is_refused_with_the_figures() -> None:
         check(ledger, memory=100 * GB, disk=1 * GB, where=Path("out"))
 
 
+def test_networks_ratings_and_their_files_are_counted() -> None:
+    plain = parse_world(TOWN.text[: TOWN.text.index("\nnetworks:")] + "\n", "plain.yaml")[0]
+    dense = town_with(**{"  friends_mean_degree: 8": "  friends_mean_degree: 200"}).world
+    town = TOWN.world
+    part = (4_000_000, 400_000)
+    bare, usual, crowded = (estimate(w, part, 1, 1, 1) for w in (plain, town, dense))
+    assert bare.memory < usual.memory < crowded.memory
+    # 200 friends each, as int32 neighbours and drawn as int64 keys: gigabytes more
+    assert crowded.memory - bare.memory > 4_000_000 * 200 * 4
+    assert crowded.memory - usual.memory > 4_000_000 * 192 * 4
+    # the relations on disk, and the ratings held and written, for a scheme that reads them
+    assert (
+        estimate(town, part, 2, 1, 1, ledger=True).disk
+        > estimate(plain, part, 2, 1, 1, ledger=True).disk
+        + 2 * 4_000_000 * 4 * RELATION_PARQUET_BYTES
+    )
+    rated = estimate(town, part, 2, 1, 2, rating_schemes=1)
+    held = 4_000_000 * ratings_per_year(town) * RATING_BYTES  # a year of ratings
+    assert rated.memory == pytest.approx(usual.memory + held)
+    rated_disk = estimate(town, part, 2, 1, 2, ledger=True, rating_schemes=1).disk
+    assert rated_disk > estimate(town, part, 2, 1, 2, ledger=True).disk + 2 * 4_000_000 * 26 * 20
+
+
+def test_household_sizes_give_the_relations_per_person() -> None:
+    homes = households(np.random.default_rng(3), 400_000, mean_size=2.62, max_size=4)
+    sizes = homes.sizes
+    networks = TOWN.world.networks
+    assert networks is not None
+    expected = network_sizes(networks.model_copy(update={"household_size_max": 4}))
+    assert expected.households == pytest.approx(homes.count / 400_000, rel=0.01)
+    assert expected.pairs == pytest.approx((sizes * (sizes - 1) / 2).sum() / 400_000, rel=0.01)
+
+
 def test_the_command_refuses_before_the_run_starts(tmp_path: Path) -> None:
     report = tmp_path / "r.html"
     result = CliRunner().invoke(
@@ -262,6 +303,8 @@ def test_the_ledger_is_written_per_partition_and_scores_like_the_run(tmp_path: P
         "court_dishonest_debtors/false-p00001.parquet",
         "court_dishonest_debtors/records-p00000.parquet",
         "court_dishonest_debtors/records-p00001.parquet",
+        "relations-p00000.parquet",
+        "relations-p00001.parquet",
         "subjects-p00000.parquet",
         "subjects-p00001.parquet",
     ]

@@ -18,6 +18,7 @@ from rich.progress import (
 )
 
 from socialcredit.cli.app import app, domain_errors, err
+from socialcredit.engine import Engine
 from socialcredit.lab.export import LedgerWriter
 from socialcredit.lab.report import CRITICAL_NOTE, metrics_paths, write_outputs
 from socialcredit.lab.resources import (
@@ -115,6 +116,7 @@ def run_lab(
         len(schemes),
         workers=workers,
         ledger=ledger is not None,
+        rating_schemes=sum(Engine(s.scheme).uses_ratings for s in schemes),
     )
     check(
         needs,

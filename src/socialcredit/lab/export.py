@@ -4,10 +4,13 @@ The folder is filled under a temporary name next to it and renamed when the run 
 so an interrupted run leaves no half-written ledger. Layout::
 
     DIR/subjects-p00000.parquet          # the partition's subjects (canonical schema)
+    DIR/relations-p00000.parquet         # its households and friends (worlds with networks)
     DIR/<scheme>/records-p00000.parquet  # its ledger under the scheme (canonical schema)
     DIR/<scheme>/false-p00000.parquet    # ids of the records of conduct that never happened
+    DIR/<scheme>/ratings-p00000.parquet  # the peer ratings drawn (schemes that read them)
 
-Every file is a valid input of ``socialcredit score`` (``--subjects``, ``--records``).
+Every file is a valid input of ``socialcredit score`` (``--subjects``, ``--records``,
+``--relations``, ``--ratings``): the files of one partition give its final states.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from socialcredit.errors import SocialCreditError
+from socialcredit.lab.networks import relations_table
 from socialcredit.lab.population import Population
 
 
@@ -52,15 +56,25 @@ class LedgerWriter:
         population: Population,
         records: pa.Table,
         false: npt.NDArray[np.bool_],
+        ratings: pa.Table | None = None,
     ) -> None:
-        subjects = self.partial / f"subjects-p{partition:05d}.parquet"
-        if not subjects.exists():
+        name = f"p{partition:05d}.parquet"
+        subjects = self.partial / f"subjects-{name}"
+        if not subjects.exists():  # the first scheme of the partition
             pq.write_table(population.agent_subjects, subjects)
+            if population.has_networks:
+                table = relations_table(
+                    population.person_codes, population.homes, population.friends
+                )
+                pq.write_table(table, self.partial / f"relations-{name}")
+                del table
         folder = self.partial / scheme
         folder.mkdir(exist_ok=True)
-        pq.write_table(records, folder / f"records-p{partition:05d}.parquet")
+        pq.write_table(records, folder / f"records-{name}")
         false_ids = records.select(["id"]).filter(pa.array(false))
-        pq.write_table(false_ids, folder / f"false-p{partition:05d}.parquet")
+        pq.write_table(false_ids, folder / f"false-{name}")
+        if ratings is not None:
+            pq.write_table(ratings, folder / f"ratings-{name}")
 
     def commit(self) -> None:
         """Give the folder its name."""

@@ -170,40 +170,70 @@ def friends(
     a = rng.integers(0, max(n, 1), pairs, dtype=np.int64)
     within = rng.random(pairs) < homophily
     # the other end: uniform within the first end's block, or among all agents
-    block = np.searchsorted(bounds, a, side="right") - 1
-    lo = np.where(within, bounds[block], 0)
-    span = np.where(within, bounds[block + 1] - bounds[block], n)
+    block = _block_of(a, bounds)
+    lo = bounds[:-1][block]
+    lo *= within  # 0 for a friend drawn among all agents
+    span = np.diff(bounds)[block]
     del block
-    b = rng.random(pairs)
-    b *= span
-    b = lo + b.astype(np.int64)
-    del lo, span, within
-    keep = a != b
-    a, b = a[keep], b[keep]
-    del keep
+    span[~within] = n
+    del within
+    u = rng.random(pairs)
+    u *= span
+    del span
+    lo += u.astype(np.int64)
+    del u
+    b = lo  # the other end
     # each friendship once, as (smaller << 32 | larger): shifts and masks, not divisions
-    keys = np.minimum(a, b) << 32
-    keys |= np.maximum(a, b)
+    loops = np.flatnonzero(a == b)  # a person drawn with itself: rare, dropped
+    keys = np.minimum(a, b)
+    keys <<= 32
+    keys |= np.maximum(a, b, out=b)
     del a, b
-    keys = _distinct(keys)
-    # and in both directions, sorted by source then target: the reversed keys sorted, then
-    # merged with the keys (a stable sort of two sorted runs is a linear merge)
-    rev = (keys & _LOW) << 32
-    rev |= keys >> 32
-    rev.sort()
-    both = np.concatenate((keys, rev))
-    del keys, rev
+    if len(loops):
+        keys = np.delete(keys, loops)
+    keys.sort()
+    fresh = np.empty(len(keys), dtype=np.bool_)
+    fresh[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=fresh[1:])
+    edges = int(fresh.sum())
+    # and in both directions, sorted by source then target: the keys, then the reversed
+    # keys (the int32 halves swapped) sorted, merged (a stable sort of two sorted runs is
+    # a linear merge); written into one array, so no run is copied twice
+    both = np.empty(2 * edges, dtype=np.int64)
+    np.compress(fresh, keys, out=both[:edges])
+    del keys, fresh
+    halves = both.view(np.int32).reshape(-1, 2)
+    halves[edges:, 0] = halves[:edges, 1]
+    halves[edges:, 1] = halves[:edges, 0]
+    both[edges:].sort()
     both.sort(kind="stable")
-    source = both >> 32
-    counts = np.bincount(source, minlength=n)[:n] if n else np.zeros(0, dtype=np.int64)
-    del source
+    return _from_keys(both, n)
+
+
+def _block_of(rows: I64, bounds: I64) -> npt.NDArray[np.integer]:
+    """The block of each row (``bounds[k] <= row < bounds[k + 1]``): a comparison per inner
+    bound when there are few (cheaper than a binary search per row)."""
+    inner = bounds[1:-1]
+    if len(inner) > 8:
+        out: npt.NDArray[np.integer] = np.searchsorted(bounds, rows, side="right") - 1
+        return out
+    block = np.zeros(len(rows), dtype=np.int8)
+    for bound in inner:
+        block += rows >= bound
+    return block
+
+
+def _from_keys(keys: I64, n: int) -> Friends:
+    """The graph of sorted, distinct edge keys ``source << 32 | target`` on ``n`` agents.
+
+    The two halves of a key are read as int32 views (little- or big-endian), so neither
+    takes a shift and a mask over every edge."""
+    halves = keys.view(np.int32).reshape(-1, 2)
+    high, low = (1, 0) if np.little_endian else (0, 1)
+    counts = np.bincount(halves[:, high], minlength=n)[:n] if n else np.zeros(0, dtype=np.int64)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    return Friends(indptr, (both & _LOW).astype(np.int32))
-
-
-_LOW = (1 << 32) - 1
-"""The low 32 bits of an edge key (its target)."""
+    return Friends(indptr, np.ascontiguousarray(halves[:, low]))
 
 
 @dataclass(frozen=True)
@@ -255,9 +285,8 @@ def relations_table(
     ``friend``, all holding from ``since`` (or always)."""
     first: list[I64] = []
     second: list[I64] = []
-    kinds: list[str] = []
+    kinds: list[npt.NDArray[np.int8]] = []  # 0 household, 1 friend
     if homes is not None:
-        sizes = homes.sizes
         # for each member, pair it with the members after it in its household
         home = homes.of().astype(np.int64)
         row = np.arange(len(home), dtype=np.int64)
@@ -266,17 +295,17 @@ def relations_table(
         step = np.arange(len(a), dtype=np.int64) - np.repeat(np.cumsum(after) - after, after)
         first.append(a)
         second.append(a + 1 + step)
-        kinds += ["household"] * len(a)
-        del sizes
+        kinds.append(np.zeros(len(a), dtype=np.int8))
     if graph is not None:
         source = np.repeat(np.arange(graph.n, dtype=np.int64), graph.degree)
         target = graph.indices.astype(np.int64)
         keep = source < target
         first.append(source[keep])
         second.append(target[keep])
-        kinds += ["friend"] * int(keep.sum())
+        kinds.append(np.ones(int(keep.sum()), dtype=np.int8))
     a = np.concatenate(first) if first else np.zeros(0, dtype=np.int64)
     b = np.concatenate(second) if second else np.zeros(0, dtype=np.int64)
+    kind = np.concatenate(kinds) if kinds else np.zeros(0, dtype=np.int8)
     start = (
         pa.nulls(len(a), pa.date32())
         if since is None
@@ -285,7 +314,7 @@ def relations_table(
     return pa.Table.from_arrays(
         [
             codes.take(pa.array(a)),
-            pa.array(kinds, pa.string()),
+            pa.array(["household", "friend"], pa.string()).take(pa.array(kind)),
             codes.take(pa.array(b)),
             start,
             pa.nulls(len(a), pa.date32()),
@@ -307,27 +336,25 @@ def _ranges(starts: I64, lengths: I64) -> I64:
     return out
 
 
-def _csr(source: I64, target: I64, n: int) -> Friends:
-    """The graph with these directed edges (repeats dropped) on ``n`` agents."""
-    m = max(n, 1)
-    keys = _distinct(source * m + target)
-    counts = np.bincount(keys // m, minlength=n)[:n] if n else np.zeros(0, dtype=np.int64)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return Friends(indptr, (keys % m).astype(np.int32))
-
-
 def household_graph(homes: Households, n: int | None = None) -> Friends:
     """Each row's other household members, as a graph on ``n`` agents (rows past the
     households, organizations, have none)."""
     n = int(homes.offsets[-1]) if n is None else n
-    home = homes.of().astype(np.int64)
-    row = np.arange(len(home), dtype=np.int64)
+    members = int(homes.offsets[-1])
+    if n < members:
+        raise ValueError("the households cover more than n agents")
     sizes = homes.sizes
-    target = _ranges(homes.offsets[:-1][home], sizes[home])
-    source = np.repeat(row, sizes[home])
+    size = np.repeat(sizes, sizes)  # each member's household size
+    # each member's household, in row order: already sorted by source, then target, and
+    # without repeats, so it needs no sort; only the member itself is left out
+    target = _ranges(np.repeat(homes.offsets[:-1], sizes), size)
+    source = np.repeat(np.arange(members, dtype=np.int64), size)
     other = source != target
-    return _csr(source[other], target[other], n)
+    degree = np.zeros(n, dtype=np.int64)
+    degree[:members] = size - 1
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(degree, out=indptr[1:])
+    return Friends(indptr, target[other].astype(np.int32))
 
 
 def padded(graph: Friends, n: int) -> Friends:
@@ -343,14 +370,23 @@ def union(graphs: list[Friends], n: int) -> Friends:
     graphs = [padded(g, n) for g in graphs]
     if len(graphs) == 1:
         return graphs[0]
-    source = np.concatenate(
-        [np.repeat(np.arange(n, dtype=np.int64), g.degree) for g in graphs]
-        or [np.zeros(0, dtype=np.int64)]
-    )
-    target = np.concatenate(
-        [g.indices.astype(np.int64) for g in graphs] or [np.zeros(0, dtype=np.int64)]
-    )
-    return _csr(source, target, n)
+    if n >= 2**31:
+        raise ValueError("at most 2**31 - 1 agents (rows are int32)")
+    # each graph's keys (source << 32 | target) are sorted already (rows sorted within), so
+    # a stable sort of their concatenation is a merge of sorted runs, not a sort
+    keys = np.concatenate([_keys(g) for g in graphs] or [np.zeros(0, dtype=np.int64)])
+    keys.sort(kind="stable")
+    if len(keys) > 1:
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    return _from_keys(keys, n)
+
+
+def _keys(graph: Friends) -> I64:
+    """The graph's edges as keys ``source << 32 | target``, in row order."""
+    keys = np.repeat(np.arange(graph.n, dtype=np.int64), graph.degree)
+    keys <<= 32
+    keys |= graph.indices
+    return keys
 
 
 def neighbours(graph: Friends, rows: I64) -> tuple[I64, I64]:

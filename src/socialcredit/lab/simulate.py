@@ -223,8 +223,9 @@ class Run:
 
 
 StepHook = Callable[[int], None]
-LedgerSink = Callable[[int, str, Population, pa.Table, Bools], None]
-"""Receives each partition's ledger: (partition, scheme, population, records, false flags)."""
+LedgerSink = Callable[[int, str, Population, pa.Table, Bools, pa.Table | None], None]
+"""Receives each partition's ledger: (partition, scheme, population, records, false flags,
+peer ratings or None for a scheme that reads none)."""
 
 
 def simulate(
@@ -315,11 +316,12 @@ def _simulate_partition(
     ledger_sink: LedgerSink | None,
     keep: bool = False,
 ) -> _Partition:
-    part = _Partition(settings, ctx, pop, p, keep=keep)
+    # a written ledger keeps every peer rating, so that its ratings file is complete
+    part = _Partition(settings, ctx, pop, p, keep=keep or ledger_sink is not None)
     part.run(on_step)
     if ledger_sink is not None:
         records, false = part.canonical()
-        ledger_sink(p, ctx.name, pop, records, false)
+        ledger_sink(p, ctx.name, pop, records, false, part.ratings_table())
     return part
 
 
@@ -646,12 +648,16 @@ class _Partition:
         relations = (
             relations_table(pop.person_codes, pop.homes, pop.friends) if pop.has_networks else None
         )
-        ratings = None
-        if self.ctx.ratings is not None:
-            rater, ratee, stars, day = self._ratings()
-            keep = day <= self.settings.end
-            ratings = ratings_table(pop.codes, rater[keep], ratee[keep], stars[keep], day[keep])
-        return relations, ratings
+        return relations, self.ratings_table()
+
+    def ratings_table(self) -> pa.Table | None:
+        """The peer ratings drawn by the end, as the ratings input (None for a scheme that
+        reads no ratings)."""
+        if self.ctx.ratings is None:
+            return None
+        rater, ratee, stars, day = self._ratings()
+        keep = day <= self.settings.end
+        return ratings_table(self.pop.codes, rater[keep], ratee[keep], stars[keep], day[keep])
 
     # ---- the loop -----------------------------------------------------------------
 

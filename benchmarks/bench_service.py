@@ -9,9 +9,12 @@
 For each store (and each source tree compared) it prepares a fresh database (`socialcredit
 db upgrade`), registers an agency and an operator, loads the bulk of the records with the
 store API when ``--ingest`` is less than ``--records`` (as ``socialcredit records import``
-does: no notices; recorded in the past, so they count today), starts `socialcredit serve`
-with the schemes `rongcheng` and `court_dishonest_debtors` and ``--workers`` processes,
-and then:
+does: no notices; recorded in the past, so they count today; every database at the same
+time, before any server is measured), then, one database after the other, starts
+`socialcredit serve` with the schemes `rongcheng` and `court_dishonest_debtors` and
+``--workers`` processes (several counts, ``--workers 1,2``: one server after the other on
+the same database, side by side in the table; the ingest is measured with the first), and
+then:
 
 * ingest: posts the other records as CSV in batches of 100,000 (each acknowledged only
   once durable in the ledger with its notices in the outbox), and reports acknowledged
@@ -23,13 +26,14 @@ and then:
   ``GET /v1/decisions`` for random subjects for ``--seconds``, and reports requests per
   second, latency percentiles and the CPU time of the server's processes per request;
 * public lookup: the same for ``GET /v1/public/{code}`` (rate limit raised for the run);
-* with ``--refresh``, the last batch is sent after the loads, and the first decision after
-  it timed: the states scored again.
+* with ``--refresh``, one more batch is sent after the loads (a batch kept apart for each
+  server), and the first decision after it timed: the states scored again.
 
-It reports the peak memory of the server's processes and the load average of the machine
-before each phase. The load generator runs on the same machine as the server, so the
-figures are a floor. The PostgreSQL database is ``$SOCIALCREDIT_TEST_POSTGRES`` (default
-``postgresql://postgres@127.0.0.1:5432/test``), in a throwaway schema.
+It reports the peak memory of the server's processes, the least memory the machine had
+available, and the load average of the machine before each phase. The load generator runs
+on the same machine as the server, so the figures are a floor. The PostgreSQL database is
+``$SOCIALCREDIT_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/test``), in
+a throwaway schema, analyzed after the preload.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import argparse
 import datetime as dt
 import http.client
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -49,6 +54,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +113,9 @@ def call(
     return answer.status, answer.read()
 
 
-def preload(database: str, persons: list[str], orgs: list[str], n_records: int) -> float:
+def preload(
+    database: str, persons: list[str], orgs: list[str], n_records: int, name: str = ""
+) -> float:
     """Register the subjects and append ``n_records`` records with the store API, as
     ``socialcredit subjects import`` and ``records import`` do (no notices: they are not
     sent by an agency through the service). Recorded in the past (0 to 29 days after they
@@ -145,7 +154,9 @@ def preload(database: str, persons: list[str], orgs: list[str], n_records: int) 
             )
             ledger.append(table, source="bench preload")
             done = lo + len(i)
-            print(f"  preloaded {done:,} records, {time.perf_counter() - t:.0f} s", flush=True)
+            print(
+                f"  {name} preloaded {done:,} records, {time.perf_counter() - t:.0f} s", flush=True
+            )
     return time.perf_counter() - t
 
 
@@ -256,11 +267,13 @@ def load(
 
 class Watcher:
     """The server's processes (the supervisor and its children): CPU seconds used, and the
-    peak of their resident memory, sampled on a thread."""
+    peak of their resident memory, sampled on a thread; and the least memory the machine
+    had available meanwhile."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.peak = 0
+        self.available = available()
         self._stop = False
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -302,6 +315,7 @@ class Watcher:
     def _sample(self) -> None:
         while not self._stop:
             self.peak = max(self.peak, self.rss())
+            self.available = min(self.available, available())
             time.sleep(0.5)
 
     def close(self) -> None:
@@ -310,6 +324,14 @@ class Watcher:
 
 def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def available() -> int:
+    """The machine's available memory, bytes (``MemAvailable``)."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def pending_notices(database: str) -> int:
@@ -323,54 +345,136 @@ def pending_notices(database: str) -> int:
         db.close()
 
 
-def bench(
-    store: str, label: str, source: str | None, args: argparse.Namespace, tmp: Path
-) -> dict[str, Any]:
+@dataclass
+class Setup:
+    """A database prepared for the servers of one store and one source tree."""
+
+    store: str
+    label: str
+    source: str | None
+    database: str
+    schema: str | None
+    env: dict[str, str]
+    agency: str = ""
+    operator: str = ""
+
+
+def setup(store: str, label: str, source: str | None, tmp: Path) -> Setup:
+    """A fresh database (``db upgrade``) with an agency and an operator."""
     pg = os.environ.get("SOCIALCREDIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    database = (
-        str(tmp / f"{store}-{label}.ledger") if store == "sqlite" else f"{pg}?schema={schema}"
-    )
+    schema = f"bench_{uuid.uuid4().hex[:12]}" if store == "postgres" else None
+    database = str(tmp / f"{store}-{label}.ledger") if schema is None else f"{pg}?schema={schema}"
     env = {
         **os.environ,
         "SOCIALCREDIT_NOTICE_FILE": str(tmp / f"{store}-{label}-notices.jsonl"),
         "SOCIALCREDIT_PUBLIC_RATE": "100000000",
         "SOCIALCREDIT_PUBLIC_BURST": "100000000",
         "SOCIALCREDIT_DATABASE": database,
-        "SOCIALCREDIT_WORKERS": str(args.workers),
     }
     if source:  # the server runs the code of another source tree (a "before")
         env["PYTHONPATH"] = os.path.abspath(source)
-        env["SOCIALCREDIT_WORKERS"] = str(args.compare_workers)
-    result: dict[str, Any] = {"store": store, "label": label, "load": [loadavg()]}
-    try:
-        cli("db", "upgrade", env=env)
-        agency = cli("agency", "add", "Bench agency", "--types", ",".join(TYPES), env=env)
-        operator = cli("key", "add", "Bench operator", "--role", "operator", env=env)
-        persons, orgs = codes(args.subjects)
-        ingested = min(args.records, args.ingest if args.ingest is not None else args.records)
-        first = args.records - ingested
-        result["preloaded"] = first
-        if first:
-            loaded = preload(database, persons, orgs, first)
-            print(
-                f"{store} {label}: {first:,} records loaded with the store API in {loaded:.0f} s",
-                flush=True,
-            )
-        return run_server(
-            store, label, env, database, agency, operator, persons, orgs, first, args, tmp, result
-        )
-    finally:
-        if store == "postgres":
-            import psycopg
+    done = Setup(store, label, source, database, schema, env)
+    cli("db", "upgrade", env=env)
+    done.agency = cli("agency", "add", "Bench agency", "--types", ",".join(TYPES), env=env)
+    done.operator = cli("key", "add", "Bench operator", "--role", "operator", env=env)
+    return done
 
-            with psycopg.connect(pg, autocommit=True) as db:
-                db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+def preload_all(setups: list[Setup], persons: list[str], orgs: list[str], n: int) -> None:
+    """Preload every database at the same time (a forked process each), before any
+    server is measured."""
+    context = multiprocessing.get_context("fork")
+    jobs = []
+    for one in setups:
+        job = context.Process(
+            target=_preload_job, args=(one.store, one.label, one.database, persons, orgs, n)
+        )
+        job.start()
+        jobs.append(job)
+    for job in jobs:
+        job.join()
+    if any(job.exitcode for job in jobs):
+        raise SystemExit("a preload failed")
+    for one in setups:
+        analyze(one)
+
+
+def analyze(one: Setup) -> None:
+    """PostgreSQL: gather the planner's statistics of the schema's tables after the bulk
+    load, as autovacuum does in time (a server with autovacuum off never would: without
+    statistics, reading one subject's records is planned as a parallel scan, JIT-compiled,
+    for every organization's public lookup)."""
+    if one.schema is None:
+        return
+    import psycopg
+
+    pg = one.database.split("?", 1)[0]
+    with psycopg.connect(pg, autocommit=True) as db:
+        tables = db.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (one.schema,)
+        ).fetchall()
+        for (table,) in tables:
+            db.execute(f'ANALYZE "{one.schema}"."{table}"')
+
+
+def _preload_job(
+    store: str, label: str, database: str, persons: list[str], orgs: list[str], n: int
+) -> None:
+    loaded = preload(database, persons, orgs, n, f"{store} {label}")
+    print(f"{store} {label}: {n:,} records loaded with the store API in {loaded:.0f} s", flush=True)
+
+
+def drop(one: Setup) -> None:
+    """Drop the PostgreSQL schema of a setup."""
+    if one.schema is not None:
+        import psycopg
+
+        pg = one.database.split("?", 1)[0]
+        with psycopg.connect(pg, autocommit=True) as db:
+            db.execute(f'DROP SCHEMA IF EXISTS "{one.schema}" CASCADE')
+
+
+def bench(
+    one: Setup,
+    workers: list[int],
+    persons: list[str],
+    orgs: list[str],
+    first: int,
+    args: argparse.Namespace,
+    tmp: Path,
+) -> list[dict[str, Any]]:
+    """Run a server on a prepared database with each count of ``workers``."""
+    results = []
+    for run, n in enumerate(workers):
+        env = {**one.env, "SOCIALCREDIT_WORKERS": str(n)}
+        result: dict[str, Any] = {
+            "store": one.store,
+            "label": one.label,
+            "workers": n,
+            "preloaded": first,
+            "load": [loadavg()],
+        }
+        results.append(
+            run_server(
+                env,
+                one.database,
+                one.agency,
+                one.operator,
+                persons,
+                orgs,
+                first,
+                args,
+                tmp,
+                result,
+                run=run,
+                runs=len(workers),
+            )
+        )
+        print(json.dumps(results[-1], default=str), flush=True)
+    return results
 
 
 def run_server(
-    store: str,
-    label: str,
     env: dict[str, str],
     database: str,
     agency: str,
@@ -381,7 +485,12 @@ def run_server(
     args: argparse.Namespace,
     tmp: Path,
     result: dict[str, Any],
+    *,
+    run: int,
+    runs: int,
 ) -> dict[str, Any]:
+    """One server on the prepared database: the ingest (the first run only), the loads and
+    the refresh (with its own batch, the ``run``-th of the ``runs`` kept apart)."""
     port = free_port()
     server = subprocess.Popen(
         [
@@ -407,8 +516,10 @@ def run_server(
                     break
             except OSError:
                 time.sleep(0.1)
-        last = args.records - (BATCH if args.refresh else 0)
-        result["ingest"] = ingest(port, agency, persons, orgs, first, last, register=not first)
+        last = args.records - (BATCH * runs if args.refresh else 0)
+        result["ingest"] = None
+        if run == 0:
+            result["ingest"] = ingest(port, agency, persons, orgs, first, last, register=not first)
         t = time.perf_counter()
         while pending_notices(database) and time.perf_counter() - t < args.drain:
             time.sleep(0.5)
@@ -438,13 +549,15 @@ def run_server(
             result[what] = load(port, paths, key, args.clients, args.seconds, tmp)
             result[what]["cpu_us"] = (watcher.cpu() - cpu) / max(1, result[what]["requests"]) * 1e6
         if args.refresh:  # one more batch, then the first decision after it
-            ingest(port, agency, persons, orgs, last, args.records, register=False)
+            lo = last + run * BATCH
+            ingest(port, agency, persons, orgs, lo, lo + BATCH, register=False)
             t = time.perf_counter()
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1800)
             call(conn, "GET", decisions[1], key=operator)
             result["refresh"] = time.perf_counter() - t
         conn.close()
         result["rss"] = watcher.peak
+        result["available"] = watcher.available
         return result
     finally:
         watcher.close()
@@ -469,7 +582,13 @@ def main() -> None:
     )
     parser.add_argument("--clients", type=int, default=32, help="open connections")
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--workers", type=int, default=2, help="server processes")
+    parser.add_argument(
+        "--workers",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[2],
+        help="server processes; several counts (1,2) run one server after the other on "
+        "the same database",
+    )
     parser.add_argument(
         "--drain",
         type=float,
@@ -495,6 +614,12 @@ def main() -> None:
         "side by side; repeatable",
     )
     args = parser.parse_args()
+    sent = min(args.records, args.ingest if args.ingest is not None else args.records)
+    if args.refresh and sent < BATCH * (len(args.workers) + 1):
+        raise SystemExit(
+            f"--refresh keeps a batch of {BATCH:,} records apart for each server: --ingest "
+            f"must be at least {BATCH * (len(args.workers) + 1):,}"
+        )
     stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
     configs = [(label, src) for label, _, src in (c.partition("=") for c in args.compare)]
     configs.append(("now", None))
@@ -502,24 +627,45 @@ def main() -> None:
         f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, {dt.date.today()}; {args.subjects:,} subjects, "
         f"{args.records:,} records; wrk, {args.clients} connections for {args.seconds:g} s; "
-        f"{args.workers} server processes",
+        f"{'/'.join(map(str, args.workers))} server processes",
         flush=True,
     )
-    results = []
+    results: list[dict[str, Any]] = []
+    persons, orgs = codes(args.subjects)
+    first = args.records - sent
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
-        for store in stores:
-            for label, src in configs:
-                results.append(bench(store, label, src, args, Path(tmp)))
-                print(json.dumps(results[-1], default=str), flush=True)
-    print("\n| measure | " + " | ".join(f"{r['store']} {r['label']}" for r in results) + " |")
+        setups: list[Setup] = []
+        try:
+            for store in stores:
+                for label, src in configs:
+                    setups.append(setup(store, label, src, Path(tmp)))
+            if first:
+                preload_all(setups, persons, orgs, first)
+            for one in setups:
+                workers = [args.compare_workers] if one.source else args.workers
+                results += bench(one, workers, persons, orgs, first, args, Path(tmp))
+        finally:
+            for one in setups:
+                drop(one)
+    print(
+        "\n| measure | "
+        + " | ".join(f"{r['store']} {r['label']}, {r['workers']} proc." for r in results)
+        + " |"
+    )
     print("|---|" + "---|" * len(results))
-    rows = [
+    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("records loaded with the store API first", lambda r: f"{r['preloaded']:,}"),
-        ("batch ingest over HTTP, records/s acknowledged durably", lambda r: f"{r['ingest']:,.0f}"),
+        (
+            "batch ingest over HTTP, records/s acknowledged durably",
+            lambda r: "-" if r["ingest"] is None else f"{r['ingest']:,.0f}",
+        ),
         (
             "notices of the ingest delivered after, s",
             lambda r: (
-                f"{r['drained']:.0f}" + (f" ({r['drain_left']:,} left)" if r["drain_left"] else "")
+                "-"
+                if r["ingest"] is None
+                else f"{r['drained']:.0f}"
+                + (f" ({r['drain_left']:,} left)" if r["drain_left"] else "")
             ),
         ),
         ("first decision (scores the ledger), s", lambda r: f"{r['warm']:.1f}"),
@@ -541,6 +687,7 @@ def main() -> None:
             lambda r: f"{r['refresh']:.1f}" if "refresh" in r else "-",
         ),
         ("server memory, peak RSS of all its processes, GB", lambda r: f"{r['rss'] / 1e9:.2f}"),
+        ("machine memory available, least, GB", lambda r: f"{r['available'] / 1e9:.1f}"),
         (
             "load average at start / before decisions / before lookups",
             lambda r: " / ".join(f"{x:.1f}" for x in r["load"]),

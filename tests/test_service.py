@@ -506,3 +506,15 @@ def test_unknown_routes_and_methods_answer_in_the_one_error_shape(
     wrong = env.client.delete("/v1/records", headers=env.auth("agency"))
     assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
     assert set(wrong.json()) == {"error", "detail", "problems"}
+
+
+def test_the_openapi_document_is_served_without_pages_that_load_a_cdn(
+    service_env: ServiceEnv,
+) -> None:
+    env = service_env
+    document = env.client.get("/openapi.json")
+    assert document.status_code == 200 and "/v1/decisions" in document.json()["paths"]
+    for page in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        answer = env.client.get(page)
+        assert answer.status_code == 404, page
+        assert "cdn" not in answer.text.lower()

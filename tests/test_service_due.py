@@ -519,13 +519,21 @@ def test_a_scheme_without_appeals_refuses_a_contest(service_db: str, tmp_path: P
         from socialcredit.records import RECORDS_SCHEMA
 
         code = "91110000802100433B"
-        row = {"id": "j1", "subject": code, "type": "court.unfulfilled",
-               "occurred_at": dt.date(2025, 2, 1), "recorded_at": dt.date(2025, 3, 1),
-               "amount": 0, "ref": None}
-        svc.ledger.call(lambda ledger: ledger.append(
-            pa.Table.from_pylist([row], schema=RECORDS_SCHEMA),
-            subjects=pa.table({"code": [code], "kind": ["organization"]}),
-        ))
+        row = {
+            "id": "j1",
+            "subject": code,
+            "type": "court.unfulfilled",
+            "occurred_at": dt.date(2025, 2, 1),
+            "recorded_at": dt.date(2025, 3, 1),
+            "amount": 0,
+            "ref": None,
+        }
+        svc.ledger.call(
+            lambda ledger: ledger.append(
+                pa.Table.from_pylist([row], schema=RECORDS_SCHEMA),
+                subjects=pa.table({"code": [code], "kind": ["organization"]}),
+            )
+        )
         with pytest.raises(Conflict, match="allow no appeal"):
             appeals.contest(svc, code, "j1", "it was paid")
     finally:

@@ -400,9 +400,7 @@ def test_an_organizations_remembered_lookup_follows_its_record_and_appeals(
         return dict(answer.json())
 
     first = shown()
-    assert [(r["type"], r["contested"]) for r in first["records"]] == [
-        ("court.unfulfilled", False)
-    ]
+    assert [(r["type"], r["contested"]) for r in first["records"]] == [("court.unfulfilled", False)]
     assert shown() == first  # remembered
     appeal = env.client.post(
         "/v1/me/appeals", json={"record": "j1", "reason": "settled"}, headers=env.session(org)

@@ -64,6 +64,10 @@ def create_app(svc: Service, *, close: bool = True) -> FastAPI:
         "operators ask for decisions, the public looks up published lists, subjects read "
         "and contest their record, reviewers decide appeals. See docs/service.md.",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN; every asset is served by the
+        # package, so only the document itself is served (/openapi.json)
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = svc
     errors.install(app)

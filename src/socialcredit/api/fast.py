@@ -88,14 +88,25 @@ def _bounded(value: str | None, longest: int) -> bool:
 
 
 def _purpose_ok(purpose: str | None) -> bool:
-    """Whether ``purpose`` is a purpose the use case accepts (else FastAPI answers)."""
+    """Whether ``purpose`` is a purpose the use case accepts (else FastAPI answers);
+    remembered, as operators declare the same few purposes again and again."""
     if purpose is None or len(purpose) > MAX_PURPOSE:
         return False
-    try:
-        declared(purpose)
-    except SocialCreditError:
-        return False
-    return True
+    ok = _PURPOSES.get(purpose)
+    if ok is None:
+        try:
+            declared(purpose)
+            ok = True
+        except SocialCreditError:
+            ok = False
+        if len(_PURPOSES) >= _PURPOSES_REMEMBERED:
+            _PURPOSES.clear()
+        _PURPOSES[purpose] = ok
+    return ok
+
+
+_PURPOSES: dict[str, bool] = {}
+_PURPOSES_REMEMBERED = 4096
 
 
 def decision_json(view: DecisionView) -> bytes:

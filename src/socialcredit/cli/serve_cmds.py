@@ -116,7 +116,13 @@ def serve(
         publisher = None
         if publishable(svc.schemes) and isinstance(svc.states, StateCache):
             (runtime / "states").mkdir()
-            publisher = Publisher(svc.states, svc.day, runtime / "states", runtime / "publish")
+            publisher = Publisher(
+                svc.states,
+                svc.day,
+                runtime / "states",
+                runtime / "publish",
+                database=settings.database,
+            )
         log_server = None
         if svc.db.dialect == "sqlite":  # one writer: the access log of every process here
             log_server = AccessLogServer(svc.access_log, runtime / "access")

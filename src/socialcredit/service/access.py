@@ -6,7 +6,11 @@ last 12 months (:func:`entries_of`). The table is append-only.
 
 Entries are written by group commit (:class:`AccessLogWriter`): one thread with its own
 connection takes every entry waiting, writes them in one transaction and commits once
-(one fsync for all of them), then releases the requests that wait for them. A request is
+(one fsync for all of them), then releases the requests that wait for them. A commit costs
+far more than the rows it writes (on SQLite about 0.3 ms of CPU and 1 ms of waiting for the
+disk), so under load -- when the last group held more than one entry -- a group waits
+:data:`GROUP_WAIT` for more before it is committed: a millisecond more per request, and a
+few times fewer commits. A request is
 answered only after its entry is durable; if the commit fails, every request of the group
 fails (503) and none is answered.
 """
@@ -51,6 +55,7 @@ __all__ = [
 MAX_PURPOSE = 200
 LOOKBACK_DAYS = 365
 GROUP_MAX = 2000  # entries committed together at most
+GROUP_WAIT = 0.001  # under load, how long a group waits for more entries before its commit
 WAIT_SECONDS = 30.0
 
 _INSERT = (
@@ -114,6 +119,7 @@ class AccessLogWriter:
             if not checkpoints and self._db.dialect == "sqlite":  # another thread checkpoints
                 self._db.execute("PRAGMA wal_autocheckpoint = 0")
         self._queue: queue.SimpleQueue[tuple[list[Entry], Waiter] | None] = queue.SimpleQueue()
+        self._busy = False  # whether the last group committed here held several entries
         self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
         self._thread.start()
 
@@ -149,21 +155,30 @@ class AccessLogWriter:
         return done
 
     def _take(self) -> tuple[list[tuple[list[Entry], Waiter]], bool]:
-        """The next group: what is queued (waiting for the first), and whether to stop."""
+        """The next group: what is queued (waiting for the first), and whether to stop;
+        under load, what comes within :data:`GROUP_WAIT` of the first too."""
         first = self._queue.get()
         if first is None:
             return [], True
         group = [first]
         size = len(first[0])
+        deadline = time.monotonic() + GROUP_WAIT if self._busy and self._db is not None else 0.0
         while size < GROUP_MAX:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=left)
+                except queue.Empty:
+                    break
             if item is None:
                 return group, True
             group.append(item)
             size += len(item[0])
+        self._busy = size > 1
         return group, False
 
     def _run(self) -> None:

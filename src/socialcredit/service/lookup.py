@@ -16,6 +16,7 @@ declared purpose, as every lookup does, and is written to their access log.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,8 +79,21 @@ class PublicView:
 
 
 def _display(code: str) -> str:
-    """How a code is shown when nothing is published: by its shape alone."""
-    return code if uscc.is_valid(code) and not ric.is_valid(code) else mask(code, "person")
+    """How a code is shown when nothing is published: by its shape alone (and the date:
+    a resident number's birth date must be past). Remembered for the codes asked about
+    most: the two checks cost more than the rest of a lookup."""
+    key = (code, dt.date.today())
+    shown = _DISPLAYED.get(key)
+    if shown is None:
+        valid = uscc.is_valid(code) and not ric.is_valid(code)
+        shown = code if valid else mask(code, "person")
+        if len(_DISPLAYED) >= REMEMBERED:
+            _DISPLAYED.clear()
+        _DISPLAYED[key] = shown
+    return shown
+
+
+_DISPLAYED: dict[tuple[str, dt.date], str] = {}
 
 
 @dataclass(frozen=True)

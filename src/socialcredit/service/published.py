@@ -13,8 +13,17 @@ tens of megabytes shared through the page cache, instead of a scored ledger each
 A publication is made on demand: a process that finds the ledger's mark (or the day) past
 the newest publication asks for one (a datagram) and waits for it, so an answer is never
 staler than the mark read within the last 50 ms (docs/service.md, "Speed"), as in a single
-process. A decision is then the row of the code (a binary search in the sorted codes) and
-a bit test done by the engine's own :class:`~socialcredit.engine.decisions.Decider`.
+process. A decision is then the row of the code (a binary search in the sorted codes) and a
+bit test done by the engine's own :class:`~socialcredit.engine.decisions.Decider`.
+
+The first publication of a day scores the whole ledger. After a write, only the subjects
+the write touched are scored again: a subject's state depends on its own records alone, so
+the publisher reads the entries past the mark it published
+(:class:`~socialcredit.service.ledger_delta.Delta`), takes the records of the subjects they
+name from the ledger it holds (with the new ones), scores those subjects and writes their
+rows into a copy of the arrays -- seconds at twenty million records, where reading and
+scoring the whole ledger again takes minutes. A write of more than :data:`DELTA_SHARE` of
+the ledger, another day, or a delta that cannot be read is scored whole again.
 
 What needs more than the arrays -- an explanation (the portal, a contested decision, an
 organization's published records) -- is computed for that one subject from its own records
@@ -34,17 +43,19 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from socialcredit.days import from_day
 from socialcredit.engine import States as EngineStates
 from socialcredit.engine.decisions import Decider, Decision
 from socialcredit.errors import LedgerError
 from socialcredit.records import empty_records
+from socialcredit.service.ledger_delta import Delta, Entries
 from socialcredit.service.ledger_worker import LedgerWorker
 from socialcredit.service.schemes import ActiveScheme
 from socialcredit.service.states import (
@@ -55,12 +66,14 @@ from socialcredit.service.states import (
     one_subject,
 )
 
-__all__ = ["WAIT_SECONDS", "PublishedStates", "Publisher", "publishable"]
+__all__ = ["DELTA_SHARE", "WAIT_SECONDS", "PublishedStates", "Publisher", "publishable"]
 
 WAIT_SECONDS = 900.0  # the longest a request waits for a publication
 KINDS = ("person", "organization")
 POINTER = "current"
 _ROWS_REMEMBERED = 1 << 17
+DELTA_SHARE = 0.25  # a write of more records than this share of the ledger: score it whole
+DELTA_LEAST = 100_000  # ... unless it has at most this many records
 log = logging.getLogger(__name__)
 
 U64 = npt.NDArray[np.uint64]
@@ -88,19 +101,59 @@ def _bits(member: npt.NDArray[np.bool_]) -> U64:
     return out
 
 
+def _grown(values: npt.NDArray[Any], order: npt.NDArray[np.intp]) -> npt.NDArray[Any]:
+    """``values`` with zeros for the rows added at the end, in ``order``."""
+    more = np.zeros(len(order) - len(values), dtype=values.dtype)
+    return np.concatenate([values, more])[order]
+
+
+class _Published:
+    """What the publisher holds of its last publication: the ledger it scored (the
+    registry and every record, in memory) and the arrays it wrote."""
+
+    def __init__(
+        self,
+        mark: int,
+        day: int,
+        subjects: pa.Table,
+        records: pa.Table,
+        codes: npt.NDArray[np.bytes_],
+        kinds: npt.NDArray[np.int8],
+        arrays: list[tuple[U64, U64, npt.NDArray[np.bool_]]],
+    ) -> None:
+        self.mark = mark
+        self.day = day
+        self.subjects = subjects
+        self.records = records
+        self.codes = codes
+        self.kinds = kinds
+        self.arrays = arrays  # per scheme: applied, lists, scored
+
+
 class Publisher:
     """In the supervising process: scores the ledger when a process asks, and publishes.
 
     ``listen`` is the datagram socket on which processes ask; ``where`` the directory of
-    the publications. One thread does the work; :meth:`close` stops it.
+    the publications; ``database`` the ledger, whose entries past the published mark are
+    read to score again only the subjects a write touched (without it, every publication
+    scores the whole ledger). One thread does the work; :meth:`close` stops it.
     """
 
     def __init__(
-        self, states: StateCache, day: Callable[[], int], where: Path, listen: Path
+        self,
+        states: StateCache,
+        day: Callable[[], int],
+        where: Path,
+        listen: Path,
+        *,
+        database: str | None = None,
     ) -> None:
         self._states = states
         self._day = day  # () -> today's day number
         self._where = where
+        self._delta = Delta(database) if database is not None else None
+        self._last: _Published | None = None
+        self.scored_whole = 0  # publications that scored the whole ledger (for tests)
         self._asked = threading.Event()
         self._stop = threading.Event()
         self._published: tuple[int, int] | None = None
@@ -137,13 +190,32 @@ class Publisher:
         """Score the ledger as it is now and publish, unless that was published already;
         whether a publication was made."""
         day = self._day()
+        last = self._last
+        if last is not None and last.day == day and self._delta is not None:
+            if self._states.mark() == last.mark:
+                return False
+            most = max(DELTA_LEAST, int(last.records.num_rows * DELTA_SHARE))
+            entries = self._delta.since(last.mark, most=most)
+            if entries is not None:
+                if entries.mark <= last.mark:
+                    return False
+                self._last = None  # (if scoring fails, the next one scores it whole)
+                started = time.monotonic()
+                done = self._advance(last, entries)
+                self._write(done)
+                self._last = done
+                log.info(
+                    "published mark %d: %d record(s) since mark %d scored again in %.1f s",
+                    entries.mark,
+                    entries.records.num_rows,
+                    last.mark,
+                    time.monotonic() - started,
+                )
+                return True
         snap = self._states.current(day)
         if self._published == (snap.mark, day):
             return False
-        self._generation += 1
-        name = f"gen-{self._generation}"
-        tmp = self._where / f"{name}.tmp"
-        tmp.mkdir()
+        self.scored_whole += 1
         registry = snap.registry()
         codes = _codes(registry["code"].to_pylist())
         order = np.argsort(codes, kind="stable")
@@ -151,10 +223,8 @@ class Publisher:
         kinds = np.array([KINDS.index(k) for k in registry["kind"].to_pylist()], dtype=np.int8)[
             order
         ]
-        np.save(tmp / "codes.npy", codes)
-        np.save(tmp / "kinds.npy", kinds)
-        schemes = []
-        for j, (sid, view) in enumerate(snap.views().items()):
+        arrays = []
+        for view in snap.views().values():
             states = view.scored.states
             rows = np.searchsorted(codes, _codes(states.codes.to_pylist()))
             applied = np.zeros(len(codes), dtype=np.uint64)
@@ -164,21 +234,78 @@ class Publisher:
                 applied[rows] = view.scored.decider.bits
                 lists[rows] = _bits(states.raw.lists)
                 scored[rows] = True
+            arrays.append((applied, lists, scored))
+        done = _Published(snap.mark, day, registry, snap.records(), codes, kinds, arrays)
+        self._write(done)
+        self._last = done
+        return True
+
+    def _advance(self, last: _Published, entries: Entries) -> _Published:
+        """The publication after ``entries``: the subjects they name scored again, with
+        all their records, and their rows written into the arrays (new subjects added)."""
+        subjects, records = last.subjects, last.records
+        codes, kinds, arrays = last.codes, last.kinds, last.arrays
+        if entries.subjects.num_rows:
+            subjects = pa.concat_tables([subjects, entries.subjects.cast(subjects.schema)])
+            added = _codes(entries.subjects["code"].to_pylist())
+            joined = np.concatenate([codes, added])  # the wider of the two widths
+            order = np.argsort(joined, kind="stable")
+            codes = joined[order]
+            more = np.array(
+                [KINDS.index(k) for k in entries.subjects["kind"].to_pylist()], dtype=np.int8
+            )
+            kinds = np.concatenate([kinds, more])[order]
+            arrays = [(_grown(a, order), _grown(b, order), _grown(c, order)) for a, b, c in arrays]
+        else:
+            arrays = [(a.copy(), b.copy(), c.copy()) for a, b, c in arrays]
+        if entries.records.num_rows:
+            records = pa.concat_tables([records, entries.records.cast(records.schema)])
+        touched = pc.unique(
+            pa.concat_arrays(
+                [
+                    entries.records["subject"].combine_chunks(),
+                    entries.subjects["code"].combine_chunks(),
+                ]
+            )
+        )
+        theirs = records.filter(pc.is_in(records["subject"], value_set=touched))
+        who = subjects.filter(pc.is_in(subjects["code"], value_set=touched))
+        for active, (applied, lists, scored) in zip(self._states.schemes(), arrays, strict=True):
+            states = active.engine.evaluate(active.engine.prepare(who, theirs), last.day)
+            if not len(states):
+                continue
+            rows = np.searchsorted(codes, _codes(states.codes.to_pylist()))
+            applied[rows] = Decider(states).bits
+            lists[rows] = _bits(states.raw.lists)
+            scored[rows] = True
+        return _Published(entries.mark, last.day, subjects, records, codes, kinds, arrays)
+
+    def _write(self, done: _Published) -> None:
+        """Write a publication and point to it."""
+        self._generation += 1
+        name = f"gen-{self._generation}"
+        tmp = self._where / f"{name}.tmp"
+        tmp.mkdir()
+        np.save(tmp / "codes.npy", done.codes)
+        np.save(tmp / "kinds.npy", done.kinds)
+        schemes = []
+        for j, (active, (applied, lists, scored)) in enumerate(
+            zip(self._states.schemes(), done.arrays, strict=True)
+        ):
             np.save(tmp / f"applied-{j}.npy", applied)
             np.save(tmp / f"lists-{j}.npy", lists)
             np.save(tmp / f"scored-{j}.npy", scored)
-            schemes.append({"scheme": sid, "date": view.date})
-        meta = {"mark": snap.mark, "day": day, "schemes": schemes, "kinds": list(KINDS)}
+            schemes.append({"scheme": active.id, "date": from_day(done.day).isoformat()})
+        meta = {"mark": done.mark, "day": done.day, "schemes": schemes, "kinds": list(KINDS)}
         (tmp / "meta.json").write_text(json.dumps(meta))
         tmp.rename(self._where / name)
         pointer = self._where / f"{POINTER}.tmp"
         pointer.write_text(name)
         os.replace(pointer, self._where / POINTER)
-        self._published = (snap.mark, day)
+        self._published = (done.mark, done.day)
         for old in self._where.glob("gen-*"):  # the one before stays, for a late reader
             if old.name not in (name, f"gen-{self._generation - 1}"):
                 shutil.rmtree(old, ignore_errors=True)
-        return True
 
     def close(self) -> None:
         """Stop the thread."""
@@ -188,6 +315,8 @@ class Publisher:
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
+        if self._delta is not None:
+            self._delta.close()
 
 
 class _Rows:

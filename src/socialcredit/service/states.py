@@ -238,9 +238,9 @@ class LocalView:
         return set(states.codes.take(rows).to_pylist()) if len(rows) else set()
 
 
-def one_subject(active: ActiveScheme, code: str, kind: str, records: pa.Table, day: int) -> (
-    EngineStates | None
-):
+def one_subject(
+    active: ActiveScheme, code: str, kind: str, records: pa.Table, day: int
+) -> EngineStates | None:
     """The states of one subject from its own records (a subject's state depends on its
     own records alone: a ``ref`` names a record of the same subject), or None when the
     scheme does not score its kind."""
@@ -286,6 +286,10 @@ class _LocalSnapshot:
         """The registered subjects (``code``, ``kind``) of the same read."""
         return self._ledger.subjects
 
+    def records(self) -> pa.Table:
+        """Every record of the ledger, of the same read."""
+        return self._ledger.records
+
 
 class StateCache:
     """Reads the ledger only when it changed; scores each scheme once per mark and day."""
@@ -307,6 +311,10 @@ class StateCache:
     def mark(self) -> int:
         """The ledger's mark: the last entry recorded in its log of writes."""
         return self._watch.marks().ledger
+
+    def schemes(self) -> list[ActiveScheme]:
+        """The active schemes, in their order (that of every snapshot's views)."""
+        return list(self._schemes.values())
 
     def _read(self) -> _Ledger:
         mark = self._watch.marks().ledger

@@ -181,6 +181,22 @@ class ServiceDB:
                 self._depth = 0
                 self.writes += 1
 
+    @contextmanager
+    def reading(self) -> Iterator[ServiceDB]:
+        """One read transaction: every query in the block sees the same committed state
+        (SQLite: a deferred transaction; PostgreSQL: repeatable read, read only)."""
+        with self._lock:
+            if self.dialect == "sqlite":
+                self._db.execute("BEGIN")
+                try:
+                    yield self
+                finally:
+                    self._db.execute("COMMIT")
+            else:
+                with self._db.transaction():
+                    self._db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    yield self
+
     def _sqlite_transaction(self) -> Iterator[ServiceDB]:
         with self._writers():
             self._db.execute("BEGIN IMMEDIATE")

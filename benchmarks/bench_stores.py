@@ -42,8 +42,13 @@ def measure(ledger: Ledger, subjects: pa.Table, records: pa.Table) -> dict[str, 
     report = ledger.verify()
     verify = time.perf_counter() - t
     assert report.ok and ledger.records().equals(records)
-    return {"register": register, "append": append, "read": read, "verify": verify,
-            "head": report.head}
+    return {
+        "register": register,
+        "append": append,
+        "read": read,
+        "verify": verify,
+        "head": report.head,
+    }
 
 
 def _timed(read: object) -> float:
@@ -56,8 +61,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--subjects", type=int, default=200_000)
-    ap.add_argument("--postgres", default=os.environ.get(
-        "SOCIALCREDIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"))
+    ap.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "SOCIALCREDIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+    )
     args = ap.parse_args()
     subjects, records = make(args.records, args.subjects)
     n = records.num_rows
@@ -78,9 +87,11 @@ def main() -> None:
     assert results["SQLite"]["head"] == results["PostgreSQL"]["head"]
 
     print(f"# ledger stores: {n:,} records, {args.subjects:,} subjects, batches of {BATCH:,}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, PostgreSQL "
-          f"{version[0] if version else '?'}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, PostgreSQL "
+        f"{version[0] if version else '?'}"
+    )
     print()
     print("| measure | " + " | ".join(results) + " |")
     print("|---|" + "---|" * len(results))

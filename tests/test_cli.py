@@ -207,18 +207,29 @@ def test_lookup_masks_persons_and_reveals_nothing_else(ledger: Path, codes: dict
     assert codes["firm"] in firm  # organizations are public
 
 
-def test_codes_are_found_as_typed_and_never_shown_whole(ledger: Path,
-                                                       codes: dict[str, str],
-                                                       tmp_path: Path) -> None:
+def test_codes_are_found_as_typed_and_never_shown_whole(
+    ledger: Path, codes: dict[str, str], tmp_path: Path
+) -> None:
     debtor = codes["debtor"]
     typed = f" {debtor[:6]} {debtor[6:].lower()}"  # spaces and a lower-case x are fine
     out, _ = run("lookup", typed, "--ledger", str(ledger), "--at", "2025-12-31")
     assert "dishonest_judgment_debtors" in out
-    run("may", typed, "travel.air", "-s", "court_dishonest_debtors", "--at", "2025-12-31",
-        "--ledger", str(ledger), code=1)
+    run(
+        "may",
+        typed,
+        "travel.air",
+        "-s",
+        "court_dishonest_debtors",
+        "--at",
+        "2025-12-31",
+        "--ledger",
+        str(ledger),
+        code=1,
+    )
     clash = tmp_path / "clash.csv"  # id j1 again, about another person
-    clash.write_text("id,subject,type,occurred_at\n"
-                     f"j1,{codes['clean']},court.judgment_unfulfilled,2025-03-01\n")
+    clash.write_text(
+        f"id,subject,type,occurred_at\nj1,{codes['clean']},court.judgment_unfulfilled,2025-03-01\n"
+    )
     _, err = run("records", "import", str(clash), "--ledger", str(ledger), code=2)
     assert "j1" in err and debtor not in err and codes["clean"] not in err
 

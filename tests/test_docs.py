@@ -205,8 +205,10 @@ def test_worked_example_prints_what_the_page_shows(
         status = result.exit_code
         actual = _ANSI.sub("", result.stderr + result.stdout).splitlines()
         assert _shows(shown, actual), (
-            f"docs/cli.md shows for '$ {command}':\n" + "\n".join(shown)
-            + "\n\nbut it prints:\n" + "\n".join(actual)
+            f"docs/cli.md shows for '$ {command}':\n"
+            + "\n".join(shown)
+            + "\n\nbut it prints:\n"
+            + "\n".join(actual)
         )
 
 
@@ -215,8 +217,11 @@ def test_demo_excerpt_is_what_the_demo_prints(
 ) -> None:
     text = (DOCS / "cli.md").read_text(encoding="utf-8")
     section = _sections(text)["demo"]
-    shown = re.search(r"An excerpt \(`COLUMNS=100 socialcredit demo`\):\n\n```text\n(.*?)^```$",
-                      section, flags=re.S | re.M)
+    shown = re.search(
+        r"An excerpt \(`COLUMNS=100 socialcredit demo`\):\n\n```text\n(.*?)^```$",
+        section,
+        flags=re.S | re.M,
+    )
     assert shown, "docs/cli.md has lost the demo's excerpt"
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.chdir(tmp_path)  # the demo writes its lab report in the current folder

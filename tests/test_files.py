@@ -55,30 +55,52 @@ def day(text: str) -> dt.date:
 
 
 def test_defaults_fill_empty_cells() -> None:
-    loaded = parse_records(csv(
-        f"r1,{ORG},traffic.red_light,2024-03-01,,,",
-        f"r2,{ORG},court.fulfilled,2024-03-02,2024-03-05,250,r1",
-    ))
+    loaded = parse_records(
+        csv(
+            f"r1,{ORG},traffic.red_light,2024-03-01,,,",
+            f"r2,{ORG},court.fulfilled,2024-03-02,2024-03-05,250,r1",
+        )
+    )
     assert loaded.table.schema == RECORDS_SCHEMA
     assert loaded.table.to_pylist() == [
-        {"id": "r1", "subject": ORG, "type": "traffic.red_light",
-         "occurred_at": day("2024-03-01"), "recorded_at": day("2024-03-01"), "amount": 0,
-         "ref": None},
-        {"id": "r2", "subject": ORG, "type": "court.fulfilled",
-         "occurred_at": day("2024-03-02"), "recorded_at": day("2024-03-05"), "amount": 250,
-         "ref": "r1"},
+        {
+            "id": "r1",
+            "subject": ORG,
+            "type": "traffic.red_light",
+            "occurred_at": day("2024-03-01"),
+            "recorded_at": day("2024-03-01"),
+            "amount": 0,
+            "ref": None,
+        },
+        {
+            "id": "r2",
+            "subject": ORG,
+            "type": "court.fulfilled",
+            "occurred_at": day("2024-03-02"),
+            "recorded_at": day("2024-03-05"),
+            "amount": 250,
+            "ref": "r1",
+        },
     ]
     assert loaded.origin.numbers.tolist() == [2, 3]
 
 
 def test_columns_in_any_order_and_optional_columns_left_out() -> None:
-    table = parse_records(csv(f"2024-01-02,x.y,{PERSON},r1", header="occurred_at,type,subject,id")
-                          ).table
+    table = parse_records(
+        csv(f"2024-01-02,x.y,{PERSON},r1", header="occurred_at,type,subject,id")
+    ).table
     assert table.schema == RECORDS_SCHEMA
-    assert table.to_pylist() == [{
-        "id": "r1", "subject": PERSON, "type": "x.y", "occurred_at": day("2024-01-02"),
-        "recorded_at": day("2024-01-02"), "amount": 0, "ref": None,
-    }]
+    assert table.to_pylist() == [
+        {
+            "id": "r1",
+            "subject": PERSON,
+            "type": "x.y",
+            "occurred_at": day("2024-01-02"),
+            "recorded_at": day("2024-01-02"),
+            "amount": 0,
+            "ref": None,
+        }
+    ]
 
 
 def test_an_exact_repeat_is_kept_once() -> None:
@@ -90,8 +112,9 @@ def test_an_exact_repeat_is_kept_once() -> None:
 
 
 def test_a_repeat_is_recognized_after_defaults() -> None:
-    loaded = parse_records(csv(f"r1,{ORG},a.b,2024-01-01,,,",
-                               f"r1,{ORG},a.b,2024-01-01,2024-01-01,0,"))
+    loaded = parse_records(
+        csv(f"r1,{ORG},a.b,2024-01-01,,,", f"r1,{ORG},a.b,2024-01-01,2024-01-01,0,")
+    )
     assert loaded.table.num_rows == 1
 
 
@@ -103,15 +126,20 @@ def test_header_only_gives_an_empty_table() -> None:
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_lines_are_physical_lines(newline: str) -> None:
-    text = newline.join([
-        "\ufeff" + HEADER,
-        f"r1,{ORG},a.b,2024-01-01,,,",
-        "",
-        f'"r2",{ORG},"a.b",2024-01-01,,,',
-        "",
-        "",
-        f"r3,{ORG},a.b,2024-02-30,,,",
-    ]) + newline
+    text = (
+        newline.join(
+            [
+                "\ufeff" + HEADER,
+                f"r1,{ORG},a.b,2024-01-01,,,",
+                "",
+                f'"r2",{ORG},"a.b",2024-01-01,,,',
+                "",
+                "",
+                f"r3,{ORG},a.b,2024-02-30,,,",
+            ]
+        )
+        + newline
+    )
     with pytest.raises(InvalidInput) as caught:
         parse_records(text.encode(), source="in.csv")
     [problem] = caught.value.problems
@@ -133,49 +161,86 @@ def test_clean_csv_lines_without_blank_lines() -> None:
 
 # (case, rows after the header, [(line, field, fragment of the message)])
 BAD_RECORDS = [
-    ("malformed date", [f"r1,{ORG},a.b,2024/01/01,,,"],
-     [(2, "occurred_at", "not a date of the form YYYY-MM-DD")]),
-    ("impossible date", [f"r1,{ORG},a.b,2023-02-29,,,"],
-     [(2, "occurred_at", "not a valid calendar date")]),
-    ("short date", [f"r1,{ORG},a.b,2024-1-01,,,"],
-     [(2, "occurred_at", "YYYY-MM-DD")]),
-    ("date with spaces", [f"r1,{ORG},a.b, 2024-01-01,,,"],
-     [(2, "occurred_at", "YYYY-MM-DD")]),
-    ("year zero", [f"r1,{ORG},a.b,0000-01-01,,,"],
-     [(2, "occurred_at", "between 0001-01-01 and 9999-12-31")]),
-    ("bad recorded_at", [f"r1,{ORG},a.b,2024-01-01,2024-13-01,,"],
-     [(2, "recorded_at", "not a valid calendar date")]),
-    ("recorded before occurred", [f"r1,{ORG},a.b,2024-01-02,2024-01-01,,"],
-     [(2, "recorded_at", "2024-01-01 is before occurred_at 2024-01-02")]),
+    (
+        "malformed date",
+        [f"r1,{ORG},a.b,2024/01/01,,,"],
+        [(2, "occurred_at", "not a date of the form YYYY-MM-DD")],
+    ),
+    (
+        "impossible date",
+        [f"r1,{ORG},a.b,2023-02-29,,,"],
+        [(2, "occurred_at", "not a valid calendar date")],
+    ),
+    ("short date", [f"r1,{ORG},a.b,2024-1-01,,,"], [(2, "occurred_at", "YYYY-MM-DD")]),
+    ("date with spaces", [f"r1,{ORG},a.b, 2024-01-01,,,"], [(2, "occurred_at", "YYYY-MM-DD")]),
+    (
+        "year zero",
+        [f"r1,{ORG},a.b,0000-01-01,,,"],
+        [(2, "occurred_at", "between 0001-01-01 and 9999-12-31")],
+    ),
+    (
+        "bad recorded_at",
+        [f"r1,{ORG},a.b,2024-01-01,2024-13-01,,"],
+        [(2, "recorded_at", "not a valid calendar date")],
+    ),
+    (
+        "recorded before occurred",
+        [f"r1,{ORG},a.b,2024-01-02,2024-01-01,,"],
+        [(2, "recorded_at", "2024-01-01 is before occurred_at 2024-01-02")],
+    ),
     ("missing id", [f",{ORG},a.b,2024-01-01,,,"], [(2, "id", "missing")]),
     ("missing subject", ["r1,,a.b,2024-01-01,,,"], [(2, "subject", "missing")]),
     ("missing type", [f"r1,{ORG},,2024-01-01,,,"], [(2, "type", "missing")]),
     ("missing occurred_at", [f"r1,{ORG},a.b,,,,"], [(2, "occurred_at", "missing")]),
-    ("negative amount", [f"r1,{ORG},a.b,2024-01-01,,-5,"],
-     [(2, "amount", "whole number >= 0; got -5")]),
-    ("fractional amount", [f"r1,{ORG},a.b,2024-01-01,,2.5,"],
-     [(2, "amount", "'2.5' is not a whole number")]),
+    (
+        "negative amount",
+        [f"r1,{ORG},a.b,2024-01-01,,-5,"],
+        [(2, "amount", "whole number >= 0; got -5")],
+    ),
+    (
+        "fractional amount",
+        [f"r1,{ORG},a.b,2024-01-01,,2.5,"],
+        [(2, "amount", "'2.5' is not a whole number")],
+    ),
     ("hex amount", [f"r1,{ORG},a.b,2024-01-01,,0x10,"], [(2, "amount", "not a whole number")]),
-    ("huge amount", [f"r1,{ORG},a.b,2024-01-01,,99999999999999999999,"],
-     [(2, "amount", "too large")]),
+    (
+        "huge amount",
+        [f"r1,{ORG},a.b,2024-01-01,,99999999999999999999,"],
+        [(2, "amount", "too large")],
+    ),
     ("self ref", [f"r1,{ORG},a.b,2024-01-01,,,r1"], [(2, "ref", "names the record itself")]),
     ("spaces around an id", [f" r1,{ORG},a.b,2024-01-01,,,"], [(2, "id", "spaces")]),
-    ("ideographic space in a type", [f"r1,{ORG},a.b\u3000,2024-01-01,,,"],
-     [(2, "type", "spaces")]),
+    ("ideographic space in a type", [f"r1,{ORG},a.b\u3000,2024-01-01,,,"], [(2, "type", "spaces")]),
     ("tab in a subject", [f"r1,{ORG}\t,a.b,2024-01-01,,,"], [(2, "subject", "control character")]),
-    ("same id, other content", [f"r1,{ORG},a.b,2024-01-01,,,", f"r2,{ORG},a.b,2024-01-01,,,",
-                                f"r1,{ORG},a.b,2024-01-01,,7,"],
-     [(4, "id", "also used on line 2 for a different record (amount 0 vs 7)")]),
-    ("wrong number of fields", [f"r1,{ORG},a.b,2024-01-01", f"r2,{ORG},a.b,2024-01-32,,,"],
-     [(2, "", "has 4 fields, the header names 7"), (3, "occurred_at", "calendar date")]),
-    ("several problems on one line", ["r1,,a.b,2024-01-01,2023-01-01,x,"],
-     [(2, "subject", "missing"), (2, "recorded_at", "before occurred_at"),
-      (2, "amount", "not a whole number")]),
+    (
+        "same id, other content",
+        [
+            f"r1,{ORG},a.b,2024-01-01,,,",
+            f"r2,{ORG},a.b,2024-01-01,,,",
+            f"r1,{ORG},a.b,2024-01-01,,7,",
+        ],
+        [(4, "id", "also used on line 2 for a different record (amount 0 vs 7)")],
+    ),
+    (
+        "wrong number of fields",
+        [f"r1,{ORG},a.b,2024-01-01", f"r2,{ORG},a.b,2024-01-32,,,"],
+        [(2, "", "has 4 fields, the header names 7"), (3, "occurred_at", "calendar date")],
+    ),
+    (
+        "several problems on one line",
+        ["r1,,a.b,2024-01-01,2023-01-01,x,"],
+        [
+            (2, "subject", "missing"),
+            (2, "recorded_at", "before occurred_at"),
+            (2, "amount", "not a whole number"),
+        ],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("rows", "expected"), [c[1:] for c in BAD_RECORDS],
-                         ids=[c[0] for c in BAD_RECORDS])
+@pytest.mark.parametrize(
+    ("rows", "expected"), [c[1:] for c in BAD_RECORDS], ids=[c[0] for c in BAD_RECORDS]
+)
 def test_bad_records(rows: list[str], expected: list[tuple[int, str, str]]) -> None:
     problems = problems_of(csv(*rows))
     assert [(p.line, p.where) for p in problems] == [(line, field) for line, field, _ in expected]
@@ -199,20 +264,25 @@ def test_invalid_utf8_is_named_by_line() -> None:
     data = csv(f"r1,{ORG},a.b,2024-01-01,,,") + b"r\xff2,S,a.b,2024-01-01,,,\n"
     problems = problems_of(data)
     assert [(p.line, p.message) for p in problems] == [
-        (3, "is not UTF-8 text; save the file as UTF-8")]
+        (3, "is not UTF-8 text; save the file as UTF-8")
+    ]
 
 
 HEADER_CASES = [
     ("unknown column", "id,subject,type,occurred_at,colour", [("colour", "unknown column")]),
-    ("misspelt column", "id,subjcet,type,occurred_at",
-     [("subjcet", "did you mean 'subject'?"), ("subject", "missing column")]),
+    (
+        "misspelt column",
+        "id,subjcet,type,occurred_at",
+        [("subjcet", "did you mean 'subject'?"), ("subject", "missing column")],
+    ),
     ("twice", "id,subject,type,occurred_at,id", [("id", "appears twice")]),
     ("missing required", "id,subject,type", [("occurred_at", "missing column")]),
 ]
 
 
-@pytest.mark.parametrize(("header", "expected"), [c[1:] for c in HEADER_CASES],
-                         ids=[c[0] for c in HEADER_CASES])
+@pytest.mark.parametrize(
+    ("header", "expected"), [c[1:] for c in HEADER_CASES], ids=[c[0] for c in HEADER_CASES]
+)
 def test_bad_headers(header: str, expected: list[tuple[str, str]]) -> None:
     problems = problems_of(csv(header=header))
     assert [p.where for p in problems] == [where for where, _ in expected]
@@ -254,14 +324,16 @@ def test_a_missing_file(tmp_path: Path) -> None:
 
 
 def test_parquet_with_typed_columns(tmp_path: Path) -> None:
-    table = pa.table({
-        "subject": [ORG, ORG],
-        "id": ["r1", "r2"],
-        "type": ["a.b", "a.b"],
-        "occurred_at": pa.array([day("2024-01-01"), day("2024-01-02")], pa.date32()),
-        "amount": pa.array([3, None], pa.int32()),
-        "ref": [None, "r1"],
-    })
+    table = pa.table(
+        {
+            "subject": [ORG, ORG],
+            "id": ["r1", "r2"],
+            "type": ["a.b", "a.b"],
+            "occurred_at": pa.array([day("2024-01-01"), day("2024-01-02")], pa.date32()),
+            "amount": pa.array([3, None], pa.int32()),
+            "ref": [None, "r1"],
+        }
+    )
     pq.write_table(table, tmp_path / "records.parquet")
     out = read_records(tmp_path / "records.parquet")
     assert out.schema == RECORDS_SCHEMA
@@ -270,11 +342,15 @@ def test_parquet_with_typed_columns(tmp_path: Path) -> None:
 
 
 def test_parquet_problems_name_the_row(tmp_path: Path) -> None:
-    table = pa.table({
-        "id": ["r1", "r2", "r3"], "subject": [ORG] * 3, "type": ["a.b"] * 3,
-        "occurred_at": ["2024-01-01", "2024-02-30", "2024-01-01"],
-        "amount": pa.array([1, 2, -3], pa.int64()),
-    })
+    table = pa.table(
+        {
+            "id": ["r1", "r2", "r3"],
+            "subject": [ORG] * 3,
+            "type": ["a.b"] * 3,
+            "occurred_at": ["2024-01-01", "2024-02-30", "2024-01-01"],
+            "amount": pa.array([1, 2, -3], pa.int64()),
+        }
+    )
     pq.write_table(table, tmp_path / "records.parquet")
     with pytest.raises(InvalidInput) as caught:
         read_records(tmp_path / "records.parquet")
@@ -284,8 +360,7 @@ def test_parquet_problems_name_the_row(tmp_path: Path) -> None:
 
 
 def test_parquet_column_of_the_wrong_type(tmp_path: Path) -> None:
-    table = pa.table({"id": [1], "subject": [ORG], "type": ["a.b"],
-                      "occurred_at": pa.array([1.5])})
+    table = pa.table({"id": [1], "subject": [ORG], "type": ["a.b"], "occurred_at": pa.array([1.5])})
     pq.write_table(table, tmp_path / "records.parquet")
     with pytest.raises(InvalidInput) as caught:
         read_records(tmp_path / "records.parquet")
@@ -300,7 +375,8 @@ def test_a_broken_parquet_file(tmp_path: Path) -> None:
 
 def test_csv_and_parquet_read_the_same(tmp_path: Path) -> None:
     rows = [f"r{i},{ORG},a.b,2024-01-0{i + 1},,{i}," for i in range(5)] + [
-        f"r9,{ORG},a.c,2024-02-01,2024-02-03,,r1"]
+        f"r9,{ORG},a.c,2024-02-01,2024-02-03,,r1"
+    ]
     from_csv = read_records(write_records_csv(tmp_path / "r.csv", rows))
     pq.write_table(from_csv, tmp_path / "r.parquet")
     assert read_records(tmp_path / "r.parquet").equals(from_csv)
@@ -315,11 +391,14 @@ def subjects_csv(*lines: str, header: str = "code,kind") -> bytes:
 
 def test_subjects_are_checked_and_normalized() -> None:
     lower_x = PERSON.lower()
-    loaded = parse_subjects(subjects_csv(f"{ORG},organization", f"{lower_x},person",
-                                         f"{PERSON},person"))
+    loaded = parse_subjects(
+        subjects_csv(f"{ORG},organization", f"{lower_x},person", f"{PERSON},person")
+    )
     assert loaded.table.schema == SUBJECTS_SCHEMA
     assert loaded.table.to_pylist() == [
-        {"code": ORG, "kind": "organization"}, {"code": PERSON, "kind": "person"}]
+        {"code": ORG, "kind": "organization"},
+        {"code": PERSON, "kind": "person"},
+    ]
     assert loaded.repeats == 1
 
 
@@ -337,13 +416,17 @@ BAD_SUBJECTS = [
     ("unknown kind", [f"{ORG},company"], [(2, "kind", "use person or organization")]),
     ("missing code", [",person"], [(2, "code", "missing")]),
     ("missing kind", [f"{ORG},"], [(2, "kind", "missing")]),
-    ("two kinds", [f"{PERSON},person", f"{ORG},organization", f"{PERSON},organization"],
-     [(4, "code", "")]),
+    (
+        "two kinds",
+        [f"{PERSON},person", f"{ORG},organization", f"{PERSON},organization"],
+        [(4, "code", "")],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("rows", "expected"), [c[1:] for c in BAD_SUBJECTS],
-                         ids=[c[0] for c in BAD_SUBJECTS])
+@pytest.mark.parametrize(
+    ("rows", "expected"), [c[1:] for c in BAD_SUBJECTS], ids=[c[0] for c in BAD_SUBJECTS]
+)
 def test_bad_subjects(rows: list[str], expected: list[tuple[int, str, str]]) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_subjects(subjects_csv(*rows), source="subjects.csv")
@@ -357,8 +440,11 @@ def test_a_code_listed_with_two_kinds_names_both_lines_and_masks_the_code() -> N
     # The person's code is valid as a person's; as an organization's it fails its check
     # character, so use an opaque registry to reach the kind conflict.
     with pytest.raises(InvalidInput) as caught:
-        parse_subjects(subjects_csv("P-0001,person", "X,organization", "P-0001,organization"),
-                       source="subjects.csv", opaque_codes=True)
+        parse_subjects(
+            subjects_csv("P-0001,person", "X,organization", "P-0001,organization"),
+            source="subjects.csv",
+            opaque_codes=True,
+        )
     [problem] = caught.value.problems
     assert (problem.line, problem.where) == (4, "kind")
     assert "listed on line 2 as person and here as organization" in problem.message
@@ -366,18 +452,21 @@ def test_a_code_listed_with_two_kinds_names_both_lines_and_masks_the_code() -> N
 
 
 def test_opaque_codes() -> None:
-    table = parse_subjects(subjects_csv("ACME-1,organization", "p42,person"),
-                           opaque_codes=True).table
+    table = parse_subjects(
+        subjects_csv("ACME-1,organization", "p42,person"), opaque_codes=True
+    ).table
     assert table.column("code").to_pylist() == ["ACME-1", "p42"]
     with pytest.raises(InvalidInput):
         parse_subjects(subjects_csv("ACME-1,organization"))
 
 
 def test_read_subjects_from_parquet(tmp_path: Path) -> None:
-    pq.write_table(pa.table({"kind": ["organization"], "code": [ORG]}),
-                   tmp_path / "subjects.parquet")
+    pq.write_table(
+        pa.table({"kind": ["organization"], "code": [ORG]}), tmp_path / "subjects.parquet"
+    )
     assert read_subjects(tmp_path / "subjects.parquet").to_pylist() == [
-        {"code": ORG, "kind": "organization"}]
+        {"code": ORG, "kind": "organization"}
+    ]
 
 
 # -- scoring straight from files ---------------------------------------------------------
@@ -385,9 +474,14 @@ def test_read_subjects_from_parquet(tmp_path: Path) -> None:
 
 def test_read_inputs_keeps_and_counts_records_of_unknown_subjects(tmp_path: Path) -> None:
     (tmp_path / "s.csv").write_bytes(subjects_csv(f"{ORG},organization"))
-    write_records_csv(tmp_path / "r.csv", [
-        f"r1,{ORG},a.b,2024-01-01,,,", f"r2,{PERSON},a.b,2024-01-01,,,",
-        f"r3,{PERSON},a.b,2024-01-02,,,r2"])
+    write_records_csv(
+        tmp_path / "r.csv",
+        [
+            f"r1,{ORG},a.b,2024-01-01,,,",
+            f"r2,{PERSON},a.b,2024-01-01,,,",
+            f"r3,{PERSON},a.b,2024-01-02,,,r2",
+        ],
+    )
     inputs = read_inputs(tmp_path / "s.csv", tmp_path / "r.csv")
     assert inputs.records.column("id").to_pylist() == ["r1", "r2", "r3"]
     assert inputs.unknown_subjects == 2
@@ -397,9 +491,15 @@ def test_read_inputs_keeps_and_counts_records_of_unknown_subjects(tmp_path: Path
 
 def test_read_inputs_checks_refs_within_the_file(tmp_path: Path) -> None:
     (tmp_path / "s.csv").write_bytes(subjects_csv(f"{ORG},organization", f"{PERSON},person"))
-    write_records_csv(tmp_path / "r.csv", [
-        f"r1,{ORG},a.b,2024-01-01,,,", f"r2,{PERSON},a.b,2024-01-01,,,r1",
-        f"r3,{PERSON},a.b,2024-01-02,,,r9", f"r4,{ORG},a.b,2024-01-02,,,r1"])
+    write_records_csv(
+        tmp_path / "r.csv",
+        [
+            f"r1,{ORG},a.b,2024-01-01,,,",
+            f"r2,{PERSON},a.b,2024-01-01,,,r1",
+            f"r3,{PERSON},a.b,2024-01-02,,,r9",
+            f"r4,{ORG},a.b,2024-01-02,,,r1",
+        ],
+    )
     with pytest.raises(InvalidInput) as caught:
         read_inputs(tmp_path / "s.csv", tmp_path / "r.csv")
     problems = caught.value.problems
@@ -422,12 +522,17 @@ def record_tables(draw: st.DrawFn) -> pa.Table:
         occurred = draw(dates)
         recorded = occurred + dt.timedelta(days=draw(st.integers(0, 400)))
         ref = draw(st.one_of(st.none(), st.sampled_from(keys[:i]))) if i else None
-        rows.append({
-            "id": key, "subject": draw(st.sampled_from([ORG, PERSON, "s,1", 'q"2'])),
-            "type": draw(st.sampled_from(["a.b", "traffic.red_light", "x"])),
-            "occurred_at": occurred, "recorded_at": recorded,
-            "amount": draw(st.integers(0, 10**15)), "ref": ref,
-        })
+        rows.append(
+            {
+                "id": key,
+                "subject": draw(st.sampled_from([ORG, PERSON, "s,1", 'q"2'])),
+                "type": draw(st.sampled_from(["a.b", "traffic.red_light", "x"])),
+                "occurred_at": occurred,
+                "recorded_at": recorded,
+                "amount": draw(st.integers(0, 10**15)),
+                "ref": ref,
+            }
+        )
     return pa.Table.from_pylist(rows, schema=RECORDS_SCHEMA)
 
 

@@ -50,9 +50,7 @@ from socialcredit.store.chain import GENESIS, chain, record_payloads, subject_pa
 ORG = "91110000802100433B"  # a standard valid USCC
 PERSON = "11010519491231002X"  # a standard valid resident identity number
 HEADER = "id,subject,type,occurred_at,recorded_at,amount,ref"
-POSTGRES = os.environ.get(
-    "SOCIALCREDIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
-)
+POSTGRES = os.environ.get("SOCIALCREDIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def records_csv(*lines: str, source: str = "batch.csv") -> Loaded:
@@ -229,9 +227,10 @@ class PostgresStore(Store):
                 "SELECT t.tgname, c.relname FROM pg_trigger AS t "
                 "JOIN pg_class AS c ON c.oid = t.tgrelid "
                 "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = %s AND NOT t.tgisinternal", (self.schema,)).fetchall()
-        self.execute(*(f"DROP TRIGGER {name} ON {table}" for name, table in triggers),
-                     *statements)
+                "WHERE n.nspname = %s AND NOT t.tgisinternal",
+                (self.schema,),
+            ).fetchall()
+        self.execute(*(f"DROP TRIGGER {name} ON {table}" for name, table in triggers), *statements)
 
     def blob(self, data: bytes) -> str:
         return f"'\\x{data.hex()}'::bytea"
@@ -249,8 +248,11 @@ class PostgresStore(Store):
 @contextmanager
 def place(backend: str, tmp_path: Path) -> Iterator[Store]:
     """A place for one ledger of ``backend``, removed afterwards."""
-    store: Store = (SqliteStore(tmp_path / "ledger.db") if backend == "sqlite"
-                    else PostgresStore(postgres_url()))
+    store: Store = (
+        SqliteStore(tmp_path / "ledger.db")
+        if backend == "sqlite"
+        else PostgresStore(postgres_url())
+    )
     try:
         yield store
     finally:
@@ -279,12 +281,15 @@ def path(tmp_path: Path) -> Path:
 def fill(ledger: Ledger) -> Ledger:
     """Two subjects and three records (entries 1-5)."""
     ledger.add_subjects(subjects_table((ORG, "organization"), (PERSON, "person")))
-    append(ledger, records_csv(
-        f"r1,{ORG},court.unfulfilled,2024-01-10,,5000,",
-        f"r2,{PERSON},traffic.red_light,2024-02-01,2024-02-03,,",
-        f"r3,{PERSON},charity.donation,2024-03-01,,300,",
-        source="first.csv",
-    ))
+    append(
+        ledger,
+        records_csv(
+            f"r1,{ORG},court.unfulfilled,2024-01-10,,5000,",
+            f"r2,{PERSON},traffic.red_light,2024-02-01,2024-02-03,,",
+            f"r3,{PERSON},charity.donation,2024-03-01,,300,",
+            source="first.csv",
+        ),
+    )
     return ledger
 
 
@@ -302,11 +307,30 @@ def snapshot(ledger: Ledger) -> tuple[object, ...]:
 
 def test_public_names() -> None:
     assert sorted(socialcredit.store.__all__) == [
-        "AppendResult", "Batch", "BatchCheck", "FileInputs", "Ledger", "Loaded", "Origin",
-        "PostgresLedger", "SqliteLedger", "SubjectsAdded", "SubjectsCheck", "VerifyReport",
-        "check_batch", "check_rows", "check_subjects", "create_ledger", "load_records",
-        "load_subjects", "open_ledger", "parse_records", "parse_subjects", "read_inputs",
-        "read_records", "read_subjects",
+        "AppendResult",
+        "Batch",
+        "BatchCheck",
+        "FileInputs",
+        "Ledger",
+        "Loaded",
+        "Origin",
+        "PostgresLedger",
+        "SqliteLedger",
+        "SubjectsAdded",
+        "SubjectsCheck",
+        "VerifyReport",
+        "check_batch",
+        "check_rows",
+        "check_subjects",
+        "create_ledger",
+        "load_records",
+        "load_subjects",
+        "open_ledger",
+        "parse_records",
+        "parse_subjects",
+        "read_inputs",
+        "read_records",
+        "read_subjects",
     ]
 
 
@@ -314,11 +338,20 @@ def test_public_names() -> None:
 
 
 def test_payload_encoding_is_the_documented_one() -> None:
-    table = pa.Table.from_pylist([{
-        "id": "r1", "subject": ORG, "type": "traffic.red_light",
-        "occurred_at": dt.date(2024, 3, 1), "recorded_at": dt.date(2024, 3, 1), "amount": 0,
-        "ref": None,
-    }], schema=RECORDS_SCHEMA)
+    table = pa.Table.from_pylist(
+        [
+            {
+                "id": "r1",
+                "subject": ORG,
+                "type": "traffic.red_light",
+                "occurred_at": dt.date(2024, 3, 1),
+                "recorded_at": dt.date(2024, 3, 1),
+                "amount": 0,
+                "ref": None,
+            }
+        ],
+        schema=RECORDS_SCHEMA,
+    )
     assert record_payloads(np.array([7]), table) == [
         b"1:7,6:record,2:r1,18:91110000802100433B,17:traffic.red_light,10:2024-03-01,"
         b"10:2024-03-01,1:0,~"
@@ -326,7 +359,8 @@ def test_payload_encoding_is_the_documented_one() -> None:
     with_ref = table.set_column(6, "ref", pa.array(["r\u00e9"], pa.string()))
     assert record_payloads(np.array([12]), with_ref)[0].endswith(b",1:0,3:r\xc3\xa9,")
     assert subject_payloads(np.array([1]), subjects_table((PERSON, "person"))) == [
-        b"1:1,7:subject,18:11010519491231002X,6:person,"]
+        b"1:1,7:subject,18:11010519491231002X,6:person,"
+    ]
 
 
 def test_chain_is_sha256_over_previous_hash_and_payload() -> None:
@@ -431,7 +465,8 @@ def test_the_target_picks_the_store(tmp_path: Path) -> None:
     with open_ledger(str(tmp_path / "a.ledger")) as opened:
         assert isinstance(opened, SqliteLedger)
     assert printable("postgresql://me:secret@h:5432/db?schema=x") == (
-        "postgresql://me@h:5432/db?schema=x")
+        "postgresql://me@h:5432/db?schema=x"
+    )
     assert printable("postgresql://h/db") == "postgresql://h/db"
 
 
@@ -453,11 +488,24 @@ def test_the_command_line_takes_a_postgres_url(pg: Store) -> None:
     assert "created ledger" in run("init", url)
     assert "already exists" in run("init", url, code=2)
     run("subjects", "add", ORG, "--kind", "organization", "--ledger", url)
-    run("records", "add", "--id", "r1", "--subject", ORG, "--type",
-        "court.judgment_unfulfilled", "--occurred-at", "2025-01-02", "--ledger", url)
+    run(
+        "records",
+        "add",
+        "--id",
+        "r1",
+        "--subject",
+        ORG,
+        "--type",
+        "court.judgment_unfulfilled",
+        "--occurred-at",
+        "2025-01-02",
+        "--ledger",
+        url,
+    )
     assert run("ledger", "verify", "--ledger", url).startswith("ok: 2 entries")
-    score = run("score", "-s", "court_dishonest_debtors", "--at", "2025-12-31",
-                "--ledger", url, "-f", "csv")
+    score = run(
+        "score", "-s", "court_dishonest_debtors", "--at", "2025-12-31", "--ledger", url, "-f", "csv"
+    )
     assert f"{ORG},0,unrated,dishonest_judgment_debtors" in score
     missing = url.replace(pg.schema, pg.schema + "_none")
     assert "does not exist" in run("ledger", "verify", "--ledger", missing, code=2)
@@ -503,7 +551,9 @@ def test_records_of_one_subject(ledger: Ledger) -> None:
 
 def test_subjects_and_kinds(ledger: Ledger) -> None:
     assert ledger.subjects().to_pylist() == [
-        {"code": ORG, "kind": "organization"}, {"code": PERSON, "kind": "person"}]
+        {"code": ORG, "kind": "organization"},
+        {"code": PERSON, "kind": "person"},
+    ]
     assert ledger.kind_of(PERSON) == "person"
     assert ledger.kind_of(ORG) == "organization"
     assert ledger.kind_of("nobody") is None
@@ -520,14 +570,32 @@ def test_read_back_across_scan_chunks(store: Store, monkeypatch: pytest.MonkeyPa
         ledger.add_subjects(subjects_table((ORG, "organization")))
         append(ledger, records_csv(*(f"r{i},{ORG},a.b,2024-01-01,,{i}," for i in range(5))))
         ledger.add_subjects(subjects_table((PERSON, "person")))
-        append(ledger, records_csv(
-            *(f"q{i},{PERSON},a.b,2024-01-01,,,{f'q{i - 1}' if i else ''}" for i in range(5)),
-            f"x1,{ORG},a.c,2024-01-02,,,r0"))
+        append(
+            ledger,
+            records_csv(
+                *(f"q{i},{PERSON},a.b,2024-01-01,,,{f'q{i - 1}' if i else ''}" for i in range(5)),
+                f"x1,{ORG},a.c,2024-01-02,,,r0",
+            ),
+        )
         records = ledger.records()
         assert records.column("id").to_pylist() == [
-            *(f"r{i}" for i in range(5)), *(f"q{i}" for i in range(5)), "x1"]
+            *(f"r{i}" for i in range(5)),
+            *(f"q{i}" for i in range(5)),
+            "x1",
+        ]
         assert records.column("ref").to_pylist() == [
-            None, None, None, None, None, None, "q0", "q1", "q2", "q3", "r0"]
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "q0",
+            "q1",
+            "q2",
+            "q3",
+            "r0",
+        ]
         assert ledger.verify().ok
 
 
@@ -550,12 +618,12 @@ def test_postgres_reads_on_one_connection_when_it_gets_no_more(
         assert parallel.column("id").to_pylist() == ["r1", "r2", "r3"]
 
 
-def test_rows_stored_out_of_order_are_read_in_ledger_order(
-    ledger: Ledger, store: Store
-) -> None:
+def test_rows_stored_out_of_order_are_read_in_ledger_order(ledger: Ledger, store: Store) -> None:
     # A rewritten row moves to the end of a PostgreSQL table, so a scan meets it last.
-    store.tamper("UPDATE records SET amount = amount WHERE id IN ('r1', 'r2')",
-                 "UPDATE subjects SET kind = kind WHERE seq = 1")
+    store.tamper(
+        "UPDATE records SET amount = amount WHERE id IN ('r1', 'r2')",
+        "UPDATE subjects SET kind = kind WHERE seq = 1",
+    )
     assert ledger.records().column("id").to_pylist() == ["r1", "r2", "r3"]
     assert ledger.records_of(PERSON).column("id").to_pylist() == ["r2", "r3"]
     assert ledger.subjects().column("code").to_pylist() == [ORG, PERSON]
@@ -563,12 +631,12 @@ def test_rows_stored_out_of_order_are_read_in_ledger_order(
     assert report.ok and report.entries_checked == 5
 
 
-def test_records_hashed_in_several_chunks(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_records_hashed_in_several_chunks(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(f"{store.module}._CHUNK", 7)
-    rows = [f"r{i},{ORG},a.b,2024-01-{i % 28 + 1:02d},,{i},{f'r{i - 1}' if i % 3 else ''}"
-            for i in range(100)]
+    rows = [
+        f"r{i},{ORG},a.b,2024-01-{i % 28 + 1:02d},,{i},{f'r{i - 1}' if i % 3 else ''}"
+        for i in range(100)
+    ]
     loaded = records_csv(*rows)
     with store.create() as ledger:
         ledger.add_subjects(subjects_table((ORG, "organization")))
@@ -587,12 +655,16 @@ def test_read_back_of_values_holding_the_separator(ledger: Ledger, store: Store)
 def test_read_back_of_any_text(store: Store) -> None:
     """Texts come back byte for byte: other scripts, backslashes, commas, quotes."""
     odd = ["r\\1", "r,2", "r'3", 'r"4', "\u8bb0\u5f555", "r\u00e96", "r 7", "r\U0001f6008"]
-    table = pa.table({
-        "id": odd, "subject": [ORG] * len(odd), "type": ["a.\u00e9", "a.b\\c"] * 4,
-        "occurred_at": pa.array([dt.date(1969, 12, 31), dt.date(2024, 2, 29)] * 4),
-        "amount": pa.array([0, 2**62, 1, 7] * 2, pa.int64()),
-        "ref": [None, "r\\1", None, "r,2", None, None, "r'3", None],
-    })
+    table = pa.table(
+        {
+            "id": odd,
+            "subject": [ORG] * len(odd),
+            "type": ["a.\u00e9", "a.b\\c"] * 4,
+            "occurred_at": pa.array([dt.date(1969, 12, 31), dt.date(2024, 2, 29)] * 4),
+            "amount": pa.array([0, 2**62, 1, 7] * 2, pa.int64()),
+            "ref": [None, "r\\1", None, "r,2", None, None, "r'3", None],
+        }
+    )
     with store.create() as ledger:
         ledger.add_subjects(subjects_table((ORG, "organization")))
         assert ledger.append(table, source="odd") == (8, 0, 0)
@@ -601,7 +673,9 @@ def test_read_back_of_any_text(store: Store) -> None:
         assert records.column("type").to_pylist() == table.column("type").to_pylist()
         assert records.column("ref").to_pylist() == table.column("ref").to_pylist()
         assert records.column("occurred_at").to_pylist()[:2] == [
-            dt.date(1969, 12, 31), dt.date(2024, 2, 29)]
+            dt.date(1969, 12, 31),
+            dt.date(2024, 2, 29),
+        ]
         assert records.column("amount").to_pylist()[:2] == [0, 2**62]
         assert ledger.records_of(ORG).equals(records)
         assert ledger.append(table, source="odd") == (0, 8, 0)
@@ -613,11 +687,14 @@ def test_read_back_of_any_text(store: Store) -> None:
 
 def test_reimporting_a_batch_changes_nothing(ledger: Ledger) -> None:
     before = snapshot(ledger)
-    result = append(ledger, records_csv(
-        f"r1,{ORG},court.unfulfilled,2024-01-10,,5000,",
-        f"r2,{PERSON},traffic.red_light,2024-02-01,2024-02-03,,",
-        f"r3,{PERSON},charity.donation,2024-03-01,,300,",
-    ))
+    result = append(
+        ledger,
+        records_csv(
+            f"r1,{ORG},court.unfulfilled,2024-01-10,,5000,",
+            f"r2,{PERSON},traffic.red_light,2024-02-01,2024-02-03,,",
+            f"r3,{PERSON},charity.donation,2024-03-01,,300,",
+        ),
+    )
     assert result == (0, 3, 0)
     assert snapshot(ledger) == before
 
@@ -641,13 +718,21 @@ def test_repeats_within_a_table_are_skipped_and_counted(ledger: Ledger) -> None:
 
 
 def test_refs_resolve_across_batches_and_within_one(ledger: Ledger) -> None:
-    append(ledger, records_csv(
-        f"r5,{PERSON},appeal.upheld,2024-03-05,,,r4",  # names a record later in the batch
-        f"r4,{PERSON},traffic.red_light,2024-03-04,,,",
-        f"r6,{ORG},court.fulfilled,2024-03-06,,,r1",  # names a record of an earlier batch
-    ))
-    refs = dict(zip(ledger.records().column("id").to_pylist(),
-                    ledger.records().column("ref").to_pylist(), strict=True))
+    append(
+        ledger,
+        records_csv(
+            f"r5,{PERSON},appeal.upheld,2024-03-05,,,r4",  # names a record later in the batch
+            f"r4,{PERSON},traffic.red_light,2024-03-04,,,",
+            f"r6,{ORG},court.fulfilled,2024-03-06,,,r1",  # names a record of an earlier batch
+        ),
+    )
+    refs = dict(
+        zip(
+            ledger.records().column("id").to_pylist(),
+            ledger.records().column("ref").to_pylist(),
+            strict=True,
+        )
+    )
     assert refs["r5"] == "r4"
     assert refs["r6"] == "r1"
     assert ledger.records_of(ORG).column("ref").to_pylist() == [None, "r1"]
@@ -658,11 +743,19 @@ def test_a_missing_ref_is_stored_as_null(ledger: Ledger, store: Store) -> None:
     """In a batch without any ref and in one with some, a missing ref is NULL in the
     database and a present one the entry of the record it names."""
     append(ledger, records_csv(f"r4,{PERSON},traffic.red_light,2024-03-04,,,"))
-    append(ledger, records_csv(f"r5,{PERSON},appeal.upheld,2024-03-05,,,r4",
-                               f"r6,{ORG},court.fulfilled,2024-03-06,,,"))
+    append(
+        ledger,
+        records_csv(
+            f"r5,{PERSON},appeal.upheld,2024-03-05,,,r4", f"r6,{ORG},court.fulfilled,2024-03-06,,,"
+        ),
+    )
     seq_of = dict(store.query("SELECT id, seq FROM records"))
     assert store.query("SELECT id, ref FROM records ORDER BY seq") == [
-        ("r1", None), ("r2", None), ("r3", None), ("r4", None), ("r5", seq_of["r4"]),
+        ("r1", None),
+        ("r2", None),
+        ("r3", None),
+        ("r4", None),
+        ("r5", seq_of["r4"]),
         ("r6", None),
     ]
     assert store.query("SELECT count(*) FROM records WHERE ref = 0") == [(0,)]
@@ -674,13 +767,19 @@ def test_subjects_are_found_in_a_registry_smaller_or_larger_than_the_batch(
 ) -> None:
     """A batch naming three subjects, against a registry of those three or of many more:
     each record goes to its own subject, and a record of an unregistered one is refused."""
-    codes = ric.generate(np.random.default_rng(registered), 41,
-                         born_from=dt.date(1950, 1, 1), born_to=dt.date(2000, 12, 31))
+    codes = ric.generate(
+        np.random.default_rng(registered),
+        41,
+        born_from=dt.date(1950, 1, 1),
+        born_to=dt.date(2000, 12, 31),
+    )
     named, unregistered = codes[:3], codes[40]
     with store.create() as ledger:
         ledger.add_subjects(subjects_table(*((c, "person") for c in codes[:registered])))
-        batch = [f"x{i},{code},a.b,2024-01-01,,,{f'x{i - 3}' if i >= 3 else ''}"
-                 for i, code in enumerate(named * 2)]
+        batch = [
+            f"x{i},{code},a.b,2024-01-01,,,{f'x{i - 3}' if i >= 3 else ''}"
+            for i, code in enumerate(named * 2)
+        ]
         with pytest.raises(InvalidInput) as caught:
             append(ledger, records_csv(*batch, f"x6,{unregistered},a.b,2024-01-01,,,"))
         assert [(p.line, p.where) for p in caught.value.problems] == [(8, "subject")]
@@ -706,17 +805,32 @@ def test_a_table_without_origin_is_numbered_by_row(ledger: Ledger) -> None:
 
 
 def test_a_table_with_optional_columns_left_out(ledger: Ledger) -> None:
-    table = pa.table({"id": ["r9"], "subject": [ORG], "type": ["a.b"],
-                      "occurred_at": pa.array([dt.date(2024, 5, 1)], pa.date32())})
+    table = pa.table(
+        {
+            "id": ["r9"],
+            "subject": [ORG],
+            "type": ["a.b"],
+            "occurred_at": pa.array([dt.date(2024, 5, 1)], pa.date32()),
+        }
+    )
     assert ledger.append(table, source="t") == (1, 0, 0)
-    assert ledger.records().slice(3).to_pylist() == [{
-        "id": "r9", "subject": ORG, "type": "a.b", "occurred_at": dt.date(2024, 5, 1),
-        "recorded_at": dt.date(2024, 5, 1), "amount": 0, "ref": None}]
+    assert ledger.records().slice(3).to_pylist() == [
+        {
+            "id": "r9",
+            "subject": ORG,
+            "type": "a.b",
+            "occurred_at": dt.date(2024, 5, 1),
+            "recorded_at": dt.date(2024, 5, 1),
+            "amount": 0,
+            "ref": None,
+        }
+    ]
 
 
 def test_a_table_of_the_wrong_shape(ledger: Ledger) -> None:
-    table = pa.table({"id": ["r9"], "subject": [ORG], "kind": ["a.b"],
-                      "occurred_at": ["2024-05-01"]})
+    table = pa.table(
+        {"id": ["r9"], "subject": [ORG], "kind": ["a.b"], "occurred_at": ["2024-05-01"]}
+    )
     with pytest.raises(InvalidInput) as caught:
         ledger.append(table, source="t")
     assert sorted(p.where for p in caught.value.problems) == ["kind", "occurred_at", "type"]
@@ -745,32 +859,63 @@ def test_origin_must_match_the_table(ledger: Ledger) -> None:
 # Each case: a batch appended to the fixture ledger (r1 of ORG; r2, r3 of PERSON), and the
 # problems expected: (line, field, fragment of the message).
 BAD_BATCHES = [
-    ("id in the ledger with other content", [f"r2,{PERSON},traffic.red_light,2024-02-01,,,"],
-     [(2, "id", "already in the ledger with other content (recorded_at: the ledger has "
-                "2024-02-03, this has 2024-02-01)")]),
-    ("ref to a record that does not exist", [f"r9,{PERSON},appeal.upheld,2024-03-05,,,r404"],
-     [(2, "ref", "'r404', which is neither in the ledger nor in this batch")]),
-    ("ref to a ledger record of another subject", [f"r9,{PERSON},appeal.upheld,2024-03-05,,,r1"],
-     [(2, "ref", "about another subject")]),
-    ("ref to a batch record of another subject", [
-        f"r9,{ORG},a.b,2024-03-05,,,", f"r10,{PERSON},appeal.upheld,2024-03-05,,,r9"],
-     [(3, "ref", "about another subject")]),
-    ("unregistered subject", ["r9,91110000600037341L,a.b,2024-03-05,,,"],
-     [(2, "subject", "is not registered")]),
-    ("unregistered subject, lower case", [f"r9,{PERSON.lower()},a.b,2024-03-05,,,"],
-     [(2, "subject", "upper-case")]),
-    ("same id twice in the batch", [
-        f"r9,{ORG},a.b,2024-03-05,,,", f"r9,{ORG},a.b,2024-03-06,,,"],
-     [(3, "id", "also used on line 2")]),
-    ("a bad row among good ones", [
-        f"r9,{ORG},a.b,2024-03-05,,,", f"r10,{ORG},a.b,2024-03-05,,,r1",
-        f"r11,{PERSON},a.b,2024-03-05,,,r1"],
-     [(4, "ref", "about another subject")]),
+    (
+        "id in the ledger with other content",
+        [f"r2,{PERSON},traffic.red_light,2024-02-01,,,"],
+        [
+            (
+                2,
+                "id",
+                "already in the ledger with other content (recorded_at: the ledger has "
+                "2024-02-03, this has 2024-02-01)",
+            )
+        ],
+    ),
+    (
+        "ref to a record that does not exist",
+        [f"r9,{PERSON},appeal.upheld,2024-03-05,,,r404"],
+        [(2, "ref", "'r404', which is neither in the ledger nor in this batch")],
+    ),
+    (
+        "ref to a ledger record of another subject",
+        [f"r9,{PERSON},appeal.upheld,2024-03-05,,,r1"],
+        [(2, "ref", "about another subject")],
+    ),
+    (
+        "ref to a batch record of another subject",
+        [f"r9,{ORG},a.b,2024-03-05,,,", f"r10,{PERSON},appeal.upheld,2024-03-05,,,r9"],
+        [(3, "ref", "about another subject")],
+    ),
+    (
+        "unregistered subject",
+        ["r9,91110000600037341L,a.b,2024-03-05,,,"],
+        [(2, "subject", "is not registered")],
+    ),
+    (
+        "unregistered subject, lower case",
+        [f"r9,{PERSON.lower()},a.b,2024-03-05,,,"],
+        [(2, "subject", "upper-case")],
+    ),
+    (
+        "same id twice in the batch",
+        [f"r9,{ORG},a.b,2024-03-05,,,", f"r9,{ORG},a.b,2024-03-06,,,"],
+        [(3, "id", "also used on line 2")],
+    ),
+    (
+        "a bad row among good ones",
+        [
+            f"r9,{ORG},a.b,2024-03-05,,,",
+            f"r10,{ORG},a.b,2024-03-05,,,r1",
+            f"r11,{PERSON},a.b,2024-03-05,,,r1",
+        ],
+        [(4, "ref", "about another subject")],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("rows", "expected"), [c[1:] for c in BAD_BATCHES],
-                         ids=[c[0] for c in BAD_BATCHES])
+@pytest.mark.parametrize(
+    ("rows", "expected"), [c[1:] for c in BAD_BATCHES], ids=[c[0] for c in BAD_BATCHES]
+)
 def test_a_bad_batch_is_refused_whole(
     ledger: Ledger, rows: list[str], expected: list[tuple[int, str, str]]
 ) -> None:
@@ -779,7 +924,8 @@ def test_a_bad_batch_is_refused_whole(
         append(ledger, records_csv(*rows))
     problems = caught.value.problems
     assert [(p.source, p.line, p.where) for p in problems] == [
-        ("batch.csv", line, field) for line, field, _ in expected]
+        ("batch.csv", line, field) for line, field, _ in expected
+    ]
     for problem, (_, _, fragment) in zip(problems, expected, strict=True):
         assert fragment in problem.message
     assert PERSON not in str(caught.value)  # a person's code is never repeated
@@ -789,45 +935,65 @@ def test_a_bad_batch_is_refused_whole(
 def test_every_problem_of_a_batch_is_listed(ledger: Ledger) -> None:
     before = snapshot(ledger)
     with pytest.raises(InvalidInput) as caught:
-        append(ledger, records_csv(
-            f"r2,{PERSON},traffic.red_light,2024-02-01,,,",
-            f"r9,{PERSON},appeal.upheld,2024-03-05,,,r404",
-            f"r10,{PERSON},a.b,2024-03-05,,,",
-            "r11,nobody,a.b,2024-03-05,,,",
-        ))
+        append(
+            ledger,
+            records_csv(
+                f"r2,{PERSON},traffic.red_light,2024-02-01,,,",
+                f"r9,{PERSON},appeal.upheld,2024-03-05,,,r404",
+                f"r10,{PERSON},a.b,2024-03-05,,,",
+                "r11,nobody,a.b,2024-03-05,,,",
+            ),
+        )
     assert [(p.line, p.where) for p in caught.value.problems] == [
-        (2, "id"), (3, "ref"), (5, "subject")]
+        (2, "id"),
+        (3, "ref"),
+        (5, "subject"),
+    ]
     assert snapshot(ledger) == before
 
 
 def test_a_table_is_checked_row_by_row_too(ledger: Ledger) -> None:
     before = snapshot(ledger)
-    table = pa.table({
-        "id": ["r9", "", "r11", "r12"],
-        "subject": [ORG] * 4,
-        "type": ["a.b", "a.b", "a\nb", "a.b"],
-        "occurred_at": pa.array([dt.date(2024, 3, 5)] * 4, pa.date32()),
-        "recorded_at": pa.array([dt.date(2024, 3, 1)] + [dt.date(2024, 3, 5)] * 3, pa.date32()),
-        "amount": pa.array([0, 0, 0, -1], pa.int64()),
-    })
+    table = pa.table(
+        {
+            "id": ["r9", "", "r11", "r12"],
+            "subject": [ORG] * 4,
+            "type": ["a.b", "a.b", "a\nb", "a.b"],
+            "occurred_at": pa.array([dt.date(2024, 3, 5)] * 4, pa.date32()),
+            "recorded_at": pa.array([dt.date(2024, 3, 1)] + [dt.date(2024, 3, 5)] * 3, pa.date32()),
+            "amount": pa.array([0, 0, 0, -1], pa.int64()),
+        }
+    )
     with pytest.raises(InvalidInput) as caught:
         ledger.append(table, source="simulator")
     assert [(p.line, p.where) for p in caught.value.problems] == [
-        (1, "recorded_at"), (2, "id"), (3, "type"), (4, "amount")]
+        (1, "recorded_at"),
+        (2, "id"),
+        (3, "type"),
+        (4, "amount"),
+    ]
     assert snapshot(ledger) == before
 
 
 def test_registering_subjects_is_idempotent(ledger: Ledger) -> None:
-    result = ledger.add_subjects(subjects_table(
-        (ORG, "organization"), (PERSON.lower(), "person"), ("91110000600037341L", "organization")))
+    result = ledger.add_subjects(
+        subjects_table(
+            (ORG, "organization"),
+            (PERSON.lower(), "person"),
+            ("91110000600037341L", "organization"),
+        )
+    )
     assert result == (1, 2)
     assert ledger.subjects().column("code").to_pylist() == [ORG, PERSON, "91110000600037341L"]
 
 
 def test_a_subject_never_changes_kind(ledger: Ledger) -> None:
     before = snapshot(ledger)
-    loaded = parse_subjects(b"code,kind\nP-1,person\nP-2,person\n" + ORG.encode() +
-                            b",person\n", source="subjects.csv", opaque_codes=True)
+    loaded = parse_subjects(
+        b"code,kind\nP-1,person\nP-2,person\n" + ORG.encode() + b",person\n",
+        source="subjects.csv",
+        opaque_codes=True,
+    )
     with pytest.raises(InvalidInput) as caught:
         ledger.add_subjects(loaded, opaque_codes=True)
     [problem] = caught.value.problems
@@ -839,8 +1005,11 @@ def test_a_subject_never_changes_kind(ledger: Ledger) -> None:
 def test_invalid_codes_are_refused(ledger: Ledger) -> None:
     before = snapshot(ledger)
     with pytest.raises(InvalidInput) as caught:
-        ledger.add_subjects(subjects_table(("91110000600037341L", "organization"),
-                                           ("91110000600037341M", "organization")))
+        ledger.add_subjects(
+            subjects_table(
+                ("91110000600037341L", "organization"), ("91110000600037341M", "organization")
+            )
+        )
     assert [(p.line, p.where) for p in caught.value.problems] == [(2, "code")]
     assert snapshot(ledger) == before
 
@@ -850,8 +1019,9 @@ def test_generated_codes_register(store: Store) -> None:
     people = ric.generate(rng, 50, born_from=dt.date(1950, 1, 1), born_to=dt.date(2005, 1, 1))
     orgs = uscc.generate(rng, 50)
     with store.create() as ledger:
-        added = ledger.add_subjects(pa.table({
-            "code": people + orgs, "kind": ["person"] * 50 + ["organization"] * 50}))
+        added = ledger.add_subjects(
+            pa.table({"code": people + orgs, "kind": ["person"] * 50 + ["organization"] * 50})
+        )
         assert added == (100, 0)
         assert ledger.kind_of(people[0]) == "person"
 
@@ -895,7 +1065,8 @@ def test_concurrent_writers_keep_one_chain(ledger: Ledger, store: Store) -> None
     logged = ledger.batches()[2:]
     assert len(logged) == writers * batches
     assert [(b.first_seq, b.last_seq) for b in logged] == [
-        (6 + k * size, 5 + (k + 1) * size) for k in range(writers * batches)]
+        (6 + k * size, 5 + (k + 1) * size) for k in range(writers * batches)
+    ]
 
 
 def test_both_stores_chain_alike(pg: Store, path: Path) -> None:
@@ -917,8 +1088,9 @@ def test_both_stores_chain_alike(pg: Store, path: Path) -> None:
 def test_check_batch_can_keep_unknown_subjects() -> None:
     loaded = records_csv(f"r1,{ORG},a.b,2024-01-01,,,", f"r2,{PERSON},a.b,2024-01-01,,,")
     subjects = subjects_table((ORG, "organization"))
-    kept = check_batch(loaded.table, origin=loaded.origin, subjects=subjects,
-                       unknown_subjects="keep")
+    kept = check_batch(
+        loaded.table, origin=loaded.origin, subjects=subjects, unknown_subjects="keep"
+    )
     assert kept.ok and kept.keep.tolist() == [0, 1]
     assert (kept.unknown_subjects, kept.unknown_codes) == (1, [PERSON])
     refused = check_batch(loaded.table, origin=loaded.origin, subjects=subjects)
@@ -928,16 +1100,19 @@ def test_check_batch_can_keep_unknown_subjects() -> None:
 # -- append-only -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE records SET amount = 1 WHERE id = 'r1'",
-    "DELETE FROM records WHERE id = 'r2'",
-    "UPDATE subjects SET kind = 'person'",
-    "DELETE FROM subjects",
-    "UPDATE types SET name = 'x'",
-    "DELETE FROM batches",
-    "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
-    "DELETE FROM meta",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE records SET amount = 1 WHERE id = 'r1'",
+        "DELETE FROM records WHERE id = 'r2'",
+        "UPDATE subjects SET kind = 'person'",
+        "DELETE FROM subjects",
+        "UPDATE types SET name = 'x'",
+        "DELETE FROM batches",
+        "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+        "DELETE FROM meta",
+    ],
+)
 def test_the_database_refuses_changes(ledger: Ledger, store: Store, statement: str) -> None:
     before = snapshot(ledger)
     with pytest.raises(store.refused, match="append-only"):
@@ -945,17 +1120,26 @@ def test_the_database_refuses_changes(ledger: Ledger, store: Store, statement: s
     assert snapshot(ledger) == before
 
 
-@pytest.mark.parametrize(("table", "column"), [
-    ("records", "seq"), ("subjects", "seq"), ("types", "code"), ("batches", "batch"),
-    ("meta", "key"),
-])
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [
+        ("records", "seq"),
+        ("subjects", "seq"),
+        ("types", "code"),
+        ("batches", "batch"),
+        ("meta", "key"),
+    ],
+)
 def test_postgres_refuses_truncate_and_any_change(pg: Store, table: str, column: str) -> None:
     """Statement triggers: a change is refused even when it would touch no row."""
     with pg.create() as ledger:
         fill(ledger)
         before = snapshot(ledger)
-        for statement in (f"TRUNCATE {table}", f"DELETE FROM {table} WHERE false",
-                          f"UPDATE {table} SET {column} = {column} WHERE false"):
+        for statement in (
+            f"TRUNCATE {table}",
+            f"DELETE FROM {table} WHERE false",
+            f"UPDATE {table} SET {column} = {column} WHERE false",
+        ):
             with pytest.raises(pg.refused, match=f"{table} is append-only"):
                 pg.execute(statement)
         assert snapshot(ledger) == before
@@ -979,16 +1163,19 @@ def test_a_changed_amount_is_named(ledger: Ledger, store: Store) -> None:
     assert "entry 5 (record 'r3')" in report.reason
 
 
-@pytest.mark.parametrize(("statement", "first_bad", "key"), [
-    ("UPDATE records SET occurred_at = occurred_at - 1 WHERE id = 'r2'", 4, "r2"),
-    ("UPDATE types SET name = 'traffic.green_light' WHERE name = 'traffic.red_light'", 4, "r2"),
-    ("UPDATE subjects SET kind = 'organization' WHERE code = '11010519491231002X'", 2, PERSON),
-    ("UPDATE records SET subject = 1 WHERE id = 'r3'", 5, "r3"),
-    ("UPDATE records SET subject = 99 WHERE id = 'r3'", 5, "r3"),
-    ("UPDATE records SET hash = {zeros} WHERE id = 'r1'", 3, "r1"),
-    ("UPDATE records SET ref = 3 WHERE id = 'r2'", 4, "r2"),
-    ("UPDATE subjects SET code = 'X' WHERE seq = 1", 1, "X"),
-])
+@pytest.mark.parametrize(
+    ("statement", "first_bad", "key"),
+    [
+        ("UPDATE records SET occurred_at = occurred_at - 1 WHERE id = 'r2'", 4, "r2"),
+        ("UPDATE types SET name = 'traffic.green_light' WHERE name = 'traffic.red_light'", 4, "r2"),
+        ("UPDATE subjects SET kind = 'organization' WHERE code = '11010519491231002X'", 2, PERSON),
+        ("UPDATE records SET subject = 1 WHERE id = 'r3'", 5, "r3"),
+        ("UPDATE records SET subject = 99 WHERE id = 'r3'", 5, "r3"),
+        ("UPDATE records SET hash = {zeros} WHERE id = 'r1'", 3, "r1"),
+        ("UPDATE records SET ref = 3 WHERE id = 'r2'", 4, "r2"),
+        ("UPDATE subjects SET code = 'X' WHERE seq = 1", 1, "X"),
+    ],
+)
 def test_other_changes_are_named(
     ledger: Ledger, store: Store, statement: str, first_bad: int, key: str
 ) -> None:
@@ -1013,8 +1200,9 @@ def test_a_rewritten_entry_breaks_the_next_link(ledger: Ledger, store: Store) ->
     r1_hash = chain(subjects_head, record_payloads(np.array([3]), records.slice(0, 1)))[0]
     forged = records.slice(1, 1).set_column(5, "amount", pa.array([999], pa.int64()))
     forged_hash = chain(r1_hash, record_payloads(np.array([4]), forged))[0]
-    store.tamper(f"UPDATE records SET amount = 999, hash = {store.blob(forged_hash)} "
-                 "WHERE id = 'r2'")
+    store.tamper(
+        f"UPDATE records SET amount = 999, hash = {store.blob(forged_hash)} WHERE id = 'r2'"
+    )
     report = ledger.verify()
     assert (report.ok, report.first_bad, report.key) == (False, 5, "r3")
     assert "broken link" in report.reason
@@ -1027,20 +1215,20 @@ def test_a_cut_off_end_is_named(ledger: Ledger, store: Store) -> None:
     assert "cut off" in report.reason
 
 
-def test_a_rechained_ledger_contradicts_the_log_of_batches(
-    ledger: Ledger, store: Store
-) -> None:
+def test_a_rechained_ledger_contradicts_the_log_of_batches(ledger: Ledger, store: Store) -> None:
     # The intruder rewrites r3 and recomputes every hash and link after it: only the
     # heads kept in the log of batches betray it.
     records = ledger.records()
-    head = chain(GENESIS, [
-        *subject_payloads(np.array([1, 2]), ledger.subjects()),
-        *record_payloads(np.array([3, 4]), records.slice(0, 2)),
-    ])[-1]
+    head = chain(
+        GENESIS,
+        [
+            *subject_payloads(np.array([1, 2]), ledger.subjects()),
+            *record_payloads(np.array([3, 4]), records.slice(0, 2)),
+        ],
+    )[-1]
     forged = records.slice(2, 1).set_column(5, "amount", pa.array([1], pa.int64()))
     forged_hash = chain(head, record_payloads(np.array([5]), forged))[0]
-    store.tamper(f"UPDATE records SET amount = 1, hash = {store.blob(forged_hash)} "
-                 "WHERE id = 'r3'")
+    store.tamper(f"UPDATE records SET amount = 1, hash = {store.blob(forged_hash)} WHERE id = 'r3'")
     report = ledger.verify()
     assert (report.ok, report.first_bad, report.key) == (False, 5, "r3")
     assert "log of batches" in report.reason
@@ -1111,18 +1299,26 @@ record_ids = st.sampled_from([f"r{i}" for i in range(12)])
 def batch_lists(draw: st.DrawFn) -> list[list[dict[str, object]]]:
     """Batches of records drawn from a small pool, so that batches overlap."""
     pool = {
-        key: {"id": key, "subject": draw(st.sampled_from([ORG, PERSON])), "type": "a.b",
-              "occurred_at": dt.date(2024, 1, 1) + dt.timedelta(days=i),
-              "recorded_at": dt.date(2024, 1, 1) + dt.timedelta(days=i + draw(st.integers(0, 3))),
-              "amount": draw(st.integers(0, 5)), "ref": None}
+        key: {
+            "id": key,
+            "subject": draw(st.sampled_from([ORG, PERSON])),
+            "type": "a.b",
+            "occurred_at": dt.date(2024, 1, 1) + dt.timedelta(days=i),
+            "recorded_at": dt.date(2024, 1, 1) + dt.timedelta(days=i + draw(st.integers(0, 3))),
+            "amount": draw(st.integers(0, 5)),
+            "ref": None,
+        }
         for i, key in enumerate(f"r{i}" for i in range(12))
     }
-    return [[pool[key] for key in draw(st.lists(record_ids, max_size=8))]
-            for _ in range(draw(st.integers(1, 4)))]
+    return [
+        [pool[key] for key in draw(st.lists(record_ids, max_size=8))]
+        for _ in range(draw(st.integers(1, 4)))
+    ]
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(batch_lists())
 def test_the_ledger_holds_each_record_once_in_first_seen_order(
     store: Store, batches: list[list[dict[str, object]]]

@@ -108,9 +108,7 @@ class Engine:
         """
         day = at if isinstance(at, int) else to_day(at)
         if not (self.uses_relations or self.uses_ratings):
-            raw = evaluate_all(
-                self.program, prepared, day, workers=workers, processes=processes
-            )
+            raw = evaluate_all(self.program, prepared, day, workers=workers, processes=processes)
             return States(self.program, prepared, day, raw)
         if network is None:
             raise ValueError(

@@ -310,8 +310,9 @@ def ended_sparse(records: pa.Table) -> tuple[I64, I32]:
     np.minimum.at(first, which, recorded)
 
     def probe(lo: int, hi: int) -> tuple[I64, I32]:
-        found = _numpy(pc.index_in(ids.slice(lo, hi - lo), value_set=targets).fill_null(-1),
-                       np.int64)
+        found = _numpy(
+            pc.index_in(ids.slice(lo, hi - lo), value_set=targets).fill_null(-1), np.int64
+        )
         hit = np.flatnonzero(found >= 0)
         return hit.astype(np.int64) + lo, first[found[hit]]
 

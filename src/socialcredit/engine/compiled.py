@@ -78,7 +78,6 @@ class CompiledScheme:
         return self.scheme.scheme
 
 
-
 def compile_scheme(scheme: Scheme) -> CompiledScheme:
     """Compile a validated scheme."""
     types = tuple(scheme.records)

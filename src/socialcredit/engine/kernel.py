@@ -205,8 +205,11 @@ class Program:
         lists = {spec.id: i for i, spec in enumerate(s.lists)}
         plan = NetworkPlan.of(s)
         related = plan.related_index
-        read = {rules[r] for c in [*(x.when for x in s.lists), *(m.when for m in s.measures)]
-                for r in rules_read(c)}
+        read = {
+            rules[r]
+            for c in [*(x.when for x in s.lists), *(m.when for m in s.measures)]
+            for r in rules_read(c)
+        }
         direct = {
             i
             for i, r in enumerate(compiled.rules)
@@ -228,9 +231,8 @@ class Program:
         )
         amount_width = len(compiled.amount_slots) + 1
         mins = [g.min for g in s.grades[:-1]]
-        descending = all(b is not None for b in mins) and all(
-            a > b for a, b in itertools.pairwise(mins)  # type: ignore[operator]
-        )
+        bounds = [b for b in mins if b is not None]
+        descending = len(bounds) == len(mins) and all(a > b for a, b in itertools.pairwise(bounds))
         return cls(
             compiled=compiled,
             grade_names=tuple(g.grade for g in s.grades),
@@ -403,15 +405,9 @@ def evaluate_partition(
     cells = n * width
     counts = np.bincount(key, minlength=cells).reshape(width, n)
     amounts, amount_bound = (
-        _amounts(prog, prep, lo, hi, rows, first, n)
-        if len(c.amount_slots)
-        else (None, 0)
+        _amounts(prog, prep, lo, hi, rows, first, n) if len(c.amount_slots) else (None, 0)
     )
-    latest = (
-        _latest(prep, lo, t, key, cells).reshape(width, n)
-        if len(c.days_since_slots)
-        else None
-    )
+    latest = _latest(prep, lo, t, key, cells).reshape(width, n) if len(c.days_since_slots) else None
 
     n_rules = len(c.rules)
     # measures are int64, or Python integers where sums of amounts pass 64 bits; rows that
@@ -424,10 +420,12 @@ def evaluate_partition(
     # where that could overflow, they are evaluated one by one like the others
     weighed: list[tuple[LinearGroup, I64, I64]] = []
     use = [False, False]  # whether the count and the amount weights are used
-    for k, (group, direct, weights, matrix, bound) in enumerate((
-        (prog.linear_counts, prog.direct_counts, prog.count_weights, counts, hi - lo),
-        (prog.linear_amounts, prog.direct_amounts, prog.amount_weights, amounts, amount_bound),
-    )):
+    for k, (group, direct, weights, matrix, bound) in enumerate(
+        (
+            (prog.linear_counts, prog.direct_counts, prog.count_weights, counts, hi - lo),
+            (prog.linear_amounts, prog.direct_amounts, prog.amount_weights, amounts, amount_bound),
+        )
+    ):
         if matrix is None:
             continue
         group.evaluate(matrix, measure, contribution)
@@ -550,9 +548,7 @@ def _amounts(
     return big.reshape(width, n), bound
 
 
-def _latest(
-    prep: Prepared, lo: int, t: npt.NDArray[np.intp], key: I64, cells: int
-) -> I64:
+def _latest(prep: Prepared, lo: int, t: npt.NDArray[np.intp], key: I64, cells: int) -> I64:
     """Latest occurrence per cell, over the records a days_since rule reads."""
     latest = np.full(cells, _NO_DAY, dtype=np.int64)
     where = np.flatnonzero(prep.tables.days_since[t])
@@ -583,8 +579,9 @@ def _score(
         if high is not None:
             exact = np.minimum(exact, high)
         if any(abs(int(v)) > _INT64_MAX for v in exact):
-            raise ScoreOverflow("a score is beyond the 64-bit range; bound it with score "
-                                "min/max or cap the rules")
+            raise ScoreOverflow(
+                "a score is beyond the 64-bit range; bound it with score min/max or cap the rules"
+            )
         out: I64 = exact.astype(np.int64)
         return out
     score: I64 = base + contribution.sum(axis=0, dtype=np.int64)

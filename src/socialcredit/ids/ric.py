@@ -223,9 +223,7 @@ def generate(
     month = month_start.astype(np.int64) % 12 + 1
     day = (born - month_start).astype(np.int64) + 1
     date_value = year * 10_000 + month * 100 + day
-    body = np.concatenate(
-        [digits(region, 6), digits(date_value, 8), digits(sequence, 3)], axis=1
-    )
+    body = np.concatenate([digits(region, 6), digits(date_value, 8), digits(sequence, 3)], axis=1)
     check = (1 - body @ np.array(_WEIGHTS, dtype=np.int64)) % 11
     ascii_ = np.concatenate(
         [(body + ord("0")).astype(np.uint8), _CHECK_BYTES[check][:, None]], axis=1

@@ -141,11 +141,14 @@ class Ledger(ABC):
         for i in other:
             code = check.table["code"][int(i)].as_py()
             kind = kinds[int(i)].as_py()
-            problems.append(check.origin.problem(
-                int(i), "kind",
-                f"subject {shown_code(code, 'person')} is already registered as "
-                f"{kind}; a subject's kind never changes",
-            ))
+            problems.append(
+                check.origin.problem(
+                    int(i),
+                    "kind",
+                    f"subject {shown_code(code, 'person')} is already registered as "
+                    f"{kind}; a subject's kind never changes",
+                )
+            )
         if problems:
             raise InvalidInput(sort_problems(problems), what=source)
         new = check.table.filter(pa.array(~there))
@@ -196,9 +199,11 @@ class Ledger(ABC):
     ) -> AppendResult:
         with self._transaction():
             added = self._register(joining, source) if joining is not None else None
-            ids = pc.unique(pa.chunked_array(
-                [*table.column("id").chunks, *table.column("ref").chunks], pa.string()
-            ).drop_null())
+            ids = pc.unique(
+                pa.chunked_array(
+                    [*table.column("id").chunks, *table.column("ref").chunks], pa.string()
+                ).drop_null()
+            )
             existing = self._existing(ids)
             codes = pc.unique(table.column("subject").drop_null())
             subjects = self._registered(codes)
@@ -209,8 +214,11 @@ class Ledger(ABC):
             check = check_batch(table, origin=origin, ledger=existing, subjects=subjects)
             if check.problems:
                 raise InvalidInput(check.problems, what=source)
-            new = table if len(check.keep) == table.num_rows else table.take(
-                pa.array(check.keep, pa.int64()))
+            new = (
+                table
+                if len(check.keep) == table.num_rows
+                else table.take(pa.array(check.keep, pa.int64()))
+            )
             if new.num_rows:
                 self._write_records(new, subjects=subjects, existing=existing, source=source)
         return AppendResult(new.num_rows, check.duplicates, added.added if added else 0)

@@ -89,27 +89,35 @@ def record_payloads(seqs: npt.NDArray[np.int64], records: pa.Table) -> list[byte
     """The payloads of records (a canonical table) that are entries ``seqs``."""
     ref = records.column("ref")
     ref_part = pc.fill_null(pc.binary_join_element_wise(*_netstring_parts(ref), ""), _MISSING)
-    return _joined([
-        *_netstring_parts(_text(pa.array(seqs, pa.int64()))),
-        "6:record,",
-        *_netstring_parts(records.column("id")),
-        *_netstring_parts(records.column("subject")),
-        *_netstring_parts(records.column("type")),
-        "10:", _text(records.column("occurred_at")), ",",  # dates are 10 characters
-        "10:", _text(records.column("recorded_at")), ",",
-        *_netstring_parts(_text(records.column("amount"))),
-        ref_part,
-    ])
+    return _joined(
+        [
+            *_netstring_parts(_text(pa.array(seqs, pa.int64()))),
+            "6:record,",
+            *_netstring_parts(records.column("id")),
+            *_netstring_parts(records.column("subject")),
+            *_netstring_parts(records.column("type")),
+            "10:",
+            _text(records.column("occurred_at")),
+            ",",  # dates are 10 characters
+            "10:",
+            _text(records.column("recorded_at")),
+            ",",
+            *_netstring_parts(_text(records.column("amount"))),
+            ref_part,
+        ]
+    )
 
 
 def subject_payloads(seqs: npt.NDArray[np.int64], subjects: pa.Table) -> list[bytes]:
     """The payloads of subjects (``code``, ``kind``) that are entries ``seqs``."""
-    return _joined([
-        *_netstring_parts(_text(pa.array(seqs, pa.int64()))),
-        "7:subject,",
-        *_netstring_parts(subjects.column("code")),
-        *_netstring_parts(subjects.column("kind")),
-    ])
+    return _joined(
+        [
+            *_netstring_parts(_text(pa.array(seqs, pa.int64()))),
+            "7:subject,",
+            *_netstring_parts(subjects.column("code")),
+            *_netstring_parts(subjects.column("kind")),
+        ]
+    )
 
 
 def chain(previous: bytes, payloads: Sequence[bytes]) -> list[bytes]:

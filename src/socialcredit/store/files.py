@@ -168,8 +168,14 @@ def _source(path: PathLike) -> tuple[str, Format]:
     suffix = Path(path).suffix.lower()
     if suffix not in _FORMATS:
         raise InvalidInput(
-            [Problem(source, 0, "", f"unsupported file type {suffix or '(none)'!r}: "
-                     "use a .csv or .parquet file")],
+            [
+                Problem(
+                    source,
+                    0,
+                    "",
+                    f"unsupported file type {suffix or '(none)'!r}: use a .csv or .parquet file",
+                )
+            ],
             what=source,
         )
     if not Path(path).is_file():
@@ -178,7 +184,10 @@ def _source(path: PathLike) -> tuple[str, Format]:
 
 
 def _raw(
-    data: bytes | Path, fmt: Format, source: str, fields: tuple[str, ...],
+    data: bytes | Path,
+    fmt: Format,
+    source: str,
+    fields: tuple[str, ...],
     required: tuple[str, ...],
 ) -> RawColumns:
     if fmt == "csv":
@@ -211,8 +220,9 @@ def _records(raw: RawColumns) -> Loaded:
     keep = np.flatnonzero(~repeat)
     if len(keep) == n:
         return Loaded(table.combine_chunks(), origin)
-    return Loaded(table.take(pa.array(keep, pa.int64())).combine_chunks(), origin.take(keep),
-                  n - len(keep))
+    return Loaded(
+        table.take(pa.array(keep, pa.int64())).combine_chunks(), origin.take(keep), n - len(keep)
+    )
 
 
 def _parse_records(
@@ -287,8 +297,9 @@ def _dates(
     wrong = np.flatnonzero(as_mask(present) & ~valid)
     for i in wrong:
         value = column[int(i)].as_py()
-        why = ("is not a valid calendar date" if shaped[i]
-               else "is not a date of the form YYYY-MM-DD")
+        why = (
+            "is not a valid calendar date" if shaped[i] else "is not a date of the form YYYY-MM-DD"
+        )
         problems.append(origin.problem(int(i), name, f"{value!r} {why}"))
     fine[wrong] = True
     dates = pc.if_else(pa.array(valid), clean, pa.scalar(None, pa.string())).cast(pa.date32())
@@ -314,8 +325,9 @@ def _amounts(
             column = pc.if_else(pa.array(~bad), column, 0)
         return pc.fill_null(column.cast(pa.int64()), 0), bad
     present = _present(column)
-    digits = pc.and_(pc.ascii_is_decimal(column),
-                     pc.less_equal(pc.utf8_length(column), _AMOUNT_DIGITS))
+    digits = pc.and_(
+        pc.ascii_is_decimal(column), pc.less_equal(pc.utf8_length(column), _AMOUNT_DIGITS)
+    )
     wrong = np.flatnonzero(as_mask(present) & ~as_mask(digits))
     for i in wrong:
         value = column[int(i)].as_py()

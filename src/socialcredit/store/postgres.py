@@ -106,10 +106,10 @@ _APPEND_ONLY = (
 )
 _SCHEMA = (
     "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
-    "CREATE TABLE subjects (seq bigint PRIMARY KEY, code text COLLATE \"C\" NOT NULL UNIQUE, "
+    'CREATE TABLE subjects (seq bigint PRIMARY KEY, code text COLLATE "C" NOT NULL UNIQUE, '
     "kind text NOT NULL, hash bytea NOT NULL, link bigint NOT NULL)",
-    "CREATE TABLE types (code integer PRIMARY KEY, name text COLLATE \"C\" NOT NULL UNIQUE)",
-    "CREATE TABLE records (seq bigint PRIMARY KEY, id text COLLATE \"C\" NOT NULL UNIQUE, "
+    'CREATE TABLE types (code integer PRIMARY KEY, name text COLLATE "C" NOT NULL UNIQUE)',
+    'CREATE TABLE records (seq bigint PRIMARY KEY, id text COLLATE "C" NOT NULL UNIQUE, '
     "subject bigint NOT NULL, type integer NOT NULL, occurred_at date NOT NULL, "
     "recorded_at date NOT NULL, amount bigint NOT NULL, ref bigint, "
     "hash bytea NOT NULL, link bigint NOT NULL)",
@@ -241,17 +241,21 @@ class PostgresLedger(Ledger):
                 try:
                     db.execute(f"CREATE SCHEMA {_quoted(target.schema)}")
                 except (psycopg.errors.DuplicateSchema, psycopg.errors.UniqueViolation):
-                    raise LedgerError(f"{target} already exists: open it, or choose a new "
-                                      "schema") from None
+                    raise LedgerError(
+                        f"{target} already exists: open it, or choose a new schema"
+                    ) from None
                 for statement in _SCHEMA:
                     db.execute(statement)
                 with db.cursor() as cursor:
-                    cursor.executemany("INSERT INTO meta (key, value) VALUES (%s, %s)", [
-                        ("format", FORMAT),
-                        ("schema_version", str(SCHEMA_VERSION)),
-                        ("hash_encoding", HASH_ENCODING),
-                        ("created_at", _now()),
-                    ])
+                    cursor.executemany(
+                        "INSERT INTO meta (key, value) VALUES (%s, %s)",
+                        [
+                            ("format", FORMAT),
+                            ("schema_version", str(SCHEMA_VERSION)),
+                            ("hash_encoding", HASH_ENCODING),
+                            ("created_at", _now()),
+                        ],
+                    )
             oid = _schema_oid(db, target.schema)
             assert oid is not None
         except BaseException:
@@ -267,13 +271,16 @@ class PostgresLedger(Ledger):
         try:
             oid = _schema_oid(db, target.schema)
             if oid is None:
-                raise LedgerError(f"no ledger at {target}: the schema {target.schema!r} does "
-                                  "not exist; create a ledger first")
+                raise LedgerError(
+                    f"no ledger at {target}: the schema {target.schema!r} does "
+                    "not exist; create a ledger first"
+                )
             try:
                 meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             except psycopg.errors.UndefinedTable:
-                raise LedgerError(f"{target} is not a socialcredit ledger: it has no meta "
-                                  "table") from None
+                raise LedgerError(
+                    f"{target} is not a socialcredit ledger: it has no meta table"
+                ) from None
             if meta.get("format") != FORMAT:
                 raise LedgerError(f"{target} is not a socialcredit ledger")
             version = meta.get("schema_version")
@@ -303,8 +310,9 @@ class PostgresLedger(Ledger):
     def subjects(self) -> pa.Table:
         """All registered subjects (``code``, ``kind``), in order of registration."""
         rows = self._read("subjects", {"seq": "int8"}, {"code": "text", "kind": "text"})
-        return pa.table({"code": rows.texts["code"], "kind": rows.texts["kind"]},
-                        schema=SUBJECTS_SCHEMA)
+        return pa.table(
+            {"code": rows.texts["code"], "kind": rows.texts["kind"]}, schema=SUBJECTS_SCHEMA
+        )
 
     def records(self) -> pa.Table:
         """All records, canonical schema, in ledger order."""
@@ -337,9 +345,14 @@ class PostgresLedger(Ledger):
         readers = min(_READERS, len(starts))
         try:
             with ThreadPoolExecutor(readers) as pool:
-                done = dict(kv for group in pool.map(
-                    lambda k: self._chunks_apart(starts[k::readers], names, str(row[0])),
-                    range(readers)) for kv in group)
+                done = dict(
+                    kv
+                    for group in pool.map(
+                        lambda k: self._chunks_apart(starts[k::readers], names, str(row[0])),
+                        range(readers),
+                    )
+                    for kv in group
+                )
         except _NoConnection:
             return None
         return [done[lo] for lo in starts]
@@ -366,12 +379,20 @@ class PostgresLedger(Ledger):
     def records_of(self, code: str) -> pa.Table:
         """The records of one subject, canonical schema, in ledger order."""
         with self._reading():
-            row = None if "\x00" in code else self._db.execute(
-                "SELECT seq FROM subjects WHERE code = %s", (code,)).fetchone()
+            row = (
+                None
+                if "\x00" in code
+                else self._db.execute(
+                    "SELECT seq FROM subjects WHERE code = %s", (code,)
+                ).fetchone()
+            )
             if row is None:
                 return RECORDS_SCHEMA.empty_table()
-            names = Names(np.array([row[0]], dtype=np.int64), pa.array([code], pa.string()),
-                          self._type_names())
+            names = Names(
+                np.array([row[0]], dtype=np.int64),
+                pa.array([code], pa.string()),
+                self._type_names(),
+            )
             scan = self._scan("subject = %s", (row[0],), names)
             ids = _array(scan.table.column("id"))
             return _with_refs(scan.table, self._ids_of(scan.refs, scan.seq, ids))
@@ -381,8 +402,10 @@ class PostgresLedger(Ledger):
         rows = self._db.execute(
             "SELECT batch, source, first_seq, last_seq, appended_at FROM batches ORDER BY batch"
         ).fetchall()
-        return [Batch(batch, source, first, last, at.astimezone(dt.UTC).isoformat(
-            timespec="seconds")) for batch, source, first, last, at in rows]
+        return [
+            Batch(batch, source, first, last, at.astimezone(dt.UTC).isoformat(timespec="seconds"))
+            for batch, source, first, last, at in rows
+        ]
 
     # -- verifying ----------------------------------------------------------------------
 
@@ -396,8 +419,10 @@ class PostgresLedger(Ledger):
             logged = self._logged_last()
             last = max(self._last_seq(), logged)
             names = self._names()
-            heads = {int(seq): bytes(head) for seq, head in self._db.execute(
-                "SELECT last_seq, head FROM batches").fetchall()}
+            heads = {
+                int(seq): bytes(head)
+                for seq, head in self._db.execute("SELECT last_seq, head FROM batches").fetchall()
+            }
             walk = ChainWalk(heads)
             for lo in range(1, last + 1, _SCAN):
                 report = walk.check(self._entries(lo, lo + _SCAN, names))
@@ -435,10 +460,16 @@ class PostgresLedger(Ledger):
 
     def _registered(self, codes: pa.Array | pa.ChunkedArray, *, kinds: bool = False) -> pa.Table:
         if kinds:
-            rows = self._read("subjects", {"seq": "int8"}, {"code": "text", "kind": "text"},
-                              "code = ANY(%b)", (_TextArray(codes),))
-            return pa.table({"code": rows.texts["code"], "seq": rows.numbers["seq"],
-                             "kind": rows.texts["kind"]})
+            rows = self._read(
+                "subjects",
+                {"seq": "int8"},
+                {"code": "text", "kind": "text"},
+                "code = ANY(%b)",
+                (_TextArray(codes),),
+            )
+            return pa.table(
+                {"code": rows.texts["code"], "seq": rows.numbers["seq"], "kind": rows.texts["kind"]}
+            )
         return registered_among(codes, *self._subject_index())
 
     def _subject_index(self) -> tuple[pa.Array, pa.Array]:
@@ -447,12 +478,14 @@ class PostgresLedger(Ledger):
         Kept in memory and brought up to date from the entries added since (subjects are
         only ever appended, so what was read stays true). Call it inside a transaction.
         """
-        new = self._read("subjects", {"seq": "int8"}, {"code": "text"}, "seq > %s",
-                         (self._subject_mark,))
+        new = self._read(
+            "subjects", {"seq": "int8"}, {"code": "text"}, "seq > %s", (self._subject_mark,)
+        )
         if new.n:
             self._subject_codes = pa.concat_arrays([self._subject_codes, new.texts["code"]])
             self._subject_seqs = pa.concat_arrays(
-                [self._subject_seqs, pa.array(new.numbers["seq"], pa.int64())])
+                [self._subject_seqs, pa.array(new.numbers["seq"], pa.int64())]
+            )
             self._subject_mark = int(new.numbers["seq"][-1])
         return self._subject_codes, self._subject_seqs
 
@@ -469,13 +502,16 @@ class PostgresLedger(Ledger):
         n = subjects.num_rows
         seqs = np.arange(first, first + n, dtype=np.int64)
         hashes = chain(previous, subject_payloads(seqs, subjects))
-        rows = copy_rows([
-            fixed(seqs, ">i8"),
-            varying(subjects.column("code")),
-            varying(subjects.column("kind")),
-            fixed(_digests(hashes), "V32"),
-            fixed(links(previous, hashes), ">i8"),
-        ], n)
+        rows = copy_rows(
+            [
+                fixed(seqs, ">i8"),
+                varying(subjects.column("code")),
+                varying(subjects.column("kind")),
+                fixed(_digests(hashes), "V32"),
+                fixed(links(previous, hashes), ">i8"),
+            ],
+            n,
+        )
         with self._db.cursor() as cursor, cursor.copy(_COPY_SUBJECTS) as copy:
             copy.write(SIGNATURE + rows + TRAILER)
         self._log(source, first, first + n - 1, hashes[-1])
@@ -495,26 +531,32 @@ class PostgresLedger(Ledger):
             "amount": _ints(records.column("amount")),
             "ref": _ints(pc.fill_null(ref_seq, 0)),
         }
-        with self._db.cursor() as cursor, cursor.copy(
-            _COPY_RECORDS, writer=QueuedLibpqWriter(cursor)
-        ) as copy:
+        with (
+            self._db.cursor() as cursor,
+            cursor.copy(_COPY_RECORDS, writer=QueuedLibpqWriter(cursor)) as copy,
+        ):
             copy.write(SIGNATURE)
             for lo in range(0, n, _CHUNK):
                 hi = min(lo + _CHUNK, n)
                 part = records.slice(lo, hi - lo)
                 hashes = chain(head, record_payloads(seqs[lo:hi], part))
-                copy.write(copy_rows([
-                    fixed(seqs[lo:hi], ">i8"),
-                    varying(part.column("id")),
-                    fixed(numbers["subject"][lo:hi], ">i8"),
-                    fixed(numbers["type"][lo:hi], ">i4"),
-                    fixed(numbers["occurred_at"][lo:hi], ">i4"),
-                    fixed(numbers["recorded_at"][lo:hi], ">i4"),
-                    fixed(numbers["amount"][lo:hi], ">i8"),
-                    fixed(numbers["ref"][lo:hi], ">i8", valid=has_ref[lo:hi]),
-                    fixed(_digests(hashes), "V32"),
-                    fixed(links(head, hashes), ">i8"),
-                ], hi - lo))
+                copy.write(
+                    copy_rows(
+                        [
+                            fixed(seqs[lo:hi], ">i8"),
+                            varying(part.column("id")),
+                            fixed(numbers["subject"][lo:hi], ">i8"),
+                            fixed(numbers["type"][lo:hi], ">i4"),
+                            fixed(numbers["occurred_at"][lo:hi], ">i4"),
+                            fixed(numbers["recorded_at"][lo:hi], ">i4"),
+                            fixed(numbers["amount"][lo:hi], ">i8"),
+                            fixed(numbers["ref"][lo:hi], ">i8", valid=has_ref[lo:hi]),
+                            fixed(_digests(hashes), "V32"),
+                            fixed(links(head, hashes), ">i8"),
+                        ],
+                        hi - lo,
+                    )
+                )
                 head = hashes[-1]
             copy.write(TRAILER)
         self._log(source, first, first + n - 1, head)
@@ -547,10 +589,13 @@ class PostgresLedger(Ledger):
         aggregates += [f"string_agg(int8send({expression}), ''::bytea)" for expression in wide]
         aggregates += [
             f"string_agg(int8send((({high})::int8 << 32) | (({low})::int8 & 4294967295)), "
-            "''::bytea)" for high, low in zip(narrow[::2], narrow[1::2], strict=True)
+            "''::bytea)"
+            for high, low in zip(narrow[::2], narrow[1::2], strict=True)
         ]
-        aggregates += [f"string_agg({'textsend' if kind == 'text' else ''}({expression}), "
-                       "''::bytea)" for expression, kind in texts.items()]
+        aggregates += [
+            f"string_agg({'textsend' if kind == 'text' else ''}({expression}), ''::bytea)"
+            for expression, kind in texts.items()
+        ]
         # No ORDER BY: sorting on the server costs more than the whole read, and the rows
         # mostly come in order already (they were appended in order); all the columns come
         # in one same order, which ``seq`` tells, so they are put in order here.
@@ -567,48 +612,61 @@ class PostgresLedger(Ledger):
         unpacked: list[_Ints] = []
         for _ in range(len(narrow) // 2):
             packed = ints(next(values), ">i8", n, what)
-            unpacked += [packed >> 32, (packed & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
-                         .astype(np.int64)]
+            unpacked += [
+                packed >> 32,
+                (packed & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(np.int64),
+            ]
         for expression, value in zip(narrow, unpacked, strict=False):
             if expression in numbers:
                 out.numbers[expression] = value
         for k, (expression, kind) in enumerate(texts.items()):
             lengths = unpacked[first_length + k]
-            out.texts[expression] = strings(lengths, next(values), what,
-                                            binary=kind == "bytea")
+            out.texts[expression] = strings(lengths, next(values), what, binary=kind == "bytea")
         seq = next(iter(out.numbers.values()))
         if n > 1 and (np.diff(seq) <= 0).any():
             order = np.argsort(seq, kind="stable")
             out.numbers.update({key: value[order] for key, value in out.numbers.items()})
-            out.texts.update({key: value.take(pa.array(order))
-                              for key, value in out.texts.items()})
+            out.texts.update({key: value.take(pa.array(order)) for key, value in out.texts.items()})
         return out
 
     def _scan(
         self, where: str, params: Sequence[object], names: Names, *, hashes: bool = False
     ) -> _Scan:
         """Records matching ``where``, in sequence order, with refs still entry numbers."""
-        numbers = {"seq": "int8", "subject": "int8", "type": "int4",
-                   "occurred_at - DATE '1970-01-01'": "int4",
-                   "recorded_at - DATE '1970-01-01'": "int4", "amount": "int8",
-                   "coalesce(ref, 0)": "int8"}
+        numbers = {
+            "seq": "int8",
+            "subject": "int8",
+            "type": "int4",
+            "occurred_at - DATE '1970-01-01'": "int4",
+            "recorded_at - DATE '1970-01-01'": "int4",
+            "amount": "int8",
+            "coalesce(ref, 0)": "int8",
+        }
         texts = {"id": "text"}
         if hashes:
             numbers["link"] = "int8"
             texts["hash"] = "bytea"
         rows = self._read("records", numbers, texts, where, params)
         column = rows.numbers
-        table = pa.Table.from_arrays([
-            rows.texts["id"],
-            names.subject(column["subject"]),
-            names.type(column["type"]),
-            _dates(column["occurred_at - DATE '1970-01-01'"]),
-            _dates(column["recorded_at - DATE '1970-01-01'"]),
-            pa.array(column["amount"], pa.int64()),
-            pa.nulls(rows.n, pa.string()),
-        ], schema=RECORDS_SCHEMA)
-        return _Scan(column["seq"], table, column["coalesce(ref, 0)"],
-                     rows.texts.get("hash"), column.get("link"))
+        table = pa.Table.from_arrays(
+            [
+                rows.texts["id"],
+                names.subject(column["subject"]),
+                names.type(column["type"]),
+                _dates(column["occurred_at - DATE '1970-01-01'"]),
+                _dates(column["recorded_at - DATE '1970-01-01'"]),
+                pa.array(column["amount"], pa.int64()),
+                pa.nulls(rows.n, pa.string()),
+            ],
+            schema=RECORDS_SCHEMA,
+        )
+        return _Scan(
+            column["seq"],
+            table,
+            column["coalesce(ref, 0)"],
+            rows.texts.get("hash"),
+            column.get("link"),
+        )
 
     def _ids_of(self, refs: _Ints, seq: _Ints, ids: pa.Array) -> pa.Array:
         """The record ids of entries ``refs`` (0 for none, which stays null): looked up
@@ -617,13 +675,13 @@ class PostgresLedger(Ledger):
             return pa.nulls(len(refs), pa.string())
         position = np.clip(np.searchsorted(seq, refs), 0, len(seq) - 1)
         here = seq[position] == refs
-        out = pc.if_else(pa.array(here), ids.take(pa.array(position)),
-                         pa.scalar(None, pa.string()))
+        out = pc.if_else(pa.array(here), ids.take(pa.array(position)), pa.scalar(None, pa.string()))
         elsewhere = ~here & (refs != 0)
         if elsewhere.any():
             targets = np.unique(refs[elsewhere])
-            found = self._read("records", {"seq": "int8"}, {"id": "text"}, "seq = ANY(%s)",
-                               (targets.tolist(),))
+            found = self._read(
+                "records", {"seq": "int8"}, {"id": "text"}, "seq = ANY(%s)", (targets.tolist(),)
+            )
             if found.n:
                 at = np.clip(np.searchsorted(found.numbers["seq"], refs), 0, found.n - 1)
                 there = elsewhere & (found.numbers["seq"][at] == refs)
@@ -650,13 +708,22 @@ class PostgresLedger(Ledger):
         scan = self._scan(where, (lo, hi), names, hashes=True)
         ids = _array(scan.table.column("id"))
         records = _with_refs(scan.table, self._ids_of(scan.refs, scan.seq, ids))
-        subjects = self._read("subjects", {"seq": "int8", "link": "int8"},
-                              {"code": "text", "kind": "text", "hash": "bytea"}, where, (lo, hi))
+        subjects = self._read(
+            "subjects",
+            {"seq": "int8", "link": "int8"},
+            {"code": "text", "kind": "text", "hash": "bytea"},
+            where,
+            (lo, hi),
+        )
         subject_seq = subjects.numbers["seq"]
         seq = np.concatenate([scan.seq, subject_seq])
-        payloads = [*record_payloads(scan.seq, records),
-                    *subject_payloads(subject_seq, pa.table({
-                        "code": subjects.texts["code"], "kind": subjects.texts["kind"]}))]
+        payloads = [
+            *record_payloads(scan.seq, records),
+            *subject_payloads(
+                subject_seq,
+                pa.table({"code": subjects.texts["code"], "kind": subjects.texts["kind"]}),
+            ),
+        ]
         keys = [*ids.to_pylist(), *subjects.texts["code"].to_pylist()]
         kinds = ["record"] * len(scan.seq) + ["subject"] * len(subject_seq)
         record_hashes = scan.hashes.to_pylist() if scan.hashes is not None else []
@@ -665,8 +732,12 @@ class PostgresLedger(Ledger):
         all_links = np.concatenate([record_links, subjects.numbers["link"]])
         order = np.argsort(seq, kind="stable")
         return Entries(
-            seq[order].tolist(), [payloads[i] for i in order], [keys[i] for i in order],
-            [kinds[i] for i in order], [digests[i] for i in order], all_links[order].tolist(),
+            seq[order].tolist(),
+            [payloads[i] for i in order],
+            [keys[i] for i in order],
+            [kinds[i] for i in order],
+            [digests[i] for i in order],
+            all_links[order].tolist(),
         )
 
     def _head(self) -> tuple[int, bytes]:
@@ -676,7 +747,8 @@ class PostgresLedger(Ledger):
     def _last_seq(self) -> int:
         row = self._db.execute(
             "SELECT greatest(coalesce((SELECT max(seq) FROM records), 0), "
-            "coalesce((SELECT max(seq) FROM subjects), 0))").fetchone()
+            "coalesce((SELECT max(seq) FROM subjects), 0))"
+        ).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -727,8 +799,12 @@ class _Scan:
 
 def _connect(target: _Target) -> psycopg.Connection[Any]:
     try:
-        db = psycopg.connect(target.conninfo, autocommit=True, client_encoding="UTF8",
-                             fallback_application_name="socialcredit")
+        db = psycopg.connect(
+            target.conninfo,
+            autocommit=True,
+            client_encoding="UTF8",
+            fallback_application_name="socialcredit",
+        )
     except psycopg.Error as exc:
         raise LedgerError(f"cannot connect to {target}: {exc}") from None
     try:

@@ -84,10 +84,10 @@ def varying(array: pa.Array | pa.ChunkedArray) -> Column:
     array = array.cast(pa.large_binary())
     n = len(array)
     _, offsets_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset:array.offset + n + 1]
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + n + 1]
     data = np.zeros(0, np.uint8)
     if data_buffer is not None:
-        data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0]:offsets[-1]]
+        data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
     valid = None
     if array.null_count:
         valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
@@ -161,12 +161,12 @@ def strings(lengths: _Ints, data: bytes | None, what: str, *, binary: bool = Fal
     if offsets[-1] != len(data) or (lengths < 0).any():
         raise LedgerError(f"the ledger cannot be read: a value of {what} is missing (NULL)")
     kind = pa.large_binary() if binary else pa.large_string()
-    array = pa.Array.from_buffers(kind, len(lengths), [
-        None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    array = pa.Array.from_buffers(
+        kind, len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
     try:
         array.validate(full=True)
     except pa.ArrowInvalid as exc:
-        raise LedgerError(f"the ledger cannot be read: {what} is not UTF-8 text ({exc})"
-                          ) from None
+        raise LedgerError(f"the ledger cannot be read: {what} is not UTF-8 text ({exc})") from None
     out: pa.Array = array.cast(pa.binary() if binary else pa.string())
     return out

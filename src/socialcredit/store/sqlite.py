@@ -140,12 +140,15 @@ class SqliteLedger(Ledger):
             db.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA:
                 db.execute(statement)
-            db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
-                ("format", FORMAT),
-                ("schema_version", str(SCHEMA_VERSION)),
-                ("hash_encoding", HASH_ENCODING),
-                ("created_at", _now()),
-            ])
+            db.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("format", FORMAT),
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("hash_encoding", HASH_ENCODING),
+                    ("created_at", _now()),
+                ],
+            )
             db.execute("COMMIT")
         except BaseException:
             db.close()
@@ -157,8 +160,9 @@ class SqliteLedger(Ledger):
         """Open an existing ledger file, checking that it is one, of this schema version."""
         path = Path(path)
         if not path.is_file():
-            raise LedgerError(f"no ledger at {path}: the file does not exist; create a ledger "
-                              "first")
+            raise LedgerError(
+                f"no ledger at {path}: the file does not exist; create a ledger first"
+            )
         with path.open("rb") as handle:
             if handle.read(16) != b"SQLite format 3\x00":
                 raise LedgerError(f"{path} is not a ledger: it is not an SQLite database")
@@ -194,8 +198,10 @@ class SqliteLedger(Ledger):
         """All registered subjects (``code``, ``kind``), in order of registration."""
         rows = self._db.execute("SELECT code, kind FROM subjects ORDER BY seq").fetchall()
         codes, kinds = zip(*rows, strict=True) if rows else ((), ())
-        return pa.table({"code": pa.array(codes, pa.string()),
-                         "kind": pa.array(kinds, pa.string())}, schema=SUBJECTS_SCHEMA)
+        return pa.table(
+            {"code": pa.array(codes, pa.string()), "kind": pa.array(kinds, pa.string())},
+            schema=SUBJECTS_SCHEMA,
+        )
 
     def records(self) -> pa.Table:
         """All records, canonical schema, in ledger order."""
@@ -219,7 +225,8 @@ class SqliteLedger(Ledger):
         """The records of one subject, canonical schema, in ledger order."""
         rows = self._db.execute(
             f"SELECT {RECORD_COLUMNS} WHERE r.subject = "
-            "(SELECT seq FROM subjects WHERE code = ?) ORDER BY r.seq", (code,)
+            "(SELECT seq FROM subjects WHERE code = ?) ORDER BY r.seq",
+            (code,),
         ).fetchall()
         return records_table(rows).drop_columns(["seq"])
 
@@ -294,8 +301,13 @@ class SqliteLedger(Ledger):
                 (json.dumps(codes.to_pylist()),),
             ).fetchall()
             seqs, found_kinds = zip(*rows, strict=True) if rows else ((), ())
-            table = pa.table({"code": codes, "seq": pa.array(seqs, pa.int64()),
-                              "kind": pa.array(found_kinds, pa.string())})
+            table = pa.table(
+                {
+                    "code": codes,
+                    "seq": pa.array(seqs, pa.int64()),
+                    "kind": pa.array(found_kinds, pa.string()),
+                }
+            )
             return table.filter(pc.is_valid(table["seq"]))
         return registered_among(codes, *self._subject_index())
 
@@ -311,9 +323,11 @@ class SqliteLedger(Ledger):
         if rows:
             seqs, codes = zip(*rows, strict=True)
             self._subject_codes = pa.concat_arrays(
-                [self._subject_codes, pa.array(codes, pa.string())])
+                [self._subject_codes, pa.array(codes, pa.string())]
+            )
             self._subject_entries = pa.concat_arrays(
-                [self._subject_entries, pa.array(seqs, pa.int64())])
+                [self._subject_entries, pa.array(seqs, pa.int64())]
+            )
             self._subject_mark = int(seqs[-1])
         return self._subject_codes, self._subject_entries
 
@@ -337,9 +351,14 @@ class SqliteLedger(Ledger):
         hashes = chain(previous, subject_payloads(seqs, subjects))
         self._db.executemany(
             "INSERT INTO subjects (seq, code, kind, hash, link) VALUES (?, ?, ?, ?, ?)",
-            zip(seqs.tolist(), subjects.column("code").to_pylist(),
-                subjects.column("kind").to_pylist(), map(bytearray, hashes),
-                links(previous, hashes), strict=True),
+            zip(
+                seqs.tolist(),
+                subjects.column("code").to_pylist(),
+                subjects.column("kind").to_pylist(),
+                map(bytearray, hashes),
+                links(previous, hashes),
+                strict=True,
+            ),
         )
         self._log(source, int(seqs[0]), int(seqs[-1]), hashes[-1])
 
@@ -393,7 +412,8 @@ class SqliteLedger(Ledger):
     def _last_seq(self) -> int:
         row = self._db.execute(
             "SELECT max(ifnull((SELECT max(seq) FROM records), 0), "
-            "ifnull((SELECT max(seq) FROM subjects), 0))").fetchone()
+            "ifnull((SELECT max(seq) FROM subjects), 0))"
+        ).fetchone()
         return int(row[0])
 
     def _logged_last(self) -> int:
@@ -403,7 +423,8 @@ class SqliteLedger(Ledger):
     def _log(self, source: str, first: int, last: int, head: bytes) -> None:
         self._db.execute(
             "INSERT INTO batches (source, first_seq, last_seq, head, appended_at) "
-            "VALUES (?, ?, ?, ?, ?)", (source, first, last, head, _now()),
+            "VALUES (?, ?, ?, ?, ?)",
+            (source, first, last, head, _now()),
         )
 
     def _type_codes(self, names: pa.ChunkedArray) -> npt.NDArray[np.int64]:
@@ -434,22 +455,31 @@ class SqliteLedger(Ledger):
         records = scan_records(self._db, lo, hi, names, hashes=True)
         rows = self._db.execute(
             "SELECT seq, code, kind, hash, link FROM subjects WHERE seq >= ? AND seq < ? "
-            "ORDER BY seq", (lo, hi)).fetchall()
+            "ORDER BY seq",
+            (lo, hi),
+        ).fetchall()
         cols = list(zip(*rows, strict=True)) if rows else [()] * 5
         subject_seq = np.array(cols[0], dtype=np.int64)
-        subjects = pa.table({"code": pa.array(cols[1], pa.string()),
-                             "kind": pa.array(cols[2], pa.string())})
+        subjects = pa.table(
+            {"code": pa.array(cols[1], pa.string()), "kind": pa.array(cols[2], pa.string())}
+        )
         seq = np.concatenate([records.seq, subject_seq])
-        payloads = [*record_payloads(records.seq, records.table),
-                    *subject_payloads(subject_seq, subjects)]
+        payloads = [
+            *record_payloads(records.seq, records.table),
+            *subject_payloads(subject_seq, subjects),
+        ]
         keys = [*records.table.column("id").to_pylist(), *cols[1]]
         kinds = ["record"] * len(records.seq) + ["subject"] * len(subject_seq)
         digests = [*records.hashes, *(bytes(h) for h in cols[3])]
         links = np.concatenate([records.links, np.array(cols[4], dtype=np.int64)])
         order = np.argsort(seq, kind="stable")
         return Entries(
-            seq[order].tolist(), [payloads[i] for i in order], [keys[i] for i in order],
-            [kinds[i] for i in order], [digests[i] for i in order], links[order].tolist(),
+            seq[order].tolist(),
+            [payloads[i] for i in order],
+            [keys[i] for i in order],
+            [kinds[i] for i in order],
+            [digests[i] for i in order],
+            links[order].tolist(),
         )
 
 
@@ -514,8 +544,6 @@ def _now() -> str:
 def _days(dates: pa.ChunkedArray) -> npt.NDArray[np.int64]:
     days = pc.cast(dates, pa.int32()).to_numpy()
     return np.asarray(days, dtype=np.int64)
-
-
 
 
 def _ints(values: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:

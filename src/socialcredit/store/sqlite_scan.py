@@ -92,8 +92,9 @@ def read_names(db: sqlite3.Connection) -> Names:
     names: list[str | None] = [None] * size
     for code, name in type_rows:
         names[code] = name
-    return Names(np.array(seqs, dtype=np.int64), pa.array(codes, pa.string()),
-                 pa.array(names, pa.string()))
+    return Names(
+        np.array(seqs, dtype=np.int64), pa.array(codes, pa.string()), pa.array(names, pa.string())
+    )
 
 
 def scan_records(
@@ -101,8 +102,8 @@ def scan_records(
 ) -> Scan:
     """The records of entries ``lo <= seq < hi``, read column-wise."""
     count, first, last = db.execute(
-        "SELECT count(*), min(seq), max(seq) FROM records WHERE seq >= ? AND seq < ?",
-        (lo, hi)).fetchone()
+        "SELECT count(*), min(seq), max(seq) FROM records WHERE seq >= ? AND seq < ?", (lo, hi)
+    ).fetchone()
     if count == 0:
         return Scan.empty()
     # Without subjects in between, the entries are numbered first..last: no need to read.
@@ -121,27 +122,29 @@ def scan_records(
     ref_text = _split(row[7], ",")
     if not len(ids) == len(ref_text) == len(seq) == count:
         return _scan_slowly(db, lo, hi, names, hashes=hashes)
-    table = pa.Table.from_arrays([
-        ids.cast(pa.string()),
-        names.subject(subject),
-        names.type(type_code),
-        _dates(occurred),
-        _dates(recorded),
-        pa.array(amount, pa.int64()),
-        _ids_of(db, _ints_or_null(ref_text), seq, ids),
-    ], schema=RECORDS_SCHEMA)
+    table = pa.Table.from_arrays(
+        [
+            ids.cast(pa.string()),
+            names.subject(subject),
+            names.type(type_code),
+            _dates(occurred),
+            _dates(recorded),
+            pa.array(amount, pa.int64()),
+            _ids_of(db, _ints_or_null(ref_text), seq, ids),
+        ],
+        schema=RECORDS_SCHEMA,
+    )
     if not hashes:
         return Scan(seq, table)
     digests = bytes.fromhex(row[8])
-    return Scan(seq, table, [digests[i:i + 32] for i in range(0, len(digests), 32)],
-                _split_ints(row[9]))
+    return Scan(
+        seq, table, [digests[i : i + 32] for i in range(0, len(digests), 32)], _split_ints(row[9])
+    )
 
 
 def records_table(rows: list[tuple[object, ...]]) -> pa.Table:
     """A canonical table with ``seq`` first, from rows selected as :data:`RECORD_COLUMNS`."""
-    cols: list[Sequence[object]] = (
-        list(zip(*rows, strict=True)) if rows else [() for _ in range(8)]
-    )
+    cols: list[Sequence[object]] = list(zip(*rows, strict=True)) if rows else [() for _ in range(8)]
     arrays = [
         pa.array(cols[0], pa.int64()),
         pa.array(cols[1], pa.string()),
@@ -157,25 +160,28 @@ def records_table(rows: list[tuple[object, ...]]) -> pa.Table:
     )
 
 
-def _scan_slowly(
-    db: sqlite3.Connection, lo: int, hi: int, names: Names, *, hashes: bool
-) -> Scan:
+def _scan_slowly(db: sqlite3.Connection, lo: int, hi: int, names: Names, *, hashes: bool) -> Scan:
     """As :func:`scan_records`, row by row."""
     rows = db.execute(
         "SELECT seq, id, subject, type, occurred_at, recorded_at, amount, ref, hash, link "
-        "FROM records WHERE seq >= ? AND seq < ? ORDER BY seq", (lo, hi)).fetchall()
+        "FROM records WHERE seq >= ? AND seq < ? ORDER BY seq",
+        (lo, hi),
+    ).fetchall()
     cols = list(zip(*rows, strict=True))
     seq = np.array(cols[0], dtype=np.int64)
     ids = pa.array(cols[1], pa.string())
-    table = pa.Table.from_arrays([
-        ids,
-        names.subject(np.array(cols[2], dtype=np.int64)),
-        names.type(np.array(cols[3], dtype=np.int64)),
-        _dates(np.array(cols[4], dtype=np.int64)),
-        _dates(np.array(cols[5], dtype=np.int64)),
-        pa.array(cols[6], pa.int64()),
-        _ids_of(db, pa.array(cols[7], pa.int64()), seq, ids),
-    ], schema=RECORDS_SCHEMA)
+    table = pa.Table.from_arrays(
+        [
+            ids,
+            names.subject(np.array(cols[2], dtype=np.int64)),
+            names.type(np.array(cols[3], dtype=np.int64)),
+            _dates(np.array(cols[4], dtype=np.int64)),
+            _dates(np.array(cols[5], dtype=np.int64)),
+            pa.array(cols[6], pa.int64()),
+            _ids_of(db, pa.array(cols[7], pa.int64()), seq, ids),
+        ],
+        schema=RECORDS_SCHEMA,
+    )
     if not hashes:
         return Scan(seq, table)
     return Scan(seq, table, [bytes(h) for h in cols[8]], np.array(cols[9], np.int64))
@@ -195,9 +201,12 @@ def _ids_of(
     elsewhere = np.flatnonzero(~here & (wanted >= 0))
     if len(elsewhere):
         targets = np.unique(wanted[elsewhere])
-        found = dict(db.execute(
-            "SELECT seq, id FROM records WHERE seq IN (SELECT value FROM json_each(?))",
-            (json.dumps(targets.tolist()),)).fetchall())
+        found = dict(
+            db.execute(
+                "SELECT seq, id FROM records WHERE seq IN (SELECT value FROM json_each(?))",
+                (json.dumps(targets.tolist()),),
+            ).fetchall()
+        )
         values = out.to_pylist()
         for i in elsewhere.tolist():
             values[i] = found.get(int(wanted[i]))

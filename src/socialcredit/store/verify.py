@@ -65,29 +65,54 @@ class ChainWalk:
             name = f"entry {seq} ({kind} {shown!r})"
             if seq != expected:
                 if seq > expected:
-                    return self._bad(expected, None, (
-                        f"gap in the sequence: entry {expected} is missing (the entries go "
-                        f"from {expected - 1} to {seq}): it was deleted"))
+                    return self._bad(
+                        expected,
+                        None,
+                        (
+                            f"gap in the sequence: entry {expected} is missing (the entries go "
+                            f"from {expected - 1} to {seq}): it was deleted"
+                        ),
+                    )
                 return self._bad(seq, key, f"sequence number {seq} is used twice")
             if entries.links[k] != link_of(self.previous):
-                return self._bad(seq, key, (
-                    f"broken link: {name} is not chained to the hash entry {seq - 1} has "
-                    f"now; entry {seq - 1} was rewritten, or the link of entry {seq} changed"))
+                return self._bad(
+                    seq,
+                    key,
+                    (
+                        f"broken link: {name} is not chained to the hash entry {seq - 1} has "
+                        f"now; entry {seq - 1} was rewritten, or the link of entry {seq} changed"
+                    ),
+                )
             payload = entries.payloads[k]
             if payload is None:
-                return self._bad(seq, key, (
-                    f"content hash mismatch: {name} refers to a subject, type or record "
-                    "that does not exist; its fields were changed"))
+                return self._bad(
+                    seq,
+                    key,
+                    (
+                        f"content hash mismatch: {name} refers to a subject, type or record "
+                        "that does not exist; its fields were changed"
+                    ),
+                )
             digest = sha256(self.previous + payload).digest()
             if digest != entries.hashes[k]:
-                return self._bad(seq, key, (
-                    f"content hash mismatch: the fields of {name} do not match its hash; "
-                    "they were changed after it was appended"))
+                return self._bad(
+                    seq,
+                    key,
+                    (
+                        f"content hash mismatch: the fields of {name} do not match its hash; "
+                        "they were changed after it was appended"
+                    ),
+                )
             head = self.heads.get(seq)
             if head is not None and bytes(head) != digest:
-                return self._bad(seq, key, (
-                    f"{name} does not match the hash the log of batches recorded for it: "
-                    "the chain up to here was recomputed after a change"))
+                return self._bad(
+                    seq,
+                    key,
+                    (
+                        f"{name} does not match the hash the log of batches recorded for it: "
+                        "the chain up to here was recomputed after a change"
+                    ),
+                )
             self.previous = digest
             self.checked += 1
         return None
@@ -95,10 +120,15 @@ class ChainWalk:
     def finish(self, logged_last: int) -> VerifyReport:
         """The report once every entry passed; ``logged_last`` is the log's last entry."""
         if self.checked < logged_last:
-            return self._bad(self.checked + 1, None, (
-                f"entries {self.checked + 1} to {logged_last} are missing: the ledger ends at "
-                f"entry {self.checked}, but its log of batches records entries up to "
-                f"{logged_last} (the end of the ledger was cut off)"))
+            return self._bad(
+                self.checked + 1,
+                None,
+                (
+                    f"entries {self.checked + 1} to {logged_last} are missing: the ledger ends at "
+                    f"entry {self.checked}, but its log of batches records entries up to "
+                    f"{logged_last} (the end of the ledger was cut off)"
+                ),
+            )
         return VerifyReport(True, self.checked, head=self.previous.hex())
 
     def _sound(self, entries: Entries) -> bool:

@@ -65,9 +65,11 @@ class BrowserPage:
         return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """Headless Chromium, launched once per session."""
+    """Headless Chromium, launched once per test module: Playwright's synchronous API keeps
+    an event loop running on the main thread while it is open, which tests of asyncio code
+    in later modules must not find."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

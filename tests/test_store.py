@@ -429,6 +429,31 @@ def test_postgres_commits_durably(pg: Store) -> None:
         assert reopened.records().num_rows == 3
 
 
+def test_postgres_analyzes_after_a_bulk_batch(pg: Store) -> None:
+    # a server without autovacuum would otherwise plan by-subject reads as full scans
+    from socialcredit.store.postgres import ANALYZE_AT_LEAST
+
+    def statistics(ledger: Ledger) -> float:
+        db = ledger._db  # type: ignore[attr-defined]
+        row = db.execute("SELECT reltuples FROM pg_class WHERE oid = 'records'::regclass")
+        return float(row.fetchone()[0])
+
+    with pg.create() as ledger:
+        fill(ledger)  # a small batch: no statistics gathered (-1: never analyzed)
+        assert statistics(ledger) == -1
+        n = ANALYZE_AT_LEAST
+        bulk = pa.table(
+            {
+                "id": [f"b{i}" for i in range(n)],
+                "subject": [PERSON] * n,
+                "type": ["traffic.red_light"] * n,
+                "occurred_at": pa.array([dt.date(2024, 5, 1)] * n, pa.date32()),
+            }
+        )
+        assert ledger.append(bulk, source="bulk").appended == n
+        assert statistics(ledger) == n + 3
+
+
 def test_an_empty_ledger(store: Store) -> None:
     with store.create() as ledger:
         assert ledger.records().equals(RECORDS_SCHEMA.empty_table())

@@ -188,11 +188,18 @@ class Ledger(ABC):
             else self._checked_subjects(subjects, f"{source} (subjects)", None, opaque_codes)
         )
         try:
-            return self._append(table, source, origin, joining)
+            result = self._append(table, source, origin, joining)
         except BaseException:
             if joining is not None:  # what the store remembers of subjects may be rolled back
                 self._forget_subjects()
             raise
+        if result.appended:
+            self._appended(result.appended)
+        return result
+
+    def _appended(self, added: int) -> None:  # noqa: B027 (a hook, empty by default)
+        """Called once a batch that added ``added`` records is committed: the store's
+        upkeep after a write (nothing by default)."""
 
     def _append(
         self, table: pa.Table, source: str, origin: Origin, joining: SubjectsCheck | None

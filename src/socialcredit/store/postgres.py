@@ -41,6 +41,7 @@ Python object per row.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -98,6 +99,11 @@ FORMAT = "socialcredit-ledger"
 SCHEMA_VERSION = 1
 HASH_ENCODING = "sha256-netstrings-1"
 DEFAULT_SCHEMA = "socialcredit"
+
+log = logging.getLogger(__name__)
+
+ANALYZE_AT_LEAST = 10_000
+"""Batches smaller than this never refresh the planner's statistics."""
 
 _TABLES = ("meta", "subjects", "types", "records", "batches")
 _APPEND_ONLY = (
@@ -442,6 +448,24 @@ class PostgresLedger(Ledger):
             except psycopg.OperationalError as exc:
                 raise LedgerError(f"cannot write to {self.where}: {exc}") from exc
             yield
+
+    def _appended(self, added: int) -> None:
+        """Planner statistics kept up with bulk writes: after a batch of at least
+        ``ANALYZE_AT_LEAST`` records that grew the records by a fifth or more (the first
+        ones into an empty ledger, say), ``ANALYZE`` them, so that a server without
+        autovacuum does not plan every lookup of a subject's records as a scan of them
+        all. The batch is already durable: a failure here is only logged."""
+        if added < ANALYZE_AT_LEAST:
+            return
+        try:
+            row = self._db.execute(
+                "SELECT reltuples FROM pg_class WHERE oid = 'records'::regclass"
+            ).fetchone()
+            known = float(row[0]) if row else -1.0  # -1: never analyzed
+            if known < 0 or added >= 0.2 * known:
+                self._db.execute("ANALYZE records, subjects")
+        except psycopg.Error:
+            log.warning("ANALYZE after a batch of %d records failed", added, exc_info=True)
 
     @contextmanager
     def _reading(self) -> Iterator[None]:

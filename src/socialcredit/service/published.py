@@ -62,7 +62,6 @@ from socialcredit.service.states import (
     MARK_SECONDS,
     StateCache,
     Watch,
-    contested_in,
     one_subject,
 )
 
@@ -479,7 +478,6 @@ class PublishedStates:
         self._name: str | None = None
         self._snapshot: _PublishedSnapshot | None = None
         self._pointer_read = -1.0
-        self._appeals: tuple[tuple[int, int], dict[str, frozenset[str]]] | None = None
 
     def _latest(self, *, force: bool = False) -> _PublishedSnapshot | None:
         """The newest publication (the pointer read at most every 50 ms unless forced)."""
@@ -545,14 +543,10 @@ class PublishedStates:
         return self._worker.read(lambda ledger: ledger.records_of(code))
 
     def contested(self, code: str) -> frozenset[str]:
-        return contested_in(self._watch, self, code)
+        return self._watch.contested(code)
 
     def ready_contested(self, code: str) -> frozenset[str] | None:
-        marks = self._watch.fresh()
-        known = self._appeals
-        if marks is None or known is None or known[0] != marks.appeals:
-            return None
-        return known[1].get(code, frozenset())
+        return self._watch.ready_contested(code)
 
     def close(self) -> None:
         self._asker.close()

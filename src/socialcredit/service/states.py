@@ -90,6 +90,7 @@ class Watch:
         self._lock = threading.Lock()
         self._marks = Marks(-1, (-1, -1))
         self._checked = (-1, -1.0)  # (writes, monotonic time) of the last read
+        self._appeals: tuple[tuple[int, int], dict[str, frozenset[str]]] | None = None
 
     def fresh(self) -> Marks | None:
         """The marks, when they were read recently enough (never blocks)."""
@@ -120,6 +121,24 @@ class Watch:
         for subject, record in self._db.query(_OPEN_APPEALS):
             found.setdefault(str(subject), set()).add(str(record))
         return {s: frozenset(r) for s, r in found.items()}
+
+    def contested(self, code: str) -> frozenset[str]:
+        """The records of ``code`` under an open appeal, read again when the appeals'
+        mark moved."""
+        marks = self.marks()
+        known = self._appeals
+        if known is None or known[0] != marks.appeals:
+            known = self._appeals = (marks.appeals, self.open_appeals())
+        return known[1].get(code, frozenset())
+
+    def ready_contested(self, code: str) -> frozenset[str] | None:
+        """:meth:`contested` when the open appeals are known to be current, else None
+        (never blocks)."""
+        marks = self.fresh()
+        known = self._appeals
+        if marks is None or known is None or known[0] != marks.appeals:
+            return None
+        return known[1].get(code, frozenset())
 
     def close(self) -> None:
         """Close the connection."""
@@ -305,7 +324,6 @@ class StateCache:
         self._watch = watch
         self._ledger: _Ledger | None = None
         self._snapshots: dict[int, _LocalSnapshot] = {}  # by day, of self._ledger
-        self._appeals: tuple[tuple[int, int], dict[str, frozenset[str]]] | None = None
         self._lock = threading.RLock()
 
     def mark(self) -> int:
@@ -404,29 +422,12 @@ class StateCache:
 
     def contested(self, code: str) -> frozenset[str]:
         """The subject's records under an open appeal."""
-        return contested_in(self._watch, self, code)
+        return self._watch.contested(code)
 
     def ready_contested(self, code: str) -> frozenset[str] | None:
         """:meth:`contested` when the open appeals are known to be current, else None."""
-        marks = self._watch.fresh()
-        known = self._appeals
-        if marks is None or known is None or known[0] != marks.appeals:
-            return None
-        return known[1].get(code, frozenset())
+        return self._watch.ready_contested(code)
 
     def close(self) -> None:
         """Close the connection that reads the marks."""
         self._watch.close()
-
-
-class _AppealsHolder(Protocol):
-    _appeals: tuple[tuple[int, int], dict[str, frozenset[str]]] | None
-
-
-def contested_in(watch: Watch, holder: _AppealsHolder, code: str) -> frozenset[str]:
-    """The open appeals of ``code``, read again when the appeals' mark moved."""
-    marks = watch.marks()
-    known = holder._appeals
-    if known is None or known[0] != marks.appeals:
-        known = holder._appeals = (marks.appeals, watch.open_appeals())
-    return known[1].get(code, frozenset())

@@ -5,6 +5,7 @@ metrics that say what a scheme does to people."""
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -414,3 +415,42 @@ def test_shipped_worlds_are_valid_and_run(name: str) -> None:
     )
     shares = summary(run.metrics, "sanctioned_share")
     assert set(shares) >= {"urban", "rural", "decile_01", "decile_10"}
+
+
+_HEAP_PROBE = """
+import sys
+import numpy as np
+from socialcredit.heap import keep_freed_memory
+
+kept = keep_freed_memory() if sys.argv[1] == "keep" else False
+
+def resident() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+before = resident()
+a = np.ones(256 * 2**20, dtype=np.uint8)
+del a
+print(kept, (resident() - before) / 2**20)
+"""
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/statm").exists() or sys.platform != "linux", reason="Linux"
+)
+def test_the_lab_heap_keeps_freed_memory_for_the_next_partition() -> None:
+    """A freed 256 MB array stays resident for reuse once the heap keeps freed memory (so
+    the next partition's arrays are not faulted in page by page); without, it goes back."""
+    import subprocess
+
+    def probe(mode: str) -> tuple[str, float]:
+        out = subprocess.run(
+            [sys.executable, "-c", _HEAP_PROBE, mode], capture_output=True, text=True, check=True
+        ).stdout.split()
+        return out[0], float(out[1])
+
+    kept, resident = probe("keep")
+    if kept != "True":
+        pytest.skip("this C library has no mallopt")
+    assert resident > 200
+    assert probe("default") == ("False", pytest.approx(0.0, abs=50))

@@ -44,6 +44,7 @@ import pyarrow as pa
 from socialcredit.days import from_day, to_day
 from socialcredit.engine import Engine, States
 from socialcredit.engine.network import PreparedNetwork, Reputation, reputation
+from socialcredit.heap import keep_freed_memory
 from socialcredit.lab.ledger import Ledger
 from socialcredit.lab.metrics import MetricsTable
 from socialcredit.lab.networks import (
@@ -272,7 +273,12 @@ def simulate_all(
     their ledger and final states. With ``workers`` above 1, partitions are simulated in
     that many processes at once; the counts are added in partition order, so the metrics
     are the same as with one.
+
+    The process's C heap is set to keep freed memory for reuse
+    (:func:`~socialcredit.heap.keep_freed_memory`): partitions and weekly steps free and
+    draw arrays of the same sizes again and again.
     """
+    keep_freed_memory()
     single = settings.n_partitions == 1
     if keep_ledger and not single:
         raise ValueError("only a run of one partition keeps its ledger in memory")

@@ -34,6 +34,7 @@ from socialcredit.ids import ric
 from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
 from socialcredit.scheme import load
 from socialcredit.store import SqliteLedger, read_inputs
+from socialcredit.store.sqlite import _FILL_BY_SUBJECT as FILL_BY_SUBJECT
 from socialcredit.store.sqlite import _SCHEMA as SCHEMA_SQL
 
 AT = "2026-06-01"
@@ -82,8 +83,9 @@ def plain_sqlite(path: Path, records: pa.Table, *, ledger_schema: bool = False) 
     """Seconds to insert the rows into a plain WAL table, batch by batch, durably.
 
     With ``ledger_schema``, the table and indexes are the ledger's (integer subject, type
-    and ref, a 32-byte hash and a link per row; unique ids, indexes by subject and ref),
-    without its checks and hash chain: what the ledger's own work adds is the difference.
+    and ref, a 32-byte hash and a link per row; unique ids, the index by ref, and the
+    table of records by subject filled per batch), without its checks and hash chain:
+    what the ledger's own work adds is the difference.
     """
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA page_size=16384")
@@ -133,6 +135,8 @@ def plain_sqlite(path: Path, records: pa.Table, *, ledger_schema: bool = False) 
             sql = "INSERT INTO r VALUES (?,?,?,?,?,?,?)"
         con.execute("BEGIN")
         con.executemany(sql, rows)
+        if ledger_schema:
+            con.execute(FILL_BY_SUBJECT, (offset + 1,))
         con.execute("COMMIT")
     elapsed = time.perf_counter() - t
     con.close()
@@ -143,6 +147,7 @@ def pc_unique(values: pa.ChunkedArray) -> list[str]:
     return [str(v) for v in pc.unique(values).to_pylist()]
 
 
+# the tables records and records_by_subject, and the index by ref
 _LEDGER_TABLE = [
     sql for sql in SCHEMA_SQL if sql.startswith(("CREATE TABLE records", "CREATE INDEX"))
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib
 import os
 import sqlite3
 import subprocess
@@ -407,7 +408,8 @@ def test_open_a_database_that_is_not_a_ledger(store: Store) -> None:
 def test_open_a_ledger_of_another_schema_version(ledger: Ledger, store: Store) -> None:
     ledger.close()
     store.tamper("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(LedgerError, match=r"schema version 99.*reads schema version 1"):
+    version = importlib.import_module(store.module).SCHEMA_VERSION
+    with pytest.raises(LedgerError, match=rf"schema version 99.*reads schema version {version}"):
         store.open()
 
 
@@ -1257,6 +1259,221 @@ def test_a_rechained_ledger_contradicts_the_log_of_batches(ledger: Ledger, store
     report = ledger.verify()
     assert (report.ok, report.first_bad, report.key) == (False, 5, "r3")
     assert "log of batches" in report.reason
+
+
+# -- SQLite: records by subject (schema version 2) ---------------------------------------
+
+OTHER = "91110000600037341L"  # a third valid USCC
+
+
+def layout(path: Path) -> dict[str, set[str]]:
+    """The tables, indexes and triggers of an SQLite file, by kind."""
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
+    found: dict[str, set[str]] = {}
+    for kind, name in rows.fetchall():
+        found.setdefault(kind, set()).add(name)
+    db.close()
+    return found
+
+
+def meta_of(path: Path) -> dict[str, str]:
+    db = sqlite3.connect(path)
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    db.close()
+    return meta
+
+
+def by_subject(path: Path) -> list[tuple[int, int]]:
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT subject, seq FROM records_by_subject ORDER BY subject, seq")
+    out = rows.fetchall()
+    db.close()
+    return out
+
+
+def grow(ledger: Ledger) -> Ledger:
+    """Several batches over three subjects, with refs, after :func:`fill`."""
+    ledger.add_subjects(subjects_table((OTHER, "organization")))
+    append(
+        ledger,
+        records_csv(
+            f"r4,{OTHER},court.unfulfilled,2024-04-01,,100,",
+            f"r5,{PERSON},appeal.upheld,2024-04-02,,,r2",
+            f"r6,{ORG},charity.donation,2024-04-03,,50,",
+            source="second.csv",
+        ),
+    )
+    append(
+        ledger,
+        records_csv(
+            f"r7,{ORG},appeal.upheld,2024-05-01,,,r1",
+            f"r8,{OTHER},traffic.red_light,2024-05-02,,,",
+            f"r9,{PERSON},charity.donation,2024-05-03,,10,",
+            source="third.csv",
+        ),
+    )
+    return ledger
+
+
+def assert_records_by_subject_agree(ledger: Ledger) -> None:
+    everything = ledger.records()
+    for code in (ORG, PERSON, OTHER):
+        mine = everything.filter(pa.compute.equal(everything["subject"], code))
+        assert mine.num_rows > 0
+        assert ledger.records_of(code).equals(mine)
+
+
+def to_version_1(path: Path) -> None:
+    """Turn a ledger file back into the layout of schema version 1."""
+    db = sqlite3.connect(path, isolation_level=None)
+    (meta_trigger,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'meta_no_update'"
+    ).fetchone()
+    for statement in (
+        "BEGIN",
+        "DROP TRIGGER records_by_subject_no_update",
+        "DROP TRIGGER records_by_subject_no_delete",
+        "DROP TABLE records_by_subject",
+        "CREATE INDEX records_by_subject ON records (subject)",
+        "DROP TRIGGER meta_no_update",
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+        meta_trigger,
+        "COMMIT",
+    ):
+        db.execute(statement)
+    db.close()
+
+
+def test_a_new_sqlite_ledger_finds_records_by_subject_through_a_table(path: Path) -> None:
+    fill(SqliteLedger.create(path)).close()
+    found = layout(path)
+    assert "records_by_subject" in found["table"]
+    assert "records_by_subject" not in found.get("index", set())
+    assert {"records_by_subject_no_update", "records_by_subject_no_delete"} <= found["trigger"]
+    assert meta_of(path)["schema_version"] == "2"
+    assert "upgraded_to_2_at" not in meta_of(path)
+    # entries 1-2 are the subjects; r1 (entry 3) is ORG's, r2 and r3 (4, 5) PERSON's
+    assert by_subject(path) == [(1, 3), (2, 4), (2, 5)]
+
+
+def test_records_of_agrees_with_the_whole_ledger_after_several_appends(path: Path) -> None:
+    with SqliteLedger.create(path) as ledger:
+        grow(fill(ledger))
+        assert_records_by_subject_agree(ledger)
+        assert len(by_subject(path)) == ledger.records().num_rows == 9
+        assert ledger.verify().ok
+
+
+def test_a_failed_batch_leaves_no_row_by_subject(path: Path) -> None:
+    with SqliteLedger.create(path) as ledger:
+        fill(ledger)
+        before = by_subject(path)
+
+        def broken_log(*args: object) -> None:
+            raise OSError("log unwritable")
+
+        ledger._log = broken_log  # type: ignore[method-assign]
+        with pytest.raises(OSError, match="log unwritable"):
+            append(
+                ledger, records_csv(f"x1,{ORG},a.b,2024-01-01,,,", f"x2,{PERSON},a.b,2024-01-01,,,")
+            )
+        del ledger._log
+        assert by_subject(path) == before
+        assert ledger.records_of(ORG).column("id").to_pylist() == ["r1"]
+        assert append(ledger, records_csv(f"x1,{ORG},a.b,2024-01-01,,,")) == (1, 0, 0)
+        assert ledger.records_of(ORG).column("id").to_pylist() == ["r1", "x1"]
+        assert ledger.verify().ok
+
+
+def test_a_version_1_file_is_upgraded_on_open(path: Path) -> None:
+    with SqliteLedger.create(path) as ledger:
+        grow(fill(ledger))
+        head = ledger.verify().head
+        everything = ledger.records()
+        rows = by_subject(path)
+    to_version_1(path)
+    assert "records_by_subject" in layout(path)["index"]
+    assert "records_by_subject" not in layout(path)["table"]
+    assert meta_of(path)["schema_version"] == "1"
+
+    with SqliteLedger.open(path) as ledger:
+        found = layout(path)
+        assert "records_by_subject" in found["table"]
+        assert "records_by_subject" not in found.get("index", set())
+        assert {"records_by_subject_no_update", "records_by_subject_no_delete"} <= found["trigger"]
+        meta = meta_of(path)
+        assert meta["schema_version"] == "2"
+        assert dt.datetime.fromisoformat(meta["upgraded_to_2_at"]).tzinfo is not None
+        assert by_subject(path) == rows
+        report = ledger.verify()
+        assert report.ok and report.head == head and report.entries_checked == 12
+        assert ledger.records().equals(everything)
+        assert_records_by_subject_agree(ledger)
+        assert append(ledger, records_csv(f"r10,{OTHER},a.b,2024-06-01,,,r8")) == (1, 0, 0)
+        assert ledger.records_of(OTHER).column("id").to_pylist() == ["r4", "r8", "r10"]
+        assert ledger.verify().ok
+    # the meta table is append-only again, and a second opening changes nothing
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        SqliteStore(path).execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with SqliteLedger.open(path) as ledger:
+        assert meta_of(path) == meta
+        assert ledger.verify().ok
+
+
+def test_an_upgrade_that_fails_leaves_a_version_1_file(path: Path) -> None:
+    fill(SqliteLedger.create(path)).close()
+    to_version_1(path)
+    # a row an upgrade could not add: the whole upgrade is rolled back
+    SqliteStore(path).execute("INSERT INTO meta (key, value) VALUES ('upgraded_to_2_at', 'x')")
+    with pytest.raises(LedgerError, match=r"cannot upgrade .* from schema version 1 to 2"):
+        SqliteLedger.open(path)
+    assert meta_of(path)["schema_version"] == "1"
+    assert "records_by_subject" in layout(path)["index"]
+    assert "records_by_subject" not in layout(path)["table"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE records_by_subject SET subject = 1", "DELETE FROM records_by_subject WHERE seq = 4"],
+)
+def test_the_table_by_subject_refuses_changes(path: Path, statement: str) -> None:
+    with SqliteLedger.create(path) as ledger:
+        fill(ledger)
+        rows = by_subject(path)
+        with pytest.raises(sqlite3.IntegrityError, match="records_by_subject is append-only"):
+            SqliteStore(path).execute(statement)
+        assert by_subject(path) == rows
+
+
+@pytest.mark.parametrize(
+    ("statement", "first_bad", "key", "says"),
+    [
+        ("DELETE FROM records_by_subject WHERE seq = 4", 4, "r2", "no row for entry 4"),
+        ("UPDATE records_by_subject SET subject = 1 WHERE seq = 5", 5, "r3", "no row for entry 5"),
+        # the same count and sums of seqs and subjects: only the pairs differ
+        (
+            "UPDATE records_by_subject SET subject = 3 - subject WHERE seq IN (3, 4)",
+            3,
+            "r1",
+            "no row for entry 3",
+        ),
+        ("INSERT INTO records_by_subject VALUES (1, 4)", 4, "r2", "of another subject"),
+        ("INSERT INTO records_by_subject VALUES (1, 99)", 99, None, "entry 99 is no record"),
+    ],
+)
+def test_verify_names_a_table_by_subject_that_disagrees(
+    path: Path, statement: str, first_bad: int, key: str | None, says: str
+) -> None:
+    with SqliteLedger.create(path) as ledger:
+        fill(ledger)
+        SqliteStore(path).tamper(statement)
+        report = ledger.verify()
+        assert (report.ok, report.first_bad, report.key) == (False, first_bad, key)
+        assert report.reason.startswith("records_by_subject, the table that finds records by")
+        assert "the chain is intact" in report.reason
+        assert says in report.reason
+        assert report.entries_checked == 5
 
 
 # -- crash safety ------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """The ledger in one SQLite file: append-only, hash-chained, durable.
 
-Layout (schema version 1)::
+Layout (schema version 2)::
 
     meta      (key, value)                      format, schema version, hash encoding
     subjects  (seq, code, kind, hash, link)     one entry per registered subject
     records   (seq, id, subject, type, occurred_at, recorded_at, amount, ref, hash, link)
+    records_by_subject (subject, seq)           one row per record, sorted by subject
     types     (code, name)                      record types, numbered as first seen
     batches   (batch, source, first_seq, last_seq, head, appended_at)   one per write
 
@@ -13,7 +14,18 @@ Layout (schema version 1)::
 subject's entry, ``type`` a code of ``types``, ``ref`` the ``seq`` of the referenced
 record, dates whole days since 1970-01-01 (:mod:`socialcredit.days`); ``hash`` is the
 entry's SHA-256 and ``link`` the first 8 bytes of the previous entry's hash. Indexes:
-records by id (unique), by subject and by ref.
+records by id (unique) and by ref.
+
+``records_by_subject`` finds the records of a subject: a table keyed by (subject, seq),
+filled in the transaction that appends the records, with the batch's rows sorted, so an
+append writes it in order instead of placing one index entry per record at a random spot.
+The chain's hashes do not cover it; :meth:`SqliteLedger.verify` checks that it holds
+exactly one row per record, with the record's subject.
+
+Schema version 1 had an index on ``records (subject)`` instead of that table. Opening a
+version-1 file upgrades it in place, in one transaction: the index is dropped, the table
+made and filled from the records, ``schema_version`` set to 2 and the time of the upgrade
+kept as ``upgraded_to_2_at`` in ``meta``. Entries and the chain are unchanged.
 
 Every table refuses UPDATE and DELETE (triggers that abort), the file is in WAL mode with
 ``synchronous=FULL``, and each write is one transaction: a batch is durable once
@@ -69,10 +81,29 @@ from socialcredit.store.verify import ChainWalk, Entries
 __all__ = ["SCHEMA_VERSION", "SqliteLedger"]
 
 FORMAT = "socialcredit-ledger"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HASH_ENCODING = "sha256-netstrings-1"
 
-_TABLES = ("meta", "subjects", "types", "records", "batches")
+_TABLES = ("meta", "subjects", "types", "records", "records_by_subject", "batches")
+
+
+def _append_only(table: str, verb: str) -> str:
+    return (
+        f"CREATE TRIGGER {table}_no_{verb} BEFORE {verb.upper()} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: rows are never changed or "
+        f"deleted; a correction is a new record whose ref names the old one'); END"
+    )
+
+
+_BY_SUBJECT = (
+    "CREATE TABLE records_by_subject (subject INTEGER NOT NULL, seq INTEGER NOT NULL, "
+    "PRIMARY KEY (subject, seq)) WITHOUT ROWID"
+)
+# The records from ``seq`` on, sorted: appended to the side table in key order.
+_FILL_BY_SUBJECT = (
+    "INSERT INTO records_by_subject SELECT subject, seq FROM records WHERE seq >= ? "
+    "ORDER BY subject, seq"
+)
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE subjects (seq INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE, "
@@ -82,18 +113,24 @@ _SCHEMA = (
     "subject INTEGER NOT NULL, type INTEGER NOT NULL, occurred_at INTEGER NOT NULL, "
     "recorded_at INTEGER NOT NULL, amount INTEGER NOT NULL, ref INTEGER, "
     "hash BLOB NOT NULL, link INTEGER NOT NULL)",
-    "CREATE INDEX records_by_subject ON records (subject)",
+    _BY_SUBJECT,
     "CREATE INDEX records_by_ref ON records (ref) WHERE ref IS NOT NULL",
     "CREATE TABLE batches (batch INTEGER PRIMARY KEY, source TEXT NOT NULL, "
     "first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, head BLOB NOT NULL, "
     "appended_at TEXT NOT NULL)",
-    *(
-        f"CREATE TRIGGER {table}_no_{verb} BEFORE {verb.upper()} ON {table} "
-        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: rows are never changed or "
-        f"deleted; a correction is a new record whose ref names the old one'); END"
-        for table in _TABLES
-        for verb in ("update", "delete")
-    ),
+    *(_append_only(table, verb) for table in _TABLES for verb in ("update", "delete")),
+)
+# Schema version 1 to 2, in one transaction: the side table replaces the index.
+# (An index and a table share one namespace: the index goes first.)
+_UPGRADE_1_TO_2 = (
+    "DROP INDEX records_by_subject",
+    _BY_SUBJECT,
+    _append_only("records_by_subject", "update"),
+    _append_only("records_by_subject", "delete"),
+    "INSERT INTO records_by_subject SELECT subject, seq FROM records ORDER BY subject, seq",
+    "DROP TRIGGER meta_no_update",
+    "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+    _append_only("meta", "update"),
 )
 _PAGE_SIZE = 16384
 _CACHE_KIB = 131072
@@ -157,7 +194,10 @@ class SqliteLedger(Ledger):
 
     @classmethod
     def open(cls, path: str | Path) -> SqliteLedger:
-        """Open an existing ledger file, checking that it is one, of this schema version."""
+        """Open an existing ledger file, checking that it is one, of this schema version.
+
+        A file of schema version 1 is upgraded to version 2 in place (see the module).
+        """
         path = Path(path)
         if not path.is_file():
             raise LedgerError(
@@ -172,12 +212,15 @@ class SqliteLedger(Ledger):
             if meta.get("format") != FORMAT:
                 raise LedgerError(f"{path} is not a socialcredit ledger")
             version = meta.get("schema_version")
-            if version != str(SCHEMA_VERSION):
+            if version not in (str(SCHEMA_VERSION), "1"):
                 raise LedgerError(
                     f"{path} is a ledger of schema version {version}; this version of "
-                    f"socialcredit reads schema version {SCHEMA_VERSION} only"
+                    f"socialcredit reads schema version {SCHEMA_VERSION} only (and "
+                    "upgrades version 1)"
                 )
             db.execute("PRAGMA journal_mode = WAL")
+            if version == "1":
+                _upgrade_1_to_2(db, path)
         except BaseException:
             db.close()
             raise
@@ -224,8 +267,8 @@ class SqliteLedger(Ledger):
     def records_of(self, code: str) -> pa.Table:
         """The records of one subject, canonical schema, in ledger order."""
         rows = self._db.execute(
-            f"SELECT {RECORD_COLUMNS} WHERE r.subject = "
-            "(SELECT seq FROM subjects WHERE code = ?) ORDER BY r.seq",
+            f"SELECT {RECORD_COLUMNS} WHERE r.seq IN (SELECT b.seq FROM records_by_subject "
+            "AS b WHERE b.subject = (SELECT seq FROM subjects WHERE code = ?)) ORDER BY r.seq",
             (code,),
         ).fetchall()
         return records_table(rows).drop_columns(["seq"])
@@ -246,7 +289,9 @@ class SqliteLedger(Ledger):
         twice; each entry's link matches the previous entry's hash (else the previous entry
         was rewritten); each entry's hash matches its fields (else they were changed); the
         heads recorded in the log of batches match the chain, and the chain reaches the
-        last entry the log records (else entries were cut off the end).
+        last entry the log records (else entries were cut off the end). Then, the chain
+        being sound, that ``records_by_subject`` holds one row per record, with the
+        record's subject, and nothing else (else reading by subject would miss records).
         """
         with self._reading():
             logged = self._logged_last()
@@ -258,7 +303,52 @@ class SqliteLedger(Ledger):
                 report = walk.check(self._entries(lo, lo + _SCAN, names))
                 if report is not None:
                     return report
-        return walk.finish(logged)
+            report = walk.finish(logged)
+            return self._check_by_subject(report) if report.ok else report
+
+    def _check_by_subject(self, sound: VerifyReport) -> VerifyReport:
+        """Check ``records_by_subject`` against the records of a sound chain: every record
+        has its row (subject, seq), and there are as many rows as records (so no other).
+        Each record is one lookup in the table's key, in ledger order; the first record
+        without its row, or else the first row without its record, is named."""
+        (records,) = self._db.execute("SELECT count(*) FROM records").fetchone()
+        (listed,) = self._db.execute("SELECT count(*) FROM records_by_subject").fetchone()
+        missing = self._db.execute(
+            "SELECT r.seq, r.id, r.subject FROM records AS r WHERE NOT EXISTS (SELECT 1 "
+            "FROM records_by_subject AS b WHERE b.subject = r.subject AND b.seq = r.seq) "
+            "ORDER BY r.seq LIMIT 1"
+        ).fetchone()
+        if missing is None and records == listed:
+            return sound
+        stray = self._db.execute(
+            "SELECT b.seq, b.subject FROM records_by_subject AS b WHERE NOT EXISTS (SELECT 1 "
+            "FROM records AS r WHERE r.seq = b.seq AND r.subject = b.subject) "
+            "ORDER BY b.seq LIMIT 1"
+        ).fetchone()
+        table = (
+            "records_by_subject, the table that finds records by subject, disagrees with the "
+            "records (the chain is intact): "
+        )
+        if missing is not None and (stray is None or missing[0] <= stray[0]):
+            seq, key, subject = missing
+            reason = (
+                f"it has no row for entry {seq} (record {key!r}) under its subject (entry "
+                f"{subject}); rows were deleted or changed, and reading the records of that "
+                "subject would miss it"
+            )
+        elif stray is not None:
+            seq, subject = stray
+            row = self._db.execute("SELECT id FROM records WHERE seq = ?", (seq,)).fetchone()
+            key = None if row is None else str(row[0])
+            what = "no record" if key is None else f"record {key!r}, of another subject,"
+            reason = (
+                f"it lists entry {seq} under subject entry {subject}, but entry {seq} is "
+                f"{what}; rows were added or changed, and reading the records of subject "
+                f"entry {subject} would give a wrong record"
+            )
+        else:  # as many rows as records, each record with its row: cannot be
+            raise AssertionError("records_by_subject: counts differ, yet every row matches")
+        return VerifyReport(False, sound.entries_checked, seq, table + reason, key, sound.head)
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -401,6 +491,7 @@ class SqliteLedger(Ledger):
 
         sql = _INSERT_RECORD if with_refs else _INSERT_RECORD_NO_REF
         _insert_overlapped(self._db, sql, chunks())
+        self._db.execute(_FILL_BY_SUBJECT, (int(seqs[0]),))
         self._log(source, int(seqs[0]), int(seqs[-1]), head[0])
 
     # -- helpers ------------------------------------------------------------------------
@@ -528,6 +619,28 @@ def _connect(path: Path, mode: str) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous = FULL")
     db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
     return db
+
+
+def _upgrade_1_to_2(db: sqlite3.Connection, path: Path) -> None:
+    """Upgrade a ledger file of schema version 1 to 2, in one transaction."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise LedgerError(
+            f"cannot upgrade {path} from schema version 1 to 2 (it is opened for writing): {exc}"
+        ) from exc
+    try:
+        (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version == "1":  # else another process upgraded it in the meantime
+            for statement in _UPGRADE_1_TO_2:
+                db.execute(statement)
+            db.execute("INSERT INTO meta (key, value) VALUES ('upgraded_to_2_at', ?)", (_now(),))
+    except BaseException as exc:
+        db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise LedgerError(f"cannot upgrade {path} from schema version 1 to 2: {exc}") from exc
+        raise
+    db.execute("COMMIT")
 
 
 def _read_meta(db: sqlite3.Connection, path: Path) -> dict[str, str]:

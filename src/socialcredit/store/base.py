@@ -72,9 +72,10 @@ class VerifyReport:
     """The result of :meth:`Ledger.verify`.
 
     ``ok`` is true when every entry's hash matches its content and its place in the
-    chain, and the store's own ways of finding entries agree with them (an SQLite ledger's
-    table of records by subject). Otherwise ``first_bad`` is the sequence number of the first entry that fails,
-    ``key`` its record id or subject code (None for a missing entry), and ``reason`` says
+    chain, and the store's own ways of finding entries agree with them (an SQLite
+    ledger's table of records by subject). Otherwise ``first_bad`` is the sequence number
+    of the first entry that fails, ``key`` its record id or subject code (None for a
+    missing entry), and ``reason`` says
     what is wrong. ``entries_checked`` counts the entries read; ``head`` is the hex hash of
     the last entry (compare it with a copy kept elsewhere to detect a cut-off tail).
     """

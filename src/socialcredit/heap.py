@@ -5,7 +5,7 @@ glibc serves every allocation above 32 MB with a fresh ``mmap`` and returns it w
 faulted in (and zeroed by the kernel) one by one on first touch. On virtual machines a page
 fault is expensive: 128 MB of fresh memory took 0.4 s to touch on the project's benchmark
 machine, 8x the time to fill the same memory once touched. The lab draws and frees arrays
-of this size for every partition and every weekly step, so it spent a third of its time in
+of this size for every partition and every weekly step, so a sixth of its CPU time went to
 the kernel's page faults (``sys`` time).
 
 :func:`keep_freed_memory` makes the heap serve large allocations too and keep what is freed

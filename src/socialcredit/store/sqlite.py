@@ -120,14 +120,14 @@ _SCHEMA = (
     "appended_at TEXT NOT NULL)",
     *(_append_only(table, verb) for table in _TABLES for verb in ("update", "delete")),
 )
-# Schema version 1 to 2, in one transaction: the side table replaces the index.
+# Schema version 1 to 2, in one transaction: the side table replaces the index (and is
+# then filled with every record, by _FILL_BY_SUBJECT).
 # (An index and a table share one namespace: the index goes first.)
 _UPGRADE_1_TO_2 = (
     "DROP INDEX records_by_subject",
     _BY_SUBJECT,
     _append_only("records_by_subject", "update"),
     _append_only("records_by_subject", "delete"),
-    "INSERT INTO records_by_subject SELECT subject, seq FROM records ORDER BY subject, seq",
     "DROP TRIGGER meta_no_update",
     "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
     _append_only("meta", "update"),
@@ -634,6 +634,7 @@ def _upgrade_1_to_2(db: sqlite3.Connection, path: Path) -> None:
         if version == "1":  # else another process upgraded it in the meantime
             for statement in _UPGRADE_1_TO_2:
                 db.execute(statement)
+            db.execute(_FILL_BY_SUBJECT, (0,))  # every record, sorted, as a batch's are
             db.execute("INSERT INTO meta (key, value) VALUES ('upgraded_to_2_at', ?)", (_now(),))
     except BaseException as exc:
         db.execute("ROLLBACK")

@@ -46,6 +46,7 @@ import multiprocessing
 import os
 import platform
 import random
+import resource
 import signal
 import socket
 import subprocess
@@ -234,6 +235,7 @@ def load(
     listing.write_text("\n".join(paths) + "\n")
     script = tmp / "load.lua"
     script.write_text(WRK_SCRIPT % {"paths": listing, "key": key or "", "seed": 3})
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [
             "wrk",
@@ -262,7 +264,16 @@ def load(
         "p50_ms": float(p50) / 1000,
         "p99_ms": float(p99) / 1000,
         "errors": int(status_errors) + int(socket_errors),
+        "wrk_cpu_us": (
+            cpu_seconds(resource.getrusage(resource.RUSAGE_CHILDREN)) - cpu_seconds(used)
+        )
+        / max(1, int(requests))
+        * 1e6,
     }
+
+
+def cpu_seconds(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
 
 
 class Watcher:
@@ -675,12 +686,20 @@ def main() -> None:
             lambda r: f"{r['decisions']['p50_ms']:.1f} / {r['decisions']['p99_ms']:.1f}",
         ),
         ("decisions, server CPU per request, µs", lambda r: f"{r['decisions']['cpu_us']:.0f}"),
+        (
+            "decisions, load generator CPU per request, µs",
+            lambda r: f"{r['decisions']['wrk_cpu_us']:.0f}",
+        ),
         ("public lookup, requests/s", lambda r: f"{r['lookup']['per_second']:,.0f}"),
         (
             "public lookup, p50 / p99 ms",
             lambda r: f"{r['lookup']['p50_ms']:.1f} / {r['lookup']['p99_ms']:.1f}",
         ),
         ("public lookup, server CPU per request, µs", lambda r: f"{r['lookup']['cpu_us']:.0f}"),
+        (
+            "public lookup, load generator CPU per request, µs",
+            lambda r: f"{r['lookup']['wrk_cpu_us']:.0f}",
+        ),
         ("non-200 answers", lambda r: f"{r['decisions']['errors'] + r['lookup']['errors']}"),
         (
             "first decision after one more batch, s",

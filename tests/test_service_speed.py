@@ -452,3 +452,77 @@ def test_notice_bodies_joined_as_columns_are_those_written_record_by_record(
         assert texts.adverse(rows, scheme, "s") == texts.adverse_rows(rows, scheme, "s")
     for _, _, _, _, _, _, body in texts.adverse(rows.slice(0, 5), active.scheme, "s"):
         assert json.loads(body)["record"]["id"] in ids
+
+
+def test_many_ids_are_found_as_one_array_on_either_store(service_db: str) -> None:
+    from socialcredit.store.service_db import ServiceDB, upgrade
+
+    upgrade(service_db)
+    db = ServiceDB.connect(service_db)
+    try:
+        sent = [f"r{i}" for i in range(6000)] + ['quote"d', "back\\slash", "ünïcødé", "a,b"]
+        with db.transaction() as tx:
+            tx.copy(
+                "svc_submissions",
+                ("record_id", "agency", "subject", "type", "submitted_at"),
+                [(rid, f"agency {i % 3}", "s", "t", "2025-01-01") for i, rid in enumerate(sent)],
+            )
+        asked = [*sent[::7], "never sent", "r6000", "quote"]
+        where, params = db.one_of("record_id", asked)
+        rows = db.query(f"SELECT record_id, agency FROM svc_submissions WHERE {where}", params)
+        expected = {rid: f"agency {sent.index(rid) % 3}" for rid in asked if rid in sent}
+        assert dict(rows) == expected
+        nothing, params = db.one_of("record_id", [])
+        assert db.query(f"SELECT record_id FROM svc_submissions WHERE {nothing}", params) == []
+    finally:
+        db.close()
+
+
+def test_outbox_rows_are_written_once_per_new_notice(service_db: str) -> None:
+    """Each new notice gets exactly one outbox row; a notice numbered among them that
+    another transaction gave one gets no other."""
+    from socialcredit.service.notices import OUTBOX_NEW, write_notices
+    from socialcredit.store.service_db import ServiceDB, upgrade
+
+    upgrade(service_db)
+    db = ServiceDB.connect(service_db)
+    columns = (
+        "subject",
+        "record_id",
+        "scheme",
+        "kind",
+        "created_at",
+        "effective_on",
+        "body",
+    )
+    try:
+
+        def notices(lo: int, hi: int) -> list[tuple[str, str, str, str, str, str, str]]:
+            return [
+                (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}")
+                for i in range(lo, hi)
+            ]
+
+        with db.transaction() as tx:
+            assert write_notices(tx, notices(0, 3000), "now") == 3000
+        with db.transaction() as tx:  # another transaction's notice, already in the outbox
+            tx.execute(
+                "INSERT INTO svc_notices (subject, record_id, scheme, kind, created_at, "
+                "effective_on, body) VALUES ('x', 'other', 'rongcheng', 'adverse', 'now', "
+                "'2025-01-01', '{}')"
+            )
+            tx.execute(
+                "INSERT INTO svc_outbox (notice_id, created_at) "
+                "SELECT id, 'now' FROM svc_notices WHERE record_id = 'other'"
+            )
+        with db.transaction() as tx:  # numbered after 3,000 as the other one is
+            tx.copy("svc_notices", columns, notices(3000, 5000))
+            assert tx.execute(OUTBOX_NEW, ("now", 3000, 3000)) == 2000
+        counts = db.query(
+            "SELECT n.record_id, count(o.id) FROM svc_notices AS n "
+            "LEFT JOIN svc_outbox AS o ON o.notice_id = n.id GROUP BY n.record_id"
+        )
+        assert len(counts) == 5001
+        assert {int(c) for _, c in counts} == {1}
+    finally:
+        db.close()

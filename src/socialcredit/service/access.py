@@ -6,13 +6,13 @@ last 12 months (:func:`entries_of`). The table is append-only.
 
 Entries are written by group commit (:class:`AccessLogWriter`): one thread with its own
 connection takes every entry waiting, writes them in one transaction and commits once
-(one fsync for all of them), then releases the requests that wait for them. A commit costs
-far more than the rows it writes (on SQLite about 0.3 ms of CPU and 1 ms of waiting for the
-disk), so under load -- when the last group held more than one entry -- a group waits
-:data:`GROUP_WAIT` for more before it is committed: a millisecond more per request, and a
-few times fewer commits. A request is
-answered only after its entry is durable; if the commit fails, every request of the group
-fails (503) and none is answered.
+(one fsync for all of them), then releases the requests that wait for them. The entries
+that arrive while one group commits form the next group, so the groups grow with the load
+by themselves, and a group never waits for more: with a commit of 1-2 ms under load,
+making each group wait another millisecond for company kept a request waiting 4 ms for
+its entry at the median instead of 2-3.6 ms, and cut the decisions answered per second by
+up to a third (``benchmarks/RESULTS.md``). A request is answered only after its entry is
+durable; if the commit fails, every request of the group fails (503) and none is answered.
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ __all__ = [
 MAX_PURPOSE = 200
 LOOKBACK_DAYS = 365
 GROUP_MAX = 2000  # entries committed together at most
-GROUP_WAIT = 0.001  # under load, how long a group waits for more entries before its commit
 WAIT_SECONDS = 30.0
 
 _INSERT = (
@@ -119,7 +118,6 @@ class AccessLogWriter:
             if not checkpoints and self._db.dialect == "sqlite":  # another thread checkpoints
                 self._db.execute("PRAGMA wal_autocheckpoint = 0")
         self._queue: queue.SimpleQueue[tuple[list[Entry], Waiter] | None] = queue.SimpleQueue()
-        self._busy = False  # whether the last group committed here held several entries
         self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
         self._thread.start()
 
@@ -155,30 +153,21 @@ class AccessLogWriter:
         return done
 
     def _take(self) -> tuple[list[tuple[list[Entry], Waiter]], bool]:
-        """The next group: what is queued (waiting for the first), and whether to stop;
-        under load, what comes within :data:`GROUP_WAIT` of the first too."""
+        """The next group: what is queued (waiting for the first), and whether to stop."""
         first = self._queue.get()
         if first is None:
             return [], True
         group = [first]
         size = len(first[0])
-        deadline = time.monotonic() + GROUP_WAIT if self._busy and self._db is not None else 0.0
         while size < GROUP_MAX:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=left)
-                except queue.Empty:
-                    break
+                break
             if item is None:
                 return group, True
             group.append(item)
             size += len(item[0])
-        self._busy = size > 1
         return group, False
 
     def _run(self) -> None:

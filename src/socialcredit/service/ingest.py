@@ -244,17 +244,12 @@ def _existing(svc: Service, ids: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def _owners(svc: Service, ids: list[str]) -> dict[str, str]:
-    owners: dict[str, str] = {}
-    for start in range(0, len(ids), 5000):
-        chunk = ids[start : start + 5000]
-        marks = ",".join("?" * len(chunk))
-        owners.update(
-            (str(a), str(b))
-            for a, b in svc.db.query(
-                f"SELECT record_id, agency FROM svc_submissions WHERE record_id IN ({marks})", chunk
-            )
-        )
-    return owners
+    """The agency that sent each of ``ids`` that was sent."""
+    if not ids:
+        return {}
+    sent, params = svc.db.one_of("record_id", ids)
+    rows = svc.db.query(f"SELECT record_id, agency FROM svc_submissions WHERE {sent}", params)
+    return {str(a): str(b) for a, b in rows}
 
 
 def _record_and_notify(svc: Service, agency: str, rows: pa.Table) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -102,6 +103,16 @@ class ServiceDB:
 
     def _sql(self, sql: str) -> str:
         return sql if self.dialect == "sqlite" else sql.replace("?", "%s")
+
+    def one_of(self, column: str, values: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+        """A condition that ``column`` is one of ``values``, and its one parameter: the
+        values as one array, read by a subquery the planner joins (an index lookup per
+        value, or one pass over a hash of them), never a list of placeholders that
+        PostgreSQL compares row by row -- 5,000 comparisons a row when its statistics
+        of the table are out of date."""
+        if self.dialect == "sqlite":
+            return f"{column} IN (SELECT value FROM json_each(?))", (json.dumps(list(values)),)
+        return f"{column} IN (SELECT unnest(?::text[]))", (list(values),)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """All rows of a query."""

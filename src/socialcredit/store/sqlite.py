@@ -133,7 +133,7 @@ _UPGRADE_1_TO_2 = (
     _append_only("meta", "update"),
 )
 _PAGE_SIZE = 16384
-_CACHE_KIB = 131072
+CACHE_KIB = 131072  # the page cache of each connection to a ledger file, KiB
 _BUSY_MS = 10000
 _SCAN = 500_000  # entries per chunk when reading the whole ledger
 _READERS = min(4, os.cpu_count() or 1)  # threads reading chunks
@@ -617,7 +617,7 @@ def _connect(path: Path, mode: str) -> sqlite3.Connection:
         raise LedgerError(f"cannot open {path}: {exc}") from exc
     db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
     db.execute("PRAGMA synchronous = FULL")
-    db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+    db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     return db
 
 

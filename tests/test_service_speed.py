@@ -526,3 +526,43 @@ def test_outbox_rows_are_written_once_per_new_notice(service_db: str) -> None:
         assert {int(c) for _, c in counts} == {1}
     finally:
         db.close()
+
+
+def test_the_service_tables_statistics_follow_their_growth(service_db: str) -> None:
+    """On PostgreSQL, tables that grew by a fifth or more since their statistics were
+    taken are analyzed (so a server without autovacuum plans with their real size), and
+    only those; SQLite keeps its own statistics."""
+    from socialcredit.service.notices import write_notices
+    from socialcredit.store.service_db import ServiceDB, upgrade
+
+    upgrade(service_db)
+    db = ServiceDB.connect(service_db)
+    try:
+        if db.dialect == "postgres":
+            db.execute("ANALYZE")  # the statistics of empty tables
+            db.query("SELECT pg_stat_force_next_flush()")  # counts visible at commit
+        notices = [
+            (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}")
+            for i in range(12_000)
+        ]
+        with db.transaction() as tx:
+            write_notices(tx, notices, "now")
+        if db.dialect == "sqlite":
+            assert db.keep_statistics() == []
+            return
+        analyzed: list[str] = []
+        deadline = time.monotonic() + 10
+        while not analyzed and time.monotonic() < deadline:  # counts reach the view late
+            analyzed = db.keep_statistics()
+            time.sleep(0.05)
+        assert analyzed == ["svc_notices", "svc_outbox"]
+        known = dict(
+            db.query(
+                "SELECT relname, reltuples FROM pg_class WHERE relnamespace = "
+                "current_schema()::regnamespace AND relname IN ('svc_notices', 'svc_outbox')"
+            )
+        )
+        assert known == {"svc_notices": 12_000, "svc_outbox": 12_000}
+        assert db.keep_statistics() == []  # nothing changed since
+    finally:
+        db.close()

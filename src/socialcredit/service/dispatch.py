@@ -11,7 +11,10 @@ An answered request never waits for a delivery: what it wrote is in the outbox, 
 before it is answered.
 
 On SQLite it also checkpoints the write-ahead log (``PASSIVE``: it never blocks a writer),
-so that the threads committing the access log never have to.
+so that the threads committing the access log never have to. On PostgreSQL it keeps the
+service tables' planner statistics up with their growth, every :data:`STATISTICS_SECONDS`
+(:meth:`~socialcredit.store.service_db.ServiceDB.keep_statistics`), as a batch's ingest
+also does.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 import socket
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["TICK_SECONDS", "Dispatcher", "Waker"]
 
 TICK_SECONDS = 1.0
+STATISTICS_SECONDS = 30.0  # how often the service tables' statistics are checked (PostgreSQL)
 log = logging.getLogger(__name__)
 
 
@@ -70,6 +75,7 @@ class Dispatcher:
         from socialcredit.service.webhooks import deliver_webhooks
 
         more = False
+        statistics_due = 0.0
         while not self._stop.is_set():
             if not more:
                 self._wake.wait(TICK_SECONDS)
@@ -86,6 +92,9 @@ class Dispatcher:
                 deliver_webhooks(self._svc)
             except Exception:
                 log.exception("delivery failed")
+            if time.monotonic() >= statistics_due:  # the tables' statistics kept up
+                self._svc.db.keep_statistics()
+                statistics_due = time.monotonic() + STATISTICS_SECONDS
             if self._wal is not None:
                 try:
                     self._wal.execute("PRAGMA wal_checkpoint(PASSIVE)")

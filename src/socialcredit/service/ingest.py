@@ -171,6 +171,7 @@ def ingest_table(
         if there:
             rows = _with_recorded(rows, there)
         notices = _record_and_notify(svc, agency.name, rows)
+        svc.db.keep_statistics()
     if notices:
         svc.outbox_written()
     return Ingested(appended, records.num_rows - appended, added, notices, today.isoformat())

@@ -50,6 +50,7 @@ __all__ = [
     "NewSubject",
     "ingest",
     "ingest_table",
+    "senders",
 ]
 
 RECORDS_IN = pa.schema([f for f in RECORDS_SCHEMA if f.name != "recorded_at"])
@@ -142,7 +143,7 @@ def ingest_table(
         added = 0
         ids = records["id"].to_pylist()
         there = _existing(svc, ids)
-        owners = _owners(svc, ids)
+        owners = senders(svc, ids)
         _refuse_conflicts(agency.name, records, there, owners)
         _refuse_foreign_refs(svc, agency.name, records)
         is_there = pc.is_in(records["id"], value_set=pa.array(list(there), pa.string()))
@@ -184,7 +185,7 @@ def _refuse_foreign_refs(svc: Service, agency: str, records: pa.Table) -> None:
     if not len(named):
         return
     outside = pc.filter(named, pc.invert(pc.is_in(named, value_set=records["id"])))
-    owners = _owners(svc, outside.to_pylist())
+    owners = senders(svc, outside.to_pylist())
     foreign = [rid for rid in outside.to_pylist() if owners.get(rid) != agency]
     if foreign:
         shown = ", ".join(foreign[:20]) + (" ..." if len(foreign) > 20 else "")
@@ -244,8 +245,9 @@ def _existing(svc: Service, ids: list[str]) -> dict[str, dict[str, Any]]:
     return {row["id"]: row for row in svc.ledger.read(find).to_pylist()}
 
 
-def _owners(svc: Service, ids: list[str]) -> dict[str, str]:
-    """The agency that sent each of ``ids`` that was sent."""
+def senders(svc: Service, ids: list[str]) -> dict[str, str]:
+    """The agency that sent each of ``ids`` that an agency sent (read by the table's key:
+    one index lookup per id, whatever the table's size)."""
     if not ids:
         return {}
     sent, params = svc.db.one_of("record_id", ids)

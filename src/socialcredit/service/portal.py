@@ -20,6 +20,7 @@ from socialcredit.engine.explain import explain
 from socialcredit.service.appeals import appeal_days, contested_ids
 from socialcredit.service.core import Service
 from socialcredit.service.errors import NotFound
+from socialcredit.service.ingest import senders
 
 __all__ = ["OwnRecord", "SchemeState", "own_record", "own_records", "own_states"]
 
@@ -58,12 +59,7 @@ def own_records(svc: Service, subject: str) -> list[OwnRecord]:
     """All the subject's records, in ledger order."""
     rows = svc.states.records_of(subject).to_pylist()
     contested = contested_ids(svc, subject)
-    agencies: dict[str, str] = {
-        str(rid): str(agency)
-        for rid, agency in svc.db.query(
-            "SELECT record_id, agency FROM svc_submissions WHERE subject = ?", (subject,)
-        )
-    }
+    agencies = senders(svc, [str(r["id"]) for r in rows])
     return [
         OwnRecord(
             r["id"],

@@ -814,6 +814,17 @@ def test_subjects_are_found_in_a_registry_smaller_or_larger_than_the_batch(
         for k, code in enumerate(named):
             assert ledger.records_of(code).column("id").to_pylist() == [f"x{k}", f"x{k + 3}"]
         assert ledger.verify().ok
+        orgs = uscc.generate(np.random.default_rng(registered), registered)
+        ledger.add_subjects(subjects_table(*((c, "organization") for c in orgs)))
+        asked = [*named, orgs[0], unregistered, orgs[-1]]
+        expected = {c: "person" for c in named} | {
+            orgs[0]: "organization",
+            orgs[-1]: "organization",
+        }
+        assert ledger.kinds(asked) == expected
+        assert ledger.kinds(codes[:registered] + orgs) == (
+            {c: "person" for c in codes[:registered]} | {c: "organization" for c in orgs}
+        )
 
 
 def test_an_empty_batch(ledger: Ledger) -> None:
@@ -1284,12 +1295,24 @@ def meta_of(path: Path) -> dict[str, str]:
     return meta
 
 
-def by_subject(path: Path) -> list[tuple[int, int]]:
+def by_subject(path: Path, table: str = "records_by_subject") -> list[tuple[int, int]]:
     db = sqlite3.connect(path)
-    rows = db.execute("SELECT subject, seq FROM records_by_subject ORDER BY subject, seq")
+    rows = db.execute(f"SELECT subject, seq FROM {table} ORDER BY subject, seq")
     out = rows.fetchall()
     db.close()
     return out
+
+
+RECENT = "records_by_subject_recent"
+RECENT_OBJECTS = {
+    "table": {RECENT},
+    "index": {f"{RECENT}_subject"},
+    "trigger": {f"{RECENT}_no_update", f"{RECENT}_no_delete"},
+}
+
+
+def has_recent(found: dict[str, set[str]]) -> bool:
+    return all(names <= found.get(kind, set()) for kind, names in RECENT_OBJECTS.items())
 
 
 def grow(ledger: Ledger) -> Ledger:
@@ -1330,6 +1353,8 @@ def to_version_1(path: Path) -> None:
     (meta_trigger,) = db.execute(
         "SELECT sql FROM sqlite_master WHERE name = 'meta_no_update'"
     ).fetchone()
+    to_version_2(path)
+    db = sqlite3.connect(path, isolation_level=None)
     for statement in (
         "BEGIN",
         "DROP TRIGGER records_by_subject_no_update",
@@ -1345,14 +1370,36 @@ def to_version_1(path: Path) -> None:
     db.close()
 
 
+def to_version_2(path: Path) -> None:
+    """Turn a ledger file back into the layout of schema version 2 (its recent rows by
+    subject moved into ``records_by_subject``, as version 2 kept them)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    (meta_trigger,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'meta_no_update'"
+    ).fetchone()
+    for statement in (
+        "BEGIN",
+        f"INSERT INTO records_by_subject SELECT subject, seq FROM {RECENT}",
+        f"DROP TABLE {RECENT}",
+        "DROP TRIGGER meta_no_update",
+        "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+        meta_trigger,
+        "COMMIT",
+    ):
+        db.execute(statement)
+    db.close()
+
+
 def test_a_new_sqlite_ledger_finds_records_by_subject_through_a_table(path: Path) -> None:
     fill(SqliteLedger.create(path)).close()
     found = layout(path)
     assert "records_by_subject" in found["table"]
     assert "records_by_subject" not in found.get("index", set())
     assert {"records_by_subject_no_update", "records_by_subject_no_delete"} <= found["trigger"]
-    assert meta_of(path)["schema_version"] == "2"
+    assert has_recent(found)
+    assert meta_of(path)["schema_version"] == "3"
     assert "upgraded_to_2_at" not in meta_of(path)
+    assert "upgraded_to_3_at" not in meta_of(path)
     # entries 1-2 are the subjects; r1 (entry 3) is ORG's, r2 and r3 (4, 5) PERSON's
     assert by_subject(path) == [(1, 3), (2, 4), (2, 5)]
 
@@ -1402,9 +1449,11 @@ def test_a_version_1_file_is_upgraded_on_open(path: Path) -> None:
         assert "records_by_subject" in found["table"]
         assert "records_by_subject" not in found.get("index", set())
         assert {"records_by_subject_no_update", "records_by_subject_no_delete"} <= found["trigger"]
+        assert has_recent(found)
         meta = meta_of(path)
-        assert meta["schema_version"] == "2"
+        assert meta["schema_version"] == "3"
         assert dt.datetime.fromisoformat(meta["upgraded_to_2_at"]).tzinfo is not None
+        assert dt.datetime.fromisoformat(meta["upgraded_to_3_at"]).tzinfo is not None
         assert by_subject(path) == rows
         report = ledger.verify()
         assert report.ok and report.head == head and report.entries_checked == 12
@@ -1426,7 +1475,7 @@ def test_an_upgrade_that_fails_leaves_a_version_1_file(path: Path) -> None:
     to_version_1(path)
     # a row an upgrade could not add: the whole upgrade is rolled back
     SqliteStore(path).execute("INSERT INTO meta (key, value) VALUES ('upgraded_to_2_at', 'x')")
-    with pytest.raises(LedgerError, match=r"cannot upgrade .* from schema version 1 to 2"):
+    with pytest.raises(LedgerError, match=r"cannot upgrade .* from schema version 1 to 3"):
         SqliteLedger.open(path)
     assert meta_of(path)["schema_version"] == "1"
     assert "records_by_subject" in layout(path)["index"]
@@ -1474,6 +1523,115 @@ def test_verify_names_a_table_by_subject_that_disagrees(
         assert "the chain is intact" in report.reason
         assert says in report.reason
         assert report.entries_checked == 5
+
+
+def test_a_version_2_file_is_upgraded_on_open(path: Path) -> None:
+    with SqliteLedger.create(path) as ledger:
+        grow(fill(ledger))
+        head = ledger.verify().head
+        everything = ledger.records()
+    to_version_2(path)
+    rows = by_subject(path)
+    assert not has_recent(layout(path))
+    with SqliteLedger.open(path) as ledger:
+        assert has_recent(layout(path))
+        meta = meta_of(path)
+        assert meta["schema_version"] == "3" and "upgraded_to_2_at" not in meta
+        assert dt.datetime.fromisoformat(meta["upgraded_to_3_at"]).tzinfo is not None
+        assert by_subject(path) == rows and by_subject(path, RECENT) == []
+        report = ledger.verify()
+        assert report.ok and report.head == head
+        assert ledger.records().equals(everything)
+        assert_records_by_subject_agree(ledger)
+
+
+@pytest.fixture
+def no_merge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recent rows by subject stay apart, whatever their number."""
+    monkeypatch.setattr("socialcredit.store.sqlite._MERGE_SHARE", 0)
+
+
+def test_recent_rows_by_subject_move_once_they_are_a_share_of_the_ledger(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    share = "socialcredit.store.sqlite._MERGE_SHARE"
+    with SqliteLedger.create(path) as ledger:
+        grow(fill(ledger))  # a small ledger: each batch's rows are moved at once
+        assert len(by_subject(path)) == 9 and by_subject(path, RECENT) == []
+        monkeypatch.setattr(share, 0)
+        append(ledger, records_csv(f"r10,{OTHER},a.b,2024-06-01,,,"))  # entry 13
+        append(ledger, records_csv(f"r11,{ORG},a.b,2024-06-02,,,"))  # entry 14
+        assert by_subject(path, RECENT) == [(1, 14), (6, 13)]
+        assert ledger.records_of(ORG).column("id").to_pylist() == ["r1", "r6", "r7", "r11"]
+        assert_records_by_subject_agree(ledger)
+        assert ledger.verify().ok
+        # entries 13 to 15 span 3, a fifth of the 12 before them: not yet at a share of 4
+        monkeypatch.setattr(share, 4)
+        append(ledger, records_csv(f"r12,{ORG},a.b,2024-06-03,,,"))
+        assert len(by_subject(path, RECENT)) == 3 and len(by_subject(path)) == 9
+        # entries 13 to 16 span 4, a quarter or more: moved, in the table's order
+        append(ledger, records_csv(f"r13,{PERSON},a.b,2024-06-04,,,"))
+        assert by_subject(path, RECENT) == []
+        assert len(by_subject(path)) == 13
+        assert_records_by_subject_agree(ledger)
+        assert ledger.records_of(ORG).column("id").to_pylist() == ["r1", "r6", "r7", "r11", "r12"]
+        assert ledger.verify().ok
+
+
+def test_a_failed_batch_moves_no_recent_row(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("socialcredit.store.sqlite._MERGE_SHARE", 0)
+    with SqliteLedger.create(path) as ledger:
+        grow(fill(ledger))
+        monkeypatch.setattr("socialcredit.store.sqlite._MERGE_SHARE", 1000)  # due now
+
+        def broken_log(*args: object) -> None:
+            raise OSError("log unwritable")
+
+        ledger._log = broken_log  # type: ignore[method-assign]
+        with pytest.raises(OSError, match="log unwritable"):
+            append(ledger, records_csv(f"x1,{ORG},a.b,2024-01-01,,,"))
+        del ledger._log
+        assert has_recent(layout(path))
+        assert by_subject(path) == [] and len(by_subject(path, RECENT)) == 9
+        assert ledger.records_of(ORG).column("id").to_pylist() == ["r1", "r6", "r7"]
+        assert_records_by_subject_agree(ledger)
+        assert ledger.verify().ok
+
+
+@pytest.mark.parametrize(
+    "statement", [f"UPDATE {RECENT} SET subject = 1", f"DELETE FROM {RECENT} WHERE seq = 4"]
+)
+def test_the_recent_rows_by_subject_refuse_changes(
+    path: Path, statement: str, no_merge: None
+) -> None:
+    with SqliteLedger.create(path) as ledger:
+        fill(ledger)
+        rows = by_subject(path, RECENT)
+        with pytest.raises(sqlite3.IntegrityError, match=f"{RECENT} is append-only"):
+            SqliteStore(path).execute(statement)
+        assert by_subject(path, RECENT) == rows
+
+
+@pytest.mark.parametrize(
+    ("statement", "first_bad", "key", "says"),
+    [
+        (f"DELETE FROM {RECENT} WHERE seq = 4", 4, "r2", "no row for entry 4"),
+        (f"UPDATE {RECENT} SET subject = 1 WHERE seq = 5", 5, "r3", "no row for entry 5"),
+        (f"INSERT INTO {RECENT} VALUES (99, 1)", 99, None, "entry 99 is no record"),
+        ("INSERT INTO records_by_subject VALUES (2, 4)", 4, "r2", "twice"),
+    ],
+)
+def test_verify_names_recent_rows_by_subject_that_disagree(
+    path: Path, statement: str, first_bad: int, key: str | None, says: str, no_merge: None
+) -> None:
+    with SqliteLedger.create(path) as ledger:
+        fill(ledger)
+        assert len(by_subject(path, RECENT)) == 3
+        SqliteStore(path).tamper(statement)
+        report = ledger.verify()
+        assert (report.ok, report.first_bad, report.key) == (False, first_bad, key)
+        assert report.reason.startswith("records_by_subject, the table that finds records by")
+        assert says in report.reason
 
 
 # -- crash safety ------------------------------------------------------------------------
@@ -1596,6 +1754,8 @@ def test_subjects_sent_with_a_refused_batch_are_not_registered(store: Store) -> 
         with pytest.raises(InvalidInput, match="not registered"):
             ledger.append(bad, subjects=new)
         assert ledger.subjects().num_rows == 0
+        assert ledger.kinds([ORG, other]) == {}  # nothing remembered of the rolled-back one
         good = records_csv(f"r1,{ORG},a.b,2024-01-01,,,")
         assert ledger.append(good, subjects=new) == (1, 0, 1)
         assert ledger.subjects()["code"].to_pylist() == [ORG]
+        assert ledger.kinds([ORG, other]) == {ORG: "organization"}

@@ -1,11 +1,12 @@
 """The ledger in one SQLite file: append-only, hash-chained, durable.
 
-Layout (schema version 2)::
+Layout (schema version 3)::
 
     meta      (key, value)                      format, schema version, hash encoding
     subjects  (seq, code, kind, hash, link)     one entry per registered subject
     records   (seq, id, subject, type, occurred_at, recorded_at, amount, ref, hash, link)
-    records_by_subject (subject, seq)           one row per record, sorted by subject
+    records_by_subject (subject, seq)           a row per record, sorted by subject
+    records_by_subject_recent (seq, subject)    the rows of the latest records
     types     (code, name)                      record types, numbered as first seen
     batches   (batch, source, first_seq, last_seq, head, appended_at)   one per write
 
@@ -16,16 +17,22 @@ record, dates whole days since 1970-01-01 (:mod:`socialcredit.days`); ``hash`` i
 entry's SHA-256 and ``link`` the first 8 bytes of the previous entry's hash. Indexes:
 records by id (unique) and by ref.
 
-``records_by_subject`` finds the records of a subject: a table keyed by (subject, seq),
-filled in the transaction that appends the records, with the batch's rows sorted, so an
-append writes it in order instead of placing one index entry per record at a random spot.
-The chain's hashes do not cover it; :meth:`SqliteLedger.verify` checks that it holds
-exactly one row per record, with the record's subject.
+``records_by_subject`` and ``records_by_subject_recent`` find the records of a subject.
+The first is keyed by (subject, seq); the second, keyed by seq and indexed by subject,
+gets the rows of each batch in the transaction that appends the records, at its end. Once
+the recent rows span a ``_MERGE_SHARE``-th of the entries before them, that transaction
+moves them into the first in key order and makes the second afresh: a batch of records of
+random subjects would otherwise land on nearly every page of a large table keyed by
+subject, and rewrite it all. The chain's hashes do not cover them;
+:meth:`SqliteLedger.verify` checks that together they hold exactly one row per record,
+with the record's subject.
 
-Schema version 1 had an index on ``records (subject)`` instead of that table. Opening a
-version-1 file upgrades it in place, in one transaction: the index is dropped, the table
-made and filled from the records, ``schema_version`` set to 2 and the time of the upgrade
-kept as ``upgraded_to_2_at`` in ``meta``. Entries and the chain are unchanged.
+Schema version 1 had an index on ``records (subject)`` instead of those tables, version 2
+no recent rows. Opening a file of version 1 or 2 upgrades it in place, in one
+transaction: (from 1) the index is dropped, ``records_by_subject`` made and filled from
+the records; (from 2) the empty ``records_by_subject_recent`` made; ``schema_version`` set
+to 3 and the time of each step kept as ``upgraded_to_2_at`` and ``upgraded_to_3_at`` in
+``meta``. Entries and the chain are unchanged.
 
 Every table refuses UPDATE and DELETE (triggers that abort), the file is in WAL mode with
 ``synchronous=FULL``, and each write is one transaction: a batch is durable once
@@ -58,9 +65,9 @@ from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
 from socialcredit.store.base import (
     Batch,
     Ledger,
+    SubjectIndex,
     VerifyReport,
     entry_numbers,
-    registered_among,
 )
 from socialcredit.store.chain import (
     chain,
@@ -81,7 +88,7 @@ from socialcredit.store.verify import ChainWalk, Entries
 __all__ = ["SCHEMA_VERSION", "SqliteLedger"]
 
 FORMAT = "socialcredit-ledger"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 HASH_ENCODING = "sha256-netstrings-1"
 
 _TABLES = ("meta", "subjects", "types", "records", "records_by_subject", "batches")
@@ -104,6 +111,27 @@ _FILL_BY_SUBJECT = (
     "INSERT INTO records_by_subject SELECT subject, seq FROM records WHERE seq >= ? "
     "ORDER BY subject, seq"
 )
+# The rows of the latest records, kept apart until they are a share of the whole (keyed
+# by seq: a batch is appended at the end; its index by subject is small).
+_RECENT = (
+    "CREATE TABLE records_by_subject_recent (seq INTEGER PRIMARY KEY, subject INTEGER NOT NULL)",
+    "CREATE INDEX records_by_subject_recent_subject ON records_by_subject_recent (subject)",
+    _append_only("records_by_subject_recent", "update"),
+    _append_only("records_by_subject_recent", "delete"),
+)
+_FILL_RECENT = (
+    "INSERT INTO records_by_subject_recent (seq, subject) SELECT seq, subject FROM records "
+    "WHERE seq >= ?"
+)
+# Moving the recent rows into the side table, in key order, and starting afresh (the
+# table is dropped: a DELETE is refused, as on every other table).
+_MERGE_RECENT = (
+    "INSERT INTO records_by_subject SELECT subject, seq FROM records_by_subject_recent "
+    "ORDER BY subject, seq",
+    "DROP TABLE records_by_subject_recent",
+    *_RECENT,
+)
+_MERGE_SHARE = 16  # recent rows are moved once they span 1/16 of the entries before them
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE subjects (seq INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE, "
@@ -114,6 +142,7 @@ _SCHEMA = (
     "recorded_at INTEGER NOT NULL, amount INTEGER NOT NULL, ref INTEGER, "
     "hash BLOB NOT NULL, link INTEGER NOT NULL)",
     _BY_SUBJECT,
+    *_RECENT,
     "CREATE INDEX records_by_ref ON records (ref) WHERE ref IS NOT NULL",
     "CREATE TABLE batches (batch INTEGER PRIMARY KEY, source TEXT NOT NULL, "
     "first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, head BLOB NOT NULL, "
@@ -130,6 +159,13 @@ _UPGRADE_1_TO_2 = (
     _append_only("records_by_subject", "delete"),
     "DROP TRIGGER meta_no_update",
     "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+    _append_only("meta", "update"),
+)
+# Schema version 2 to 3: the table of recent rows by subject, empty.
+_UPGRADE_2_TO_3 = (
+    *_RECENT,
+    "DROP TRIGGER meta_no_update",
+    "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
     _append_only("meta", "update"),
 )
 _PAGE_SIZE = 16384
@@ -158,9 +194,7 @@ class SqliteLedger(Ledger):
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
-        self._subject_codes = pa.array([], pa.string())
-        self._subject_entries = pa.array([], pa.int64())
-        self._subject_mark = 0
+        self._subjects = SubjectIndex()
 
     # -- opening ------------------------------------------------------------------------
 
@@ -196,7 +230,7 @@ class SqliteLedger(Ledger):
     def open(cls, path: str | Path) -> SqliteLedger:
         """Open an existing ledger file, checking that it is one, of this schema version.
 
-        A file of schema version 1 is upgraded to version 2 in place (see the module).
+        A file of schema version 1 or 2 is upgraded to version 3 in place (see the module).
         """
         path = Path(path)
         if not path.is_file():
@@ -212,15 +246,15 @@ class SqliteLedger(Ledger):
             if meta.get("format") != FORMAT:
                 raise LedgerError(f"{path} is not a socialcredit ledger")
             version = meta.get("schema_version")
-            if version not in (str(SCHEMA_VERSION), "1"):
+            if version not in (str(SCHEMA_VERSION), "1", "2"):
                 raise LedgerError(
                     f"{path} is a ledger of schema version {version}; this version of "
                     f"socialcredit reads schema version {SCHEMA_VERSION} only (and "
-                    "upgrades version 1)"
+                    "upgrades versions 1 and 2)"
                 )
             db.execute("PRAGMA journal_mode = WAL")
-            if version == "1":
-                _upgrade_1_to_2(db, path)
+            if version != str(SCHEMA_VERSION):
+                _upgrade(db, path, int(version))
         except BaseException:
             db.close()
             raise
@@ -268,7 +302,9 @@ class SqliteLedger(Ledger):
         """The records of one subject, canonical schema, in ledger order."""
         rows = self._db.execute(
             f"SELECT {RECORD_COLUMNS} WHERE r.seq IN (SELECT b.seq FROM records_by_subject "
-            "AS b WHERE b.subject = (SELECT seq FROM subjects WHERE code = ?)) ORDER BY r.seq",
+            "AS b WHERE b.subject = (SELECT seq FROM subjects WHERE code = ?1) UNION ALL "
+            "SELECT n.seq FROM records_by_subject_recent AS n WHERE n.subject = (SELECT seq "
+            "FROM subjects WHERE code = ?1)) ORDER BY r.seq",
             (code,),
         ).fetchall()
         return records_table(rows).drop_columns(["seq"])
@@ -307,23 +343,29 @@ class SqliteLedger(Ledger):
             return self._check_by_subject(report) if report.ok else report
 
     def _check_by_subject(self, sound: VerifyReport) -> VerifyReport:
-        """Check ``records_by_subject`` against the records of a sound chain: every record
-        has its row (subject, seq), and there are as many rows as records (so no other).
-        Each record is one lookup in the table's key, in ledger order; the first record
-        without its row, or else the first row without its record, is named."""
+        """Check ``records_by_subject`` and its recent rows against the records of a sound
+        chain: every record has its row (subject, seq) in one of the two, and there are as
+        many rows as records (so no other). Each record is one lookup in each table's key,
+        in ledger order; the first record without its row, or else the first row without
+        its record, or a row in both tables, is named."""
         (records,) = self._db.execute("SELECT count(*) FROM records").fetchone()
-        (listed,) = self._db.execute("SELECT count(*) FROM records_by_subject").fetchone()
+        (listed,) = self._db.execute(
+            "SELECT (SELECT count(*) FROM records_by_subject) + "
+            "(SELECT count(*) FROM records_by_subject_recent)"
+        ).fetchone()
         missing = self._db.execute(
             "SELECT r.seq, r.id, r.subject FROM records AS r WHERE NOT EXISTS (SELECT 1 "
             "FROM records_by_subject AS b WHERE b.subject = r.subject AND b.seq = r.seq) "
-            "ORDER BY r.seq LIMIT 1"
+            "AND NOT EXISTS (SELECT 1 FROM records_by_subject_recent AS n "
+            "WHERE n.seq = r.seq AND n.subject = r.subject) ORDER BY r.seq LIMIT 1"
         ).fetchone()
         if missing is None and records == listed:
             return sound
         stray = self._db.execute(
-            "SELECT b.seq, b.subject FROM records_by_subject AS b WHERE NOT EXISTS (SELECT 1 "
-            "FROM records AS r WHERE r.seq = b.seq AND r.subject = b.subject) "
-            "ORDER BY b.seq LIMIT 1"
+            "SELECT seq, subject FROM (SELECT subject, seq FROM records_by_subject UNION ALL "
+            "SELECT subject, seq FROM records_by_subject_recent) AS b WHERE NOT EXISTS "
+            "(SELECT 1 FROM records AS r WHERE r.seq = b.seq AND r.subject = b.subject) "
+            "ORDER BY seq LIMIT 1"
         ).fetchone()
         table = (
             "records_by_subject, the table that finds records by subject, disagrees with the "
@@ -346,8 +388,21 @@ class SqliteLedger(Ledger):
                 f"{what}; rows were added or changed, and reading the records of subject "
                 f"entry {subject} would give a wrong record"
             )
-        else:  # as many rows as records, each record with its row: cannot be
-            raise AssertionError("records_by_subject: counts differ, yet every row matches")
+        else:  # every record has its row and no row is stray: some row is there twice
+            twice = self._db.execute(
+                "SELECT n.seq FROM records_by_subject_recent AS n WHERE EXISTS (SELECT 1 "
+                "FROM records_by_subject AS b WHERE b.subject = n.subject AND b.seq = n.seq) "
+                "ORDER BY n.seq LIMIT 1"
+            ).fetchone()
+            if twice is None:  # as many rows as records, each once: cannot be
+                raise AssertionError("records_by_subject: counts differ, yet every row matches")
+            seq = int(twice[0])
+            row = self._db.execute("SELECT id FROM records WHERE seq = ?", (seq,)).fetchone()
+            key = str(row[0])
+            reason = (
+                f"it lists entry {seq} (record {key!r}) twice, among the recent rows and the "
+                f"others; reading the records of its subject would give it twice"
+            )
         return VerifyReport(False, sound.entries_checked, seq, table + reason, key, sound.head)
 
     # -- hooks --------------------------------------------------------------------------
@@ -377,49 +432,16 @@ class SqliteLedger(Ledger):
         finally:
             self._db.execute("COMMIT")
 
-    def _forget_subjects(self) -> None:
-        self._subject_codes = pa.array([], pa.string())
-        self._subject_entries = pa.array([], pa.int64())
-        self._subject_mark = 0
-
-    def _registered(self, codes: pa.Array | pa.ChunkedArray, *, kinds: bool = False) -> pa.Table:
-        codes = _combined(codes)
-        if kinds:
-            rows = self._db.execute(
-                "SELECT s.seq, s.kind FROM json_each(?) AS j "
-                "LEFT JOIN subjects AS s ON s.code = j.value ORDER BY j.key",
-                (json.dumps(codes.to_pylist()),),
-            ).fetchall()
-            seqs, found_kinds = zip(*rows, strict=True) if rows else ((), ())
-            table = pa.table(
-                {
-                    "code": codes,
-                    "seq": pa.array(seqs, pa.int64()),
-                    "kind": pa.array(found_kinds, pa.string()),
-                }
-            )
-            return table.filter(pc.is_valid(table["seq"]))
-        return registered_among(codes, *self._subject_index())
-
-    def _subject_index(self) -> tuple[pa.Array, pa.Array]:
-        """The code and entry of every registered subject.
-
-        Kept in memory and brought up to date from the entries added since (subjects are
-        only ever appended, so what was read stays true). Call it inside a transaction.
-        """
+    def _subjects_since(self, mark: int) -> tuple[pa.Array, pa.Array, pa.Array]:
         rows = self._db.execute(
-            "SELECT seq, code FROM subjects WHERE seq > ? ORDER BY seq", (self._subject_mark,)
+            "SELECT seq, code, kind FROM subjects WHERE seq > ? ORDER BY seq", (mark,)
         ).fetchall()
-        if rows:
-            seqs, codes = zip(*rows, strict=True)
-            self._subject_codes = pa.concat_arrays(
-                [self._subject_codes, pa.array(codes, pa.string())]
-            )
-            self._subject_entries = pa.concat_arrays(
-                [self._subject_entries, pa.array(seqs, pa.int64())]
-            )
-            self._subject_mark = int(seqs[-1])
-        return self._subject_codes, self._subject_entries
+        seqs, codes, kinds = zip(*rows, strict=True) if rows else ((), (), ())
+        return (
+            pa.array(seqs, pa.int64()),
+            pa.array(codes, pa.string()),
+            pa.array(kinds, pa.string()),
+        )
 
     def _existing(self, ids: pa.Array | pa.ChunkedArray) -> pa.Table:
         # First the few ids that are there (the unique index answers alone), then their rows.
@@ -491,8 +513,19 @@ class SqliteLedger(Ledger):
 
         sql = _INSERT_RECORD if with_refs else _INSERT_RECORD_NO_REF
         _insert_overlapped(self._db, sql, chunks())
-        self._db.execute(_FILL_BY_SUBJECT, (int(seqs[0]),))
+        self._db.execute(_FILL_RECENT, (int(seqs[0]),))
+        self._merge_if_due()
         self._log(source, int(seqs[0]), int(seqs[-1]), head[0])
+
+    def _merge_if_due(self) -> None:
+        """Move the recent rows by subject into ``records_by_subject`` once they span a
+        ``_MERGE_SHARE``-th of the entries before them (call it inside a transaction)."""
+        first, last = self._db.execute(
+            "SELECT min(seq), max(seq) FROM records_by_subject_recent"
+        ).fetchone()
+        if first is not None and (last - first + 1) * _MERGE_SHARE >= first:
+            for statement in _MERGE_RECENT:
+                self._db.execute(statement)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -621,25 +654,34 @@ def _connect(path: Path, mode: str) -> sqlite3.Connection:
     return db
 
 
-def _upgrade_1_to_2(db: sqlite3.Connection, path: Path) -> None:
-    """Upgrade a ledger file of schema version 1 to 2, in one transaction."""
+def _upgrade(db: sqlite3.Connection, path: Path, version: int) -> None:
+    """Upgrade a ledger file of an earlier schema version to this one, in one transaction."""
     try:
         db.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         raise LedgerError(
-            f"cannot upgrade {path} from schema version 1 to 2 (it is opened for writing): {exc}"
+            f"cannot upgrade {path} from schema version {version} to {SCHEMA_VERSION} (it is "
+            f"opened for writing): {exc}"
         ) from exc
     try:
-        (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if version == "1":  # else another process upgraded it in the meantime
+        # read again: another process may have upgraded it in the meantime
+        (found,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(found)
+        if version == 1:
             for statement in _UPGRADE_1_TO_2:
                 db.execute(statement)
             db.execute(_FILL_BY_SUBJECT, (0,))  # every record, sorted, as a batch's are
             db.execute("INSERT INTO meta (key, value) VALUES ('upgraded_to_2_at', ?)", (_now(),))
+        if version <= 2:
+            for statement in _UPGRADE_2_TO_3:
+                db.execute(statement)
+            db.execute("INSERT INTO meta (key, value) VALUES ('upgraded_to_3_at', ?)", (_now(),))
     except BaseException as exc:
         db.execute("ROLLBACK")
         if isinstance(exc, sqlite3.Error):
-            raise LedgerError(f"cannot upgrade {path} from schema version 1 to 2: {exc}") from exc
+            raise LedgerError(
+                f"cannot upgrade {path} from schema version {version} to {SCHEMA_VERSION}: {exc}"
+            ) from exc
         raise
     db.execute("COMMIT")
 

@@ -679,6 +679,21 @@ def test_read_back_of_values_holding_the_separator(ledger: Ledger, store: Store)
     assert ledger.verify().first_bad == 4
 
 
+def test_subjects_holding_the_separator_are_read_back(ledger: Ledger, store: Store) -> None:
+    """A code or kind holding the separator of the column-wise read (a tampered file) is
+    read row by row, whole: records of that subject are still found and named."""
+    store.tamper(
+        f"UPDATE subjects SET kind = 'pers\x1fon' WHERE code = '{PERSON}'",
+        f"UPDATE subjects SET code = 'X\x1fY' WHERE code = '{ORG}'",
+    )
+    with store.open() as fresh:
+        assert fresh.kinds(["X\x1fY", PERSON, ORG]) == {
+            "X\x1fY": "organization",
+            PERSON: "pers\x1fon",
+        }
+        assert fresh.records()["subject"].to_pylist()[0] == "X\x1fY"
+
+
 def test_read_back_of_any_text(store: Store) -> None:
     """Texts come back byte for byte: other scripts, backslashes, commas, quotes."""
     odd = ["r\\1", "r,2", "r'3", 'r"4', "\u8bb0\u5f555", "r\u00e96", "r 7", "r\U0001f6008"]

@@ -11,7 +11,8 @@ An answered request never waits for a delivery: what it wrote is in the outbox, 
 before it is answered.
 
 On SQLite it also checkpoints the write-ahead log (``PASSIVE``: it never blocks a writer),
-so that the threads committing the access log never have to. On PostgreSQL it keeps the
+so that the commits of requests never have to: the access log's, and a batch's records and
+notices (their connections defer checkpoints: ``defer_checkpoints``). On PostgreSQL it keeps the
 service tables' planner statistics up with their growth, every :data:`STATISTICS_SECONDS`
 (:meth:`~socialcredit.store.service_db.ServiceDB.keep_statistics`), as a batch's ingest
 also does.

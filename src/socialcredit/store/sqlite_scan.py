@@ -23,7 +23,15 @@ import pyarrow.compute as pc
 
 from socialcredit.records import RECORDS_SCHEMA
 
-__all__ = ["RECORD_COLUMNS", "Names", "Scan", "read_names", "records_table", "scan_records"]
+__all__ = [
+    "RECORD_COLUMNS",
+    "Names",
+    "Scan",
+    "read_names",
+    "read_subjects",
+    "records_table",
+    "scan_records",
+]
 
 RECORD_COLUMNS = (
     "r.seq, r.id, s.code, t.name, r.occurred_at, r.recorded_at, r.amount, rr.id "
@@ -85,15 +93,44 @@ class Scan:
 
 def read_names(db: sqlite3.Connection) -> Names:
     """All subject codes and type names, for reading records."""
-    subject_rows = db.execute("SELECT seq, code FROM subjects ORDER BY seq").fetchall()
-    seqs, codes = zip(*subject_rows, strict=True) if subject_rows else ((), ())
+    seqs, codes, _ = read_subjects(db, 0, kinds=False)
     type_rows = db.execute("SELECT code, name FROM types").fetchall()
     size = max((code for code, _ in type_rows), default=0) + 1
     names: list[str | None] = [None] * size
     for code, name in type_rows:
         names[code] = name
-    return Names(
-        np.array(seqs, dtype=np.int64), pa.array(codes, pa.string()), pa.array(names, pa.string())
+    return Names(seqs, codes, pa.array(names, pa.string()))
+
+
+def read_subjects(
+    db: sqlite3.Connection, after: int, *, kinds: bool = True
+) -> tuple[npt.NDArray[np.int64], pa.Array, pa.Array | None]:
+    """The entry, code and (when asked) kind of the subjects registered after entry
+    ``after``, in sequence order, read column-wise (a third of the time of a row per
+    subject: 0.4 s for a million)."""
+    extra = ", group_concat(kind, char(31))" if kinds else ""
+    row = db.execute(
+        f"SELECT count(*), group_concat(seq), group_concat(code, char(31)){extra} "
+        "FROM subjects WHERE seq > ?",
+        (after,),
+    ).fetchone()
+    count = int(row[0])
+    if count:
+        seqs = _split_ints(row[1])
+        codes = _split(row[2], _SEP).cast(pa.string())
+        kind = _split(row[3], _SEP).cast(pa.string()) if kinds else None
+        if len(codes) == count and (kind is None or len(kind) == count):
+            return seqs, codes, kind
+    # none, or a code or kind holding the separator (a tampered file): row by row
+    rows = db.execute(
+        f"SELECT seq, code{', kind' if kinds else ''} FROM subjects WHERE seq > ? ORDER BY seq",
+        (after,),
+    ).fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [(), (), ()][: 3 if kinds else 2]
+    return (
+        np.array(columns[0], dtype=np.int64),
+        pa.array(columns[1], pa.string()),
+        pa.array(columns[2], pa.string()) if kinds else None,
     )
 
 

@@ -213,6 +213,11 @@ def test_records_the_ledger_refuses_are_refused_whole(service_env: ServiceEnv) -
     problems = "\n".join(answer.json()["problems"])
     assert "not-registered" in problems or "registered" in problems
     assert env.svc.ledger.call(lambda ledger: ledger.records().num_rows) == 0
+    # nor who sent them, nor notices: their rows (written meanwhile on PostgreSQL) are
+    # rolled back with the batch
+    for table in ("svc_submissions", "svc_notices", "svc_outbox"):
+        assert env.svc.db.query(f"SELECT count(*) FROM {table}") == [(0,)], table
+    assert env.post([record("a", env.persons[0])]).json()["notices"] == 1
 
 
 def test_a_record_id_cannot_be_taken_over(service_env: ServiceEnv) -> None:

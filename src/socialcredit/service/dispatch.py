@@ -13,9 +13,10 @@ before it is answered.
 On SQLite it also checkpoints the write-ahead log (``PASSIVE``: it never blocks a writer),
 so that the commits of requests never have to: the access log's, and a batch's records and
 notices (their connections defer checkpoints: ``defer_checkpoints``). On PostgreSQL it keeps the
-service tables' planner statistics up with their growth, every :data:`STATISTICS_SECONDS`
-(:meth:`~socialcredit.store.service_db.ServiceDB.keep_statistics`), as a batch's ingest
-also does.
+service tables' planner statistics up with their growth
+(:meth:`~socialcredit.store.service_db.ServiceDB.keep_statistics`), after each round a
+write woke it for (the ingest of a batch leaves it that, instead of analyzing before its
+answer) and every :data:`STATISTICS_SECONDS`.
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ class Dispatcher:
         more = False
         statistics_due = 0.0
         while not self._stop.is_set():
+            woken = more
             if not more:
-                self._wake.wait(TICK_SECONDS)
+                woken = self._wake.wait(TICK_SECONDS)
                 self._wake.clear()
             if self._stop.is_set():
                 break
@@ -93,7 +95,9 @@ class Dispatcher:
                 deliver_webhooks(self._svc)
             except Exception:
                 log.exception("delivery failed")
-            if time.monotonic() >= statistics_due:  # the tables' statistics kept up
+            # the tables' statistics kept up: after a write woke it (a batch sent leaves
+            # it that), and every STATISTICS_SECONDS
+            if woken or time.monotonic() >= statistics_due:
                 self._svc.db.keep_statistics()
                 statistics_due = time.monotonic() + STATISTICS_SECONDS
             if self._wal is not None:

@@ -15,8 +15,11 @@ acknowledged only once durable in the ledger.
    durable transaction; the ledger's own checks refuse the whole batch on any problem, and
    then no subject is registered either;
 5. writes who sent each record and the notices of its adverse records with their outbox
-   rows, in one transaction of the service tables. A crash between 4 and 5 is repaired by
-   sending the batch again: 3 finds the records, and 5 writes what is missing;
+   rows, in one transaction of the service tables, committed once the ledger's is (the
+   notices' texts are made while the ledger appends, and on PostgreSQL, another
+   connection, their rows are written meanwhile too). A crash between the two commits is
+   repaired by sending the batch again: 2 finds the records, and 5 writes what is
+   missing;
 6. hands the new notices to the sink (a failed delivery stays in the outbox).
 
 Only then is the batch acknowledged.
@@ -26,6 +29,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from concurrent import futures
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -39,8 +44,10 @@ from socialcredit.records import RECORD_FIELDS, RECORDS_SCHEMA
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal
 from socialcredit.service.errors import Conflict, Forbidden, TooLarge
-from socialcredit.service.notices import NoticeTexts, write_notices
+from socialcredit.service.notices import NoticeRow, NoticeTexts, write_notices
 from socialcredit.store import Ledger
+from socialcredit.store.base import AppendResult
+from socialcredit.store.service_db import ServiceDB
 
 __all__ = [
     "RECORDS_IN",
@@ -140,10 +147,11 @@ def ingest_table(
     today = svc.today()
     source = f"agency:{agency.name}"
     with _lock:
-        added = 0
         ids = records["id"].to_pylist()
-        there = _existing(svc, ids)
+        # the ids in the ledger (the ledger's thread) and in the service tables, together
+        finding = svc.ledger.submit(partial(_existing, ids=ids), writes=False)
         owners = senders(svc, ids)
+        there = finding.result()
         _refuse_conflicts(agency.name, records, there, owners)
         _refuse_foreign_refs(svc, agency.name, records)
         is_there = pc.is_in(records["id"], value_set=pa.array(list(there), pa.string()))
@@ -151,19 +159,6 @@ def ingest_table(
         full = records.append_column("recorded_at", recorded).select(list(RECORD_FIELDS))
         fresh = full.filter(pc.invert(is_there)).cast(RECORDS_SCHEMA)
         joining = subjects if subjects is not None and subjects.num_rows else None
-        appended = 0
-        if fresh.num_rows or joining is not None:
-            # the subjects are registered in the records' transaction: a refused batch
-            # registers none of them
-            result = svc.ledger.call(
-                lambda ledger: ledger.append(
-                    fresh,
-                    source=source,
-                    subjects=joining,
-                    opaque_codes=svc.settings.opaque_codes,
-                )
-            )
-            added, appended = result.subjects_added, result.appended
         # who sent each record, and notices: for the records not yet recorded as sent (a
         # batch sent again after a crash between the two transactions gets them now); a
         # record sent twice in the batch is one record
@@ -171,8 +166,39 @@ def ingest_table(
         rows = _first_of_each_id(full.filter(unsent))
         if there:
             rows = _with_recorded(rows, there)
-        notices = _record_and_notify(svc, agency.name, rows)
-        svc.db.keep_statistics()
+        kinds = _kinds(svc, rows, joining)
+        appending: Future[AppendResult] | None = None
+        if fresh.num_rows or joining is not None:
+            # the subjects are registered in the records' transaction: a refused batch
+            # registers none of them
+            appending = svc.ledger.submit(
+                lambda ledger: ledger.append(
+                    fresh,
+                    source=source,
+                    subjects=joining,
+                    opaque_codes=svc.settings.opaque_codes,
+                )
+            )
+        try:
+            # while the ledger appends: the notices' texts, and on PostgreSQL their rows
+            # (another connection), committed once the records are
+            stamp = svc.stamp()
+            texts = _notices(svc, agency.name, rows, kinds, stamp)
+            if svc.db.dialect == "postgres":
+                with svc.db.transaction() as db:
+                    notices = _record_sent(db, agency.name, rows, texts, stamp)
+                    result = _appended(appending)
+            else:  # one writer at a time on SQLite: after the ledger's commit
+                result = _appended(appending)
+                with svc.db.transaction() as db:
+                    notices = _record_sent(db, agency.name, rows, texts, stamp)
+        except BaseException:
+            if appending is not None:  # one batch at a time: the append ends first
+                futures.wait([appending])
+            raise
+        added, appended = result.subjects_added, result.appended
+        if svc.dispatcher is None and svc.wake is None:  # else the dispatcher does, woken
+            svc.db.keep_statistics()
     if notices:
         svc.outbox_written()
     return Ingested(appended, records.num_rows - appended, added, notices, today.isoformat())
@@ -235,14 +261,11 @@ def _content(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["subject"], row["type"], row["occurred_at"], row["amount"], row["ref"])
 
 
-def _existing(svc: Service, ids: list[str]) -> dict[str, dict[str, Any]]:
+def _existing(ledger: Ledger, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The records of ``ids`` that the ledger holds, by id."""
     if not ids:
         return {}
-
-    def find(ledger: Ledger) -> pa.Table:
-        return ledger.find(ids)
-
-    return {row["id"]: row for row in svc.ledger.read(find).to_pylist()}
+    return {row["id"]: row for row in ledger.find(ids).to_pylist()}
 
 
 def senders(svc: Service, ids: list[str]) -> dict[str, str]:
@@ -255,40 +278,64 @@ def senders(svc: Service, ids: list[str]) -> dict[str, str]:
     return {str(a): str(b) for a, b in rows}
 
 
-def _record_and_notify(svc: Service, agency: str, rows: pa.Table) -> int:
-    """Who sent each record, and the notices of the adverse ones, in one transaction."""
+def _appended(appending: Future[AppendResult] | None) -> AppendResult:
+    """What the ledger's append did, once it is durable (nothing to append: nothing)."""
+    return AppendResult(0, 0, 0) if appending is None else appending.result()
+
+
+def _kinds(svc: Service, rows: pa.Table, joining: pa.Table | None) -> pa.Array:
+    """The kind of each row's subject: registered, or registered with the batch (null
+    for a subject neither, whose record the ledger refuses)."""
     if not rows.num_rows:
-        return 0
-    stamp = svc.stamp()
+        return pa.array([], pa.string())
+    codes = pc.unique(rows["subject"]).to_pylist()
+    known = svc.ledger.read(partial(Ledger.kinds, codes=codes))
+    if joining is not None:
+        for code, kind in zip(
+            joining["code"].to_pylist(), joining["kind"].to_pylist(), strict=True
+        ):
+            known.setdefault(code, kind)
+    return pc.take(
+        pa.array([known.get(c) for c in codes], pa.string()),
+        pc.index_in(rows["subject"], value_set=pa.array(codes, pa.string())),
+    )
+
+
+def _notices(
+    svc: Service, agency: str, rows: pa.Table, kinds: pa.Array, stamp: str
+) -> list[NoticeRow]:
+    """The notices of the adverse records among ``rows``, under each active scheme that
+    scores their subject's kind."""
     texts = NoticeTexts(svc, agency)
-    notices: list[tuple[str, str, str, str, str, str, str]] = []
-    kinds: pa.Array | None = None
+    notices: list[NoticeRow] = []
     for active in svc.schemes.values():
         scheme = active.scheme
         adverse = [name for name, spec in scheme.records.items() if spec.adverse]
         mask = pc.is_in(rows["type"], value_set=pa.array(adverse, pa.string()))
         if not pc.any(mask).as_py():
             continue
-        if kinds is None:
-            codes = pc.unique(rows["subject"]).to_pylist()
-            known = svc.ledger.read(partial(Ledger.kinds, codes=codes))
-            kinds = pc.take(
-                pa.array([known.get(c) for c in codes], pa.string()),
-                pc.index_in(rows["subject"], value_set=pa.array(codes, pa.string())),
-            )
         mask = pc.and_(mask, pc.is_in(kinds, value_set=pa.array(list(scheme.subjects))))
         notices += texts.adverse(rows.filter(mask), scheme, stamp)
-    with svc.db.transaction() as db:
-        db.copy(
-            "svc_submissions",
-            ("record_id", "agency", "subject", "type", "submitted_at"),
-            zip(
-                rows["id"].to_pylist(),
-                [agency] * rows.num_rows,
-                rows["subject"].to_pylist(),
-                rows["type"].to_pylist(),
-                [stamp] * rows.num_rows,
-                strict=True,
-            ),
-        )
-        return write_notices(db, notices, stamp)
+    return notices
+
+
+def _record_sent(
+    db: ServiceDB, agency: str, rows: pa.Table, notices: list[NoticeRow], stamp: str
+) -> int:
+    """Who sent each record, and the notices (with their outbox rows), inside a
+    transaction of ``db``; the number of notices new."""
+    if not rows.num_rows:
+        return 0
+    db.copy(
+        "svc_submissions",
+        ("record_id", "agency", "subject", "type", "submitted_at"),
+        zip(
+            rows["id"].to_pylist(),
+            [agency] * rows.num_rows,
+            rows["subject"].to_pylist(),
+            rows["type"].to_pylist(),
+            [stamp] * rows.num_rows,
+            strict=True,
+        ),
+    )
+    return write_notices(db, notices, stamp)

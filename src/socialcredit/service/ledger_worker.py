@@ -9,7 +9,7 @@ single-writer pattern).
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,10 +36,23 @@ class LedgerWorker:
     def call(self, fn: Callable[[Ledger], T]) -> T:
         """Run ``fn(ledger)`` on the ledger's thread and return (or raise) what it did;
         ``fn`` may write."""
-        try:
-            return self.read(fn)
-        finally:
-            self.writes += 1
+        return self.submit(fn).result()
+
+    def submit(self, fn: Callable[[Ledger], T], *, writes: bool = True) -> Future[T]:
+        """Start ``fn(ledger)`` on the ledger's thread, after the calls before it; its
+        future. When ``fn`` may write (``writes``), the count of writes goes up before the
+        future is done."""
+        ledger = self._ledger
+        if ledger is None:
+            raise RuntimeError("the ledger is closed")
+
+        def run(ledger: Ledger) -> T:
+            try:
+                return fn(ledger)
+            finally:
+                self.writes += writes
+
+        return self._pool.submit(run, ledger)
 
     def read(self, fn: Callable[[Ledger], T]) -> T:
         """Run ``fn(ledger)``, which only reads, on the ledger's thread."""

@@ -577,35 +577,6 @@ def test_the_service_tables_statistics_follow_their_growth(service_db: str) -> N
         db.close()
 
 
-def test_a_process_with_a_dispatcher_leaves_it_the_checkpoints(service_db: str) -> None:
-    """On SQLite, a process that answers requests while a dispatcher checkpoints (its own,
-    or its supervisor's) commits without copying the write-ahead log back itself, up to
-    a safety limit; a process alone keeps SQLite's default."""
-    from socialcredit.service import Service, Settings
-    from socialcredit.store.service_db import upgrade
-    from socialcredit.store.sqlite import WAL_SAFETY_PAGES
-
-    upgrade(service_db)
-    settings = Settings(database=service_db, schemes=["rongcheng"])
-
-    def limits(svc: Service) -> tuple[int, int]:
-        def ledger_limit(ledger: Any) -> int:
-            return int(ledger._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
-
-        (row,) = svc.db.query("PRAGMA wal_autocheckpoint")
-        return svc.ledger.read(ledger_limit), int(row[0])
-
-    if not service_db.startswith("postgresql"):
-        for wake, expected in ((None, 1000), (lambda: None, WAL_SAFETY_PAGES)):
-            svc = Service.open(settings, wake=wake)
-            try:
-                assert limits(svc) == (expected, expected)
-            finally:
-                svc.close()
-    else:  # nothing to defer: the service opens as before
-        Service.open(settings, wake=lambda: None).close()
-
-
 def test_the_dispatcher_keeps_the_statistics_once_woken(service_db: str) -> None:
     """A batch sent leaves the statistics to the server's dispatcher: woken by a write to
     the outbox, it analyzes the tables that grew (PostgreSQL), well before its 30 s."""

@@ -57,12 +57,8 @@ class Service:
         except BaseException:
             self.db.close()
             raise
-        # the dispatcher checkpoints SQLite's log: this process's, or the supervisor's; the
-        # commits of a batch sent, and of the access log, leave it that work
+        # the dispatcher checkpoints SQLite's log: this process's, or the supervisor's
         background_elsewhere = wake is not None
-        if background or background_elsewhere:
-            self.ledger.read(lambda ledger: ledger.defer_checkpoints())
-            self.db.defer_checkpoints()
         self.access_log = AccessLogWriter(
             settings.database,
             checkpoints=not (background or background_elsewhere),

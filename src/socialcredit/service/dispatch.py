@@ -11,8 +11,7 @@ An answered request never waits for a delivery: what it wrote is in the outbox, 
 before it is answered.
 
 On SQLite it also checkpoints the write-ahead log (``PASSIVE``: it never blocks a writer),
-so that the commits of requests never have to: the access log's, and a batch's records and
-notices (their connections defer checkpoints: ``defer_checkpoints``). On PostgreSQL it keeps the
+so that the threads committing the access log never have to. On PostgreSQL it keeps the
 service tables' planner statistics up with their growth
 (:meth:`~socialcredit.store.service_db.ServiceDB.keep_statistics`), after each round a
 write woke it for (the ingest of a batch leaves it that, instead of analyzing before its

@@ -339,10 +339,6 @@ class Ledger(ABC):
     def close(self) -> None:
         """Release the store's connection; the object is unusable afterwards."""
 
-    def defer_checkpoints(self) -> None:  # noqa: B027 (a hook, empty by default)
-        """Another connection copies the write-ahead log back into the database (a
-        server's dispatcher): this one's commits should not (nothing on most stores)."""
-
     def __enter__(self) -> Ledger:
         return self
 

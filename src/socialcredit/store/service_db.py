@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from socialcredit.errors import LedgerError
 from socialcredit.store.backends import create_ledger, is_postgres_url, open_ledger, printable
 from socialcredit.store.migrations import MIGRATIONS, latest
-from socialcredit.store.sqlite import CACHE_KIB, WAL_SAFETY_PAGES
+from socialcredit.store.sqlite import CACHE_KIB
 
 __all__ = ["ServiceDB", "Upgrade", "open_service_db", "upgrade"]
 
@@ -174,12 +174,6 @@ class ServiceDB:
         with self._lock:
             row = self._live().execute(self._sql(sql), tuple(params)).fetchone()
             return None if row is None else tuple(row)
-
-    def defer_checkpoints(self) -> None:
-        """SQLite: commits leave the write-ahead log to another connection's checkpoints
-        (up to ``WAL_SAFETY_PAGES``); see :meth:`SqliteLedger.defer_checkpoints`."""
-        if self.dialect == "sqlite":
-            self.execute(f"PRAGMA wal_autocheckpoint = {WAL_SAFETY_PAGES}")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement; the number of rows it changed."""

@@ -171,9 +171,6 @@ _UPGRADE_2_TO_3 = (
 )
 _PAGE_SIZE = 16384
 CACHE_KIB = 131072  # the page cache of each connection to a ledger file, KiB
-# Pages in the write-ahead log past which a connection that defers checkpoints to another
-# one checkpoints by itself all the same (a gigabyte of 16 KB pages).
-WAL_SAFETY_PAGES = 65536
 _BUSY_MS = 10000
 _SCAN = 500_000  # entries per chunk when reading the whole ledger
 _READERS = min(4, os.cpu_count() or 1)  # threads reading chunks
@@ -267,12 +264,6 @@ class SqliteLedger(Ledger):
     def close(self) -> None:
         """Close the file; the ledger object is unusable afterwards."""
         self._db.close()
-
-    def defer_checkpoints(self) -> None:
-        """Commits leave the write-ahead log to another connection's checkpoints, up to
-        ``WAL_SAFETY_PAGES`` (then a commit checkpoints, as by default after 1,000): a
-        batch's commit no longer copies the log of every write before it into the file."""
-        self._db.execute(f"PRAGMA wal_autocheckpoint = {WAL_SAFETY_PAGES}")
 
     # -- reading ------------------------------------------------------------------------
 

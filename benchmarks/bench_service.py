@@ -10,7 +10,8 @@ For each store (and each source tree compared) it prepares a fresh database (`so
 db upgrade`), registers an agency and an operator, loads the bulk of the records with the
 store API when ``--ingest`` is less than ``--records`` (as ``socialcredit records import``
 does: no notices; recorded in the past, so they count today; every database at the same
-time, before any server is measured), then, one database after the other, starts
+time, before any server is measured; a compared tree's with that tree's own store, so its
+server finds the layout it reads), then, one database after the other, starts
 `socialcredit serve` with the schemes `rongcheng` and `court_dishonest_debtors` and
 ``--workers`` processes (several counts, ``--workers 1,2``: one server after the other on
 the same database, side by side in the table; the ingest is measured with the first), and
@@ -392,19 +393,32 @@ def setup(store: str, label: str, source: str | None, tmp: Path) -> Setup:
 
 
 def preload_all(setups: list[Setup], persons: list[str], orgs: list[str], n: int) -> None:
-    """Preload every database at the same time (a forked process each), before any
-    server is measured."""
+    """Preload every database at the same time (a process each), before any server is
+    measured. A compared source tree's database is written by that tree's own store (a
+    process of its own, with the same codes), in the layout its server reads."""
     context = multiprocessing.get_context("fork")
-    jobs = []
+    forked = []
+    spawned = []
     for one in setups:
-        job = context.Process(
-            target=_preload_job, args=(one.store, one.label, one.database, persons, orgs, n)
+        if one.source is None:
+            job = context.Process(
+                target=_preload_job, args=(one.store, one.label, one.database, persons, orgs, n)
+            )
+            job.start()
+            forked.append(job)
+            continue
+        given = json.dumps([one.store, one.label, one.database, len(persons) + len(orgs), n])
+        spawned.append(
+            subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--preload-job", given],
+                env={**os.environ, "PYTHONPATH": os.path.abspath(one.source)},
+            )
         )
-        job.start()
-        jobs.append(job)
-    for job in jobs:
+    for job in forked:
         job.join()
-    if any(job.exitcode for job in jobs):
+    failed = any(job.exitcode for job in forked)
+    failed = any([job.wait() for job in spawned]) or failed
+    if failed:
         raise SystemExit("a preload failed")
     for one in setups:
         analyze(one)
@@ -716,5 +730,8 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(cell(r) for r in results) + " |")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:2] == ["--preload-job"]:  # see preload_all
+    _store, _label, _database, _subjects, _n = json.loads(sys.argv[2])
+    _preload_job(_store, _label, _database, *codes(_subjects), _n)
+elif __name__ == "__main__":
     main()

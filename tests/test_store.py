@@ -1649,6 +1649,34 @@ def test_verify_names_recent_rows_by_subject_that_disagree(
         assert says in report.reason
 
 
+def test_opening_a_ledger_keeps_the_locks_of_the_others_in_the_process(path: Path) -> None:
+    """Opening a ledger never opens its file outside SQLite: closing such a descriptor
+    drops every POSIX lock the process holds on the file, another process closing its
+    last connection then deletes the write-ahead log under the open connections, and
+    what they commit after is lost."""
+
+    def in_another_process(statement: str) -> str:
+        code = (
+            f"import sqlite3; c = sqlite3.connect({str(path)!r}); "
+            f"print(c.execute({statement!r}).fetchone()[0]); c.close()"
+        )
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return run.stdout.strip()
+
+    with SqliteLedger.create(path) as first:
+        fill(first)
+        assert first.records().num_rows == 3  # a read: its connection holds its lock
+        SqliteLedger.open(path).close()  # another ledger on the file, in this process
+        assert in_another_process("SELECT count(*) FROM records") == "3"
+        assert Path(f"{path}-wal").exists()
+        append(first, records_csv(f"x1,{ORG},a.b,2024-01-01,,,"))
+        assert in_another_process("SELECT count(*) FROM records") == "4"
+    with SqliteLedger.open(path) as again:
+        assert again.records().num_rows == 4
+        assert again.verify().ok
+
+
 # -- crash safety ------------------------------------------------------------------------
 
 

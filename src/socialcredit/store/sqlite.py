@@ -238,11 +238,14 @@ class SqliteLedger(Ledger):
             raise LedgerError(
                 f"no ledger at {path}: the file does not exist; create a ledger first"
             )
-        with path.open("rb") as handle:
-            if handle.read(16) != b"SQLite format 3\x00":
-                raise LedgerError(f"{path} is not a ledger: it is not an SQLite database")
         db = _connect(path, "rw")
         try:
+            # The header is read through SQLite, never by opening the file here: closing
+            # any other descriptor of the file drops every POSIX lock this process holds on
+            # it, those of its other connections too; another process closing its last
+            # connection could then delete the write-ahead log under them, and what they
+            # commit after would be lost.
+            _check_header(db, path)
             meta = _read_meta(db, path)
             if meta.get("format") != FORMAT:
                 raise LedgerError(f"{path} is not a socialcredit ledger")
@@ -643,9 +646,15 @@ def _connect(path: Path, mode: str) -> sqlite3.Connection:
         db = sqlite3.connect(uri, uri=True, isolation_level=None)
     except sqlite3.Error as exc:
         raise LedgerError(f"cannot open {path}: {exc}") from exc
-    db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
-    db.execute("PRAGMA synchronous = FULL")
-    db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    try:
+        db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        if "not a database" in str(exc):
+            raise LedgerError(f"{path} is not a ledger: it is not an SQLite database") from None
+        raise LedgerError(f"cannot open {path}: {exc}") from exc
     return db
 
 
@@ -679,6 +688,16 @@ def _upgrade(db: sqlite3.Connection, path: Path, version: int) -> None:
             ) from exc
         raise
     db.execute("COMMIT")
+
+
+def _check_header(db: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file that is not an SQLite database (an empty file included)."""
+    try:
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+    except sqlite3.DatabaseError:
+        pages = 0
+    if not pages:
+        raise LedgerError(f"{path} is not a ledger: it is not an SQLite database")
 
 
 def _read_meta(db: sqlite3.Connection, path: Path) -> dict[str, str]:

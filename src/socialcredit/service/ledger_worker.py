@@ -56,10 +56,7 @@ class LedgerWorker:
 
     def read(self, fn: Callable[[Ledger], T]) -> T:
         """Run ``fn(ledger)``, which only reads, on the ledger's thread."""
-        ledger = self._ledger
-        if ledger is None:
-            raise RuntimeError("the ledger is closed")
-        return self._pool.submit(fn, ledger).result()
+        return self.submit(fn, writes=False).result()
 
     def close(self) -> None:
         """Close the ledger and stop the thread."""

@@ -691,11 +691,8 @@ def _upgrade(db: sqlite3.Connection, path: Path, version: int) -> None:
 
 
 def _check_header(db: sqlite3.Connection, path: Path) -> None:
-    """Refuse a file that is not an SQLite database (an empty file included)."""
-    try:
-        (pages,) = db.execute("PRAGMA page_count").fetchone()
-    except sqlite3.DatabaseError:
-        pages = 0
+    """Refuse an empty file (:func:`_connect` refuses any other that is not a database)."""
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
     if not pages:
         raise LedgerError(f"{path} is not a ledger: it is not an SQLite database")
 
@@ -718,9 +715,3 @@ def _days(dates: pa.ChunkedArray) -> npt.NDArray[np.int64]:
 
 def _ints(values: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:
     return np.asarray(values.to_numpy(), dtype=np.int64)
-
-
-def _combined(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    if isinstance(values, pa.ChunkedArray):
-        return values.combine_chunks()
-    return values

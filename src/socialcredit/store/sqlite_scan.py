@@ -126,7 +126,7 @@ def read_subjects(
         f"SELECT seq, code{', kind' if kinds else ''} FROM subjects WHERE seq > ? ORDER BY seq",
         (after,),
     ).fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [(), (), ()][: 3 if kinds else 2]
+    columns = list(zip(*rows, strict=True)) or [(), (), ()]
     return (
         np.array(columns[0], dtype=np.int64),
         pa.array(columns[1], pa.string()),

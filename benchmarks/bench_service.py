@@ -18,9 +18,10 @@ the same database, side by side in the table; the ingest is measured with the fi
 then:
 
 * ingest: posts the other records as CSV in batches of 100,000 (each acknowledged only
-  once durable in the ledger with its notices in the outbox), and reports acknowledged
-  records per second; then waits for the server to deliver those notices (the time is
-  reported);
+  once durable in the ledger with its notices in the outbox), on one connection, or on
+  ``--ingest-clients`` at once (agencies sending together), and reports acknowledged
+  records per second (from the first batch sent to the last acknowledged); then waits
+  for the server to deliver those notices (the time is reported);
 * the first decision, which scores the ledger (reported), then one request on 64
   connections so that every server process is ready;
 * decisions: ``wrk`` (Debian's package) with ``--clients`` keep-alive connections asks
@@ -170,8 +171,12 @@ def ingest(
     first: int,
     n_records: int,
     register: bool = True,
+    clients: int = 1,
 ) -> float:
-    """Send records ``first`` to ``n_records`` as CSV batches; records/s acknowledged."""
+    """Send records ``first`` to ``n_records`` as CSV batches (made before the clock
+    starts) on ``clients`` connections at once, each sending its next batch once the last
+    is acknowledged; records/s acknowledged, from the first batch sent to the last
+    acknowledged."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     subjects = [{"code": c, "kind": "person"} for c in persons] + [
         {"code": c, "kind": "organization"} for c in orgs
@@ -185,29 +190,55 @@ def ingest(
             agency,
         )
         assert status == 200, body[:500]
+    conn.close()
     everyone = persons + orgs
     rng = random.Random(2)
-    elapsed = 0.0
+    bodies = []
     for start in range(first, n_records, BATCH):
         lines = ["id,subject,type,occurred_at,amount"] + [
             f"r{i},{everyone[rng.randrange(len(everyone))]},{TYPES[i % len(TYPES)]},"
             f"{dt.date(2024, 1, 1) + dt.timedelta(days=i % 400)},{(i * 37) % 5000}"
             for i in range(start, min(start + BATCH, n_records))
         ]
-        data = ("\n".join(lines) + "\n").encode()
-        t = time.perf_counter()
-        conn.request(
-            "POST",
-            "/v1/records",
-            body=data,
-            headers={"Content-Type": "text/csv", "Authorization": f"Bearer {agency}"},
-        )
-        answer = conn.getresponse()
-        status, body = answer.status, answer.read()
-        elapsed += time.perf_counter() - t
-        assert status == 200, body[:500]
-    conn.close()
-    return (n_records - first) / elapsed if elapsed else 0.0
+        bodies.append(("\n".join(lines) + "\n").encode())
+    if not bodies:
+        return 0.0
+    queue = list(reversed(bodies))
+    taking = threading.Lock()
+    failures: list[BaseException] = []
+
+    def send() -> None:
+        mine = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        try:
+            while True:
+                with taking:
+                    if not queue or failures:
+                        return
+                    data = queue.pop()
+                mine.request(
+                    "POST",
+                    "/v1/records",
+                    body=data,
+                    headers={"Content-Type": "text/csv", "Authorization": f"Bearer {agency}"},
+                )
+                answer = mine.getresponse()
+                status, body = answer.status, answer.read()
+                assert status == 200, body[:500]
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            mine.close()
+
+    t = time.perf_counter()
+    threads = [threading.Thread(target=send) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - t
+    if failures:
+        raise failures[0]
+    return (n_records - first) / elapsed
 
 
 WRK_SCRIPT = """
@@ -544,7 +575,16 @@ def run_server(
         last = args.records - (BATCH * runs if args.refresh else 0)
         result["ingest"] = None
         if run == 0:
-            result["ingest"] = ingest(port, agency, persons, orgs, first, last, register=not first)
+            result["ingest"] = ingest(
+                port,
+                agency,
+                persons,
+                orgs,
+                first,
+                last,
+                register=not first,
+                clients=args.ingest_clients,
+            )
         t = time.perf_counter()
         while pending_notices(database) and time.perf_counter() - t < args.drain:
             time.sleep(0.5)
@@ -606,6 +646,13 @@ def main() -> None:
         "store API, as `socialcredit records import` does",
     )
     parser.add_argument("--clients", type=int, default=32, help="open connections")
+    parser.add_argument(
+        "--ingest-clients",
+        type=int,
+        default=1,
+        help="connections sending batches at once (several agencies); each sends its next "
+        "batch once its last is acknowledged",
+    )
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument(
         "--workers",
@@ -652,7 +699,8 @@ def main() -> None:
         f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, {dt.date.today()}; {args.subjects:,} subjects, "
         f"{args.records:,} records; wrk, {args.clients} connections for {args.seconds:g} s; "
-        f"{'/'.join(map(str, args.workers))} server processes",
+        f"{'/'.join(map(str, args.workers))} server processes; batches sent on "
+        f"{args.ingest_clients} connection(s) at once",
         flush=True,
     )
     results: list[dict[str, Any]] = []

@@ -1090,6 +1090,45 @@ def test_two_writers_keep_one_chain(ledger: Ledger, store: Store) -> None:
     assert report.ok and report.entries_checked == 9
 
 
+def test_what_a_look_up_found_spares_the_append_looking_again(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = records_csv(
+        f"r1,{ORG},court.unfulfilled,2024-01-10,,5000,",  # there already: skipped
+        f"r4,{PERSON},a.b,2024-04-01,,,r3",  # ends a record of the ledger
+    )
+    found = ledger.look_up(batch.table)
+    assert sorted(found.ids.to_pylist()) == ["r1", "r3", "r4"]
+    assert sorted(found.records()["id"].to_pylist()) == ["r1", "r3"]
+    looked: list[int] = []
+    real = type(ledger)._existing
+    monkeypatch.setattr(
+        type(ledger), "_existing", lambda self, ids: looked.append(len(ids)) or real(self, ids)
+    )
+    assert ledger.append(batch, found=found) == (1, 1, 0)
+    assert looked == []
+    assert ledger.records_of(PERSON)["ref"].to_pylist() == [None, None, "r3"]
+    assert ledger.verify().ok
+
+
+def test_a_look_up_outdated_by_another_writer_is_not_trusted(ledger: Ledger, store: Store) -> None:
+    """Another writer appends the same record between the look-up and the append: the
+    append looks again, and the record is in the ledger once."""
+    batch = records_csv(f"r4,{PERSON},a.b,2024-04-01,,,", f"r5,{PERSON},a.b,2024-04-02,,,r4")
+    found = ledger.look_up(batch.table)
+    assert found.records().num_rows == 0
+    with store.open() as other:
+        assert other.append(records_csv(f"r4,{PERSON},a.b,2024-04-01,,,")) == (1, 0, 0)
+    assert ledger.append(batch, found=found) == (1, 1, 0)
+    assert ledger.records()["id"].to_pylist() == ["r1", "r2", "r3", "r4", "r5"]
+    with store.open() as other:  # a different record under a taken id is still refused
+        other.append(records_csv(f"r6,{PERSON},a.b,2024-04-03,,,"))
+    stale = ledger.look_up(records_csv(f"r6,{PERSON},a.b,2024-05-01,,,").table)
+    with pytest.raises(InvalidInput, match="r6"):
+        ledger.append(records_csv(f"r6,{PERSON},a.b,2024-05-01,,,"), found=stale)
+    assert ledger.verify().ok
+
+
 def test_concurrent_writers_keep_one_chain(ledger: Ledger, store: Store) -> None:
     """Writers in threads, each with a connection of its own, append at once: every batch
     goes in whole, after another, and the chain runs through them all."""

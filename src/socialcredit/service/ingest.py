@@ -13,7 +13,8 @@ acknowledged only once durable in the ledger.
 4. registers the subjects and appends the new records, with ``recorded_at`` set to today
    by the service (an agency cannot back-date a record past its notice period), in one
    durable transaction; the ledger's own checks refuse the whole batch on any problem, and
-   then no subject is registered either;
+   then no subject is registered either (what 2 found is handed to the append: the ledger
+   looks the ids up again only when another entry was appended since);
 5. writes who sent each record and the notices of its adverse records with their outbox
    rows, in one transaction of the service tables, committed once the ledger's is (the
    notices' texts are made while the ledger appends, and on PostgreSQL, another
@@ -148,10 +149,13 @@ def ingest_table(
     source = f"agency:{agency.name}"
     with _lock:
         ids = records["id"].to_pylist()
-        # the ids in the ledger (the ledger's thread) and in the service tables, together
-        finding = svc.ledger.submit(partial(_existing, ids=ids), writes=False)
+        # the ids in the ledger (the ledger's thread) and in the service tables, together;
+        # what the ledger found is given to its append, which then need not look again
+        finding = svc.ledger.submit(partial(Ledger.look_up, records=records), writes=False)
         owners = senders(svc, ids)
-        there = finding.result()
+        found = finding.result()
+        mine = found.records().filter(pc.is_in(found.rows["id"], value_set=records["id"]))
+        there = {row["id"]: row for row in mine.to_pylist()}
         _refuse_conflicts(agency.name, records, there, owners)
         _refuse_foreign_refs(svc, agency.name, records)
         is_there = pc.is_in(records["id"], value_set=pa.array(list(there), pa.string()))
@@ -177,6 +181,7 @@ def ingest_table(
                     source=source,
                     subjects=joining,
                     opaque_codes=svc.settings.opaque_codes,
+                    found=found,
                 )
             )
         try:
@@ -259,13 +264,6 @@ def _with_recorded(rows: pa.Table, there: dict[str, dict[str, Any]]) -> pa.Table
 
 def _content(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["subject"], row["type"], row["occurred_at"], row["amount"], row["ref"])
-
-
-def _existing(ledger: Ledger, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The records of ``ids`` that the ledger holds, by id."""
-    if not ids:
-        return {}
-    return {row["id"]: row for row in ledger.find(ids).to_pylist()}
 
 
 def senders(svc: Service, ids: list[str]) -> dict[str, str]:

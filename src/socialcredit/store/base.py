@@ -35,7 +35,15 @@ from socialcredit.store.checks import (
 from socialcredit.store.files import Loaded
 from socialcredit.store.origin import Origin
 
-__all__ = ["AppendResult", "Batch", "Ledger", "SubjectIndex", "SubjectsAdded", "VerifyReport"]
+__all__ = [
+    "AppendResult",
+    "Batch",
+    "Found",
+    "Ledger",
+    "SubjectIndex",
+    "SubjectsAdded",
+    "VerifyReport",
+]
 
 
 class AppendResult(NamedTuple):
@@ -45,6 +53,21 @@ class AppendResult(NamedTuple):
     appended: int
     duplicates_skipped: int
     subjects_added: int = 0  # subjects registered with the batch
+
+
+@dataclass(frozen=True)
+class Found:
+    """What :meth:`Ledger.look_up` found for a batch: the ids it looked for (the batch's
+    ids and the ids its refs name), the ledger's records among them (with each one's
+    entry, ``seq``), and the ledger's last entry then (``as_of``)."""
+
+    ids: pa.Array
+    rows: pa.Table
+    as_of: int
+
+    def records(self) -> pa.Table:
+        """The records found, canonical columns."""
+        return self.rows.select(list(RECORD_FIELDS))
 
 
 class Batch(NamedTuple):
@@ -231,6 +254,7 @@ class Ledger(ABC):
         origin: Origin | None = None,
         subjects: pa.Table | None = None,
         opaque_codes: bool = False,
+        found: Found | None = None,
     ) -> AppendResult:
         """Append a batch of records, all or nothing; return how many went in and were skipped.
 
@@ -245,6 +269,9 @@ class Ledger(ABC):
         ``<table>``); ``origin`` gives the place of a table's rows when it has one.
         ``subjects`` (``code``, ``kind``; ``opaque_codes`` as for :meth:`add_subjects`) are
         registered in the same transaction, first: a batch refused registers none of them.
+        ``found`` is what :meth:`look_up` returned for these records (or for a batch they
+        were taken from): when no entry was appended since, the ledger does not look their
+        ids up again.
         """
         records, source, origin = _unpack(records, source, origin, "<table>")
         table = conform_records(records, source=source)
@@ -256,7 +283,7 @@ class Ledger(ABC):
         )
         mark = self._subjects.mark
         try:
-            result = self._append(table, source, origin, joining)
+            result = self._append(table, source, origin, joining, found)
         except BaseException:
             self._subjects.cut(mark)  # subjects read inside the rolled-back transaction
             raise
@@ -269,16 +296,23 @@ class Ledger(ABC):
         upkeep after a write (nothing by default)."""
 
     def _append(
-        self, table: pa.Table, source: str, origin: Origin, joining: SubjectsCheck | None
+        self,
+        table: pa.Table,
+        source: str,
+        origin: Origin,
+        joining: SubjectsCheck | None,
+        found: Found | None,
     ) -> AppendResult:
         with self._transaction():
+            # what was found still holds if nothing was appended since (entries are never
+            # changed) and it looked for every id needed
+            current = found is not None and found.as_of == self._last_seq()
             added = self._register(joining, source) if joining is not None else None
-            ids = pc.unique(
-                pa.chunked_array(
-                    [*table.column("id").chunks, *table.column("ref").chunks], pa.string()
-                ).drop_null()
-            )
-            existing = self._existing(ids)
+            ids = _ids_named(table)
+            if current and found is not None and pc.all(pc.is_in(ids, found.ids)).as_py():
+                existing = found.rows.filter(pc.is_in(found.rows["id"], value_set=ids))
+            else:
+                existing = self._existing(ids)
             codes = pc.unique(table.column("subject").drop_null())
             subjects = self._registered(codes)
             unknown = pc.filter(codes, pc.invert(pc.is_in(codes, value_set=subjects["code"])))
@@ -298,6 +332,13 @@ class Ledger(ABC):
         return AppendResult(new.num_rows, check.duplicates, added.added if added else 0)
 
     # -- reading ------------------------------------------------------------------------
+
+    def look_up(self, records: pa.Table) -> Found:
+        """The ledger's records among the ids of ``records`` and the ids their refs name,
+        as :meth:`append` needs them: given back to it, they spare it looking again."""
+        ids = _ids_named(records)
+        with self._reading():
+            return Found(ids, self._existing(ids), self._last_seq())
 
     def find(self, ids: list[str]) -> pa.Table:
         """The records among ``ids`` that the ledger holds: canonical columns, any order."""
@@ -381,7 +422,12 @@ class Ledger(ABC):
 
     @abstractmethod
     def _existing(self, ids: pa.Array | pa.ChunkedArray) -> pa.Table:
-        """The ledger's records whose id is among ``ids``: at least the canonical columns."""
+        """The ledger's records whose id is among ``ids``: at least the canonical columns
+        and ``seq``."""
+
+    @abstractmethod
+    def _last_seq(self) -> int:
+        """The sequence number of the last entry (0 when there is none)."""
 
     @abstractmethod
     def _write_subjects(self, subjects: pa.Table, *, source: str) -> None:
@@ -413,6 +459,15 @@ def entry_numbers(
         in_ledger = existing["seq"].take(pc.index_in(ref, value_set=existing["id"]))
         ref_seq = pc.coalesce(ref_seq, in_ledger)
     return seqs, subject, ref_seq
+
+
+def _ids_named(records: pa.Table) -> pa.Array:
+    """The distinct ids of a batch's records and of the records their refs name."""
+    return pc.unique(
+        pa.chunked_array(
+            [*records.column("id").chunks, *records.column("ref").chunks], pa.string()
+        ).drop_null()
+    )
 
 
 def _unpack(

@@ -113,15 +113,17 @@ class ServiceDB:
     def _sql(self, sql: str) -> str:
         return sql if self.dialect == "sqlite" else sql.replace("?", "%s")
 
-    def one_of(self, column: str, values: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
-        """A condition that ``column`` is one of ``values``, and its one parameter: the
-        values as one array, read by a subquery the planner joins (an index lookup per
-        value, or one pass over a hash of them), never a list of placeholders that
-        PostgreSQL compares row by row -- 5,000 comparisons a row when its statistics
-        of the table are out of date."""
+    def one_of(
+        self, column: str, values: Sequence[str] | Sequence[int], type: str = "text"
+    ) -> tuple[str, tuple[Any, ...]]:
+        """A condition that ``column`` is one of ``values`` (of PostgreSQL's ``type``), and
+        its one parameter: the values as one array, read by a subquery the planner joins
+        (an index lookup per value, or one pass over a hash of them), never a list of
+        placeholders that PostgreSQL compares row by row -- 5,000 comparisons a row when
+        its statistics of the table are out of date."""
         if self.dialect == "sqlite":
             return f"{column} IN (SELECT value FROM json_each(?))", (json.dumps(list(values)),)
-        return f"{column} IN (SELECT unnest(?::text[]))", (list(values),)
+        return f"{column} IN (SELECT unnest(?::{type}[]))", (list(values),)
 
     def keep_statistics(self) -> list[str]:
         """PostgreSQL: ``ANALYZE`` each service table whose rows changed by a fifth or more

@@ -450,8 +450,38 @@ def test_notice_bodies_joined_as_columns_are_those_written_record_by_record(
         )
         assert not NoticeTexts._columnar(rows)  # a tab: record by record
         assert texts.adverse(rows, scheme, "s") == texts.adverse_rows(rows, scheme, "s")
-    for _, _, _, _, _, _, body in texts.adverse(rows.slice(0, 5), active.scheme, "s"):
+    for body in texts.adverse(rows.slice(0, 5), active.scheme, "s")["body"].to_pylist():
         assert json.loads(body)["record"]["id"] in ids
+
+
+def test_a_table_of_columns_is_copied_as_it_is_on_either_store(service_db: str) -> None:
+    """Rows given as Arrow columns (PostgreSQL: a binary COPY laid out column by column)
+    read back exactly: quotes, backslashes, tabs, new lines, empty text, non-ASCII text
+    and large integers."""
+    import pyarrow as pa
+
+    from socialcredit.store.service_db import ServiceDB, upgrade
+
+    upgrade(service_db)
+    db = ServiceDB.connect(service_db)
+    texts = ['q"uote', "back\\slash", "tab\tand\nline", "", "ünïcødé 信用"]
+    try:
+        with db.transaction() as tx:
+            tx.copy_table(
+                "svc_outbox",
+                pa.table(
+                    {
+                        "notice_id": pa.array([1, 2**40, 3, 4, 5], pa.int64()),
+                        "created_at": pa.chunked_array([texts[:2], texts[2:]]),
+                    }
+                ),
+            )
+            tx.copy_table("svc_outbox", pa.table({"notice_id": [], "created_at": []}))
+        assert db.query(
+            "SELECT notice_id, created_at, delivered_at FROM svc_outbox ORDER BY id"
+        ) == [(n, t, None) for n, t in zip([1, 2**40, 3, 4, 5], texts, strict=True)]
+    finally:
+        db.close()
 
 
 def test_many_ids_are_found_as_one_array_on_either_store(service_db: str) -> None:

@@ -45,7 +45,7 @@ from socialcredit.records import RECORD_FIELDS, RECORDS_SCHEMA
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal
 from socialcredit.service.errors import Conflict, Forbidden, TooLarge
-from socialcredit.service.notices import NoticeRow, NoticeTexts, write_notices
+from socialcredit.service.notices import NOTICES_SCHEMA, NoticeTexts, write_notices
 from socialcredit.store import Ledger
 from socialcredit.store.base import AppendResult
 from socialcredit.store.service_db import ServiceDB
@@ -299,13 +299,11 @@ def _kinds(svc: Service, rows: pa.Table, joining: pa.Table | None) -> pa.Array:
     )
 
 
-def _notices(
-    svc: Service, agency: str, rows: pa.Table, kinds: pa.Array, stamp: str
-) -> list[NoticeRow]:
+def _notices(svc: Service, agency: str, rows: pa.Table, kinds: pa.Array, stamp: str) -> pa.Table:
     """The notices of the adverse records among ``rows``, under each active scheme that
     scores their subject's kind."""
     texts = NoticeTexts(svc, agency)
-    notices: list[NoticeRow] = []
+    notices = [NOTICES_SCHEMA.empty_table()]
     for active in svc.schemes.values():
         scheme = active.scheme
         adverse = [name for name, spec in scheme.records.items() if spec.adverse]
@@ -313,27 +311,26 @@ def _notices(
         if not pc.any(mask).as_py():
             continue
         mask = pc.and_(mask, pc.is_in(kinds, value_set=pa.array(list(scheme.subjects))))
-        notices += texts.adverse(rows.filter(mask), scheme, stamp)
-    return notices
+        notices.append(texts.adverse(rows.filter(mask), scheme, stamp))
+    return pa.concat_tables(notices)
 
 
-def _record_sent(
-    db: ServiceDB, agency: str, rows: pa.Table, notices: list[NoticeRow], stamp: str
-) -> int:
+def _record_sent(db: ServiceDB, agency: str, rows: pa.Table, notices: pa.Table, stamp: str) -> int:
     """Who sent each record, and the notices (with their outbox rows), inside a
     transaction of ``db``; the number of notices new."""
     if not rows.num_rows:
         return 0
-    db.copy(
+    n = rows.num_rows
+    db.copy_table(
         "svc_submissions",
-        ("record_id", "agency", "subject", "type", "submitted_at"),
-        zip(
-            rows["id"].to_pylist(),
-            [agency] * rows.num_rows,
-            rows["subject"].to_pylist(),
-            rows["type"].to_pylist(),
-            [stamp] * rows.num_rows,
-            strict=True,
+        pa.table(
+            {
+                "record_id": rows["id"],
+                "agency": pa.repeat(agency, n),
+                "subject": rows["subject"],
+                "type": rows["type"],
+                "submitted_at": pa.repeat(stamp, n),
+            }
         ),
     )
     return write_notices(db, notices, stamp)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +29,14 @@ from socialcredit.store.service_db import ServiceDB
 
 __all__ = [
     "DELIVER_BATCH",
+    "NOTICES_SCHEMA",
+    "NOTICE_COLUMNS",
     "Notice",
     "NoticeTexts",
     "adverse_notice",
     "deliver",
     "notice_of",
+    "notice_table",
     "notices_of",
     "write_notice",
     "write_notices",
@@ -147,6 +151,16 @@ def write_notice(
 
 
 NoticeRow = tuple[str, str, str, str, str, str, str]
+NOTICE_COLUMNS = ("subject", "record_id", "scheme", "kind", "created_at", "effective_on", "body")
+NOTICES_SCHEMA = pa.schema([pa.field(name, pa.string()) for name in NOTICE_COLUMNS])
+
+
+def notice_table(rows: Sequence[NoticeRow]) -> pa.Table:
+    """Notices given as rows, as the table :func:`write_notices` takes."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in NOTICE_COLUMNS]
+    return pa.table([pa.array(column, pa.string()) for column in columns], schema=NOTICES_SCHEMA)
+
+
 _text = json.JSONEncoder(ensure_ascii=False).encode
 
 
@@ -176,10 +190,10 @@ class NoticeTexts:
         self._svc = svc
         self._agency = _text(agency)
 
-    def adverse(self, rows: pa.Table, scheme: Scheme, stamp: str) -> list[NoticeRow]:
-        """(subject, record, scheme, kind, created_at, effective_on, body) of each row."""
+    def adverse(self, rows: pa.Table, scheme: Scheme, stamp: str) -> pa.Table:
+        """The notice of each row: :data:`NOTICE_COLUMNS`."""
         if not rows.num_rows:
-            return []
+            return NOTICES_SCHEMA.empty_table()
         if not self._columnar(rows):
             return self.adverse_rows(rows, scheme, stamp)
         svc, name = self._svc, scheme.scheme
@@ -227,17 +241,18 @@ class NoticeTexts:
             '"}',
             "",
         )
-        return list(
-            zip(
-                subject.to_pylist(),
-                rid.to_pylist(),
-                [name] * rows.num_rows,
-                ["adverse"] * rows.num_rows,
-                [stamp] * rows.num_rows,
-                effective_on.to_pylist(),
-                body.to_pylist(),
-                strict=True,
-            )
+        n = rows.num_rows
+        return pa.table(
+            [
+                subject.combine_chunks(),
+                rid.combine_chunks(),
+                pa.repeat(name, n),
+                pa.repeat("adverse", n),
+                pa.repeat(stamp, n),
+                _flat(effective_on),
+                _flat(body),
+            ],
+            schema=NOTICES_SCHEMA,
         )
 
     @staticmethod
@@ -252,7 +267,7 @@ class NoticeTexts:
                 return False
         return True
 
-    def adverse_rows(self, rows: pa.Table, scheme: Scheme, stamp: str) -> list[NoticeRow]:
+    def adverse_rows(self, rows: pa.Table, scheme: Scheme, stamp: str) -> pa.Table:
         """:meth:`adverse`, record by record."""
         svc, name = self._svc, scheme.scheme
         effects = {t: _text(effect_of(scheme, t)) for t in pc.unique(rows["type"]).to_pylist()}
@@ -283,7 +298,7 @@ class NoticeTexts:
                 f'{_text(type_)}}}{tail}{_text(subject)}, "takes_effect_on": "{effective_on}"}}'
             )
             out.append((subject, rid, name, "adverse", stamp, effective_on, body))
-        return out
+        return notice_table(out)
 
 
 # The outbox rows of the notices numbered after a point (parameters: the time, and the
@@ -300,28 +315,38 @@ OUTBOX_NEW = (
 )
 
 
-def write_notices(db: ServiceDB, notices: list[NoticeRow], stamp: str) -> int:
-    """Write many notices and their outbox rows (call inside a transaction of ``db``);
-    how many were new."""
-    if not notices:
+def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def write_notices(db: ServiceDB, notices: pa.Table | Sequence[NoticeRow], stamp: str) -> int:
+    """Write many notices (a table of :data:`NOTICE_COLUMNS`, or rows) and their outbox
+    rows (call inside a transaction of ``db``); how many were new."""
+    if not isinstance(notices, pa.Table):
+        notices = notice_table(notices)
+    if not notices.num_rows:
         return 0
+    notices = notices.select(list(NOTICE_COLUMNS))
     if db.dialect == "postgres":
         # numbered here, from the table's sequence, so that the outbox rows are copied
         # too (the insert-select of OUTBOX_NEW took longer than the notices' own copy)
         row = db.one("SELECT pg_get_serial_sequence('svc_notices', 'id')")
         assert row is not None
-        numbers = [
-            int(n)
-            for (n,) in db.query(
-                "SELECT nextval(?::regclass) FROM generate_series(1, ?)", (row[0], len(notices))
-            )
-        ]
-        db.copy(
-            "svc_notices",
-            ("id", "subject", "record_id", "scheme", "kind", "created_at", "effective_on", "body"),
-            ((number, *notice) for number, notice in zip(numbers, notices, strict=True)),
+        numbers = pa.array(
+            [
+                int(n)
+                for (n,) in db.query(
+                    "SELECT nextval(?::regclass) FROM generate_series(1, ?)",
+                    (row[0], notices.num_rows),
+                )
+            ],
+            pa.int64(),
         )
-        db.copy("svc_outbox", ("notice_id", "created_at"), ((n, stamp) for n in numbers))
+        db.copy_table("svc_notices", notices.add_column(0, "id", numbers))
+        db.copy_table(
+            "svc_outbox",
+            pa.table({"notice_id": numbers, "created_at": pa.repeat(stamp, len(numbers))}),
+        )
         return len(numbers)
     row = db.one("SELECT coalesce(max(id), 0) FROM svc_notices")
     before = int(row[0]) if row else 0
@@ -329,7 +354,7 @@ def write_notices(db: ServiceDB, notices: list[NoticeRow], stamp: str) -> int:
         "INSERT INTO svc_notices (subject, record_id, scheme, kind, created_at, "
         "effective_on, body) VALUES (?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (record_id, scheme, kind) DO NOTHING",
-        notices,
+        list(zip(*(notices[name].to_pylist() for name in NOTICE_COLUMNS), strict=True)),
     )
     return db.execute(OUTBOX_NEW, (stamp, before, before))
 

@@ -19,9 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+import pyarrow as pa
+
 from socialcredit.errors import LedgerError
 from socialcredit.store.backends import create_ledger, is_postgres_url, open_ledger, printable
 from socialcredit.store.migrations import MIGRATIONS, latest
+from socialcredit.store.postgres_binary import SIGNATURE, TRAILER, copy_rows, fixed, varying
 from socialcredit.store.sqlite import CACHE_KIB
 
 __all__ = ["ServiceDB", "Upgrade", "open_service_db", "upgrade"]
@@ -211,6 +215,36 @@ class ServiceDB:
                 ):
                     for row in rows:
                         copy.write_row(row)
+
+    def copy_table(self, table: str, rows: pa.Table) -> None:
+        """Insert the rows of an Arrow table (text and ``bigint`` columns, named as the
+        table's) into ``table``: PostgreSQL's binary COPY laid out column by column, with
+        no Python object per value; SQLite's prepared insert."""
+        if not rows.num_rows:
+            return
+        if self.dialect == "sqlite":
+            columns = [rows[name].to_pylist() for name in rows.column_names]
+            self.copy(table, rows.column_names, zip(*columns, strict=True))
+            return
+        laid = []
+        for column in rows.columns:
+            if pa.types.is_integer(column.type):
+                valid = None
+                if column.null_count:
+                    valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), np.bool_)
+                values = column.fill_null(0).to_numpy()
+                laid.append(fixed(values, ">i8", valid))
+            else:
+                laid.append(varying(column))
+        data = SIGNATURE + copy_rows(laid, rows.num_rows) + TRAILER
+        names = ", ".join(rows.column_names)
+        with self._lock:
+            self.writes += 1
+            with (
+                self._live().cursor() as cursor,
+                cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.write(data)
 
     def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run an INSERT into a table with an ``id`` key; the new row's id."""

@@ -1090,6 +1090,12 @@ def test_two_writers_keep_one_chain(ledger: Ledger, store: Store) -> None:
     assert report.ok and report.entries_checked == 9
 
 
+def test_kinds_of_codes_registered_or_not(ledger: Ledger) -> None:
+    codes = pa.array([PERSON, "91110000600037341L", ORG])
+    assert ledger.kinds_of(codes).to_pylist() == ["person", None, "organization"]
+    assert ledger.kinds_of(pa.array([], pa.string())).to_pylist() == []
+
+
 def test_what_a_look_up_found_spares_the_append_looking_again(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -286,17 +286,12 @@ def _kinds(svc: Service, rows: pa.Table, joining: pa.Table | None) -> pa.Array:
     for a subject neither, whose record the ledger refuses)."""
     if not rows.num_rows:
         return pa.array([], pa.string())
-    codes = pc.unique(rows["subject"]).to_pylist()
-    known = svc.ledger.read(partial(Ledger.kinds, codes=codes))
+    codes = pc.unique(rows["subject"])
+    kinds = svc.ledger.read(partial(Ledger.kinds_of, codes=codes))
     if joining is not None:
-        for code, kind in zip(
-            joining["code"].to_pylist(), joining["kind"].to_pylist(), strict=True
-        ):
-            known.setdefault(code, kind)
-    return pc.take(
-        pa.array([known.get(c) for c in codes], pa.string()),
-        pc.index_in(rows["subject"], value_set=pa.array(codes, pa.string())),
-    )
+        sent = joining["kind"].take(pc.index_in(codes, value_set=joining["code"]))
+        kinds = pc.coalesce(kinds, sent)
+    return kinds.take(pc.index_in(rows["subject"], value_set=codes))
 
 
 def _notices(svc: Service, agency: str, rows: pa.Table, kinds: pa.Array, stamp: str) -> pa.Table:

@@ -352,6 +352,12 @@ class Ledger(ABC):
             found = self._registered(pa.array(codes, pa.string()), kinds=True)
         return dict(zip(found["code"].to_pylist(), found["kind"].to_pylist(), strict=True))
 
+    def kinds_of(self, codes: pa.Array) -> pa.Array:
+        """The kind of each of ``codes`` (distinct), null where it is not registered."""
+        with self._reading():
+            found = self._registered(codes, kinds=True)
+        return found["kind"].take(pc.index_in(codes, value_set=found["code"]))
+
     @abstractmethod
     def subjects(self) -> pa.Table:
         """All registered subjects (``code``, ``kind``), in order of registration."""

@@ -607,6 +607,42 @@ def test_the_service_tables_statistics_follow_their_growth(service_db: str) -> N
         db.close()
 
 
+def test_delivered_outbox_rows_are_vacuumed_away(service_db: str) -> None:
+    """On PostgreSQL, a service table holding a fifth or more of dead rows (the outbox's
+    rows once delivered) is vacuumed, as autovacuum would: its dead rows are gone."""
+    if not service_db.startswith("postgresql"):
+        return  # SQLite reuses the pages of deleted rows itself
+    from socialcredit.service.notices import write_notices
+    from socialcredit.store.service_db import ServiceDB, upgrade
+
+    upgrade(service_db)
+    db = ServiceDB.connect(service_db)
+    dead = (
+        "SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+        "AND relname = 'svc_outbox'"
+    )
+    try:
+        notices = [
+            (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}")
+            for i in range(12_000)
+        ]
+        with db.transaction() as tx:
+            write_notices(tx, notices, "now")
+        db.keep_statistics()
+        db.execute("UPDATE svc_outbox SET delivered_at = 'now', attempts = 1")
+        kept: list[str] = []
+        deadline = time.monotonic() + 10
+        while "svc_outbox" not in kept and time.monotonic() < deadline:
+            db.query("SELECT pg_stat_force_next_flush()")
+            kept = db.keep_statistics()
+            time.sleep(0.05)
+        assert "svc_outbox" in kept
+        assert db.query(dead) == [(0,)]
+        assert db.query("SELECT count(*) FROM svc_outbox WHERE delivered_at IS NULL") == [(0,)]
+    finally:
+        db.close()
+
+
 def test_the_dispatcher_keeps_the_statistics_once_woken(service_db: str) -> None:
     """A batch sent leaves the statistics to the server's dispatcher: woken by a write to
     the outbox, it analyzes the tables that grew (PostgreSQL), well before its 30 s."""

@@ -19,7 +19,7 @@ then:
 
 * ingest: posts the other records as CSV in batches of 100,000 (each acknowledged only
   once durable in the ledger with its notices in the outbox), on one connection, or on
-  ``--ingest-clients`` at once (agencies sending together), and reports acknowledged
+  ``--ingest-clients`` at once (the agency's batches sent together), and reports acknowledged
   records per second (from the first batch sent to the last acknowledged); then waits
   for the server to deliver those notices (the time is reported);
 * the first decision, which scores the ledger (reported), then one request on 64
@@ -634,6 +634,13 @@ def run_server(
             server.wait()
 
 
+def _at_least_one(given: str) -> int:
+    n = int(given)
+    if n < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     number = lambda s: int(s.replace("_", ""))  # noqa: E731
@@ -648,10 +655,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32, help="open connections")
     parser.add_argument(
         "--ingest-clients",
-        type=int,
+        type=_at_least_one,
         default=1,
-        help="connections sending batches at once (several agencies); each sends its next "
-        "batch once its last is acknowledged",
+        help="connections sending the agency's batches at once (at least 1); each sends "
+        "its next batch once its last is acknowledged",
     )
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument(

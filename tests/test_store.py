@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -1090,6 +1091,31 @@ def test_two_writers_keep_one_chain(ledger: Ledger, store: Store) -> None:
     assert report.ok and report.entries_checked == 9
 
 
+def test_binary_copy_rows_write_no_bytes_of_a_null() -> None:
+    """PostgreSQL's binary COPY rows: a NULL is a length of -1 and no bytes, even where
+    Arrow keeps bytes under the NULL (as ``if_else`` leaves them); each value follows its
+    length, and the rows follow a field count."""
+    from socialcredit.store.postgres_binary import copy_rows, fixed, varying
+
+    text = pa.array(["aa", "bb", "cc", ""])
+    hidden = pc.if_else(pa.array([True, False, True, True]), text, None)
+    assert hidden.null_count == 1 and hidden.buffers()[2].size == 6  # "bb" still there
+    numbers = np.array([1, 2, 3, 4])
+
+    def field(value: bytes | None) -> bytes:
+        return b"\xff\xff\xff\xff" if value is None else len(value).to_bytes(4, "big") + value
+
+    expected = b"".join(
+        b"\x00\x02" + field(t) + field(None if n == 2 else n.to_bytes(8, "big", signed=True))
+        for t, n in zip([b"aa", None, b"cc", b""], [1, 2, 3, 4], strict=True)
+    )
+    laid = copy_rows([varying(hidden), fixed(numbers, ">i8", valid=numbers != 2)], 4)
+    assert laid == expected
+    assert copy_rows([varying(hidden.slice(1))], 3) == b"".join(
+        b"\x00\x01" + field(t) for t in [None, b"cc", b""]
+    )
+
+
 def test_kinds_of_codes_registered_or_not(ledger: Ledger) -> None:
     codes = pa.array([PERSON, "91110000600037341L", ORG])
     assert ledger.kinds_of(codes).to_pylist() == ["person", None, "organization"]
@@ -1115,6 +1141,11 @@ def test_what_a_look_up_found_spares_the_append_looking_again(
     assert looked == []
     assert ledger.records_of(PERSON)["ref"].to_pylist() == [None, None, "r3"]
     assert ledger.verify().ok
+    # a table as append takes it: optional columns may be left out
+    short = pa.table(
+        {"id": ["r1"], "subject": [ORG], "type": ["x"], "occurred_at": [dt.date(2024, 1, 10)]}
+    )
+    assert ledger.look_up(short).records()["id"].to_pylist() == ["r1"]
 
 
 def test_a_look_up_outdated_by_another_writer_is_not_trusted(ledger: Ledger, store: Store) -> None:

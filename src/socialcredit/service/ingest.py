@@ -291,7 +291,8 @@ def _kinds(svc: Service, rows: pa.Table, joining: pa.Table | None) -> pa.Array:
     if joining is not None:
         sent = joining["kind"].take(pc.index_in(codes, value_set=joining["code"]))
         kinds = pc.coalesce(kinds, sent)
-    return kinds.take(pc.index_in(rows["subject"], value_set=codes))
+    taken = kinds.take(pc.index_in(rows["subject"], value_set=codes))
+    return taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
 
 
 def _notices(svc: Service, agency: str, rows: pa.Table, kinds: pa.Array, stamp: str) -> pa.Table:

@@ -59,11 +59,13 @@ class AppendResult(NamedTuple):
 class Found:
     """What :meth:`Ledger.look_up` found for a batch: the ids it looked for (the batch's
     ids and the ids its refs name), the ledger's records among them (with each one's
-    entry, ``seq``), and the ledger's last entry then (``as_of``)."""
+    entry, ``seq``), and the ledger's last entry then (``as_of``) with its hash
+    (``head``)."""
 
     ids: pa.Array
     rows: pa.Table
     as_of: int
+    head: bytes
 
     def records(self) -> pa.Table:
         """The records found, canonical columns."""
@@ -305,8 +307,9 @@ class Ledger(ABC):
     ) -> AppendResult:
         with self._transaction():
             # what was found still holds if nothing was appended since (entries are never
-            # changed) and it looked for every id needed
-            current = found is not None and found.as_of == self._last_seq()
+            # changed: the same last entry, with the same hash, is the same ledger) and it
+            # looked for every id needed
+            current = found is not None and self._head() == (found.as_of + 1, found.head)
             added = self._register(joining, source) if joining is not None else None
             ids = _ids_named(table)
             if current and found is not None and pc.all(pc.is_in(ids, found.ids)).as_py():
@@ -333,12 +336,15 @@ class Ledger(ABC):
 
     # -- reading ------------------------------------------------------------------------
 
-    def look_up(self, records: pa.Table) -> Found:
-        """The ledger's records among the ids of ``records`` and the ids their refs name,
-        as :meth:`append` needs them: given back to it, they spare it looking again."""
-        ids = _ids_named(records)
+    def look_up(self, records: pa.Table | Loaded) -> Found:
+        """The ledger's records among the ids of ``records`` (a batch as :meth:`append`
+        takes it) and the ids their refs name, as :meth:`append` needs them: given back
+        to it, they spare it looking again."""
+        table, source, _ = _unpack(records, None, None, "<table>")
+        ids = _ids_named(conform_records(table, source=source))
         with self._reading():
-            return Found(ids, self._existing(ids), self._last_seq())
+            following, head = self._head()
+            return Found(ids, self._existing(ids), following - 1, head)
 
     def find(self, ids: list[str]) -> pa.Table:
         """The records among ``ids`` that the ledger holds: canonical columns, any order."""
@@ -356,7 +362,8 @@ class Ledger(ABC):
         """The kind of each of ``codes`` (distinct), null where it is not registered."""
         with self._reading():
             found = self._registered(codes, kinds=True)
-        return found["kind"].take(pc.index_in(codes, value_set=found["code"]))
+        kinds = found["kind"].take(pc.index_in(codes, value_set=found["code"]))
+        return kinds.combine_chunks() if isinstance(kinds, pa.ChunkedArray) else kinds
 
     @abstractmethod
     def subjects(self) -> pa.Table:
@@ -432,8 +439,8 @@ class Ledger(ABC):
         and ``seq``."""
 
     @abstractmethod
-    def _last_seq(self) -> int:
-        """The sequence number of the last entry (0 when there is none)."""
+    def _head(self) -> tuple[int, bytes]:
+        """The next sequence number, and the hash of the last entry."""
 
     @abstractmethod
     def _write_subjects(self, subjects: pa.Table, *, source: str) -> None:

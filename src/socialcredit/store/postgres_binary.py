@@ -83,15 +83,16 @@ def varying(array: pa.Array | pa.ChunkedArray) -> Column:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     array = array.cast(pa.large_binary())
+    valid = None
+    if array.null_count:  # a NULL may still hold bytes in Arrow: none are written
+        valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
+        array = array.fill_null(b"")
     n = len(array)
     _, offsets_buffer, data_buffer = array.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + n + 1]
     data = np.zeros(0, np.uint8)
     if data_buffer is not None:
         data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
-    valid = None
-    if array.null_count:
-        valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
     return Column(np.diff(offsets), data, valid)
 
 

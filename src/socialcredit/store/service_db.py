@@ -242,7 +242,7 @@ class ServiceDB:
                 valid = None
                 if column.null_count:
                     valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), np.bool_)
-                values = column.fill_null(0).to_numpy()
+                values = column.cast(pa.int64()).fill_null(0).to_numpy()  # refuses overflow
                 laid.append(fixed(values, ">i8", valid))
             else:
                 laid.append(varying(column))

@@ -286,13 +286,13 @@ def _kinds(svc: Service, rows: pa.Table, joining: pa.Table | None) -> pa.Array:
     for a subject neither, whose record the ledger refuses)."""
     if not rows.num_rows:
         return pa.array([], pa.string())
-    codes = pc.unique(rows["subject"])
+    subject = rows["subject"].combine_chunks()
+    codes = pc.unique(subject)
     kinds = svc.ledger.read(partial(Ledger.kinds_of, codes=codes))
     if joining is not None:
-        sent = joining["kind"].take(pc.index_in(codes, value_set=joining["code"]))
+        sent = joining["kind"].combine_chunks().take(pc.index_in(codes, value_set=joining["code"]))
         kinds = pc.coalesce(kinds, sent)
-    taken = kinds.take(pc.index_in(rows["subject"], value_set=codes))
-    return taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
+    return kinds.take(pc.index_in(subject, value_set=codes))
 
 
 def _notices(svc: Service, agency: str, rows: pa.Table, kinds: pa.Array, stamp: str) -> pa.Table:

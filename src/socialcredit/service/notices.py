@@ -244,13 +244,13 @@ class NoticeTexts:
         n = rows.num_rows
         return pa.table(
             [
-                subject.combine_chunks(),
-                rid.combine_chunks(),
+                subject,
+                rid,
                 pa.repeat(name, n),
                 pa.repeat("adverse", n),
                 pa.repeat(stamp, n),
-                _flat(effective_on),
-                _flat(body),
+                effective_on,
+                body,
             ],
             schema=NOTICES_SCHEMA,
         )
@@ -313,10 +313,6 @@ OUTBOX_NEW = (
     "WHERE n.id > ? AND n.id NOT IN "
     "(SELECT o.notice_id FROM svc_outbox AS o WHERE o.notice_id > ?)"
 )
-
-
-def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def write_notices(db: ServiceDB, notices: pa.Table | Sequence[NoticeRow], stamp: str) -> int:

@@ -309,10 +309,11 @@ class Ledger(ABC):
             # what was found still holds if nothing was appended since (entries are never
             # changed: the same last entry, with the same hash, is the same ledger) and it
             # looked for every id needed
-            current = found is not None and self._head() == (found.as_of + 1, found.head)
+            if found is not None and self._head() != (found.as_of + 1, found.head):
+                found = None
             added = self._register(joining, source) if joining is not None else None
             ids = _ids_named(table)
-            if current and found is not None and pc.all(pc.is_in(ids, found.ids)).as_py():
+            if found is not None and pc.all(pc.is_in(ids, found.ids)).as_py():
                 existing = found.rows.filter(pc.is_in(found.rows["id"], value_set=ids))
             else:
                 existing = self._existing(ids)
@@ -362,8 +363,7 @@ class Ledger(ABC):
         """The kind of each of ``codes`` (distinct), null where it is not registered."""
         with self._reading():
             found = self._registered(codes, kinds=True)
-        kinds = found["kind"].take(pc.index_in(codes, value_set=found["code"]))
-        return kinds.combine_chunks() if isinstance(kinds, pa.ChunkedArray) else kinds
+        return found["kind"].combine_chunks().take(pc.index_in(codes, value_set=found["code"]))
 
     @abstractmethod
     def subjects(self) -> pa.Table:

@@ -57,25 +57,22 @@ _Ints = npt.NDArray[np.int64]
 @dataclass(frozen=True)
 class Column:
     """One field of every row to write: ``sizes`` bytes each, the values laid end to end
-    in ``data``; NULL where ``valid`` is false. ``width`` is the size of every value of a
-    fixed-width column, 0 for text and bytea."""
+    in ``data``; NULL where ``valid`` is false (size 0, no bytes in ``data``)."""
 
     sizes: _Ints
     data: _Bytes
     valid: npt.NDArray[np.bool_] | None = None
-    width: int = 0
 
 
 def fixed(values: npt.ArrayLike, dtype: str, valid: npt.NDArray[np.bool_] | None = None) -> Column:
     """A fixed-width column: ``values`` as ``dtype`` (big-endian, such as ``>i8``; ``V32``
     for 32 raw bytes each), NULL where ``valid`` is false."""
     array = np.ascontiguousarray(np.asarray(values).astype(dtype, copy=False))
-    width = array.dtype.itemsize
-    sizes = np.full(len(array), width, dtype=np.int64)
+    sizes = np.full(len(array), array.dtype.itemsize, dtype=np.int64)
     if valid is not None:
         sizes[~valid] = 0
         array = array[valid]
-    return Column(sizes, array.view(np.uint8).reshape(-1), valid, width)
+    return Column(sizes, array.view(np.uint8).reshape(-1), valid)
 
 
 def varying(array: pa.Array | pa.ChunkedArray) -> Column:
@@ -128,13 +125,8 @@ def _lay_out(columns: Sequence[Column], n: int, *, head: bool) -> _Bytes:
         if column.valid is not None:
             header[~column.valid] = -1
         fields.append(_binary(pa.py_buffer(header.tobytes()), np.full(n, 4, np.int64)))
-        sizes = column.sizes if column.valid is None else column.sizes[column.valid]
-        values = _binary(pa.py_buffer(np.ascontiguousarray(column.data)), sizes)
-        if column.valid is not None:  # NULL: no bytes
-            at = np.full(n, -1, np.int64)
-            at[column.valid] = np.arange(len(sizes))
-            values = values.take(pa.array(at, mask=~column.valid)).fill_null(b"")
-        fields.append(values)
+        # a NULL's size is 0 and its bytes are not in data: an empty value here
+        fields.append(_binary(pa.py_buffer(np.ascontiguousarray(column.data)), column.sizes))
     joined = pc.binary_join_element_wise(*fields, pa.scalar(b"", pa.large_binary()))
     _, offsets, data = joined.buffers()
     ends = np.frombuffer(offsets, np.int64)[joined.offset : joined.offset + n + 1]

@@ -182,8 +182,10 @@ def job(given: str) -> None:
     from socialcredit.service.credentials import authenticate
     from socialcredit.service.ingest import ingest_table
     from socialcredit.service.settings import Settings
+    from socialcredit.store.service_db import upgrade
 
     spec = json.loads(given)
+    upgrade(spec["database"])  # the migrations of the tree that runs, if it has more
     settings = Settings(
         database=spec["database"],
         schemes=["rongcheng", "court_dishonest_debtors"],

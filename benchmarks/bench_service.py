@@ -378,10 +378,14 @@ def available() -> int:
 
 
 def pending_notices(database: str) -> int:
+    from socialcredit.service.notices import pending_notices as pending
     from socialcredit.store.service_db import ServiceDB
 
     db = ServiceDB.connect(database)
     try:
+        if db.version() >= 4:
+            return pending(db)
+        # a tree compared from before version 4: an outbox row per notice
         row = db.one("SELECT count(*) FROM svc_outbox WHERE delivered_at IS NULL")
         return int(row[0]) if row else 0
     finally:

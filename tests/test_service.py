@@ -100,6 +100,43 @@ def test_upgrade_creates_the_ledger_and_applies_each_migration_once(service_db: 
         db.close()
 
 
+def test_version_4_delivers_from_the_first_notice_the_outbox_held(service_db: str) -> None:
+    """The outbox rows of version 3 become the point delivery has reached: the notices
+    from the first pending one on go out (at least once: one delivered after it again)."""
+    from socialcredit.service.notices import deliver
+    from socialcredit.service.sinks import MemorySink
+
+    assert upgrade(service_db, to=3).applied == [1, 2, 3]
+    db = ServiceDB.connect(service_db)
+    try:
+        with db.transaction():
+            for i in range(1, 6):
+                notice = db.insert(
+                    "INSERT INTO svc_notices (subject, record_id, scheme, kind, created_at, "
+                    "effective_on, body) VALUES (?, ?, 'rongcheng', 'adverse', 'now', "
+                    "'2025-01-01', '{}')",
+                    (f"s{i}", f"r{i}"),
+                )
+                db.execute(
+                    "INSERT INTO svc_outbox (notice_id, created_at, delivered_at) "
+                    "VALUES (?, 'now', ?)",
+                    (notice, "then" if i in (1, 2, 4) else None),
+                )
+    finally:
+        db.close()
+    assert upgrade(service_db).applied == [4]
+    sink = MemorySink()
+    svc = Service.open(Settings(database=service_db, schemes=["rongcheng"]), sink=sink)
+    try:
+        assert deliver(svc) == (3, 0)
+        assert [m["record"] for m in sink.sent] == ["r3", "r4", "r5"]
+        assert deliver(svc) == (0, 0)
+        with pytest.raises(Exception, match="append-only"):
+            svc.db.execute("DELETE FROM svc_notice_rounds")
+    finally:
+        svc.close()
+
+
 def test_a_database_without_the_service_tables_is_refused_with_the_fix(service_db: str) -> None:
     from socialcredit.store import create_ledger
 
@@ -215,7 +252,7 @@ def test_records_the_ledger_refuses_are_refused_whole(service_env: ServiceEnv) -
     assert env.svc.ledger.call(lambda ledger: ledger.records().num_rows) == 0
     # nor who sent them, nor notices: their rows (written meanwhile on PostgreSQL) are
     # rolled back with the batch
-    for table in ("svc_submissions", "svc_notices", "svc_outbox"):
+    for table in ("svc_submissions", "svc_notices"):
         assert env.svc.db.query(f"SELECT count(*) FROM {table}") == [(0,)], table
     assert env.post([record("a", env.persons[0])]).json()["notices"] == 1
 

@@ -234,3 +234,46 @@ def test_a_killed_server_loses_no_acknowledged_record(service_db: str, tmp_path:
         assert len(ids) == len(set(ids)), f"round {round_}: a record is there twice"
         assert acknowledged <= set(ids), f"round {round_}: acknowledged records are missing"
     assert acknowledged, "no batch was acknowledged: the test proves nothing"
+
+
+def test_notices_deliver_hands_every_pending_notice_to_the_sink(
+    service_db: str, tmp_path: Path
+) -> None:
+    """`notices deliver` goes round after round until none is pending, and exits 1 when
+    the sink refuses (what it did not take stays pending, for the next run)."""
+    from socialcredit.service.notices import write_notices
+    from socialcredit.store.service_db import ServiceDB, upgrade
+
+    upgrade(service_db)
+    db = ServiceDB.connect(service_db)
+    try:
+        with db.transaction() as tx:
+            write_notices(
+                tx,
+                [
+                    (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}")
+                    for i in range(25_000)
+                ],
+            )
+    finally:
+        db.close()
+    args = ("notices", "deliver", "--database", service_db, "--scheme", "rongcheng")
+    refused = runner.invoke(
+        command_app(),
+        list(args),
+        env={
+            "SOCIALCREDIT_NOTICE_SINK": "webhook",
+            "SOCIALCREDIT_NOTICE_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/notices",
+            "SOCIALCREDIT_NOTICE_WEBHOOK_SECRET": "s",
+        },
+    )
+    assert refused.exit_code == 1, refused.output
+    assert "0 notice(s) delivered, 10000 failed" in refused.output
+    sink = {"SOCIALCREDIT_NOTICE_SINK": "file", "SOCIALCREDIT_NOTICE_FILE": str(tmp_path / "n")}
+    done = runner.invoke(command_app(), list(args), env=sink)
+    assert done.exit_code == 0, done.output
+    assert "25000 notice(s) delivered, 0 failed" in done.output
+    lines = (tmp_path / "n").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["record"] for line in lines] == [f"r{i}" for i in range(25_000)]
+    again = runner.invoke(command_app(), list(args), env=sink)
+    assert again.exit_code == 0 and "0 notice(s) delivered, 0 failed" in again.output

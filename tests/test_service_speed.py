@@ -176,7 +176,10 @@ def test_notices_are_delivered_as_the_json_lines_of_their_messages(
 ) -> None:
     env = service_env
     env.post([record(f"r{i}", env.persons[i % 5], "traffic.red_light") for i in range(20)])
-    env.svc.db.execute("UPDATE svc_outbox SET delivered_at = NULL")  # deliver them again
+    env.svc.db.execute(  # deliver them again: a round back to the start
+        "INSERT INTO svc_notice_rounds (up_to_xact, up_to_id, sent, failed, at) "
+        "VALUES (0, 0, 0, 0, 'now')"
+    )
     env.svc.sink = FileSink(tmp_path / "notices.jsonl")
     assert deliver(env.svc) == (20, 0)
     lines = (tmp_path / "notices.jsonl").read_text(encoding="utf-8").splitlines()
@@ -468,18 +471,20 @@ def test_a_table_of_columns_is_copied_as_it_is_on_either_store(service_db: str) 
     try:
         with db.transaction() as tx:
             tx.copy_table(
-                "svc_outbox",
+                "svc_deliveries",
                 pa.table(
                     {
-                        "notice_id": pa.array([1, 2**40, 3, 4, 5], pa.int64()),
+                        "event_id": pa.array([1, 2**40, 3, 4, 5], pa.int64()),
+                        "subscription_id": pa.array([7] * 5, pa.int64()),
                         "created_at": pa.chunked_array([texts[:2], texts[2:]]),
+                        "next_at": pa.array(texts),
                     }
                 ),
             )
-            tx.copy_table("svc_outbox", pa.table({"notice_id": [], "created_at": []}))
+            tx.copy_table("svc_deliveries", pa.table({"event_id": [], "created_at": []}))
         assert db.query(
-            "SELECT notice_id, created_at, delivered_at FROM svc_outbox ORDER BY id"
-        ) == [(n, t, None) for n, t in zip([1, 2**40, 3, 4, 5], texts, strict=True)]
+            "SELECT event_id, created_at, next_at, delivered_at FROM svc_deliveries ORDER BY id"
+        ) == [(n, t, t, None) for n, t in zip([1, 2**40, 3, 4, 5], texts, strict=True)]
     finally:
         db.close()
 
@@ -517,54 +522,48 @@ def test_many_ids_are_found_as_one_array_on_either_store(service_db: str) -> Non
         db.close()
 
 
-def test_outbox_rows_are_written_once_per_new_notice(service_db: str) -> None:
-    """Each new notice gets exactly one outbox row; a notice numbered among them that
-    another transaction gave one gets no other."""
-    from socialcredit.service.notices import OUTBOX_NEW, write_notices
+def test_a_notice_committed_after_a_higher_numbered_one_is_delivered_once(
+    service_db: str,
+) -> None:
+    """The notices go out in the order of their commits: on PostgreSQL a transaction
+    numbers its notices before it commits, so a notice numbered first may be committed
+    last; it is held back while its transaction is open (not skipped for the higher
+    number delivered meanwhile), then delivered once, and each notice exactly once."""
+    from socialcredit.service import Service, Settings
+    from socialcredit.service.notices import pending_notices, write_notices
+    from socialcredit.service.sinks import MemorySink
     from socialcredit.store.service_db import ServiceDB, upgrade
 
+    def notice(rid: str) -> tuple[str, str, str, str, str, str, str]:
+        return (f"s-{rid}", rid, "rongcheng", "adverse", "now", "2025-01-01", "{}")
+
     upgrade(service_db)
-    db = ServiceDB.connect(service_db)
-    columns = (
-        "subject",
-        "record_id",
-        "scheme",
-        "kind",
-        "created_at",
-        "effective_on",
-        "body",
-    )
+    sink = MemorySink()
+    svc = Service.open(Settings(database=service_db, schemes=["rongcheng"]), sink=sink)
+    other = ServiceDB.connect(service_db)
     try:
-
-        def notices(lo: int, hi: int) -> list[tuple[str, str, str, str, str, str, str]]:
-            return [
-                (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}")
-                for i in range(lo, hi)
-            ]
-
-        with db.transaction() as tx:
-            assert write_notices(tx, notices(0, 3000), "now") == 3000
-        with db.transaction() as tx:  # another transaction's notice, already in the outbox
-            tx.execute(
-                "INSERT INTO svc_notices (subject, record_id, scheme, kind, created_at, "
-                "effective_on, body) VALUES ('x', 'other', 'rongcheng', 'adverse', 'now', "
-                "'2025-01-01', '{}')"
-            )
-            tx.execute(
-                "INSERT INTO svc_outbox (notice_id, created_at) "
-                "SELECT id, 'now' FROM svc_notices WHERE record_id = 'other'"
-            )
-        with db.transaction() as tx:  # numbered after 3,000 as the other one is
-            tx.copy("svc_notices", columns, notices(3000, 5000))
-            assert tx.execute(OUTBOX_NEW, ("now", 3000, 3000)) == 2000
-        counts = db.query(
-            "SELECT n.record_id, count(o.id) FROM svc_notices AS n "
-            "LEFT JOIN svc_outbox AS o ON o.notice_id = n.id GROUP BY n.record_id"
-        )
-        assert len(counts) == 5001
-        assert {int(c) for _, c in counts} == {1}
+        with svc.db.transaction() as tx:
+            assert write_notices(tx, [notice("first"), notice("second")]) == 2
+        if svc.db.dialect == "postgres":  # one writer at a time on SQLite
+            with other.transaction() as slow:
+                write_notices(slow, [notice("early")])  # numbered before "late"
+                with svc.db.transaction() as tx:
+                    write_notices(tx, [notice("late")])
+                assert deliver(svc) == (2, 0)  # "late" waits for the open transaction
+                assert pending_notices(svc.db) == 1
+                assert deliver(svc) == (0, 0)
+        else:
+            with svc.db.transaction() as tx:
+                write_notices(tx, [notice("early"), notice("late")])
+        assert deliver(svc, limit=1) == (1, 0)
+        assert deliver(svc) == ((1, 0) if svc.db.dialect == "postgres" else (3, 0))
+        assert deliver(svc) == (0, 0) and pending_notices(svc.db) == 0
+        assert [m["record"] for m in sink.sent] == ["first", "second", "early", "late"]
+        numbers = [m["notice"] for m in sink.sent]
+        assert len(set(numbers)) == 4 and numbers[2] < numbers[3]
     finally:
-        db.close()
+        other.close()
+        svc.close()
 
 
 def test_the_service_tables_statistics_follow_their_growth(service_db: str) -> None:
@@ -585,7 +584,7 @@ def test_the_service_tables_statistics_follow_their_growth(service_db: str) -> N
             for i in range(12_000)
         ]
         with db.transaction() as tx:
-            write_notices(tx, notices, "now")
+            write_notices(tx, notices)
         if db.dialect == "sqlite":
             assert db.keep_statistics() == []
             return
@@ -594,51 +593,59 @@ def test_the_service_tables_statistics_follow_their_growth(service_db: str) -> N
         while not analyzed and time.monotonic() < deadline:  # counts reach the view late
             analyzed = db.keep_statistics()
             time.sleep(0.05)
-        assert analyzed == ["svc_notices", "svc_outbox"]
+        assert analyzed == ["svc_notices"]
         known = dict(
             db.query(
                 "SELECT relname, reltuples FROM pg_class WHERE relnamespace = "
-                "current_schema()::regnamespace AND relname IN ('svc_notices', 'svc_outbox')"
+                "current_schema()::regnamespace AND relname IN ('svc_notices', 'svc_events')"
             )
         )
-        assert known == {"svc_notices": 12_000, "svc_outbox": 12_000}
+        assert known == {"svc_notices": 12_000, "svc_events": 0}
         assert db.keep_statistics() == []  # nothing changed since
     finally:
         db.close()
 
 
-def test_delivered_outbox_rows_are_vacuumed_away(service_db: str) -> None:
-    """On PostgreSQL, a service table holding a fifth or more of dead rows (the outbox's
-    rows once delivered) is vacuumed, as autovacuum would: its dead rows are gone."""
+def test_delivered_webhook_rows_are_vacuumed_away(service_db: str) -> None:
+    """On PostgreSQL, a service table holding a fifth or more of dead rows (webhook
+    deliveries once done) is vacuumed, as autovacuum would: its dead rows are gone."""
     if not service_db.startswith("postgresql"):
         return  # SQLite reuses the pages of deleted rows itself
-    from socialcredit.service.notices import write_notices
+    import pyarrow as pa
+
     from socialcredit.store.service_db import ServiceDB, upgrade
 
     upgrade(service_db)
     db = ServiceDB.connect(service_db)
     dead = (
         "SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = current_schema() "
-        "AND relname = 'svc_outbox'"
+        "AND relname = 'svc_deliveries'"
     )
     try:
-        notices = [
-            (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}")
-            for i in range(12_000)
-        ]
+        n = 12_000
         with db.transaction() as tx:
-            write_notices(tx, notices, "now")
+            tx.copy_table(
+                "svc_deliveries",
+                pa.table(
+                    {
+                        "event_id": pa.array(range(n), pa.int64()),
+                        "subscription_id": pa.array([1] * n, pa.int64()),
+                        "created_at": pa.repeat(pa.scalar("now"), n),
+                        "next_at": pa.repeat(pa.scalar("now"), n),
+                    }
+                ),
+            )
         db.keep_statistics()
-        db.execute("UPDATE svc_outbox SET delivered_at = 'now', attempts = 1")
+        db.execute("UPDATE svc_deliveries SET delivered_at = 'now', attempts = 1")
         kept: list[str] = []
         deadline = time.monotonic() + 10
-        while "svc_outbox" not in kept and time.monotonic() < deadline:
+        while "svc_deliveries" not in kept and time.monotonic() < deadline:
             db.query("SELECT pg_stat_force_next_flush()")
             kept = db.keep_statistics()
             time.sleep(0.05)
-        assert "svc_outbox" in kept
+        assert "svc_deliveries" in kept
         assert db.query(dead) == [(0,)]
-        assert db.query("SELECT count(*) FROM svc_outbox WHERE delivered_at IS NULL") == [(0,)]
+        assert db.query("SELECT count(*) FROM svc_deliveries WHERE delivered_at IS NULL") == [(0,)]
     finally:
         db.close()
 
@@ -664,7 +671,7 @@ def test_the_dispatcher_keeps_the_statistics_once_woken(service_db: str) -> None
             for i in range(12_000)
         ]
         with svc.db.transaction() as tx:
-            write_notices(tx, notices, "now")
+            write_notices(tx, notices)
         svc.db.query("SELECT pg_stat_force_next_flush()")
         svc.outbox_written()
         query = (

@@ -20,7 +20,7 @@ agency_app = typer.Typer(help="Agencies that send records, and their keys.", no_
 key_app = typer.Typer(help="API keys of operators, reviewers and auditors.", no_args_is_help=True)
 subject_app = typer.Typer(help="Subjects' sign-in.", no_args_is_help=True)
 appeals_app = typer.Typer(help="Appeals.", no_args_is_help=True)
-notices_app = typer.Typer(help="Notices and their outbox.", no_args_is_help=True)
+notices_app = typer.Typer(help="Notices and their delivery.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(agency_app, name="agency")
 app.add_typer(key_app, name="key")
@@ -299,11 +299,16 @@ def appeals_sweep(
 def notices_deliver(
     database: DatabaseOpt = None, scheme: SchemeOpt = None, config: ConfigOpt = None
 ) -> None:
-    """Hand pending notices of the outbox to the sink."""
-    from socialcredit.service.notices import deliver
+    """Hand pending notices to the sink, round after round until none is left."""
+    from socialcredit.service.notices import DELIVER_BATCH, deliver
 
+    delivered = failed = 0
     with _service(database, config, scheme) as svc:
-        delivered, failed = deliver(svc)
+        while True:
+            sent, failed = deliver(svc)
+            delivered += sent
+            if failed or sent < DELIVER_BATCH:
+                break
     out.print(f"{delivered} notice(s) delivered, {failed} failed", markup=False)
     if failed:
         raise typer.Exit(1)

@@ -13,7 +13,7 @@ before it is answered.
 On SQLite it also checkpoints the write-ahead log (``PASSIVE``: it never blocks a writer),
 so that the threads committing the access log never have to. On PostgreSQL it keeps the
 service tables' planner statistics up with their growth, and vacuums a table full of
-dead rows (the outbox's delivered ones), as autovacuum does
+dead rows (webhook deliveries once done), as autovacuum does
 (:meth:`~socialcredit.store.service_db.ServiceDB.keep_statistics`), after each round a
 write woke it for (the ingest of a batch leaves it that, instead of analyzing before its
 answer) and every :data:`STATISTICS_SECONDS`.

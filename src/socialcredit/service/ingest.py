@@ -15,13 +15,14 @@ acknowledged only once durable in the ledger.
    durable transaction; the ledger's own checks refuse the whole batch on any problem, and
    then no subject is registered either (what 2 found is handed to the append: the ledger
    looks the ids up again only when another entry was appended since);
-5. writes who sent each record and the notices of its adverse records with their outbox
-   rows, in one transaction of the service tables, committed once the ledger's is (the
-   notices' texts are made while the ledger appends, and on PostgreSQL, another
-   connection, their rows are written meanwhile too). A crash between the two commits is
+5. writes who sent each record and the notices of its adverse records, in one
+   transaction of the service tables, committed once the ledger's is (the notices' texts
+   are made while the ledger appends, and on PostgreSQL, another connection, their rows
+   are written meanwhile too). A crash between the two commits is
    repaired by sending the batch again: 2 finds the records, and 5 writes what is
    missing;
-6. hands the new notices to the sink (a failed delivery stays in the outbox).
+6. hands the new notices to the sink (the notices table is the outbox: a failed delivery
+   leaves them pending).
 
 Only then is the batch acknowledged.
 """
@@ -312,8 +313,8 @@ def _notices(svc: Service, agency: str, rows: pa.Table, kinds: pa.Array, stamp: 
 
 
 def _record_sent(db: ServiceDB, agency: str, rows: pa.Table, notices: pa.Table, stamp: str) -> int:
-    """Who sent each record, and the notices (with their outbox rows), inside a
-    transaction of ``db``; the number of notices new."""
+    """Who sent each record, and the notices, inside a transaction of ``db``; the number
+    of notices new."""
     if not rows.num_rows:
         return 0
     n = rows.num_rows
@@ -329,4 +330,4 @@ def _record_sent(db: ServiceDB, agency: str, rows: pa.Table, notices: pa.Table, 
             }
         ),
     )
-    return write_notices(db, notices, stamp)
+    return write_notices(db, notices)

@@ -4,9 +4,22 @@ When an agency's record of an adverse type (under an active scheme that scores i
 subject's kind) enters the ledger, the service writes a notice naming the agency, the
 record, its effect under the scheme, the day it takes effect (``recorded_at +
 notice_days``) and how and until when to appeal. Decisions on appeals write notices too.
-Notices go out through an outbox: each notice is written, in the same transaction, with an
-outbox row; :func:`deliver` hands pending rows to the sink and marks them delivered, and a
-failed delivery stays pending for the next round. The notices table is append-only.
+
+The notices table is the outbox: a notice is written once, durably, in the transaction of
+what caused it, and :func:`deliver` hands the notices after the point delivery has reached
+to the sink, in order, then appends a row to ``svc_notice_rounds`` with the point it
+reached -- how many went, and the error of a failed sink (what it did not take stays
+after that point, for the next round). Both tables are append-only: delivering rewrites
+no row.
+
+The order is the order of commits, not of numbers. On SQLite one writer at a time gives
+each notice its number, so a notice is never committed after a higher-numbered one. On
+PostgreSQL a transaction numbers its notices before it commits, and another may commit a
+higher number first: each notice keeps the (64-bit) transaction that wrote it, delivery
+goes by transaction, then number, and takes only the notices of transactions older than
+every transaction still running (``pg_snapshot_xmin``), whose set can no longer grow.
+Delivery is at least once: a sink that took a notice and failed before the round was
+written gets it again. One deliverer at a time is assumed (the server's dispatcher).
 """
 
 from __future__ import annotations
@@ -38,6 +51,7 @@ __all__ = [
     "notice_of",
     "notice_table",
     "notices_of",
+    "pending_notices",
     "write_notice",
     "write_notices",
 ]
@@ -126,8 +140,8 @@ def write_notice(
     effective_on: str,
     body: dict[str, Any],
 ) -> bool:
-    """Write a notice and its outbox row, unless that notice exists; whether it was new.
-    Call inside a transaction of ``db``."""
+    """Write a notice, unless that notice exists; whether it was new. Call inside a
+    transaction of ``db``."""
     row = db.one(
         "INSERT INTO svc_notices (subject, record_id, scheme, kind, created_at, effective_on, "
         "body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_id, scheme, kind) DO NOTHING "
@@ -142,12 +156,7 @@ def write_notice(
             json.dumps(body, ensure_ascii=False, sort_keys=True),
         ),
     )
-    if row is None:
-        return False
-    db.execute(
-        "INSERT INTO svc_outbox (notice_id, created_at) VALUES (?, ?)", (int(row[0]), created_at)
-    )
-    return True
+    return row is not None
 
 
 NoticeRow = tuple[str, str, str, str, str, str, str]
@@ -301,49 +310,19 @@ class NoticeTexts:
         return notice_table(out)
 
 
-# The outbox rows of the notices numbered after a point (parameters: the time, and the
-# point twice) that have none (SQLite; on PostgreSQL write_notices numbers the notices
-# itself): another transaction may have given one to a notice of its own numbered after
-# that point. The outbox rows after the point are read once, into a hash, so the plan
-# stays linear even when the planner believes the outbox empty (PostgreSQL, with
-# statistics taken before it filled, chose for NOT EXISTS a nested loop over a scan of the
-# whole outbox for each notice: 30 s for a batch of 100,000).
-OUTBOX_NEW = (
-    "INSERT INTO svc_outbox (notice_id, created_at) SELECT n.id, ? FROM svc_notices AS n "
-    "WHERE n.id > ? AND n.id NOT IN "
-    "(SELECT o.notice_id FROM svc_outbox AS o WHERE o.notice_id > ?)"
-)
-
-
-def write_notices(db: ServiceDB, notices: pa.Table | Sequence[NoticeRow], stamp: str) -> int:
-    """Write many notices (a table of :data:`NOTICE_COLUMNS`, or rows) and their outbox
-    rows (call inside a transaction of ``db``); how many were new."""
+def write_notices(db: ServiceDB, notices: pa.Table | Sequence[NoticeRow]) -> int:
+    """Write many notices (a table of :data:`NOTICE_COLUMNS`, or rows), call inside a
+    transaction of ``db``; how many were new. On PostgreSQL they are copied, all of them:
+    the caller writes only notices that do not exist (the ingest: of records new to the
+    ledger), and one that does fails the transaction on its unique key."""
     if not isinstance(notices, pa.Table):
         notices = notice_table(notices)
     if not notices.num_rows:
         return 0
     notices = notices.select(list(NOTICE_COLUMNS))
     if db.dialect == "postgres":
-        # numbered here, from the table's sequence, so that the outbox rows are copied
-        # too (the insert-select of OUTBOX_NEW took longer than the notices' own copy)
-        row = db.one("SELECT pg_get_serial_sequence('svc_notices', 'id')")
-        assert row is not None
-        numbers = pa.array(
-            [
-                int(n)
-                for (n,) in db.query(
-                    "SELECT nextval(?::regclass) FROM generate_series(1, ?)",
-                    (row[0], notices.num_rows),
-                )
-            ],
-            pa.int64(),
-        )
-        db.copy_table("svc_notices", notices.add_column(0, "id", numbers))
-        db.copy_table(
-            "svc_outbox",
-            pa.table({"notice_id": numbers, "created_at": pa.repeat(stamp, len(numbers))}),
-        )
-        return len(numbers)
+        db.copy_table("svc_notices", notices)
+        return int(notices.num_rows)
     row = db.one("SELECT coalesce(max(id), 0) FROM svc_notices")
     before = int(row[0]) if row else 0
     db.many(
@@ -352,7 +331,8 @@ def write_notices(db: ServiceDB, notices: pa.Table | Sequence[NoticeRow], stamp:
         "ON CONFLICT (record_id, scheme, kind) DO NOTHING",
         list(zip(*(notices[name].to_pylist() for name in NOTICE_COLUMNS), strict=True)),
     )
-    return db.execute(OUTBOX_NEW, (stamp, before, before))
+    new = db.one("SELECT count(*) FROM svc_notices WHERE id > ?", (before,))
+    return int(new[0]) if new else 0
 
 
 _COLUMNS = "id, kind, record_id, scheme, created_at, effective_on, body"
@@ -392,7 +372,7 @@ DELIVER_BATCH = 10_000
 
 
 def _line(row: tuple[Any, ...]) -> str:
-    """The message of one outbox row as the JSON line sinks write (keys sorted), from the
+    """The message of one notice as the JSON line sinks write (keys sorted), from the
     notice's stored body as it is: the same text as ``json.dumps(message, sort_keys=True,
     ensure_ascii=False)``, without parsing the body again."""
     _, nid, subject, kind, record, scheme, created, effective, body = row
@@ -417,19 +397,48 @@ def _message(row: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
+# The notices after the point delivery reached, in the order of their commits (see the
+# module), with the limit written in the statement: a parameter would let PostgreSQL keep
+# one plan for any limit, and a plan made for all rows sorts them all.
+_PENDING = {
+    "sqlite": "FROM svc_notices AS n WHERE n.id > ?",
+    "postgres": "FROM svc_notices AS n WHERE (n.xact, n.id) > (?, ?)",
+}
+_SETTLED = " AND n.xact < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+_XACT = {"sqlite": "0", "postgres": "n.xact"}
+_ORDER = {"sqlite": "n.id", "postgres": "n.xact, n.id"}
+
+
+def _reached(db: ServiceDB) -> tuple[int, int]:
+    """The point delivery has reached: the last round's (transaction, notice)."""
+    row = db.one("SELECT up_to_xact, up_to_id FROM svc_notice_rounds ORDER BY id DESC LIMIT 1")
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def _after(db: ServiceDB, point: tuple[int, int]) -> tuple[str, tuple[int, ...]]:
+    return _PENDING[db.dialect], point[1:] if db.dialect == "sqlite" else point
+
+
+def pending_notices(db: ServiceDB) -> int:
+    """How many notices are not delivered yet (those of open transactions too)."""
+    where, params = _after(db, _reached(db))
+    row = db.one(f"SELECT count(*) {where}", params)
+    return int(row[0]) if row else 0
+
+
 def deliver(svc: Service, *, limit: int = DELIVER_BATCH) -> tuple[int, int]:
-    """Hand pending notices to the sink, oldest first, at most ``limit``; (delivered,
-    failed). A sink with ``send_lines`` gets the JSON lines, one per notice."""
-    # The pending rows taken first, then joined: PostgreSQL otherwise joined every pending
-    # row to its notice and sorted them all (on disk) to keep the first (0.23 s a round
-    # with 170,000 pending, instead of 0.05). The limit is written in the statement, not
-    # a parameter: the plan PostgreSQL keeps for a prepared statement, made for any limit,
-    # joined and sorted them all again (5 s a round with 300,000 pending).
-    rows = svc.db.query(
-        "SELECT o.id, n.id, n.subject, n.kind, n.record_id, n.scheme, n.created_at, "
-        "n.effective_on, n.body FROM (SELECT id, notice_id FROM svc_outbox "
-        f"WHERE delivered_at IS NULL ORDER BY id LIMIT {int(limit)}) AS o "
-        "JOIN svc_notices AS n ON n.id = o.notice_id ORDER BY o.id"
+    """Hand pending notices to the sink, in order, at most ``limit``; (delivered, failed).
+    A sink with ``send_lines`` gets the JSON lines, one per notice. A round that had
+    notices to send is logged in ``svc_notice_rounds``, with the point it reached."""
+    db = svc.db
+    point = _reached(db)
+    where, params = _after(db, point)
+    settled = _SETTLED if db.dialect == "postgres" else ""
+    rows = db.query(
+        f"SELECT {_XACT[db.dialect]}, n.id, n.subject, n.kind, n.record_id, n.scheme, "
+        f"n.created_at, n.effective_on, n.body {where}{settled} "
+        f"ORDER BY {_ORDER[db.dialect]} LIMIT {int(limit)}",
+        params,
     )
     if not rows:
         return 0, 0
@@ -450,18 +459,18 @@ def deliver(svc: Service, *, limit: int = DELIVER_BATCH) -> tuple[int, int]:
                 sent += 1
     except Exception as exc:  # any failure of a sink leaves the notices not sent pending
         error = exc
-    stamp = svc.stamp()
-    with svc.db.transaction() as db:
-        if sent:  # one statement for them all, not one per row
-            among, params = db.one_of("id", [int(row[0]) for row in rows[:sent]], "bigint")
-            db.execute(
-                f"UPDATE svc_outbox SET attempts = attempts + 1, delivered_at = ? WHERE {among}",
-                (stamp, *params),
-            )
-        if error is not None:
-            among, params = db.one_of("id", [int(row[0]) for row in rows[sent:]], "bigint")
-            db.execute(
-                f"UPDATE svc_outbox SET attempts = attempts + 1, last_error = ? WHERE {among}",
-                (str(error)[:500], *params),
-            )
+    if sent:
+        point = (int(rows[sent - 1][0]), int(rows[sent - 1][1]))
+    with db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO svc_notice_rounds (up_to_xact, up_to_id, sent, failed, error, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                *point,
+                sent,
+                len(rows) - sent,
+                None if error is None else str(error)[:500],
+                svc.stamp(),
+            ),
+        )
     return sent, len(rows) - sent

@@ -11,8 +11,9 @@ their own drivers (``sqlite3`` and ``psycopg``) and the project has no SQLAlchem
 for Alembic to compare against; a numbered list of statements per store is all the
 service needs, and reads as the schema it builds.
 
-The tables that are records of due process -- notices, appeals, their decisions and the
-access log -- are append-only, like the ledger: triggers refuse updates and deletes.
+The tables that are records of due process -- notices, appeals, their decisions, the
+access log and the rounds that delivered the notices -- are append-only, like the
+ledger: triggers refuse updates and deletes.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ class Migration:
         return self.sqlite if dialect == "sqlite" else self.postgres
 
 
-APPEND_ONLY = ("svc_notices", "svc_appeals", "svc_appeal_decisions", "svc_access_log")
+_APPEND_ONLY_1 = ("svc_notices", "svc_appeals", "svc_appeal_decisions", "svc_access_log")
+APPEND_ONLY = (*_APPEND_ONLY_1, "svc_notice_rounds")
+"""The service's append-only tables (the last made by version 4)."""
 _REFUSAL = (
     "is append-only: rows are never changed or deleted; a due-process record is "
     "corrected by a new one"
@@ -81,7 +84,7 @@ def _sqlite_triggers() -> tuple[str, ...]:
     return tuple(
         f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
         f"BEGIN SELECT RAISE(ABORT, '{table} {_REFUSAL}'); END"
-        for table in APPEND_ONLY
+        for table in _APPEND_ONLY_1
         for verb in ("UPDATE", "DELETE")
     )
 
@@ -94,7 +97,7 @@ def _postgres_triggers() -> tuple[str, ...]:
         *(
             f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
             f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION svc_refuse_change()"
-            for table in APPEND_ONLY
+            for table in _APPEND_ONLY_1
         ),
     )
 
@@ -156,3 +159,54 @@ MIGRATIONS = (
 def latest() -> int:
     """The version the service needs: the last migration's."""
     return MIGRATIONS[-1].version
+
+
+def _rounds(serial: str, now: str) -> tuple[str, ...]:
+    """Version 4: the notices table is the outbox. A log of delivery rounds, append-only,
+    whose last row is the point delivery has reached (a notice's ``xact`` and ``id``: the
+    next round takes the notices after it), replaces an outbox row per notice that each
+    delivery rewrote. It starts where the outbox's first pending row was (at least once:
+    a notice delivered after a pending one is delivered again), and the outbox goes."""
+    return (
+        f"CREATE TABLE svc_notice_rounds (id {serial}, up_to_xact bigint NOT NULL, "
+        "up_to_id bigint NOT NULL, sent integer NOT NULL, failed integer NOT NULL, "
+        "error text, at text NOT NULL)",
+        "INSERT INTO svc_notice_rounds (up_to_xact, up_to_id, sent, failed, at) SELECT 0, "
+        "coalesce((SELECT min(notice_id) - 1 FROM svc_outbox WHERE delivered_at IS NULL), "
+        f"(SELECT max(notice_id) FROM svc_outbox), 0), 0, 0, {now}",
+        "DROP TABLE svc_outbox",
+    )
+
+
+_ROUNDS_REFUSAL = f"svc_notice_rounds {_REFUSAL}"
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        4,
+        "the notices are the outbox: a log of delivery rounds instead of an outbox row per "
+        "notice (on PostgreSQL, each notice keeps the transaction that wrote it)",
+        sqlite=(
+            *_rounds("INTEGER PRIMARY KEY AUTOINCREMENT", "strftime('%Y-%m-%dT%H:%M:%S+00:00')"),
+            *(
+                f"CREATE TRIGGER svc_notice_rounds_no_{verb.lower()} BEFORE {verb} ON "
+                f"svc_notice_rounds BEGIN SELECT RAISE(ABORT, '{_ROUNDS_REFUSAL}'); END"
+                for verb in ("UPDATE", "DELETE")
+            ),
+        ),
+        postgres=(
+            # the writing transaction of each notice (0 for those written before): what
+            # delivery orders by, as notices are numbered before their transactions commit
+            "ALTER TABLE svc_notices ADD COLUMN xact bigint NOT NULL DEFAULT 0",
+            "ALTER TABLE svc_notices ALTER COLUMN xact SET DEFAULT "
+            "pg_current_xact_id()::text::bigint",
+            "CREATE INDEX svc_notices_by_xact ON svc_notices (xact, id)",
+            *_rounds(
+                "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+                "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')",
+            ),
+            "CREATE TRIGGER svc_notice_rounds_append_only BEFORE UPDATE OR DELETE OR "
+            "TRUNCATE ON svc_notice_rounds FOR EACH STATEMENT EXECUTE FUNCTION "
+            "svc_refuse_change()",
+        ),
+    ),
+)

@@ -132,15 +132,15 @@ class ServiceDB:
     def keep_statistics(self) -> list[str]:
         """PostgreSQL: ``ANALYZE`` each service table whose rows changed by a fifth or more
         (and by at least ``ANALYZE_AT_LEAST`` rows) since its statistics were taken, and
-        ``VACUUM`` those that hold as many dead rows (rows changed or deleted: the outbox's
-        delivered ones), as autovacuum does; the tables analyzed. A server without
-        autovacuum otherwise keeps the statistics the tables had when they were empty, and
-        plans joins over them as a scan of one table for each row of the other (the
-        dispatcher's read of the pending notices ran for more than ten minutes after a
-        million records were sent); and it keeps every delivered row in the index of the
-        pending ones, which each read of them went through again (5 s a round, after
-        300,000 notices). Nothing on SQLite, or inside a transaction; a failure is only
-        logged."""
+        ``VACUUM`` those that hold as many dead rows (rows changed or deleted: webhook
+        deliveries once done, members leaving a list), as autovacuum does; the tables
+        analyzed. A server without autovacuum otherwise keeps the statistics the tables
+        had when they were empty, and plans joins over them as a scan of one table for
+        each row of the other (the dispatcher's read of the pending notices ran for more
+        than ten minutes after a million records were sent); and it keeps every dead row
+        in the indexes, which each read of the pending rows went through again (5 s a
+        round, when the outbox had 300,000 delivered rows). Nothing on SQLite, or inside a
+        transaction; a failure is only logged."""
         if self.dialect != "postgres":
             return []
         import psycopg
@@ -367,9 +367,10 @@ class Upgrade:
         return self.applied[-1] if self.applied else self.before
 
 
-def upgrade(target: str | Path) -> Upgrade:
-    """Bring the database at ``target`` to the latest version: create the ledger when there
-    is none, then apply each missing migration in its own transaction."""
+def upgrade(target: str | Path, *, to: int | None = None) -> Upgrade:
+    """Bring the database at ``target`` to the latest version (or to version ``to``):
+    create the ledger when there is none, then apply each missing migration in its own
+    transaction."""
     created = False
     try:
         open_ledger(target).close()
@@ -392,7 +393,7 @@ def upgrade(target: str | Path) -> Upgrade:
             )
         applied = []
         for migration in MIGRATIONS:
-            if migration.version <= before:
+            if migration.version <= before or (to is not None and migration.version > to):
                 continue
             with db.transaction():
                 if migration.version == 1:

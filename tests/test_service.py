@@ -124,7 +124,7 @@ def test_version_4_delivers_from_the_first_notice_the_outbox_held(service_db: st
                 )
     finally:
         db.close()
-    assert upgrade(service_db).applied == [4]
+    assert upgrade(service_db).applied == [4, 5]
     sink = MemorySink()
     svc = Service.open(Settings(database=service_db, schemes=["rongcheng"]), sink=sink)
     try:
@@ -250,10 +250,8 @@ def test_records_the_ledger_refuses_are_refused_whole(service_env: ServiceEnv) -
     problems = "\n".join(answer.json()["problems"])
     assert "not-registered" in problems or "registered" in problems
     assert env.svc.ledger.call(lambda ledger: ledger.records().num_rows) == 0
-    # nor who sent them, nor notices: their rows (written meanwhile on PostgreSQL) are
-    # rolled back with the batch
-    for table in ("svc_submissions", "svc_notices"):
-        assert env.svc.db.query(f"SELECT count(*) FROM {table}") == [(0,)], table
+    # nor notices: their rows (written meanwhile on PostgreSQL) are rolled back with it
+    assert env.svc.db.query("SELECT count(*) FROM svc_notices") == [(0,)]
     assert env.post([record("a", env.persons[0])]).json()["notices"] == 1
 
 
@@ -268,6 +266,57 @@ def test_a_record_id_cannot_be_taken_over(service_env: ServiceEnv) -> None:
         json={"records": [record("r1", env.persons[0], "charity.donation")]},
     )
     assert other.status_code == 409
+
+
+def test_who_sent_a_record_is_the_ledgers_account(service_env: ServiceEnv) -> None:
+    """The agency of a record is the source of its write in the ledger's log: a record of
+    this agency's write whose notices were never written (a crash between the ledger's
+    commit and the service's) gets them when the batch is sent again, once; a record of
+    another agency's write is taken; one an import wrote may be repeated, not ended."""
+    import pyarrow as pa
+
+    from socialcredit.records import RECORDS_SCHEMA
+    from socialcredit.service.ingest import senders
+
+    env = service_env
+    p = env.persons
+
+    def write(rid: str, subject: str, source: str) -> None:
+        day = dt.date(2025, 3, 1)
+        table = pa.Table.from_pylist(
+            [
+                {
+                    "id": rid,
+                    "subject": subject,
+                    "type": "traffic.red_light",
+                    "occurred_at": dt.date(2025, 2, 20),
+                    "recorded_at": day,
+                    "amount": 0,
+                    "ref": None,
+                }
+            ],
+            schema=RECORDS_SCHEMA,
+        )
+        env.svc.ledger.call(lambda ledger: ledger.append(table, source=source))
+
+    write("crashed", p[0], "agency:Traffic police")
+    write("theirs", p[1], "agency:Charity board")
+    write("imported", p[2], "import.csv")
+    again = env.post([record("crashed", p[0])])
+    assert again.status_code == 200, again.text
+    assert (again.json()["appended"], again.json()["notices"]) == (0, 1)
+    assert [n["record"] for n in env.sink.sent if n["record"] == "crashed"] == ["crashed"]
+    assert env.post([record("crashed", p[0])]).json()["notices"] == 0
+    taken = env.post([record("theirs", p[1])])
+    assert taken.status_code == 409 and "theirs (sent by another agency)" in taken.text
+    repeated = env.post([record("imported", p[2])])
+    assert repeated.status_code == 200 and repeated.json()["appended"] == 0
+    ended = env.post([record("end", p[2], "court.fulfilled", ref="imported")])
+    assert ended.status_code == 403 and "imported" in ended.text
+    assert senders(env.svc, ["crashed", "theirs", "imported", "none"]) == {
+        "crashed": "Traffic police",
+        "theirs": "Charity board",
+    }
 
 
 @pytest.mark.parametrize(

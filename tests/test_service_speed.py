@@ -498,26 +498,25 @@ def test_many_ids_are_found_as_one_array_on_either_store(service_db: str) -> Non
         sent = [f"r{i}" for i in range(6000)] + ['quote"d', "back\\slash", "ünïcødé", "a,b"]
         with db.transaction() as tx:
             tx.copy(
-                "svc_submissions",
-                ("record_id", "agency", "subject", "type", "submitted_at"),
-                [(rid, f"agency {i % 3}", "s", "t", "2025-01-01") for i, rid in enumerate(sent)],
+                "svc_agencies",
+                ("name", "types", "created_at"),
+                [(rid, f"agency {i % 3}", "2025-01-01") for i, rid in enumerate(sent)],
             )
         asked = [*sent[::7], "never sent", "r6000", "quote"]
-        where, params = db.one_of("record_id", asked)
-        rows = db.query(f"SELECT record_id, agency FROM svc_submissions WHERE {where}", params)
+        where, params = db.one_of("name", asked)
+        rows = db.query(f"SELECT name, types FROM svc_agencies WHERE {where}", params)
         expected = {rid: f"agency {sent.index(rid) % 3}" for rid in asked if rid in sent}
         assert dict(rows) == expected
         if db.dialect == "sqlite":  # one lookup by the key per id, not a pass over the table
             plan = db.query(
-                f"EXPLAIN QUERY PLAN SELECT agency FROM svc_submissions WHERE {where}", params
+                f"EXPLAIN QUERY PLAN SELECT types FROM svc_agencies WHERE {where}", params
             )
             steps = " / ".join(str(row[-1]) for row in plan)
             assert (
-                "SEARCH svc_submissions USING INDEX" in steps
-                and "SCAN svc_submissions" not in steps
+                "SEARCH svc_agencies USING INDEX" in steps and "SCAN svc_agencies" not in steps
             ), steps
-        nothing, params = db.one_of("record_id", [])
-        assert db.query(f"SELECT record_id FROM svc_submissions WHERE {nothing}", params) == []
+        nothing, params = db.one_of("name", [])
+        assert db.query(f"SELECT name FROM svc_agencies WHERE {nothing}", params) == []
     finally:
         db.close()
 

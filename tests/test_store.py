@@ -591,6 +591,28 @@ def test_the_log_of_batches(ledger: Ledger) -> None:
     assert [row[1:4] for row in ledger.batches()] == [("<subjects>", 1, 2), ("first.csv", 3, 5)]
 
 
+def test_each_record_is_traced_to_the_write_that_appended_it(ledger: Ledger) -> None:
+    """Who wrote a record is read from the log of batches, one look-up per write: among
+    many writes of one or two records each, and for entries in any order, repeated."""
+    for i in range(40):  # writes of 1 and 2 records, each its own batch
+        rows = [f"b{i}-{j},{PERSON},traffic.red_light,2024-02-01,,," for j in range(i % 2 + 1)]
+        append(ledger, records_csv(*rows, source=f"agency:{i}"))
+    batches = ledger.batches()
+    assert len(batches) == 42
+    want = {f"b{i}-{j}": f"agency:{i}" for i in range(40) for j in range(i % 2 + 1)}
+    asked = ["b39-1", "r2", "b0-0", "missing", *want]
+    assert ledger.sources(asked) == {"r2": "first.csv", **want}
+    seqs = [b.first_seq for b in reversed(batches)] + [b.last_seq for b in batches] + [4]
+    assert ledger.sources_of(pa.array(seqs, pa.int64())).to_pylist() == [
+        *(b.source for b in reversed(batches)),
+        *(b.source for b in batches),
+        "first.csv",
+    ]
+    assert ledger.sources([]) == {}
+    with pytest.raises(LedgerError, match="covers entry 999"):
+        ledger.sources_of(pa.array([3, 999], pa.int64()))
+
+
 def test_read_back_across_scan_chunks(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(f"{store.module}._SCAN", 3)
     monkeypatch.setattr(f"{store.module}._READERS", 2)  # chunks read in parallel

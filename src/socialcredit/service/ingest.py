@@ -7,20 +7,21 @@ acknowledged only once durable in the ledger.
    agency's scope, and (:class:`TooLarge`) when it has more records than ``max_batch``;
 2. looks the record ids up in the ledger: a record already there with the same content is
    a repeat, acknowledged again and not written twice; a different record under the same
-   id, or a record another agency sent, is a :class:`Conflict`, and nothing is written;
-3. refuses the batch (:class:`Forbidden`) when a ``ref`` names a record another agency
-   sent (a ref ends the record it names);
+   id, or a record another agency sent, is a :class:`Conflict`, and nothing is written.
+   Who sent a record is the ledger's own account: the source of the write that appended
+   it, in its log of batches (``agency:`` and the agency's name);
+3. refuses the batch (:class:`Forbidden`) when a ``ref`` names a record the agency did not
+   send (a ref ends the record it names);
 4. registers the subjects and appends the new records, with ``recorded_at`` set to today
    by the service (an agency cannot back-date a record past its notice period), in one
    durable transaction; the ledger's own checks refuse the whole batch on any problem, and
    then no subject is registered either (what 2 found is handed to the append: the ledger
    looks the ids up again only when another entry was appended since);
-5. writes who sent each record and the notices of its adverse records, in one
-   transaction of the service tables, committed once the ledger's is (the notices' texts
-   are made while the ledger appends, and on PostgreSQL, another connection, their rows
-   are written meanwhile too). A crash between the two commits is
-   repaired by sending the batch again: 2 finds the records, and 5 writes what is
-   missing;
+5. writes the notices of its adverse records, in one transaction of the service tables,
+   committed once the ledger's is (the notices' texts are made while the ledger appends,
+   and on PostgreSQL, another connection, their rows are written meanwhile too). A crash
+   between the two commits is repaired by sending the batch again: 2 finds the records,
+   and 5 writes the notices missing;
 6. hands the new notices to the sink (the notices table is the outbox: a failed delivery
    leaves them pending).
 
@@ -48,10 +49,11 @@ from socialcredit.service.credentials import Principal
 from socialcredit.service.errors import Conflict, Forbidden, TooLarge
 from socialcredit.service.notices import NOTICES_SCHEMA, NoticeTexts, write_notices
 from socialcredit.store import Ledger
-from socialcredit.store.base import AppendResult
+from socialcredit.store.base import AppendResult, Found
 from socialcredit.store.service_db import ServiceDB
 
 __all__ = [
+    "AGENCY_SOURCE",
     "RECORDS_IN",
     "SUBJECTS_IN",
     "Ingested",
@@ -64,6 +66,9 @@ __all__ = [
 
 RECORDS_IN = pa.schema([f for f in RECORDS_SCHEMA if f.name != "recorded_at"])
 SUBJECTS_IN = pa.schema([pa.field("code", pa.string()), pa.field("kind", pa.string())])
+
+AGENCY_SOURCE = "agency:"
+"""How the ledger's log of batches names a write of an agency's records (then its name)."""
 
 _lock = threading.Lock()  # one batch at a time per process: the id checks stay true
 
@@ -147,28 +152,25 @@ def ingest_table(
             f"(its scope: {', '.join(sorted(agency.types))}); nothing was written"
         )
     today = svc.today()
-    source = f"agency:{agency.name}"
+    source = AGENCY_SOURCE + agency.name
     with _lock:
-        ids = records["id"].to_pylist()
-        # the ids in the ledger (the ledger's thread) and in the service tables, together;
-        # what the ledger found is given to its append, which then need not look again
-        finding = svc.ledger.submit(partial(Ledger.look_up, records=records), writes=False)
-        owners = senders(svc, ids)
-        found = finding.result()
+        # the ids in the ledger and who sent them (the source of their write in the
+        # ledger's log); what the ledger found is given to its append, which then need not
+        # look again
+        found, owners = svc.ledger.read(partial(_look_up, records=records))
         mine = found.records().filter(pc.is_in(found.rows["id"], value_set=records["id"]))
         there = {row["id"]: row for row in mine.to_pylist()}
         _refuse_conflicts(agency.name, records, there, owners)
-        _refuse_foreign_refs(svc, agency.name, records)
+        _refuse_foreign_refs(agency.name, records, owners)
         is_there = pc.is_in(records["id"], value_set=pa.array(list(there), pa.string()))
         recorded = pa.array(np.full(records.num_rows, to_day(today), np.int32)).cast(pa.date32())
         full = records.append_column("recorded_at", recorded).select(list(RECORD_FIELDS))
         fresh = full.filter(pc.invert(is_there)).cast(RECORDS_SCHEMA)
         joining = subjects if subjects is not None and subjects.num_rows else None
-        # who sent each record, and notices: for the records not yet recorded as sent (a
-        # batch sent again after a crash between the two transactions gets them now); a
-        # record sent twice in the batch is one record
-        unsent = pc.invert(pc.is_in(full["id"], value_set=pa.array(list(owners), pa.string())))
-        rows = _first_of_each_id(full.filter(unsent))
+        # the notices of every record of the batch (a record sent twice in it is one
+        # record), less those already written: a batch sent again after a crash between
+        # the two transactions gets the missing ones now
+        rows = _first_of_each_id(full)
         if there:
             rows = _with_recorded(rows, there)
         kinds = _kinds(svc, rows, joining)
@@ -190,14 +192,16 @@ def ingest_table(
             # (another connection), committed once the records are
             stamp = svc.stamp()
             texts = _notices(svc, agency.name, rows, kinds, stamp)
+            if there:
+                texts = _unwritten(svc.db, texts, list(there))
             if svc.db.dialect == "postgres":
                 with svc.db.transaction() as db:
-                    notices = _record_sent(db, agency.name, rows, texts, stamp)
+                    notices = write_notices(db, texts)
                     result = _appended(appending)
             else:  # one writer at a time on SQLite: after the ledger's commit
                 result = _appended(appending)
                 with svc.db.transaction() as db:
-                    notices = _record_sent(db, agency.name, rows, texts, stamp)
+                    notices = write_notices(db, texts)
         except BaseException:
             if appending is not None:  # one batch at a time: the append ends first
                 futures.wait([appending])
@@ -210,14 +214,13 @@ def ingest_table(
     return Ingested(appended, records.num_rows - appended, added, notices, today.isoformat())
 
 
-def _refuse_foreign_refs(svc: Service, agency: str, records: pa.Table) -> None:
+def _refuse_foreign_refs(agency: str, records: pa.Table, owners: dict[str, str]) -> None:
     """A ``ref`` ends the record it names (SCHEME.md section 3), so an agency may name only
     a record it sent itself: in this batch, or earlier."""
     named = pc.unique(records["ref"].drop_null())
     if not len(named):
         return
     outside = pc.filter(named, pc.invert(pc.is_in(named, value_set=records["id"])))
-    owners = senders(svc, outside.to_pylist())
     foreign = [rid for rid in outside.to_pylist() if owners.get(rid) != agency]
     if foreign:
         shown = ", ".join(foreign[:20]) + (" ..." if len(foreign) > 20 else "")
@@ -241,7 +244,12 @@ def _refuse_conflicts(
     there: dict[str, dict[str, Any]],
     owners: dict[str, str],
 ) -> None:
-    conflicts = [f"{rid} (sent by another agency)" for rid, o in owners.items() if o != agency]
+    sent = set(records["id"].to_pylist())
+    conflicts = [
+        f"{rid} (sent by another agency)"
+        for rid, o in owners.items()
+        if o != agency and rid in sent
+    ]
     if there:
         mine = records.filter(pc.is_in(records["id"], value_set=pa.array(list(there))))
         for row in mine.to_pylist():
@@ -267,14 +275,50 @@ def _content(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["subject"], row["type"], row["occurred_at"], row["amount"], row["ref"])
 
 
+def _look_up(ledger: Ledger, records: pa.Table) -> tuple[Found, dict[str, str]]:
+    """What the ledger holds of a batch (:meth:`Ledger.look_up`), and the agency that
+    sent each record found (a record written otherwise, by an import, has none)."""
+    found = ledger.look_up(records)
+    if not found.rows.num_rows:
+        return found, {}
+    sources = ledger.sources_of(found.rows["seq"]).to_pylist()
+    return found, _agencies(dict(zip(found.rows["id"].to_pylist(), sources, strict=True)))
+
+
 def senders(svc: Service, ids: list[str]) -> dict[str, str]:
-    """The agency that sent each of ``ids`` that an agency sent (read by the table's key:
-    one index lookup per id, whatever the table's size)."""
+    """The agency that sent each of ``ids`` that an agency sent, as the ledger's log of
+    batches says (a record written otherwise, by an import, has none)."""
     if not ids:
         return {}
-    sent, params = svc.db.one_of("record_id", ids)
-    rows = svc.db.query(f"SELECT record_id, agency FROM svc_submissions WHERE {sent}", params)
-    return {str(a): str(b) for a, b in rows}
+    return _agencies(svc.ledger.read(partial(Ledger.sources, ids=ids)))
+
+
+def _agencies(sources: dict[str, str]) -> dict[str, str]:
+    return {
+        str(rid): source.removeprefix(AGENCY_SOURCE)
+        for rid, source in sources.items()
+        if source.startswith(AGENCY_SOURCE)
+    }
+
+
+def _unwritten(db: ServiceDB, notices: pa.Table, ids: list[str]) -> pa.Table:
+    """``notices`` less those already written among the records ``ids``."""
+    among, params = db.one_of("record_id", ids)
+    written = {
+        (str(r), str(s), str(k))
+        for r, s, k in db.query(
+            f"SELECT record_id, scheme, kind FROM svc_notices WHERE {among}", params
+        )
+    }
+    if not written:
+        return notices
+    keys = zip(
+        notices["record_id"].to_pylist(),
+        notices["scheme"].to_pylist(),
+        notices["kind"].to_pylist(),
+        strict=True,
+    )
+    return notices.filter(pa.array([key not in written for key in keys], pa.bool_()))
 
 
 def _appended(appending: Future[AppendResult] | None) -> AppendResult:
@@ -310,24 +354,3 @@ def _notices(svc: Service, agency: str, rows: pa.Table, kinds: pa.Array, stamp: 
         mask = pc.and_(mask, pc.is_in(kinds, value_set=pa.array(list(scheme.subjects))))
         notices.append(texts.adverse(rows.filter(mask), scheme, stamp))
     return pa.concat_tables(notices)
-
-
-def _record_sent(db: ServiceDB, agency: str, rows: pa.Table, notices: pa.Table, stamp: str) -> int:
-    """Who sent each record, and the notices, inside a transaction of ``db``; the number
-    of notices new."""
-    if not rows.num_rows:
-        return 0
-    n = rows.num_rows
-    db.copy_table(
-        "svc_submissions",
-        pa.table(
-            {
-                "record_id": rows["id"],
-                "agency": pa.repeat(agency, n),
-                "subject": rows["subject"],
-                "type": rows["type"],
-                "submitted_at": pa.repeat(stamp, n),
-            }
-        ),
-    )
-    return write_notices(db, notices)

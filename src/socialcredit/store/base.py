@@ -20,7 +20,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from socialcredit.errors import InvalidInput
+from socialcredit.errors import InvalidInput, LedgerError
 from socialcredit.records import RECORD_FIELDS
 from socialcredit.store.checks import (
     SubjectsCheck,
@@ -385,6 +385,34 @@ class Ledger(ABC):
     def batches(self) -> list[Batch]:
         """The log of writes, oldest first."""
 
+    def sources(self, ids: list[str]) -> dict[str, str]:
+        """The source of the write that appended each record among ``ids`` that the ledger
+        holds (who sent it, as the log of batches names it)."""
+        with self._reading():
+            found = self._existing(pa.array(ids, pa.string()))
+            sources = self.sources_of(found["seq"]).to_pylist()
+        return dict(zip(found["id"].to_pylist(), sources, strict=True))
+
+    def sources_of(self, seqs: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """The source of the write that appended each of the entries ``seqs``, as the log
+        of batches names it (one look-up per write concerned, not per entry); an entry
+        that no write covers is an error."""
+        given = np.asarray(pc.fill_null(seqs, 0).to_numpy(zero_copy_only=False), np.int64)
+        distinct = np.unique(given)
+        sources = np.empty(len(distinct), dtype=object)
+        with self._reading():
+            i = 0
+            while i < len(distinct):
+                seq = int(distinct[i])
+                found = self._batch_of(seq)
+                if found is None:
+                    raise LedgerError(f"no write in the log of batches covers entry {seq}")
+                last, source = found
+                j = int(np.searchsorted(distinct, last, side="right"))
+                sources[i:j] = source
+                i = j
+        return pa.array(sources[np.searchsorted(distinct, given)], pa.string())
+
     @abstractmethod
     def verify(self) -> VerifyReport:
         """Recompute the whole hash chain and report the first entry that fails."""
@@ -437,6 +465,10 @@ class Ledger(ABC):
     def _existing(self, ids: pa.Array | pa.ChunkedArray) -> pa.Table:
         """The ledger's records whose id is among ``ids``: at least the canonical columns
         and ``seq``."""
+
+    @abstractmethod
+    def _batch_of(self, seq: int) -> tuple[int, str] | None:
+        """The last entry and the source of the write that appended entry ``seq``."""
 
     @abstractmethod
     def _head(self) -> tuple[int, bytes]:

@@ -210,3 +210,16 @@ MIGRATIONS = (
         ),
     ),
 )
+
+# The ledger's log of batches names the agency of each write (``agency:`` and its name):
+# who sent a record is read there, and the service's copy of it goes.
+_SUBMISSIONS = ("DROP TABLE svc_submissions",)
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        5,
+        "who sent each record is read from the ledger's log of batches: no table of it",
+        sqlite=_SUBMISSIONS,
+        postgres=_SUBMISSIONS,
+    ),
+)

@@ -740,6 +740,15 @@ class PostgresLedger(Ledger):
             all_links[order].tolist(),
         )
 
+    def _batch_of(self, seq: int) -> tuple[int, str] | None:
+        # the exclusion constraint's index on the ranges finds it
+        row = self._db.execute(
+            "SELECT last_seq, source FROM batches "
+            "WHERE int8range(first_seq, last_seq, '[]') @> %s::bigint",
+            (seq,),
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
     def _head(self) -> tuple[int, bytes]:
         """The next sequence number and the hash of the last entry."""
         return next_entry(lambda sql: self._db.execute(sql).fetchone())

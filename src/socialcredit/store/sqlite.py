@@ -527,6 +527,27 @@ class SqliteLedger(Ledger):
 
     # -- helpers ------------------------------------------------------------------------
 
+    def _batch_of(self, seq: int) -> tuple[int, str] | None:
+        # Writes are logged in the order of their entries (one writer at a time), so the
+        # ranges grow with the batch number, the table's key: a binary search over it,
+        # one key lookup a step, with no index on the ranges.
+        (last,) = self._db.execute("SELECT coalesce(max(batch), 0) FROM batches").fetchone()
+        lo, hi = 1, int(last)
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            row = self._db.execute(
+                "SELECT batch, first_seq, last_seq, source FROM batches WHERE batch >= ? "
+                "ORDER BY batch LIMIT 1",
+                (mid,),
+            ).fetchone()
+            if row is None or row[0] > hi or seq < row[1]:
+                hi = mid - 1
+            elif seq > row[2]:
+                lo = int(row[0]) + 1
+            else:
+                return int(row[2]), str(row[3])
+        return None
+
     def _head(self) -> tuple[int, bytes]:
         """The next sequence number and the hash of the last entry."""
         return next_entry(lambda sql: self._db.execute(sql).fetchone())

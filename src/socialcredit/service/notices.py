@@ -351,9 +351,17 @@ def _notice(row: tuple[Any, ...]) -> Notice:
 
 
 def notices_of(svc: Service, subject: str) -> list[Notice]:
-    """The subject's notices, newest first."""
+    """The subject's notices, newest first. Every notice is about one of its subject's
+    records: they are found by the ids of the subject's records in the ledger (the key of
+    the notices by record), with no index of the notices by subject for each batch of
+    notices to update."""
+    ids = svc.states.records_of(subject)["id"].to_pylist()
+    if not ids:
+        return []
+    among, params = svc.db.one_of("record_id", ids)
     rows = svc.db.query(
-        f"SELECT {_COLUMNS} FROM svc_notices WHERE subject = ? ORDER BY id DESC", (subject,)
+        f"SELECT {_COLUMNS} FROM svc_notices WHERE {among} AND subject = ? ORDER BY id DESC",
+        (*params, subject),
     )
     return [_notice(r) for r in rows]
 

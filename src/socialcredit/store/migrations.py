@@ -223,3 +223,16 @@ MIGRATIONS = (
         postgres=_SUBMISSIONS,
     ),
 )
+
+# The notices of a subject are found by the ids of its records (the key by record): the
+# index by subject, which each batch of notices updated row by row, goes.
+_NOTICES_BY_SUBJECT = ("DROP INDEX svc_notices_by_subject",)
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        6,
+        "the notices of a subject are found by its records' ids: no index by subject",
+        sqlite=_NOTICES_BY_SUBJECT,
+        postgres=_NOTICES_BY_SUBJECT,
+    ),
+)

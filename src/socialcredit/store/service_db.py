@@ -66,9 +66,9 @@ class ServiceDB:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
             db.execute("PRAGMA synchronous = FULL")
-            # the ledger's page cache: with SQLite's default of 2 MB, the indexes of the
-            # notices and submissions (tens of MB after a million records) were read again
-            # from the file on every batch, and writing a batch's notices took twice as long
+            # the ledger's page cache: with SQLite's default of 2 MB, the service's indexes
+            # (tens of MB after a million records) were read again from the file on every
+            # batch, and writing a batch's notices took twice as long
             db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open {path}: {exc}") from None

@@ -272,7 +272,8 @@ def test_who_sent_a_record_is_the_ledgers_account(service_env: ServiceEnv) -> No
     """The agency of a record is the source of its write in the ledger's log: a record of
     this agency's write whose notices were never written (a crash between the ledger's
     commit and the service's) gets them when the batch is sent again, once; a record of
-    another agency's write is taken; one an import wrote may be repeated, not ended."""
+    another agency's write is taken; one an import wrote may be repeated (no notice in
+    the agency's name), not ended."""
     import pyarrow as pa
 
     from socialcredit.records import RECORDS_SCHEMA
@@ -310,7 +311,8 @@ def test_who_sent_a_record_is_the_ledgers_account(service_env: ServiceEnv) -> No
     taken = env.post([record("theirs", p[1])])
     assert taken.status_code == 409 and "theirs (sent by another agency)" in taken.text
     repeated = env.post([record("imported", p[2])])
-    assert repeated.status_code == 200 and repeated.json()["appended"] == 0
+    assert repeated.status_code == 200
+    assert (repeated.json()["appended"], repeated.json()["notices"]) == (0, 0)
     ended = env.post([record("end", p[2], "court.fulfilled", ref="imported")])
     assert ended.status_code == 403 and "imported" in ended.text
     assert senders(env.svc, ["crashed", "theirs", "imported", "none"]) == {

@@ -177,8 +177,7 @@ def test_notices_are_delivered_as_the_json_lines_of_their_messages(
     env = service_env
     env.post([record(f"r{i}", env.persons[i % 5], "traffic.red_light") for i in range(20)])
     env.svc.db.execute(  # deliver them again: a round back to the start
-        "INSERT INTO svc_notice_rounds (up_to_xact, up_to_id, sent, failed, at) "
-        "VALUES (0, 0, 0, 0, 'now')"
+        "INSERT INTO svc_notice_rounds (up_to, sent, failed, at) VALUES (0, 0, 0, 'now')"
     )
     env.svc.sink = FileSink(tmp_path / "notices.jsonl")
     assert deliver(env.svc) == (20, 0)
@@ -521,13 +520,13 @@ def test_many_ids_are_found_as_one_array_on_either_store(service_db: str) -> Non
         db.close()
 
 
-def test_a_notice_committed_after_a_higher_numbered_one_is_delivered_once(
-    service_db: str,
-) -> None:
-    """The notices go out in the order of their commits: on PostgreSQL a transaction
-    numbers its notices before it commits, so a notice numbered first may be committed
-    last; it is held back while its transaction is open (not skipped for the higher
-    number delivered meanwhile), then delivered once, and each notice exactly once."""
+def test_notices_are_numbered_in_the_order_of_their_commits(service_db: str) -> None:
+    """A round delivers the notices numbered after the last one it reached, so none may be
+    committed after a higher number: the transactions that write notices take turns. A
+    second writer waits for the first to commit; a round meanwhile delivers what is
+    committed; then each notice goes out exactly once, in order."""
+    import threading
+
     from socialcredit.service import Service, Settings
     from socialcredit.service.notices import pending_notices, write_notices
     from socialcredit.service.sinks import MemorySink
@@ -539,29 +538,98 @@ def test_a_notice_committed_after_a_higher_numbered_one_is_delivered_once(
     upgrade(service_db)
     sink = MemorySink()
     svc = Service.open(Settings(database=service_db, schemes=["rongcheng"]), sink=sink)
-    other = ServiceDB.connect(service_db)
+    first, second = ServiceDB.connect(service_db), ServiceDB.connect(service_db)
+    written, release, late_done = threading.Event(), threading.Event(), threading.Event()
+
+    def slow() -> None:  # numbers its notice, then holds its transaction open
+        with first.transaction() as tx:
+            write_notices(tx, [notice("early")])
+            written.set()
+            release.wait(30)
+
+    def late() -> None:
+        with second.transaction() as tx:
+            write_notices(tx, [notice("late")])
+        late_done.set()
+
     try:
         with svc.db.transaction() as tx:
-            assert write_notices(tx, [notice("first"), notice("second")]) == 2
-        if svc.db.dialect == "postgres":  # one writer at a time on SQLite
-            with other.transaction() as slow:
-                write_notices(slow, [notice("early")])  # numbered before "late"
-                with svc.db.transaction() as tx:
-                    write_notices(tx, [notice("late")])
-                assert deliver(svc) == (2, 0)  # "late" waits for the open transaction
-                assert pending_notices(svc.db) == 1
-                assert deliver(svc) == (0, 0)
-        else:
-            with svc.db.transaction() as tx:
-                write_notices(tx, [notice("early"), notice("late")])
+            assert write_notices(tx, [notice("a"), notice("b")]) == 2
+        if svc.db.dialect == "postgres":
+            threads = [threading.Thread(target=slow), threading.Thread(target=late)]
+            threads[0].start()
+            assert written.wait(30)
+            threads[1].start()
+            assert not late_done.wait(0.5)  # waits for its turn
+            assert deliver(svc) == (2, 0)  # what is committed
+            assert pending_notices(svc.db) == 0
+            release.set()
+            for thread in threads:
+                thread.join(30)
+            assert late_done.is_set()
+        else:  # one writer at a time, the round's too: the same order, one after the other
+            release.set()
+            slow()
+            late()
+            assert deliver(svc, limit=2) == (2, 0)
         assert deliver(svc, limit=1) == (1, 0)
-        assert deliver(svc) == ((1, 0) if svc.db.dialect == "postgres" else (3, 0))
+        assert deliver(svc) == (1, 0)
         assert deliver(svc) == (0, 0) and pending_notices(svc.db) == 0
-        assert [m["record"] for m in sink.sent] == ["first", "second", "early", "late"]
+        assert [m["record"] for m in sink.sent] == ["a", "b", "early", "late"]
         numbers = [m["notice"] for m in sink.sent]
-        assert len(set(numbers)) == 4 and numbers[2] < numbers[3]
+        assert numbers == sorted(numbers) and len(set(numbers)) == 4
     finally:
-        other.close()
+        release.set()
+        first.close()
+        second.close()
+        svc.close()
+
+
+def test_two_deliverers_never_move_the_point_back(service_db: str) -> None:
+    """A round appends its row only if no other round was appended since it read the
+    point; a failure like the last one, with nothing sent, is not logged again."""
+    from socialcredit.service import Service, Settings
+    from socialcredit.service.notices import pending_notices, write_notices
+    from socialcredit.service.sinks import MemorySink
+    from socialcredit.store.service_db import upgrade
+
+    class Refusing:
+        def send(self, notice: dict[str, Any]) -> None:
+            raise OSError("the relay is down")
+
+    upgrade(service_db)
+    svc = Service.open(Settings(database=service_db, schemes=["rongcheng"]), sink=MemorySink())
+    rounds = "SELECT up_to, sent, failed, error FROM svc_notice_rounds ORDER BY id"
+    try:
+        with svc.db.transaction() as tx:
+            write_notices(
+                tx,
+                [
+                    (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}")
+                    for i in range(3)
+                ],
+            )
+        start = svc.db.query(rounds)
+        svc.sink = Refusing()
+        assert deliver(svc) == (0, 3) and deliver(svc) == (0, 3)
+        assert svc.db.query(rounds) == [*start, (0, 0, 3, "the relay is down")]
+        svc.sink = MemorySink()
+        # another deliverer appends a round after this one read the point: this one's
+        # round is not logged, and the point stays where the other put it
+        svc.db.execute(
+            "INSERT INTO svc_notice_rounds (up_to, sent, failed, at) VALUES (2, 2, 0, 'now')"
+        )
+        from socialcredit.service import notices
+
+        real = notices._reached
+        try:
+            notices._reached = lambda db: (real(db)[0] - 1, 0, None)  # as read before it
+            assert deliver(svc) == (3, 0)
+        finally:
+            notices._reached = real
+        assert svc.db.query(rounds)[-1] == (2, 2, 0, None)
+        assert pending_notices(svc.db) == 1
+    finally:
         svc.close()
 
 

@@ -167,11 +167,20 @@ def ingest_table(
         full = records.append_column("recorded_at", recorded).select(list(RECORD_FIELDS))
         fresh = full.filter(pc.invert(is_there)).cast(RECORDS_SCHEMA)
         joining = subjects if subjects is not None and subjects.num_rows else None
-        # the notices of every record of the batch (a record sent twice in it is one
-        # record), less those already written: a batch sent again after a crash between
-        # the two transactions gets the missing ones now
-        rows = _first_of_each_id(full)
-        if there:
+        # the notices of the records new to the ledger, and of those this agency's own
+        # writes appended (a batch sent again after a crash between the two transactions
+        # gets the notices missing), less those already written; a record sent twice in
+        # the batch is one record
+        mine_there = [rid for rid in there if owners.get(rid) == agency.name]
+        rows = _first_of_each_id(
+            full.filter(
+                pc.or_(
+                    pc.invert(is_there),
+                    pc.is_in(full["id"], value_set=pa.array(mine_there, pa.string())),
+                )
+            )
+        )
+        if mine_there:
             rows = _with_recorded(rows, there)
         kinds = _kinds(svc, rows, joining)
         appending: Future[AppendResult] | None = None
@@ -192,8 +201,8 @@ def ingest_table(
             # (another connection), committed once the records are
             stamp = svc.stamp()
             texts = _notices(svc, agency.name, rows, kinds, stamp)
-            if there:
-                texts = _unwritten(svc.db, texts, list(there))
+            if mine_there:
+                texts = _unwritten(svc.db, texts, mine_there)
             if svc.db.dialect == "postgres":
                 with svc.db.transaction() as db:
                     notices = write_notices(db, texts)
@@ -250,10 +259,12 @@ def _refuse_conflicts(
         for rid, o in owners.items()
         if o != agency and rid in sent
     ]
+    named = {rid for rid, o in owners.items() if o != agency and rid in sent}
     if there:
         mine = records.filter(pc.is_in(records["id"], value_set=pa.array(list(there))))
         for row in mine.to_pylist():
-            if _content(row) != _content(there[row["id"]]) and row["id"] not in conflicts:
+            if _content(row) != _content(there[row["id"]]) and row["id"] not in named:
+                named.add(row["id"])
                 conflicts.append(f"{row['id']} (differs from the record of that id in the ledger)")
     if conflicts:
         shown = ", ".join(conflicts[:20]) + (" ..." if len(conflicts) > 20 else "")

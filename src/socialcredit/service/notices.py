@@ -6,20 +6,21 @@ record, its effect under the scheme, the day it takes effect (``recorded_at +
 notice_days``) and how and until when to appeal. Decisions on appeals write notices too.
 
 The notices table is the outbox: a notice is written once, durably, in the transaction of
-what caused it, and :func:`deliver` hands the notices after the point delivery has reached
-to the sink, in order, then appends a row to ``svc_notice_rounds`` with the point it
-reached -- how many went, and the error of a failed sink (what it did not take stays
-after that point, for the next round). Both tables are append-only: delivering rewrites
-no row.
+what caused it, and :func:`deliver` hands the notices numbered after the point delivery
+has reached to the sink, in order, then appends a row to ``svc_notice_rounds`` with the
+point it reached -- how many went, and the error of a failed sink (what it did not take
+stays after that point, for the next round). Both tables are append-only: delivering
+rewrites no row.
 
-The order is the order of commits, not of numbers. On SQLite one writer at a time gives
-each notice its number, so a notice is never committed after a higher-numbered one. On
-PostgreSQL a transaction numbers its notices before it commits, and another may commit a
-higher number first: each notice keeps the (64-bit) transaction that wrote it, delivery
-goes by transaction, then number, and takes only the notices of transactions older than
-every transaction still running (``pg_snapshot_xmin``), whose set can no longer grow.
-Delivery is at least once: a sink that took a notice and failed before the round was
-written gets it again. One deliverer at a time is assumed (the server's dispatcher).
+Numbers must follow the order of commits, or a round could pass over a notice numbered
+before one it delivers but committed after it. The transactions that write notices take
+turns (:meth:`~socialcredit.store.service_db.ServiceDB.take_turn`: on PostgreSQL an
+advisory lock held from before the notices are numbered until the commit; SQLite's write
+transactions take turns anyway), so every notice not yet committed is numbered after
+every notice a round can see. A round appends its row only if no other round was
+appended since it read the point (two deliverers at once never move the point back); a
+notice two deliverers both took goes out twice: delivery is at least once, as it is when
+a sink took a notice just before a crash.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "DELIVER_BATCH",
     "NOTICES_SCHEMA",
     "NOTICE_COLUMNS",
+    "NOTICE_WRITERS",
     "Notice",
     "NoticeTexts",
     "adverse_notice",
@@ -55,6 +57,10 @@ __all__ = [
     "write_notice",
     "write_notices",
 ]
+
+
+NOTICE_WRITERS = 0x5C1ED70C
+"""The turn the transactions that write notices take (a lock class; see the module)."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,7 @@ def write_notice(
 ) -> bool:
     """Write a notice, unless that notice exists; whether it was new. Call inside a
     transaction of ``db``."""
+    db.take_turn(NOTICE_WRITERS)
     row = db.one(
         "INSERT INTO svc_notices (subject, record_id, scheme, kind, created_at, effective_on, "
         "body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_id, scheme, kind) DO NOTHING "
@@ -320,6 +327,7 @@ def write_notices(db: ServiceDB, notices: pa.Table | Sequence[NoticeRow]) -> int
     if not notices.num_rows:
         return 0
     notices = notices.select(list(NOTICE_COLUMNS))
+    db.take_turn(NOTICE_WRITERS)  # numbered in the order of commits: see the module
     if db.dialect == "postgres":
         db.copy_table("svc_notices", notices)
         return int(notices.num_rows)
@@ -383,7 +391,7 @@ def _line(row: tuple[Any, ...]) -> str:
     """The message of one notice as the JSON line sinks write (keys sorted), from the
     notice's stored body as it is: the same text as ``json.dumps(message, sort_keys=True,
     ensure_ascii=False)``, without parsing the body again."""
-    _, nid, subject, kind, record, scheme, created, effective, body = row
+    nid, subject, kind, record, scheme, created, effective, body = row
     return (
         f'{{"content": {body}, "created_at": {_text(created)}, "kind": {_text(kind)}, '
         f'"notice": {int(nid)}, "record": {_text(record)}, "scheme": {_text(scheme)}, '
@@ -392,7 +400,7 @@ def _line(row: tuple[Any, ...]) -> str:
 
 
 def _message(row: tuple[Any, ...]) -> dict[str, Any]:
-    _, nid, subject, kind, record, scheme, created, effective, body = row
+    nid, subject, kind, record, scheme, created, effective, body = row
     return {
         "notice": int(nid),
         "to": subject,
@@ -405,48 +413,32 @@ def _message(row: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
-# The notices after the point delivery reached, in the order of their commits (see the
-# module), with the limit written in the statement: a parameter would let PostgreSQL keep
-# one plan for any limit, and a plan made for all rows sorts them all.
-_PENDING = {
-    "sqlite": "FROM svc_notices AS n WHERE n.id > ?",
-    "postgres": "FROM svc_notices AS n WHERE (n.xact, n.id) > (?, ?)",
-}
-_SETTLED = " AND n.xact < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-_XACT = {"sqlite": "0", "postgres": "n.xact"}
-_ORDER = {"sqlite": "n.id", "postgres": "n.xact, n.id"}
-
-
-def _reached(db: ServiceDB) -> tuple[int, int]:
-    """The point delivery has reached: the last round's (transaction, notice)."""
-    row = db.one("SELECT up_to_xact, up_to_id FROM svc_notice_rounds ORDER BY id DESC LIMIT 1")
-    return (int(row[0]), int(row[1])) if row else (0, 0)
-
-
-def _after(db: ServiceDB, point: tuple[int, int]) -> tuple[str, tuple[int, ...]]:
-    return _PENDING[db.dialect], point[1:] if db.dialect == "sqlite" else point
+def _reached(db: ServiceDB) -> tuple[int, int, str | None]:
+    """The last round: its number, the notice it reached, and its error."""
+    row = db.one("SELECT id, up_to, error FROM svc_notice_rounds ORDER BY id DESC LIMIT 1")
+    return (int(row[0]), int(row[1]), row[2]) if row else (0, 0, None)
 
 
 def pending_notices(db: ServiceDB) -> int:
-    """How many notices are not delivered yet (those of open transactions too)."""
-    where, params = _after(db, _reached(db))
-    row = db.one(f"SELECT count(*) {where}", params)
+    """How many committed notices are not delivered yet."""
+    row = db.one("SELECT count(*) FROM svc_notices WHERE id > ?", (_reached(db)[1],))
     return int(row[0]) if row else 0
 
 
 def deliver(svc: Service, *, limit: int = DELIVER_BATCH) -> tuple[int, int]:
     """Hand pending notices to the sink, in order, at most ``limit``; (delivered, failed).
     A sink with ``send_lines`` gets the JSON lines, one per notice. A round that had
-    notices to send is logged in ``svc_notice_rounds``, with the point it reached."""
+    notices to send is logged in ``svc_notice_rounds`` with the point it reached (a
+    failure like the last round's, with nothing sent, is not logged again)."""
     db = svc.db
-    point = _reached(db)
-    where, params = _after(db, point)
-    settled = _SETTLED if db.dialect == "postgres" else ""
+    last_round, point, last_error = _reached(db)
+    # the limit is written in the statement: a parameter would let PostgreSQL keep one
+    # plan for any limit, and a plan made for all rows sorts them all
     rows = db.query(
-        f"SELECT {_XACT[db.dialect]}, n.id, n.subject, n.kind, n.record_id, n.scheme, "
-        f"n.created_at, n.effective_on, n.body {where}{settled} "
-        f"ORDER BY {_ORDER[db.dialect]} LIMIT {int(limit)}",
-        params,
+        "SELECT n.id, n.subject, n.kind, n.record_id, n.scheme, n.created_at, "
+        f"n.effective_on, n.body FROM svc_notices AS n WHERE n.id > ? ORDER BY n.id "
+        f"LIMIT {int(limit)}",
+        (point,),
     )
     if not rows:
         return 0, 0
@@ -467,18 +459,20 @@ def deliver(svc: Service, *, limit: int = DELIVER_BATCH) -> tuple[int, int]:
                 sent += 1
     except Exception as exc:  # any failure of a sink leaves the notices not sent pending
         error = exc
-    if sent:
-        point = (int(rows[sent - 1][0]), int(rows[sent - 1][1]))
-    with db.transaction() as tx:
-        tx.execute(
-            "INSERT INTO svc_notice_rounds (up_to_xact, up_to_id, sent, failed, error, at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                *point,
-                sent,
-                len(rows) - sent,
-                None if error is None else str(error)[:500],
-                svc.stamp(),
-            ),
-        )
+    said = None if error is None else str(error)[:500]
+    if sent or said != last_error:
+        with db.transaction() as tx:  # only if no other round was appended meanwhile
+            tx.execute(
+                "INSERT INTO svc_notice_rounds (up_to, sent, failed, error, at) "
+                "SELECT ?, ?, ?, ?, ? WHERE (SELECT coalesce(max(id), 0) FROM "
+                "svc_notice_rounds) = ?",
+                (
+                    int(rows[sent - 1][0]) if sent else point,
+                    sent,
+                    len(rows) - sent,
+                    said,
+                    svc.stamp(),
+                    last_round,
+                ),
+            )
     return sent, len(rows) - sent

@@ -395,22 +395,15 @@ class Ledger(ABC):
 
     def sources_of(self, seqs: pa.Array | pa.ChunkedArray) -> pa.Array:
         """The source of the write that appended each of the entries ``seqs``, as the log
-        of batches names it (one look-up per write concerned, not per entry); an entry
-        that no write covers is an error."""
+        of batches names it; an entry that no write covers is an error."""
         given = np.asarray(pc.fill_null(seqs, 0).to_numpy(zero_copy_only=False), np.int64)
         distinct = np.unique(given)
-        sources = np.empty(len(distinct), dtype=object)
         with self._reading():
-            i = 0
-            while i < len(distinct):
-                seq = int(distinct[i])
-                found = self._batch_of(seq)
-                if found is None:
-                    raise LedgerError(f"no write in the log of batches covers entry {seq}")
-                last, source = found
-                j = int(np.searchsorted(distinct, last, side="right"))
-                sources[i:j] = source
-                i = j
+            found = self._sources_of(distinct)
+        missing = [int(seq) for seq, source in zip(distinct, found, strict=True) if source is None]
+        if missing:
+            raise LedgerError(f"no write in the log of batches covers entry {missing[0]}")
+        sources = np.array(found, dtype=object)
         return pa.array(sources[np.searchsorted(distinct, given)], pa.string())
 
     @abstractmethod
@@ -467,8 +460,9 @@ class Ledger(ABC):
         and ``seq``."""
 
     @abstractmethod
-    def _batch_of(self, seq: int) -> tuple[int, str] | None:
-        """The last entry and the source of the write that appended entry ``seq``."""
+    def _sources_of(self, seqs: npt.NDArray[np.int64]) -> list[str | None]:
+        """The source of the write that appended each of ``seqs`` (distinct, sorted), or
+        None where no write covers it."""
 
     @abstractmethod
     def _head(self) -> tuple[int, bytes]:

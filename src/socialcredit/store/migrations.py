@@ -163,15 +163,14 @@ def latest() -> int:
 
 def _rounds(serial: str, now: str) -> tuple[str, ...]:
     """Version 4: the notices table is the outbox. A log of delivery rounds, append-only,
-    whose last row is the point delivery has reached (a notice's ``xact`` and ``id``: the
-    next round takes the notices after it), replaces an outbox row per notice that each
-    delivery rewrote. It starts where the outbox's first pending row was (at least once:
-    a notice delivered after a pending one is delivered again), and the outbox goes."""
+    whose last row is the point delivery has reached (the next round takes the notices
+    numbered after it), replaces an outbox row per notice that each delivery rewrote. It
+    starts where the outbox's first pending row was (at least once: a notice delivered
+    after a pending one is delivered again), and the outbox goes."""
     return (
-        f"CREATE TABLE svc_notice_rounds (id {serial}, up_to_xact bigint NOT NULL, "
-        "up_to_id bigint NOT NULL, sent integer NOT NULL, failed integer NOT NULL, "
-        "error text, at text NOT NULL)",
-        "INSERT INTO svc_notice_rounds (up_to_xact, up_to_id, sent, failed, at) SELECT 0, "
+        f"CREATE TABLE svc_notice_rounds (id {serial}, up_to bigint NOT NULL, "
+        "sent integer NOT NULL, failed integer NOT NULL, error text, at text NOT NULL)",
+        "INSERT INTO svc_notice_rounds (up_to, sent, failed, at) SELECT "
         "coalesce((SELECT min(notice_id) - 1 FROM svc_outbox WHERE delivered_at IS NULL), "
         f"(SELECT max(notice_id) FROM svc_outbox), 0), 0, 0, {now}",
         "DROP TABLE svc_outbox",
@@ -183,8 +182,7 @@ MIGRATIONS = (
     *MIGRATIONS,
     Migration(
         4,
-        "the notices are the outbox: a log of delivery rounds instead of an outbox row per "
-        "notice (on PostgreSQL, each notice keeps the transaction that wrote it)",
+        "the notices are the outbox: a log of delivery rounds instead of an outbox row per notice",
         sqlite=(
             *_rounds("INTEGER PRIMARY KEY AUTOINCREMENT", "strftime('%Y-%m-%dT%H:%M:%S+00:00')"),
             *(
@@ -194,12 +192,6 @@ MIGRATIONS = (
             ),
         ),
         postgres=(
-            # the writing transaction of each notice (0 for those written before): what
-            # delivery orders by, as notices are numbered before their transactions commit
-            "ALTER TABLE svc_notices ADD COLUMN xact bigint NOT NULL DEFAULT 0",
-            "ALTER TABLE svc_notices ALTER COLUMN xact SET DEFAULT "
-            "pg_current_xact_id()::text::bigint",
-            "CREATE INDEX svc_notices_by_xact ON svc_notices (xact, id)",
             *_rounds(
                 "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
                 "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')",

@@ -740,14 +740,15 @@ class PostgresLedger(Ledger):
             all_links[order].tolist(),
         )
 
-    def _batch_of(self, seq: int) -> tuple[int, str] | None:
-        # the exclusion constraint's index on the ranges finds it
-        row = self._db.execute(
-            "SELECT last_seq, source FROM batches "
-            "WHERE int8range(first_seq, last_seq, '[]') @> %s::bigint",
-            (seq,),
-        ).fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
+    def _sources_of(self, seqs: npt.NDArray[np.int64]) -> list[str | None]:
+        # one statement; the exclusion constraint's index on the ranges finds each entry
+        rows = self._db.execute(
+            "SELECT s.seq, b.source FROM unnest(%s::bigint[]) AS s (seq) JOIN batches AS b "
+            "ON int8range(b.first_seq, b.last_seq, '[]') @> s.seq",
+            ([int(x) for x in seqs],),
+        ).fetchall()
+        found = {int(seq): str(source) for seq, source in rows}
+        return [found.get(int(seq)) for seq in seqs]
 
     def _head(self) -> tuple[int, bytes]:
         """The next sequence number and the hash of the last entry."""

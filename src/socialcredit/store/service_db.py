@@ -51,6 +51,7 @@ class ServiceDB:
         self.writes = 0  # statements and transactions that may have written, through here
         self._lockfile: BinaryIO | None = None
         self._url: str | None = None  # PostgreSQL: where to connect again
+        self._schema_key: int | None = None  # PostgreSQL: the schema, as a lock's key
 
     @classmethod
     def connect(cls, target: str | Path) -> ServiceDB:
@@ -128,6 +129,23 @@ class ServiceDB:
         if self.dialect == "sqlite":
             return f"{column} IN (SELECT value FROM json_each(?))", (json.dumps(list(values)),)
         return f"{column} IN (SELECT unnest(?::{type}[]))", (list(values),)
+
+    def take_turn(self, lock_class: int) -> None:
+        """Inside a write transaction: wait until no other transaction of these tables
+        holds the turn of ``lock_class``, and hold it until this one ends (PostgreSQL: a
+        transaction-scoped advisory lock keyed by the class and the schema). SQLite's
+        write transactions already take turns: nothing to do."""
+        if self.dialect != "postgres":
+            return
+        assert self._depth, "take_turn belongs inside a transaction"
+        if self._schema_key is None:
+            row = self.one("SELECT current_schema()::regnamespace::oid::bigint")
+            assert row is not None
+            oid = int(row[0])
+            self._schema_key = oid - (1 << 32) if oid >= 1 << 31 else oid
+        self.execute(
+            "SELECT pg_advisory_xact_lock(?::int4, ?::int4)", (lock_class, self._schema_key)
+        )
 
     def keep_statistics(self) -> list[str]:
         """PostgreSQL: ``ANALYZE`` each service table whose rows changed by a fifth or more

@@ -527,6 +527,20 @@ class SqliteLedger(Ledger):
 
     # -- helpers ------------------------------------------------------------------------
 
+    def _sources_of(self, seqs: npt.NDArray[np.int64]) -> list[str | None]:
+        out: list[str | None] = [None] * len(seqs)
+        i = 0
+        while i < len(seqs):
+            found = self._batch_of(int(seqs[i]))
+            if found is None:
+                i += 1
+                continue
+            last, source = found
+            j = int(np.searchsorted(seqs, last, side="right"))  # the write's other entries
+            out[i:j] = [source] * (j - i)
+            i = j
+        return out
+
     def _batch_of(self, seq: int) -> tuple[int, str] | None:
         # Writes are logged in the order of their entries (one writer at a time), so the
         # ranges grow with the batch number, the table's key: a binary search over it,

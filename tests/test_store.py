@@ -613,6 +613,21 @@ def test_each_record_is_traced_to_the_write_that_appended_it(ledger: Ledger) -> 
         ledger.sources_of(pa.array([3, 999], pa.int64()))
 
 
+def test_a_file_is_never_logged_as_an_agencys_write(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service reads who sent a record from the source of its write (``agency:`` and
+    the agency's name): a file whose name begins so is logged as ``./`` and its name."""
+    from socialcredit.store import load_records
+
+    monkeypatch.chdir(tmp_path)
+    name = "agency:Traffic police.csv"
+    (tmp_path / name).write_text(f"{HEADER}\nf1,{PERSON},traffic.red_light,2024-02-01,,,\n")
+    append(ledger, load_records(name))
+    assert ledger.batches()[-1].source == f"./{name}"
+    assert ledger.sources(["f1"]) == {"f1": f"./{name}"}
+
+
 def test_read_back_across_scan_chunks(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(f"{store.module}._SCAN", 3)
     monkeypatch.setattr(f"{store.module}._READERS", 2)  # chunks read in parallel

@@ -50,6 +50,7 @@ from socialcredit.service.errors import Conflict, Forbidden, TooLarge
 from socialcredit.service.notices import NOTICES_SCHEMA, NoticeTexts, write_notices
 from socialcredit.store import Ledger
 from socialcredit.store.base import AppendResult, Found
+from socialcredit.store.files import AGENCY_PREFIX
 from socialcredit.store.service_db import ServiceDB
 
 __all__ = [
@@ -67,7 +68,7 @@ __all__ = [
 RECORDS_IN = pa.schema([f for f in RECORDS_SCHEMA if f.name != "recorded_at"])
 SUBJECTS_IN = pa.schema([pa.field("code", pa.string()), pa.field("kind", pa.string())])
 
-AGENCY_SOURCE = "agency:"
+AGENCY_SOURCE = AGENCY_PREFIX
 """How the ledger's log of batches names a write of an agency's records (then its name)."""
 
 _lock = threading.Lock()  # one batch at a time per process: the id checks stay true

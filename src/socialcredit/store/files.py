@@ -163,8 +163,15 @@ def read_inputs(
 # -- from file to text columns -----------------------------------------------------------
 
 
+AGENCY_PREFIX = "agency:"
+"""How the service names an agency's writes in the log of batches (reserved: a file's
+source never begins with it)."""
+
+
 def _source(path: PathLike) -> tuple[str, Format]:
     source = str(path)
+    if source.startswith(AGENCY_PREFIX):  # the same file, never read as an agency's write
+        source = f"./{source}"
     suffix = Path(path).suffix.lower()
     if suffix not in _FORMATS:
         raise InvalidInput(

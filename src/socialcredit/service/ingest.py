@@ -54,7 +54,6 @@ from socialcredit.store.files import AGENCY_PREFIX
 from socialcredit.store.service_db import ServiceDB
 
 __all__ = [
-    "AGENCY_SOURCE",
     "RECORDS_IN",
     "SUBJECTS_IN",
     "Ingested",
@@ -67,9 +66,6 @@ __all__ = [
 
 RECORDS_IN = pa.schema([f for f in RECORDS_SCHEMA if f.name != "recorded_at"])
 SUBJECTS_IN = pa.schema([pa.field("code", pa.string()), pa.field("kind", pa.string())])
-
-AGENCY_SOURCE = AGENCY_PREFIX
-"""How the ledger's log of batches names a write of an agency's records (then its name)."""
 
 _lock = threading.Lock()  # one batch at a time per process: the id checks stay true
 
@@ -153,7 +149,7 @@ def ingest_table(
             f"(its scope: {', '.join(sorted(agency.types))}); nothing was written"
         )
     today = svc.today()
-    source = AGENCY_SOURCE + agency.name
+    source = AGENCY_PREFIX + agency.name
     with _lock:
         # the ids in the ledger and who sent them (the source of their write in the
         # ledger's log); what the ledger found is given to its append, which then need not
@@ -255,12 +251,9 @@ def _refuse_conflicts(
     owners: dict[str, str],
 ) -> None:
     sent = set(records["id"].to_pylist())
-    conflicts = [
-        f"{rid} (sent by another agency)"
-        for rid, o in owners.items()
-        if o != agency and rid in sent
-    ]
-    named = {rid for rid, o in owners.items() if o != agency and rid in sent}
+    taken = [rid for rid, o in owners.items() if o != agency and rid in sent]
+    conflicts = [f"{rid} (sent by another agency)" for rid in taken]
+    named = set(taken)
     if there:
         mine = records.filter(pc.is_in(records["id"], value_set=pa.array(list(there))))
         for row in mine.to_pylist():
@@ -307,9 +300,9 @@ def senders(svc: Service, ids: list[str]) -> dict[str, str]:
 
 def _agencies(sources: dict[str, str]) -> dict[str, str]:
     return {
-        str(rid): source.removeprefix(AGENCY_SOURCE)
+        str(rid): source.removeprefix(AGENCY_PREFIX)
         for rid, source in sources.items()
-        if source.startswith(AGENCY_SOURCE)
+        if source.startswith(AGENCY_PREFIX)
     }
 
 

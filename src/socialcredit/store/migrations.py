@@ -80,26 +80,29 @@ def _tables(serial: str) -> tuple[str, ...]:
     )
 
 
-def _sqlite_triggers() -> tuple[str, ...]:
+def _sqlite_triggers(tables: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(
         f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
         f"BEGIN SELECT RAISE(ABORT, '{table} {_REFUSAL}'); END"
-        for table in _APPEND_ONLY_1
+        for table in tables
         for verb in ("UPDATE", "DELETE")
     )
 
 
-def _postgres_triggers() -> tuple[str, ...]:
-    return (
-        "CREATE FUNCTION svc_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        f"RAISE EXCEPTION integrity_constraint_violation USING MESSAGE = TG_TABLE_NAME || "
-        f"' {_REFUSAL}'; END $$",
-        *(
-            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
-            f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION svc_refuse_change()"
-            for table in _APPEND_ONLY_1
-        ),
+def _postgres_triggers(tables: tuple[str, ...]) -> tuple[str, ...]:
+    """The triggers of ``tables`` (the function they call is made by version 1)."""
+    return tuple(
+        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+        f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION svc_refuse_change()"
+        for table in tables
     )
+
+
+_REFUSE_CHANGE = (
+    "CREATE FUNCTION svc_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    f"RAISE EXCEPTION integrity_constraint_violation USING MESSAGE = TG_TABLE_NAME || "
+    f"' {_REFUSAL}'; END $$"
+)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -107,10 +110,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         1,
         "service tables: keys, agencies, submissions, notices, outbox, appeals, access log, "
         "sign-in",
-        sqlite=(*_tables("INTEGER PRIMARY KEY AUTOINCREMENT"), *_sqlite_triggers()),
+        sqlite=(*_tables("INTEGER PRIMARY KEY AUTOINCREMENT"), *_sqlite_triggers(_APPEND_ONLY_1)),
         postgres=(
             *_tables("bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
-            *_postgres_triggers(),
+            _REFUSE_CHANGE,
+            *_postgres_triggers(_APPEND_ONLY_1),
         ),
     ),
 )
@@ -177,7 +181,6 @@ def _rounds(serial: str, now: str) -> tuple[str, ...]:
     )
 
 
-_ROUNDS_REFUSAL = f"svc_notice_rounds {_REFUSAL}"
 MIGRATIONS = (
     *MIGRATIONS,
     Migration(
@@ -185,20 +188,14 @@ MIGRATIONS = (
         "the notices are the outbox: a log of delivery rounds instead of an outbox row per notice",
         sqlite=(
             *_rounds("INTEGER PRIMARY KEY AUTOINCREMENT", "strftime('%Y-%m-%dT%H:%M:%S+00:00')"),
-            *(
-                f"CREATE TRIGGER svc_notice_rounds_no_{verb.lower()} BEFORE {verb} ON "
-                f"svc_notice_rounds BEGIN SELECT RAISE(ABORT, '{_ROUNDS_REFUSAL}'); END"
-                for verb in ("UPDATE", "DELETE")
-            ),
+            *_sqlite_triggers(("svc_notice_rounds",)),
         ),
         postgres=(
             *_rounds(
                 "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
                 "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')",
             ),
-            "CREATE TRIGGER svc_notice_rounds_append_only BEFORE UPDATE OR DELETE OR "
-            "TRUNCATE ON svc_notice_rounds FOR EACH STATEMENT EXECUTE FUNCTION "
-            "svc_refuse_change()",
+            *_postgres_triggers(("svc_notice_rounds",)),
         ),
     ),
 )

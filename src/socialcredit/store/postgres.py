@@ -230,7 +230,7 @@ class PostgresLedger(Ledger):
         self._target = target
         self._oid = oid
         self._db = connection
-        self._lock = (_LOCK_CLASS, oid - (1 << 32) if oid >= 1 << 31 else oid)
+        self._lock = (_LOCK_CLASS, int4(oid))
         self._subjects = SubjectIndex()
 
     # -- opening ------------------------------------------------------------------------
@@ -838,6 +838,12 @@ def _connect(target: _Target) -> psycopg.Connection[Any]:
 def _schema_oid(db: psycopg.Connection[Any], schema: str) -> int | None:
     row = db.execute("SELECT oid FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
     return None if row is None else int(row[0])
+
+
+def int4(oid: int) -> int:
+    """An object id (unsigned, 32 bits) as the signed ``int4`` an advisory lock's key
+    takes."""
+    return oid - (1 << 32) if oid >= 1 << 31 else oid
 
 
 def _quoted(name: str) -> str:

@@ -139,10 +139,11 @@ class ServiceDB:
             return
         assert self._depth, "take_turn belongs inside a transaction"
         if self._schema_key is None:
+            from socialcredit.store.postgres import int4
+
             row = self.one("SELECT current_schema()::regnamespace::oid::bigint")
             assert row is not None
-            oid = int(row[0])
-            self._schema_key = oid - (1 << 32) if oid >= 1 << 31 else oid
+            self._schema_key = int4(int(row[0]))
         self.execute(
             "SELECT pg_advisory_xact_lock(?::int4, ?::int4)", (lock_class, self._schema_key)
         )

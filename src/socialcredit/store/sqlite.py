@@ -529,9 +529,10 @@ class SqliteLedger(Ledger):
 
     def _sources_of(self, seqs: npt.NDArray[np.int64]) -> list[str | None]:
         out: list[str | None] = [None] * len(seqs)
+        (batches,) = self._db.execute("SELECT coalesce(max(batch), 0) FROM batches").fetchone()
         i = 0
         while i < len(seqs):
-            found = self._batch_of(int(seqs[i]))
+            found = self._batch_of(int(seqs[i]), int(batches))
             if found is None:
                 i += 1
                 continue
@@ -541,12 +542,12 @@ class SqliteLedger(Ledger):
             i = j
         return out
 
-    def _batch_of(self, seq: int) -> tuple[int, str] | None:
+    def _batch_of(self, seq: int, batches: int) -> tuple[int, str] | None:
         # Writes are logged in the order of their entries (one writer at a time), so the
-        # ranges grow with the batch number, the table's key: a binary search over it,
-        # one key lookup a step, with no index on the ranges.
-        (last,) = self._db.execute("SELECT coalesce(max(batch), 0) FROM batches").fetchone()
-        lo, hi = 1, int(last)
+        # ranges grow with the batch number, the table's key: a binary search over it (up
+        # to the last batch, ``batches``), one key lookup a step, with no index on the
+        # ranges.
+        lo, hi = 1, batches
         while lo <= hi:
             mid = (lo + hi) // 2
             row = self._db.execute(

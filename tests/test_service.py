@@ -321,6 +321,54 @@ def test_who_sent_a_record_is_the_ledgers_account(service_env: ServiceEnv) -> No
     }
 
 
+def test_the_same_batch_sent_twice_at_once_is_acknowledged_twice(
+    service_env: ServiceEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that sends its batch again before the first answer came (a retry after a
+    timeout, taken by another server process) gets both acknowledged: the process that
+    looked first and appends second finds the records there, and each notice is written
+    and delivered once."""
+    import contextlib
+
+    from socialcredit.service import Service, ingest
+    from socialcredit.service.credentials import authenticate
+    from socialcredit.service.notices import deliver
+    from socialcredit.service.sinks import MemorySink
+
+    env = service_env
+    other = Service.open(env.svc.settings, clock=env.clock, sink=MemorySink())
+    agency = authenticate(other.db, env.keys["agency"])
+    assert agency is not None
+    look_up = ingest._look_up
+    raced: list[int] = []
+
+    def racing(ledger: Any, records: Any) -> Any:
+        seen = look_up(ledger, records)
+        if not raced:  # the other process appends the same batch meanwhile
+            raced.append(-1)
+            raced[0] = ingest.ingest_table(other, agency, records).appended
+        return seen
+
+    # the look-up runs on the ledger's thread, which then plays the other process
+    monkeypatch.setattr(ingest, "_lock", contextlib.nullcontext())
+    monkeypatch.setattr(ingest, "_look_up", racing)
+    sent = [record(f"twice-{i}", env.persons[i % 3]) for i in range(3)]
+    try:
+        answer = env.post(sent)
+        assert answer.status_code == 200, answer.text
+        assert raced == [3]
+        assert (answer.json()["appended"], answer.json()["repeated"]) == (0, 3)
+        assert answer.json()["notices"] == 0
+        assert deliver(env.svc) == (0, 0)
+    finally:
+        other.close()
+    assert sorted(n["record"] for n in other.sink.sent + env.sink.sent) == [
+        "twice-0",
+        "twice-1",
+        "twice-2",
+    ]
+
+
 @pytest.mark.parametrize(
     ("role", "status"), [(None, 401), ("bogus", 401), ("operator", 403), ("reviewer", 403)]
 )

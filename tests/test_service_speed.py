@@ -578,6 +578,10 @@ def test_notices_are_numbered_in_the_order_of_their_commits(service_db: str) -> 
         assert [m["record"] for m in sink.sent] == ["a", "b", "early", "late"]
         numbers = [m["notice"] for m in sink.sent]
         assert numbers == sorted(numbers) and len(set(numbers)) == 4
+        # a notice written already (the same batch sent twice at once) is not written again
+        with svc.db.transaction() as tx:
+            assert write_notices(tx, [notice("a"), notice("c"), notice("late")]) == 1
+        assert deliver(svc) == (1, 0) and sink.sent[-1]["record"] == "c"
     finally:
         release.set()
         first.close()

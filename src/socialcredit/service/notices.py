@@ -319,28 +319,18 @@ class NoticeTexts:
 
 def write_notices(db: ServiceDB, notices: pa.Table | Sequence[NoticeRow]) -> int:
     """Write many notices (a table of :data:`NOTICE_COLUMNS`, or rows), call inside a
-    transaction of ``db``; how many were new. On PostgreSQL they are copied, all of them:
-    the caller writes only notices that do not exist (the ingest: of records new to the
-    ledger), and one that does fails the transaction on its unique key."""
+    transaction of ``db``; how many were new. A notice already written (the same record,
+    scheme and kind: the same batch sent twice at once, to two server processes) is not
+    written again. On PostgreSQL they are copied, all of them, and only if one exists are
+    they inserted one by one unless there."""
     if not isinstance(notices, pa.Table):
         notices = notice_table(notices)
     if not notices.num_rows:
         return 0
-    notices = notices.select(list(NOTICE_COLUMNS))
     db.take_turn(NOTICE_WRITERS)  # numbered in the order of commits: see the module
-    if db.dialect == "postgres":
-        db.copy_table("svc_notices", notices)
-        return int(notices.num_rows)
-    row = db.one("SELECT coalesce(max(id), 0) FROM svc_notices")
-    before = int(row[0]) if row else 0
-    db.many(
-        "INSERT INTO svc_notices (subject, record_id, scheme, kind, created_at, "
-        "effective_on, body) VALUES (?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (record_id, scheme, kind) DO NOTHING",
-        list(zip(*(notices[name].to_pylist() for name in NOTICE_COLUMNS), strict=True)),
+    return db.copy_new(
+        "svc_notices", notices.select(list(NOTICE_COLUMNS)), ("record_id", "scheme", "kind")
     )
-    new = db.one("SELECT count(*) FROM svc_notices WHERE id > ?", (before,))
-    return int(new[0]) if new else 0
 
 
 _COLUMNS = "id, kind, record_id, scheme, created_at, effective_on, body"

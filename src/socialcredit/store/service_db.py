@@ -275,6 +275,48 @@ class ServiceDB:
             ):
                 copy.write(data)
 
+    def copy_new(self, table: str, rows: pa.Table, key: Sequence[str]) -> int:
+        """Insert the rows of ``rows`` (as :meth:`copy_table`) whose ``key`` is not in
+        ``table`` yet, inside a transaction; how many were new. PostgreSQL copies them all
+        at once under a savepoint, and only if one of them is there already (another
+        writer's, committed first) copies them to a temporary table and inserts from it
+        those that are not; SQLite inserts each unless it is there."""
+        if not rows.num_rows:
+            return 0
+        assert self._depth, "copy_new belongs inside a transaction"
+        names = ", ".join(rows.column_names)
+        skip = f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
+        if self.dialect == "sqlite":
+            marks = ", ".join("?" * rows.num_columns)
+            columns = [column.to_pylist() for column in rows.columns]
+            with self._lock:
+                self.writes += 1
+                before = self._db.total_changes
+                self._db.executemany(
+                    f"INSERT INTO {table} ({names}) VALUES ({marks}) {skip}",
+                    zip(*columns, strict=True),
+                )
+                return int(self._db.total_changes - before)
+        from psycopg.errors import UniqueViolation
+
+        with self._lock:
+            try:
+                with self._db.transaction():  # nested: a savepoint
+                    self.copy_table(table, rows)
+                return int(rows.num_rows)
+            except UniqueViolation:
+                pass
+            staging = f"{table}_new"
+            self.execute(f"DROP TABLE IF EXISTS pg_temp.{staging}")
+            self.execute(
+                f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS SELECT {names} "
+                f"FROM {table} WITH NO DATA"
+            )
+            self.copy_table(staging, rows)
+            return self.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} {skip}"
+            )
+
     def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run an INSERT into a table with an ``id`` key; the new row's id."""
         self.writes += 1

@@ -628,6 +628,21 @@ def test_a_file_is_never_logged_as_an_agencys_write(
     assert ledger.sources(["f1"]) == {"f1": f"./{name}"}
 
 
+def test_warm_reads_the_registry_index_a_first_batch_would(store: Store) -> None:
+    """A server process warms its ledger as it starts: the index of codes every write and
+    look-up reads is then in memory, and the first batch reads only what is newer."""
+    with store.create() as ledger:
+        fill(ledger)
+    with store.open() as ledger:
+        assert ledger._subjects.mark == 0  # nothing read yet
+        ledger.warm()
+        index = ledger._subjects
+        assert (index.mark, sorted(index.codes.to_pylist())) == (2, sorted([ORG, PERSON]))
+        ledger.add_subjects(subjects_table((OTHER, "organization")))
+        assert ledger.kinds([OTHER, PERSON]) == {OTHER: "organization", PERSON: "person"}
+        assert ledger._subjects.mark == 6
+
+
 def test_read_back_across_scan_chunks(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(f"{store.module}._SCAN", 3)
     monkeypatch.setattr(f"{store.module}._READERS", 2)  # chunks read in parallel

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,7 +19,10 @@ from socialcredit.api import errors
 from socialcredit.api.fast import FastPaths
 from socialcredit.api.routers import agencies, operators, public, reviewers, subjects
 from socialcredit.service.core import Service
+from socialcredit.store import Ledger
 from socialcredit.web import router as pages
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "RUNTIME_VARIABLE",
@@ -108,7 +113,7 @@ def from_environment() -> FastAPI:
         _die_with(int(supervisor))
     runtime = os.environ.get(RUNTIME_VARIABLE)
     if runtime is None:
-        return create_app(Service.open(settings, background=True))
+        return create_app(_warming(Service.open(settings, background=True)))
     # requests are answered on the event loop while threads commit and read: let them
     # have the interpreter back soon after their I/O (the default waits up to 5 ms)
     sys.setswitchinterval(SWITCH_SECONDS)
@@ -118,4 +123,17 @@ def from_environment() -> FastAPI:
     svc = Service.open(
         settings, wake=Waker(where / "wake"), published=published, access_log=access_log
     )
-    return create_app(svc)
+    return create_app(_warming(svc))
+
+
+def _warming(svc: Service) -> Service:
+    """``svc``, its ledger meanwhile reading what a first batch would read first
+    (:meth:`Ledger.warm`), on the ledger's thread, ahead of any request's call."""
+    svc.ledger.submit(Ledger.warm, writes=False).add_done_callback(_warmed)
+    return svc
+
+
+def _warmed(done: Future[None]) -> None:
+    failure = done.exception()
+    if failure is not None:  # the requests that need the index will say why
+        log.warning("reading the registry's index failed", exc_info=failure)

@@ -347,6 +347,13 @@ class Ledger(ABC):
             following, head = self._head()
             return Found(ids, self._existing(ids), following - 1, head)
 
+    def warm(self) -> None:
+        """Read what every write and look-up reads first, the registry's index of codes
+        (:class:`SubjectIndex`; a second or so at a million subjects): a server process
+        calls it as it starts, so that its first batch takes no longer than the next."""
+        with self._reading():
+            self._subject_index()
+
     def find(self, ids: list[str]) -> pa.Table:
         """The records among ``ids`` that the ledger holds: canonical columns, any order."""
         with self._reading():

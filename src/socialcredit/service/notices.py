@@ -321,8 +321,8 @@ def write_notices(db: ServiceDB, notices: pa.Table | Sequence[NoticeRow]) -> int
     """Write many notices (a table of :data:`NOTICE_COLUMNS`, or rows), call inside a
     transaction of ``db``; how many were new. A notice already written (the same record,
     scheme and kind: the same batch sent twice at once, to two server processes) is not
-    written again. On PostgreSQL they are copied, all of them, and only if one exists are
-    they inserted one by one unless there."""
+    written again (:meth:`ServiceDB.copy_new`: on PostgreSQL one copy, and only if one of
+    them exists a second pass that skips it)."""
     if not isinstance(notices, pa.Table):
         notices = notice_table(notices)
     if not notices.num_rows:

@@ -51,7 +51,6 @@ from socialcredit.service.notices import NOTICES_SCHEMA, NoticeTexts, write_noti
 from socialcredit.store import Ledger
 from socialcredit.store.base import AppendResult, Found
 from socialcredit.store.files import AGENCY_PREFIX
-from socialcredit.store.service_db import ServiceDB
 
 __all__ = [
     "RECORDS_IN",
@@ -166,8 +165,8 @@ def ingest_table(
         joining = subjects if subjects is not None and subjects.num_rows else None
         # the notices of the records new to the ledger, and of those this agency's own
         # writes appended (a batch sent again after a crash between the two transactions
-        # gets the notices missing), less those already written; a record sent twice in
-        # the batch is one record
+        # gets the notices missing; those already written are not written again, see
+        # write_notices); a record sent twice in the batch is one record
         mine_there = [rid for rid in there if owners.get(rid) == agency.name]
         rows = _first_of_each_id(
             full.filter(
@@ -198,8 +197,6 @@ def ingest_table(
             # (another connection), committed once the records are
             stamp = svc.stamp()
             texts = _notices(svc, agency.name, rows, kinds, stamp)
-            if mine_there:
-                texts = _unwritten(svc.db, texts, mine_there)
             if svc.db.dialect == "postgres":
                 with svc.db.transaction() as db:
                     notices = write_notices(db, texts)
@@ -304,26 +301,6 @@ def _agencies(sources: dict[str, str]) -> dict[str, str]:
         for rid, source in sources.items()
         if source.startswith(AGENCY_PREFIX)
     }
-
-
-def _unwritten(db: ServiceDB, notices: pa.Table, ids: list[str]) -> pa.Table:
-    """``notices`` less those already written among the records ``ids``."""
-    among, params = db.one_of("record_id", ids)
-    written = {
-        (str(r), str(s), str(k))
-        for r, s, k in db.query(
-            f"SELECT record_id, scheme, kind FROM svc_notices WHERE {among}", params
-        )
-    }
-    if not written:
-        return notices
-    keys = zip(
-        notices["record_id"].to_pylist(),
-        notices["scheme"].to_pylist(),
-        notices["kind"].to_pylist(),
-        strict=True,
-    )
-    return notices.filter(pa.array([key not in written for key in keys], pa.bool_()))
 
 
 def _appended(appending: Future[AppendResult] | None) -> AppendResult:

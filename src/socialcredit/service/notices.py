@@ -320,7 +320,7 @@ class NoticeTexts:
 def write_notices(db: ServiceDB, notices: pa.Table | Sequence[NoticeRow]) -> int:
     """Write many notices (a table of :data:`NOTICE_COLUMNS`, or rows), call inside a
     transaction of ``db``; how many were new. A notice already written (the same record,
-    scheme and kind: the same batch sent twice at once, to two server processes) is not
+    scheme and kind: a batch sent again, or twice at once to two server processes) is not
     written again (:meth:`ServiceDB.copy_new`: on PostgreSQL one copy, and only if one of
     them exists a second pass that skips it)."""
     if not isinstance(notices, pa.Table):

@@ -468,8 +468,10 @@ def evaluate_partition(
             direct.evaluate(matrix, measure, contribution)
 
     if prog.grade_bounds is not None:
-        found = np.searchsorted(prog.grade_bounds, score, side="right")
-        grade = (len(prog.grade_names) - 1 - found).astype(np.int16)
+        # how many bounds each score reaches: one compare per bound (a binary search per
+        # score is slower for a handful of grades)
+        found = (score >= prog.grade_bounds[:, None]).sum(axis=0, dtype=np.int16)
+        grade = len(prog.grade_names) - 1 - found
     else:
         grade = np.full(n, len(prog.grade_names) - 1, dtype=np.int16)
         for g in range(len(prog.grade_names) - 2, -1, -1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -659,3 +660,75 @@ def test_the_openapi_document_is_served_without_pages_that_load_a_cdn(
         answer = env.client.get(page)
         assert answer.status_code == 404, page
         assert "cdn" not in answer.text.lower()
+
+
+def test_a_csv_batch_names_each_column_once_and_an_empty_amount_is_0(
+    service_env: ServiceEnv,
+) -> None:
+    env = service_env
+    p0 = env.persons[0]
+    headers = {**env.auth("agency"), "Content-Type": "text/csv"}
+    twice = f"id,subject,type,occurred_at,id\nk1,{p0},traffic.red_light,2025-02-20,k2\n"
+    refused = env.client.post("/v1/records", content=twice, headers=headers)
+    assert refused.status_code == 422 and "named twice: id" in refused.json()["detail"]
+    empty = f"id,subject,type,occurred_at,amount,ref\nk1,{p0},traffic.red_light,2025-02-20,,\n"
+    answer = env.client.post(
+        "/v1/records", content=empty, headers={**headers, "Content-Type": "Text/CSV"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert env.svc.ledger.call(lambda ledger: ledger.find(["k1"]))["amount"].to_pylist() == [0]
+    # a body in another media type is refused, not read as JSON
+    body = {"records": [record("k2", p0)]}
+    other = env.client.post(
+        "/v1/records",
+        content=json.dumps(body, default=str),
+        headers={**env.auth("agency"), "Content-Type": "text/plain"},
+    )
+    assert other.status_code == 422 and "text/plain" in other.json()["detail"]
+
+
+def test_a_ref_to_a_record_nowhere_is_invalid_input(service_env: ServiceEnv) -> None:
+    env = service_env
+    answer = env.post([record("f1", env.persons[0], "court.fulfilled", ref="nowhere")])
+    assert answer.status_code == 422, answer.text
+    assert "nowhere" in " ".join(answer.json()["problems"])
+
+
+def test_a_subject_registered_as_typed_gets_the_notices_of_its_records(
+    service_env: ServiceEnv,
+) -> None:
+    """A code sent for registration in another form than the records name it (spaces,
+    lower case) is registered in normal form: the records' notices are written."""
+    env = service_env
+    org = "91110000802100433B"
+    spaced = "9111 0000 8021 0043 3b"
+    answer = env.post(
+        [record("a1", org, "court.unfulfilled")],
+        subjects=[{"code": spaced, "kind": "organization"}],
+    )
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["subjects_added"], answer.json()["notices"]) == (1, 1)
+    rows = env.svc.db.query("SELECT subject, record_id FROM svc_notices")
+    assert [tuple(r) for r in rows] == [(org, "a1")]
+
+
+def test_a_json_record_takes_a_date_and_an_amount_only_in_their_own_forms(
+    service_env: ServiceEnv,
+) -> None:
+    """Nothing lax enters the ledger for good: a date is "YYYY-MM-DD", not a number of
+    seconds nor a date-time; an amount is a JSON integer, not a string nor a float."""
+    env = service_env
+    p0 = env.persons[0]
+    for i, odd in enumerate(
+        (
+            {"occurred_at": 1740009600},
+            {"occurred_at": "2025-02-20T00:00:00"},
+            {"amount": "5"},
+            {"amount": 5.0},
+        )
+    ):
+        answer = env.post([{**record(f"s{i}", p0), **odd}])
+        assert answer.status_code == 422, (odd, answer.text)
+    assert env.post([{**record("s9", p0), "amount": 5}]).status_code == 200
+    ids = env.svc.ledger.call(lambda ledger: ledger.records()["id"].to_pylist())
+    assert ids == ["s9"]

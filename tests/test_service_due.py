@@ -4,6 +4,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,14 @@ def contest(env: ServiceEnv, headers: dict[str, str], rid: str, reason: str = "n
     )
 
 
+def contested_judgment(env: ServiceEnv, rid: str = "j1") -> tuple[str, int]:
+    """The first person's unfulfilled judgment, sent and contested: (the person, the
+    appeal's id)."""
+    me = env.persons[0]
+    env.post([record(rid, me, "court.unfulfilled", occurred="2025-02-01")])
+    return me, int(contest(env, env.session(me), rid).json()["id"])
+
+
 def test_an_upheld_appeal_voids_the_record_and_the_state_follows(service_env: ServiceEnv) -> None:
     env = service_env
     me, org = env.persons[0], env.orgs[0]
@@ -297,13 +306,15 @@ def test_an_upheld_appeal_voids_the_record_and_the_state_follows(service_env: Se
     assert contest(env, headers, "j1").status_code == 409  # once per record
     # the reviewer upholds
     upheld = env.client.post(
-        f"/v1/appeals/{appeal}/uphold",
+        f"/v1/appeals/{appeal}/uphold?purpose=review",
         headers=env.auth("reviewer"),
         json={"reason": "identity mix-up"},
     )
     assert upheld.status_code == 200 and upheld.json()["status"] == "upheld"
     assert upheld.json()["void_record"] == f"void-appeal-{appeal}-j1"
-    again = env.client.post(f"/v1/appeals/{appeal}/uphold", headers=env.auth("reviewer"), json={})
+    again = env.client.post(
+        f"/v1/appeals/{appeal}/uphold?purpose=review", headers=env.auth("reviewer"), json={}
+    )
     assert again.status_code == 409
     answer = env.client.get(
         "/v1/decisions",
@@ -320,10 +331,8 @@ def test_an_upheld_appeal_voids_the_record_and_the_state_follows(service_env: Se
 
 def test_a_rejected_appeal_needs_a_reason_and_keeps_the_record(service_env: ServiceEnv) -> None:
     env = service_env
-    me = env.persons[0]
-    env.post([record("j1", me, "court.unfulfilled", occurred="2025-02-01")])
-    appeal = contest(env, env.session(me), "j1").json()["id"]
-    url = f"/v1/appeals/{appeal}/reject"
+    me, appeal = contested_judgment(env)
+    url = f"/v1/appeals/{appeal}/reject?purpose=review"
     assert env.client.post(url, headers=env.auth("reviewer"), json={}).status_code == 422
     assert (
         env.client.post(url, headers=env.auth("operator"), json={"reason": "x"}).status_code == 403
@@ -419,7 +428,7 @@ def test_of_two_decisions_on_one_appeal_only_the_first_counts(service_env: Servi
     assert env.svc.ledger.call(lambda ledger: ledger.find(["void-appeal-1-j1"]).num_rows) == 0
     kinds = [k for (k,) in env.svc.db.query("SELECT kind FROM svc_notices WHERE record_id = 'j1'")]
     assert kinds.count("appeal_rejected") == 1 and "appeal_upheld" not in kinds
-    url = f"/v1/appeals/{appeal_id}/uphold"
+    url = f"/v1/appeals/{appeal_id}/uphold?purpose=review"
     late = env.client.post(url, headers=env.auth("reviewer"), json={})
     assert late.status_code == 409 and "rejected" in late.json()["detail"]
 
@@ -491,7 +500,7 @@ def test_a_blank_reason_is_invalid(service_env: ServiceEnv) -> None:
     blank = env.client.post("/v1/me/appeals", headers=headers, json={"record": "j1", "reason": " "})
     assert blank.status_code == 422 and "reason" in blank.json()["detail"]
     appeal = contest(env, headers, "j1").json()["id"]
-    url = f"/v1/appeals/{appeal}/reject"
+    url = f"/v1/appeals/{appeal}/reject?purpose=review"
     blank = env.client.post(url, headers=env.auth("reviewer"), json={"reason": "  "})
     assert blank.status_code == 422 and "reason" in blank.json()["detail"]
 
@@ -538,3 +547,218 @@ def test_a_scheme_without_appeals_refuses_a_contest(service_db: str, tmp_path: P
             appeals.contest(svc, code, "j1", "it was paid")
     finally:
         svc.close()
+
+
+def test_an_id_of_the_services_voiding_records_is_not_an_agencys_to_take(
+    service_env: ServiceEnv,
+) -> None:
+    """An agency may not send a record under the ids of the records that void upheld
+    appeals' records; one that holds such an id otherwise (imported into the ledger) does
+    not stop an uphold: the voiding record takes the next id free."""
+    import pyarrow as pa
+
+    from socialcredit.records import RECORDS_SCHEMA
+
+    env = service_env
+    me, other = env.persons[0], env.persons[1]
+    squat = env.post([record("void-appeal-1-j1", other, "court.unfulfilled")])
+    assert squat.status_code == 403 and "void-appeal-" in squat.json()["detail"]
+    row = {
+        "id": "void-appeal-1-j1",
+        "subject": other,
+        "type": "court.unfulfilled",
+        "occurred_at": dt.date(2025, 2, 1),
+        "recorded_at": dt.date(2025, 3, 1),
+        "amount": 0,
+        "ref": None,
+    }
+    env.svc.ledger.call(
+        lambda ledger: ledger.append(
+            pa.Table.from_pylist([row], schema=RECORDS_SCHEMA), source="import:old.csv"
+        )
+    )
+    env.post([record("j1", me, "court.unfulfilled", occurred="2025-02-01")])
+    appeal = contest(env, env.session(me), "j1").json()["id"]
+    assert appeal == 1
+    url = f"/v1/appeals/{appeal}/uphold?purpose=review"
+    upheld = env.client.post(url, headers=env.auth("reviewer"), json={})
+    assert upheld.status_code == 200, upheld.text
+    assert upheld.json()["void_record"] == "void-appeal-1-j1~2"
+    voiding = env.svc.ledger.call(lambda ledger: ledger.find(["void-appeal-1-j1~2"])).to_pylist()
+    assert [(r["subject"], r["ref"]) for r in voiding] == [(me, "j1")]
+    state = env.client.get("/v1/me/states", headers=env.session(me)).json()[0]
+    assert state["lists"] == []
+    assert appeals_repair(env) == 0  # nothing left to repair
+
+
+def appeals_repair(env: ServiceEnv) -> int:
+    from socialcredit.service import appeals
+
+    return appeals.repair(env.svc)
+
+
+def test_a_decision_on_an_appeal_needs_the_reviewers_purpose(service_env: ServiceEnv) -> None:
+    env = service_env
+    me, appeal = contested_judgment(env)
+    url = f"/v1/appeals/{appeal}/reject"
+    unsaid = env.client.post(url, headers=env.auth("reviewer"), json={"reason": "it stands"})
+    assert unsaid.status_code == 400 and unsaid.json()["error"] == "purpose_required"
+    assert (
+        env.client.get(f"/v1/me/appeals/{appeal}", headers=env.session(me)).json()["status"]
+        == "open"
+    )
+    decided = env.client.post(
+        url,
+        headers=env.auth("reviewer"),
+        params={"purpose": "second-level review"},
+        json={"reason": "it stands"},
+    )
+    assert decided.status_code == 200, decided.text
+    log = env.client.get("/v1/me/access-log", headers=env.session(me)).json()
+    assert [(e["purpose"], e["what"]) for e in log if "decided" in e["what"]] == [
+        ("second-level review", f"decided appeal {appeal}: rejected")
+    ]
+
+
+def test_a_reviewer_may_decide_on_the_review_by_day_and_it_lapses_the_day_after(
+    service_env: ServiceEnv,
+) -> None:
+    env = service_env
+    me = env.persons[0]
+    env.post([record("j1", me, "court.unfulfilled", occurred="2025-02-01")])
+    filed = contest(env, env.session(me), "j1").json()
+    assert filed["review_by"] == "2025-03-30"  # filed 2025-03-01, 30 days to decide
+    env.clock.advance(days=29)
+    url = f"/v1/appeals/{filed['id']}/reject?purpose=review"
+    decided = env.client.post(url, headers=env.auth("reviewer"), json={"reason": "it stands"})
+    assert decided.status_code == 200, decided.text
+    env.post([record("j2", me, "court.unfulfilled", occurred="2025-03-01")])
+    second = contest(env, env.session(me), "j2").json()
+    env.clock.advance(days=30)
+    lapsed = env.client.get(f"/v1/me/appeals/{second['id']}", headers=env.session(me)).json()
+    assert lapsed["status"] == "lapsed" and second["review_by"] == "2025-04-28"
+
+
+def test_the_access_log_shows_twelve_calendar_months() -> None:
+    from socialcredit.service.access import months_before
+
+    at = dt.datetime(2028, 3, 1, 10, 0, tzinfo=dt.UTC)
+    assert months_before(at, 12) == dt.datetime(2027, 3, 1, 10, 0, tzinfo=dt.UTC)
+    leap = dt.datetime(2028, 2, 29, 8, 30, tzinfo=dt.UTC)
+    assert months_before(leap, 12) == dt.datetime(2027, 2, 28, 8, 30, tzinfo=dt.UTC)
+    assert months_before(dt.datetime(2025, 3, 31), 1) == dt.datetime(2025, 2, 28)
+    assert months_before(dt.datetime(2025, 1, 15), 13) == dt.datetime(2023, 12, 15)
+
+
+COURT_LIST = """
+scheme: court
+title: Court list
+subjects: [person]
+notice_days: 3
+appeal_days: 10
+records:
+  court.unfulfilled: {category: judicial, adverse: true}
+score: {base: 100, min: 0, max: 100}
+rules:
+  - {id: unfulfilled, types: [court.unfulfilled], window_days: 730, measure: count, points: 0}
+grades:
+  - {grade: A}
+lists:
+  - {id: dishonest, kind: black, when: {rule: unfulfilled, at_least: 1}, publish: true}
+measures:
+  - {id: no_trains, when: {list: dishonest}, deny: [travel.rail]}
+actions:
+  travel.rail: {context: judicial}
+"""
+
+
+def test_every_notice_of_a_record_states_the_one_deadline_to_contest_it(
+    service_db: str, tmp_path: Path
+) -> None:
+    """Two schemes read a record with appeal windows of 30 and 10 days: the record may be
+    contested for the longer, and both its notices say so."""
+    import pyarrow as pa
+    from conftest import SERVICE_SCHEME, FakeClock
+
+    from socialcredit.records import RECORDS_SCHEMA
+    from socialcredit.service import Service, Settings
+    from socialcredit.service.notices import NoticeTexts, adverse_notice
+    from socialcredit.service.sinks import MemorySink
+    from socialcredit.store.service_db import upgrade
+
+    town, court = tmp_path / "town.yaml", tmp_path / "court.yaml"
+    town.write_text(SERVICE_SCHEME)
+    court.write_text(COURT_LIST)
+    upgrade(service_db)
+    clock = FakeClock(dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC))
+    svc = Service.open(
+        Settings(database=service_db, schemes=[str(town), str(court)]),
+        clock=clock,
+        sink=MemorySink(),
+    )
+    try:
+        row = {
+            "id": "j1",
+            "subject": "11010519491231002X",
+            "type": "court.unfulfilled",
+            "occurred_at": dt.date(2025, 2, 1),
+            "recorded_at": dt.date(2025, 3, 1),
+            "amount": 0,
+            "ref": None,
+        }
+        rows = pa.Table.from_pylist([row], schema=RECORDS_SCHEMA)
+        texts = NoticeTexts(svc, "Court")
+        for active in svc.schemes.values():
+            _, body = adverse_notice(svc, agency="Court", record=row, scheme=active.scheme)
+            assert "until 2025-03-31;" in body["how_to_appeal"], active.id
+            [joined] = texts.adverse(rows, active.scheme, "s")["body"].to_pylist()
+            assert json.loads(joined)["how_to_appeal"] == body["how_to_appeal"]
+            assert texts.adverse_rows(rows, active.scheme, "s") == texts.adverse(
+                rows, active.scheme, "s"
+            )
+    finally:
+        svc.close()
+
+
+def test_a_subject_reads_each_of_their_records_by_its_id(service_env: ServiceEnv) -> None:
+    """Ids with a slash, and the service's own longer ids of voiding records."""
+    env = service_env
+    me = env.persons[0]
+    long_id = "j" * 128
+    env.post(
+        [
+            record("tp/2025/1", me, "court.unfulfilled", occurred="2025-02-01"),
+            record(long_id, me, "court.unfulfilled", occurred="2025-02-01"),
+        ]
+    )
+    headers = env.session(me)
+    got = env.client.get("/v1/me/records/tp%2F2025%2F1", headers=headers)
+    assert got.status_code == 200 and got.json()["id"] == "tp/2025/1", got.text
+    assert env.client.get("/v1/me/records/tp/2025/1", headers=headers).json()["id"] == "tp/2025/1"
+    appeal = contest(env, headers, long_id).json()["id"]
+    url = f"/v1/appeals/{appeal}/uphold?purpose=review"
+    void_id = env.client.post(url, headers=env.auth("reviewer"), json={}).json()["void_record"]
+    assert len(void_id) > 128
+    got = env.client.get(f"/v1/me/records/{void_id}", headers=env.session(me))
+    assert got.status_code == 200 and got.json()["id"] == void_id, got.text
+    missing = env.client.get("/v1/me/records/no/such/record", headers=env.session(me))
+    assert missing.status_code == 404 and missing.json()["detail"] == "not found"
+
+
+def test_a_purpose_too_long_or_on_two_lines_is_refused_as_a_missing_one(
+    service_env: ServiceEnv,
+) -> None:
+    env = service_env
+    me = env.persons[0]
+    reads = [
+        ("/v1/decisions", "operator", {"subject": me, "action": "travel.air", "scheme": "town"}),
+        (f"/v1/public/{me}", None, {}),
+        ("/v1/appeals", "reviewer", {}),
+        ("/v1/access-log", "auditor", {"subject": me}),
+    ]
+    for url, role, params in reads:
+        headers = env.auth(role) if role else {}
+        for purpose in ("x" * 201, "two\nlines"):
+            answer = env.client.get(url, headers=headers, params={**params, "purpose": purpose})
+            assert answer.status_code == 400, (url, purpose[:5], answer.text)
+            assert answer.json()["error"] == "purpose_required"

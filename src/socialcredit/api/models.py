@@ -9,7 +9,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 __all__ = [
     "AccessEntryOut",
@@ -76,8 +76,10 @@ class RecordIn(_In):
     id: Text
     subject: Code
     type: TypeName
-    occurred_at: dt.date
-    amount: Annotated[int, Field(ge=0, le=2**53)] = 0
+    # strict: a date only as "YYYY-MM-DD" (not a number of seconds, nor a date-time), an
+    # amount only as a JSON integer (not "5", nor 5.0)
+    occurred_at: Annotated[dt.date, Strict()]
+    amount: Annotated[int, Strict(), Field(ge=0, le=2**53)] = 0
     ref: Text | None = None
 
 

@@ -18,6 +18,7 @@ durable; if the commit fails, every request of the group fails (503) and none is
 from __future__ import annotations
 
 import asyncio
+import calendar
 import collections
 import contextlib
 import datetime as dt
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 MAX_PURPOSE = 200
-LOOKBACK_DAYS = 365
+LOOKBACK_MONTHS = 12
 GROUP_MAX = 2000  # entries committed together at most
 WAIT_SECONDS = 30.0
 
@@ -474,14 +475,24 @@ def entry(svc: Service, subject: str, who: Principal | None, purpose: str, what:
     return (svc.stamp(), subject, actor, role, purpose, what)
 
 
+def months_before(when: dt.datetime, months: int) -> dt.datetime:
+    """The same day and time ``months`` calendar months before ``when`` (the month's last
+    day where it has no such day: 29 February less 12 months is 28 February)."""
+    index = when.year * 12 + when.month - 1 - months
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return when.replace(year=year, month=month + 1, day=min(when.day, last))
+
+
 def log_read(svc: Service, subject: str, who: Principal | None, purpose: str, what: str) -> None:
     """Write one entry (``who`` None: the public); return once it is durable."""
     svc.access_log.write(entry(svc, subject, who, purpose, what)).result(WAIT_SECONDS)
 
 
-def entries_of(svc: Service, subject: str, *, days: int = LOOKBACK_DAYS) -> list[AccessEntry]:
-    """The entries about ``subject`` of the last ``days`` days, newest first."""
-    since = (svc.now() - dt.timedelta(days=days)).astimezone(dt.UTC)
+def entries_of(svc: Service, subject: str, *, months: int = LOOKBACK_MONTHS) -> list[AccessEntry]:
+    """The entries about ``subject`` of the last ``months`` months (to the same day and
+    time of the month that many months ago, or that month's last day), newest first."""
+    since = months_before(svc.now(), months).astimezone(dt.UTC)
     rows = svc.db.query(
         "SELECT at, actor, role, purpose, what FROM svc_access_log WHERE subject = ? "
         "AND at >= ? ORDER BY id DESC",

@@ -19,20 +19,23 @@ decision.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
+from socialcredit.errors import LedgerError
 from socialcredit.records import RECORDS_SCHEMA
 from socialcredit.service.access import declared, log_read
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal
 from socialcredit.service.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from socialcredit.service.notices import write_notice
+from socialcredit.service.notices import appeal_days, write_notice
 from socialcredit.store import Ledger
 
 __all__ = [
+    "VOID_PREFIX",
     "Appeal",
     "appeal_days",
     "appeal_of",
@@ -45,6 +48,8 @@ __all__ = [
     "sweep",
     "sweep_if_due",
 ]
+
+log = logging.getLogger(__name__)
 
 MAX_REASON = 2000
 _COLUMNS = (
@@ -74,7 +79,9 @@ class Appeal:
 
 def _appeal(svc: Service, row: tuple[Any, ...]) -> Appeal:
     filed = dt.date.fromisoformat(str(row[4]))
-    due = filed + dt.timedelta(days=svc.settings.review_days)
+    # the last day a reviewer may decide: the appeal lapses the day after, ``review_days``
+    # after it was filed (see :func:`sweep`)
+    due = filed + dt.timedelta(days=svc.settings.review_days - 1)
     return Appeal(
         int(row[0]),
         str(row[1]),
@@ -102,13 +109,6 @@ def _reason(text: str, what: str) -> str:
     if not text or len(text) > MAX_REASON:
         raise InvalidRequest(f"{what} must be 1 to {MAX_REASON} characters")
     return text
-
-
-def appeal_days(svc: Service, type_name: str) -> int:
-    known = [
-        a.scheme.appeal_days or 0 for a in svc.schemes.values() if type_name in a.scheme.records
-    ]
-    return max(known) if known else max(a.scheme.appeal_days or 0 for a in svc.schemes.values())
 
 
 def contest(svc: Service, subject: str, record_id: str, reason: str) -> Appeal:
@@ -193,10 +193,12 @@ def review(svc: Service, who: Principal, appeal_id: int, purpose: str | None) ->
 
 
 def decide_appeal(
-    svc: Service, who: Principal, appeal_id: int, outcome: str, reason: str
+    svc: Service, who: Principal, appeal_id: int, outcome: str, reason: str, purpose: str | None
 ) -> Appeal:
-    """Uphold (``upheld``) or reject (``rejected``, with a reason) an open appeal."""
+    """Uphold (``upheld``) or reject (``rejected``, with a reason) an open appeal; the
+    reviewer's declared ``purpose`` goes to the subject's access log."""
     _reviewer(who)
+    why = declared(purpose)
     if outcome not in ("upheld", "rejected"):
         raise Conflict(f"{outcome!r} is not a decision: upheld or rejected")
     if outcome == "rejected":
@@ -208,13 +210,36 @@ def decide_appeal(
     if appeal.status != "open" or not _close(svc, appeal, outcome, reason.strip(), who.name):
         decided = appeal_of(svc, appeal.subject, appeal_id).status
         raise Conflict(f"appeal {appeal_id} was decided already: {decided}")
-    log_read(svc, appeal.subject, who, "appeal decision", f"decided appeal {appeal_id}: {outcome}")
+    log_read(svc, appeal.subject, who, why, f"decided appeal {appeal_id}: {outcome}")
     svc.outbox_written()
     return appeal_of(svc, appeal.subject, appeal_id)
 
 
-def _void_id(appeal: Appeal) -> str:
-    return f"void-appeal-{appeal.id}-{appeal.record}"
+VOID_PREFIX = "void-appeal-"
+"""The ids of the records that void upheld and lapsed appeals' records begin with it; an
+agency may not send such an id (:mod:`socialcredit.service.ingest`)."""
+
+
+def _void_id(svc: Service, appeal: Appeal) -> str:
+    """The id of the record that voids the appeal's record: ``void-appeal-<appeal>-<record>``,
+    unless a record that this appeal's write did not append holds that id (a ledger
+    imported with one): then the first of ``...~2``, ``...~3``, ... that is free or this
+    appeal's own."""
+    base = f"{VOID_PREFIX}{appeal.id}-{appeal.record}"
+    tried = [base, *(f"{base}~{k}" for k in range(2, 10))]
+    held = svc.ledger.read(lambda ledger: ledger.sources(tried))
+    for void_id in tried:
+        if held.get(void_id, _source(appeal.id)) == _source(appeal.id):
+            return void_id
+    raise Conflict(
+        f"the ids {base} to {tried[-1]} are all held by records the service did not write; "
+        "the record cannot be voided until an operator resolves it"
+    )
+
+
+def _source(appeal: int) -> str:
+    """The source the ledger's log gives the write of an appeal's voiding record."""
+    return f"appeal:{appeal}"
 
 
 def _close(svc: Service, appeal: Appeal, outcome: str, reason: str, reviewer: str) -> bool:
@@ -225,7 +250,7 @@ def _close(svc: Service, appeal: Appeal, outcome: str, reason: str, reviewer: st
     reviewer and the sweep) exactly one writes it and the other is told. Then, for an
     upheld or lapsed appeal, the voiding record is appended (its id is fixed by the appeal,
     so it is never appended twice); a crash in between is repaired by :func:`repair`."""
-    void_id = _void_id(appeal) if outcome != "rejected" else None
+    void_id = _void_id(svc, appeal) if outcome != "rejected" else None
     stamp = svc.stamp()
     text = {
         "upheld": f"your appeal against record {appeal.record} was upheld: the record is "
@@ -268,8 +293,14 @@ def _append_void(svc: Service, subject: str, record: str, void_id: str, appeal: 
     """Append the record that voids ``record`` (unless it is there already)."""
 
     def void(ledger: Ledger) -> None:
-        if ledger.find([void_id]).num_rows:
+        held = ledger.sources([void_id]).get(void_id)
+        if held == _source(appeal):
             return
+        if held is not None:  # taken since the decision chose it: an import meanwhile
+            raise LedgerError(
+                f"record {void_id}, chosen to void record {record} (appeal {appeal}), was "
+                f"written by {held}; the record is not voided"
+            )
         original = ledger.find([record]).to_pylist()[0]
         today = svc.today()
         ledger.append(
@@ -287,7 +318,7 @@ def _append_void(svc: Service, subject: str, record: str, void_id: str, appeal: 
                 ],
                 schema=RECORDS_SCHEMA,
             ),
-            source=f"appeal:{appeal}",
+            source=_source(appeal),
         )
 
     svc.ledger.call(void)
@@ -295,19 +326,24 @@ def _append_void(svc: Service, subject: str, record: str, void_id: str, appeal: 
 
 def repair(svc: Service) -> int:
     """Append the voiding records of upheld and lapsed appeals that a crash left without
-    them; how many were missing."""
+    them; how many it appended (one it cannot append is logged)."""
     rows = svc.db.query(
         "SELECT d.void_record, a.subject, a.record_id, a.id FROM svc_appeal_decisions AS d "
         "JOIN svc_appeals AS a ON a.id = d.appeal_id WHERE d.void_record IS NOT NULL"
     )
     if not rows:
         return 0
-    found = svc.ledger.read(lambda ledger: ledger.find([str(r[0]) for r in rows]))
-    there = set(found["id"].to_pylist())
-    missing = [r for r in rows if str(r[0]) not in there]
+    held = svc.ledger.read(lambda ledger: ledger.sources([str(r[0]) for r in rows]))
+    missing = [r for r in rows if held.get(str(r[0])) != _source(int(r[3]))]
+    done = 0
     for void_id, subject, record, appeal in missing:
-        _append_void(svc, str(subject), str(record), str(void_id), int(appeal))
-    return len(missing)
+        try:
+            _append_void(svc, str(subject), str(record), str(void_id), int(appeal))
+        except LedgerError:  # named in the log; the other repairs go on
+            log.exception("appeal %s: the voiding record cannot be appended", appeal)
+            continue
+        done += 1
+    return done
 
 
 def sweep(svc: Service) -> int:

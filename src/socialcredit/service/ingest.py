@@ -43,7 +43,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from socialcredit.days import to_day
+from socialcredit.ids import normal_code
 from socialcredit.records import RECORD_FIELDS, RECORDS_SCHEMA
+from socialcredit.service.appeals import VOID_PREFIX
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal
 from socialcredit.service.errors import Conflict, Forbidden, TooLarge
@@ -147,6 +149,13 @@ def ingest_table(
             f"agency {agency.name!r} may not send records of type(s) {', '.join(outside)} "
             f"(its scope: {', '.join(sorted(agency.types))}); nothing was written"
         )
+    reserved = records["id"].filter(pc.starts_with(records["id"], VOID_PREFIX))
+    if len(reserved):
+        raise Forbidden(
+            f"record ids beginning with {VOID_PREFIX!r} are the service's own (the records "
+            f"that void upheld appeals' records); {len(reserved)} sent, such as "
+            f"{reserved[0].as_py()!r}; nothing was written"
+        )
     today = svc.today()
     source = AGENCY_PREFIX + agency.name
     with _lock:
@@ -157,7 +166,7 @@ def ingest_table(
         mine = found.records().filter(pc.is_in(found.rows["id"], value_set=records["id"]))
         there = {row["id"]: row for row in mine.to_pylist()}
         _refuse_conflicts(agency.name, records, there, owners)
-        _refuse_foreign_refs(agency.name, records, owners)
+        _refuse_foreign_refs(agency.name, records, found.rows["id"], owners)
         is_there = pc.is_in(records["id"], value_set=pa.array(list(there), pa.string()))
         recorded = pa.array(np.full(records.num_rows, to_day(today), np.int32)).cast(pa.date32())
         full = records.append_column("recorded_at", recorded).select(list(RECORD_FIELDS))
@@ -217,13 +226,17 @@ def ingest_table(
     return Ingested(appended, records.num_rows - appended, added, notices, today.isoformat())
 
 
-def _refuse_foreign_refs(agency: str, records: pa.Table, owners: dict[str, str]) -> None:
+def _refuse_foreign_refs(
+    agency: str, records: pa.Table, found: pa.ChunkedArray | pa.Array, owners: dict[str, str]
+) -> None:
     """A ``ref`` ends the record it names (SCHEME.md section 3), so an agency may name only
-    a record it sent itself: in this batch, or earlier."""
+    a record it sent itself: in this batch, or earlier. (A ref to a record of neither this
+    batch nor the ledger, ``found``, is the ledger's to refuse, as invalid input.)"""
     named = pc.unique(records["ref"].drop_null())
     if not len(named):
         return
     outside = pc.filter(named, pc.invert(pc.is_in(named, value_set=records["id"])))
+    outside = pc.filter(outside, pc.is_in(outside, value_set=found))
     foreign = [rid for rid in outside.to_pylist() if owners.get(rid) != agency]
     if foreign:
         shown = ", ".join(foreign[:20]) + (" ..." if len(foreign) > 20 else "")
@@ -317,7 +330,16 @@ def _kinds(svc: Service, rows: pa.Table, joining: pa.Table | None) -> pa.Array:
     codes = pc.unique(subject)
     kinds = svc.ledger.read(partial(Ledger.kinds_of, codes=codes))
     if joining is not None:
-        sent = joining["kind"].combine_chunks().take(pc.index_in(codes, value_set=joining["code"]))
+        sent_codes = joining["code"].combine_chunks()
+        sent_kinds = joining["kind"].combine_chunks()
+        other = pc.invert(pc.is_in(sent_codes, value_set=codes))
+        if pc.any(other).as_py():
+            # registered as typed, in another form than the records name them ("9111 0000
+            # ... 3b"): the registry keeps the normal form, which the records' codes match
+            normal = [normal_code(c) for c in sent_codes.filter(other).to_pylist()]
+            sent_codes = pa.concat_arrays([sent_codes, pa.array(normal, pa.string())])
+            sent_kinds = pa.concat_arrays([sent_kinds, sent_kinds.filter(other)])
+        sent = sent_kinds.take(pc.index_in(codes, value_set=sent_codes))
         kinds = pc.coalesce(kinds, sent)
     return kinds.take(pc.index_in(subject, value_set=codes))
 

@@ -46,9 +46,11 @@ __all__ = [
     "NOTICES_SCHEMA",
     "NOTICE_COLUMNS",
     "NOTICE_WRITERS",
+    "NO_APPEAL",
     "Notice",
     "NoticeTexts",
     "adverse_notice",
+    "appeal_days",
     "deliver",
     "notice_of",
     "notice_table",
@@ -74,6 +76,19 @@ class Notice:
     created_at: str
     effective_on: str
     body: dict[str, Any]
+
+
+NO_APPEAL = "no active scheme allows an appeal of this record"
+
+
+def appeal_days(svc: Service, type_name: str) -> int:
+    """The days after a record of this type is recorded during which its subject may
+    contest it: the longest ``appeal_days`` of the active schemes that know the type (of
+    them all, for a type none knows). Each notice of the record states this one deadline."""
+    known = [
+        a.scheme.appeal_days or 0 for a in svc.schemes.values() if type_name in a.scheme.records
+    ]
+    return max(known) if known else max(a.scheme.appeal_days or 0 for a in svc.schemes.values())
 
 
 def effect_of(scheme: Scheme, type_name: str) -> str:
@@ -112,7 +127,8 @@ def adverse_notice(
     """The effective day and body of the notice of an adverse record under a scheme."""
     recorded = dt.date.fromisoformat(str(record["recorded_at"]))
     effective = recorded + dt.timedelta(days=scheme.notice_days or 0)
-    appeal_until = recorded + dt.timedelta(days=scheme.appeal_days or 0)
+    window = appeal_days(svc, str(record["type"]))
+    appeal_until = recorded + dt.timedelta(days=window)
     body = {
         "notice": "adverse record",
         "subject": record["subject"],
@@ -128,8 +144,8 @@ def adverse_notice(
             f"sign in and contest record {record['id']} (POST /v1/me/appeals) until "
             f"{appeal_until.isoformat()}; a reviewer decides within "
             f"{svc.settings.review_days} days, or the record is voided"
-            if scheme.appeal_days
-            else "this scheme allows no appeal"
+            if window
+            else NO_APPEAL
         ),
     }
     return effective.isoformat(), body
@@ -190,8 +206,8 @@ def _json_strings(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
     return pc.binary_join_element_wise('"', escaped, '"', "")
 
 
-def _days_later(days: pa.Array | pa.ChunkedArray, n: int) -> pa.Array | pa.ChunkedArray:
-    """Dates ``n`` days after ``days``, as ``YYYY-MM-DD``."""
+def _days_later(days: pa.Array | pa.ChunkedArray, n: int | pa.Array) -> pa.Array | pa.ChunkedArray:
+    """Dates ``n`` days after ``days`` (a number, or one per date), as ``YYYY-MM-DD``."""
     later = pc.add(days.cast(pa.int32()), n).cast(pa.int32()).cast(pa.date32())
     return later.cast(pa.string())
 
@@ -219,8 +235,10 @@ class NoticeTexts:
         rid, subject, type_ = rows["id"], rows["subject"], rows["type"]
         recorded = rows["recorded_at"]
         effective_on = _days_later(recorded, scheme.notice_days or 0)
-        if scheme.appeal_days:
-            until = _days_later(recorded, scheme.appeal_days)
+        windows = pa.array([appeal_days(svc, t) for t in types.to_pylist()], pa.int32())
+        window = windows.take(pc.index_in(rows["type"], value_set=types))
+        if pc.any(pc.greater(window, 0)).as_py():
+            until = _days_later(recorded, window)
             how = pc.binary_join_element_wise(
                 '"sign in and contest record ',
                 pc.replace_substring(pc.replace_substring(rid, "\\", "\\\\"), '"', '\\"'),
@@ -230,8 +248,9 @@ class NoticeTexts:
                 'is voided"',
                 "",
             )
+            how = pc.if_else(pc.greater(window, 0), how, _text(NO_APPEAL))
         else:
-            how = pa.scalar(_text("this scheme allows no appeal"), pa.string())
+            how = pa.scalar(_text(NO_APPEAL), pa.string())
         ref = pc.fill_null(_json_strings(rows["ref"]), "null")
         body = pc.binary_join_element_wise(
             f'{{"agency": {self._agency}, "effect": ',
@@ -287,24 +306,28 @@ class NoticeTexts:
         """:meth:`adverse`, record by record."""
         svc, name = self._svc, scheme.scheme
         effects = {t: _text(effect_of(scheme, t)) for t in pc.unique(rows["type"]).to_pylist()}
-        days: dict[dt.date, tuple[str, str]] = {}
+        days: dict[tuple[dt.date, int], tuple[str, str]] = {}
+        windows: dict[str, int] = {}
         out: list[NoticeRow] = []
         head = f'{{"agency": {self._agency}, "effect": '
         tail = f', "scheme": {_text(name)}, "subject": '
         columns = [rows[c].to_pylist() for c in RECORD_FIELDS]
         for rid, subject, type_, occurred, recorded, amount, ref in zip(*columns, strict=True):
-            found = days.get(recorded)
+            window = windows.get(type_)
+            if window is None:
+                window = windows[type_] = appeal_days(svc, type_)
+            found = days.get((recorded, window))
             if found is None:
                 effective = recorded + dt.timedelta(days=scheme.notice_days or 0)
-                until = recorded + dt.timedelta(days=scheme.appeal_days or 0)
-                found = days[recorded] = (effective.isoformat(), until.isoformat())
+                until = recorded + dt.timedelta(days=window)
+                found = days[recorded, window] = (effective.isoformat(), until.isoformat())
             effective_on, until = found
             how = (
                 f"sign in and contest record {rid} (POST /v1/me/appeals) until {until}; a "
                 f"reviewer decides within {svc.settings.review_days} days, or the record is "
                 "voided"
-                if scheme.appeal_days
-                else "this scheme allows no appeal"
+                if window
+                else NO_APPEAL
             )
             body = (
                 f'{head}{effects[type_]}, "how_to_appeal": {_text(how)}, '

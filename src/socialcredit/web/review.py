@@ -158,8 +158,8 @@ def decide(
         web.say("Sign in again: your session ended. Nothing was decided.", "error")
         return redirect(request, web, "/review/sign-in")
     try:
-        decided = appeals.decide_appeal(svc, who, appeal_id, outcome, reason)
-    except (Conflict, InvalidRequest, NotFound) as exc:
+        decided = appeals.decide_appeal(svc, who, appeal_id, outcome, reason, web.purpose)
+    except (Conflict, InvalidRequest, NotFound, PurposeRequired) as exc:
         web.say(f"Appeal {appeal_id} was not decided: {exc}.", "error")
     else:
         done = (

@@ -21,6 +21,7 @@ from socialcredit.service.ingest import RECORDS_IN, NewRecord, NewSubject, inges
 
 router = APIRouter(prefix="/v1", tags=["agencies"])
 
+JSON = "application/json"
 CSV = "text/csv"
 ARROW = "application/vnd.apache.arrow.stream"
 _COLUMNS = {
@@ -32,7 +33,7 @@ _BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/RecordBatch"}},
+            JSON: {"schema": {"$ref": "#/components/schemas/RecordBatch"}},
             CSV: {"schema": {"type": "string", **_COLUMNS}},
             ARROW: {"schema": {"type": "string", "format": "binary", **_COLUMNS}},
         },
@@ -56,6 +57,9 @@ def _columns(kind: str, body: bytes) -> pa.Table:
             table = ipc.open_stream(body).read_all()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise InvalidRequest(f"cannot read the {kind} body: {exc}") from None
+    twice = sorted({c for c in table.column_names if table.column_names.count(c) > 1})
+    if twice:
+        raise InvalidRequest(f"a column is named twice: {', '.join(twice)}")
     names = set(table.column_names)
     extra, missing = names - set(RECORDS_IN.names), {"id", "subject", "type", "occurred_at"} - names
     if extra or missing:
@@ -69,6 +73,9 @@ def _columns(kind: str, body: bytes) -> pa.Table:
     n = table.num_rows
     if "amount" not in names:
         table = table.append_column("amount", pa.array([0] * n, pa.int64()))
+    else:  # an empty amount is 0, as a missing one
+        at = table.schema.get_field_index("amount")
+        table = table.set_column(at, "amount", pc.fill_null(table.column(at), 0))
     if "ref" not in names:
         table = table.append_column("ref", pa.nulls(n, pa.string()))
     elif kind == CSV:  # an empty ref cell is no ref (the other text cells must be filled)
@@ -99,11 +106,13 @@ async def post_records(request: Request, svc: Svc, agency: Agency) -> object:
     outside the agency's scope refuses the whole batch (403). The answer comes once the
     batch is durable in the ledger.
     """
-    kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    kind = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
     body = await request.body()
     if kind in (CSV, ARROW):
         table = await run_in_threadpool(_columns, kind, body)
         return answer(await run_in_threadpool(ingest_table, svc, agency, table))
+    if kind not in (JSON, ""):
+        raise InvalidRequest(f"a batch is sent as {JSON}, {CSV} or {ARROW}, not as {kind}")
     try:
         batch = RecordBatch.model_validate_json(body)
     except ValidationError as exc:

@@ -19,8 +19,8 @@ router = APIRouter(prefix="/v1", tags=["operators"])
 Purpose = Annotated[
     str | None,
     Query(
-        max_length=200,
-        description="Why the record is read; shown to the subject in their access log.",
+        description="Why the record is read, one line of at most 200 characters (else "
+        "400, as without one); shown to the subject in their access log.",
     ),
 ]
 

@@ -34,7 +34,7 @@ def get_public(
     svc: Svc,
     client: Client,
     code: Annotated[str, Path(min_length=1, max_length=64)],
-    purpose: Annotated[str | None, Query(max_length=200)] = None,
+    purpose: Annotated[str | None, Query()] = None,  # checked by the use case: 400
 ) -> Response:
     """What the public may see of a code (published lists; an organization's counting
     records; persons masked). Rate limited per client (429 with Retry-After)."""

@@ -16,7 +16,7 @@ from socialcredit.service.access import declared, entries_of, log_read
 router = APIRouter(prefix="/v1", tags=["reviewers and auditors"])
 
 Id = Annotated[int, Path(ge=1, le=2**62)]
-Purpose = Annotated[str | None, Query(max_length=200)]
+Purpose = Annotated[str | None, Query()]  # checked by the use case: 400 when bad or missing
 
 
 @router.get(
@@ -45,24 +45,28 @@ def get_appeal(svc: Svc, who: Reviewer, appeal_id: Id, purpose: Purpose = None) 
 @router.post(
     "/appeals/{appeal_id}/uphold",
     response_model=AppealOut,
-    responses=responses(401, 403, 404, 409, 422, 503),
+    responses=responses(400, 401, 403, 404, 409, 422, 503),
 )
-def uphold(body: UpholdIn, svc: Svc, who: Reviewer, appeal_id: Id) -> AppealOut:
-    """Uphold: a voiding record is appended and the subject is notified."""
+def uphold(
+    body: UpholdIn, svc: Svc, who: Reviewer, appeal_id: Id, purpose: Purpose = None
+) -> AppealOut:
+    """Uphold: a voiding record is appended and the subject is notified. Needs a purpose."""
     return AppealOut.model_validate(
-        appeals.decide_appeal(svc, who, appeal_id, "upheld", body.reason)
+        appeals.decide_appeal(svc, who, appeal_id, "upheld", body.reason, purpose)
     )
 
 
 @router.post(
     "/appeals/{appeal_id}/reject",
     response_model=AppealOut,
-    responses=responses(401, 403, 404, 409, 422, 503),
+    responses=responses(400, 401, 403, 404, 409, 422, 503),
 )
-def reject(body: RejectIn, svc: Svc, who: Reviewer, appeal_id: Id) -> AppealOut:
-    """Reject with a reason, which the subject is sent."""
+def reject(
+    body: RejectIn, svc: Svc, who: Reviewer, appeal_id: Id, purpose: Purpose = None
+) -> AppealOut:
+    """Reject with a reason, which the subject is sent. Needs a purpose."""
     return AppealOut.model_validate(
-        appeals.decide_appeal(svc, who, appeal_id, "rejected", body.reason)
+        appeals.decide_appeal(svc, who, appeal_id, "rejected", body.reason, purpose)
     )
 
 

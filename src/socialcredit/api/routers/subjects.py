@@ -40,11 +40,12 @@ def my_records(svc: Svc, me: Subject) -> list[OwnRecordOut]:
     return [OwnRecordOut.model_validate(r) for r in portal.own_records(svc, me)]
 
 
-@router.get("/me/records/{record_id}", response_model=OwnRecordOut, responses=_READ)
+@router.get("/me/records/{record_id:path}", response_model=OwnRecordOut, responses=_READ)
 def my_record(
-    svc: Svc, me: Subject, record_id: Annotated[str, Path(min_length=1, max_length=128)]
+    svc: Svc, me: Subject, record_id: Annotated[str, Path(min_length=1, max_length=192)]
 ) -> OwnRecordOut:
-    """One of my records."""
+    """One of my records (an id may hold ``/``; up to 192 characters: an agency's ids
+    have at most 128, the service's voiding records' ids more)."""
     return OwnRecordOut.model_validate(portal.own_record(svc, me, record_id))
 
 

@@ -351,3 +351,113 @@ def test_scheme_commands(tmp_path: Path) -> None:
     out, _ = run("scheme", "audit", "rongcheng")
     out, _ = run("scheme", "schema")
     assert '"properties"' in out
+
+
+def test_files_match_a_records_subject_written_as_the_subjects_file_writes_it(
+    tmp_path: Path, codes: dict[str, str]
+) -> None:
+    """The subjects file's codes are stored in normal form; a record naming the subject
+    in another form (lower case, spaces) is that subject's."""
+    firm, person = uscc.generate(np.random.default_rng(11), 1)[0], codes["debtor"]
+    typed = firm[:-1] + firm[-1].lower() if firm[-1].isalpha() else f"{firm[:4]} {firm[4:]}"
+    subjects = tmp_path / "s.csv"
+    subjects.write_text(f"code,kind\n{typed},organization\n{person},person\n")
+    records = tmp_path / "r.csv"
+    records.write_text(
+        "id,subject,type,occurred_at\n"
+        f"j1,{typed},court.judgment_unfulfilled,2025-03-01\n"
+        f"j2,{person[:6]} {person[6:]},court.judgment_unfulfilled,2025-03-01\n"
+    )
+    common = ("-s", "court_dishonest_debtors", "--at", "2025-12-31")
+    given = ("--subjects", str(subjects), "--records", str(records))
+    out, err = run("may", typed, "travel.air", *common, *given, code=1)
+    assert "denied by air_travel" in out and "count for nothing" not in err
+    run("may", person, "travel.air", *common, *given, code=1)
+
+
+def test_may_refuses_what_is_not_an_action(files: dict[str, Path], codes: dict[str, str]) -> None:
+    given = ("--subjects", str(files["subjects"]), "--records", str(files["records"]))
+    for action in ("", "not an action", "travel..air"):
+        result = runner.invoke(
+            command_app(),
+            ["may", codes["debtor"], action, "-s", "court_dishonest_debtors", *given],
+        )
+        assert result.exit_code == 2, (action, result.stdout)
+        assert "dotted name" in result.stderr
+
+
+def test_a_record_type_that_no_scheme_could_read_is_refused(
+    ledger: Path, codes: dict[str, str]
+) -> None:
+    _, err = run(
+        "records", "add", "--id", "x9", "--subject", codes["driver"], "--type",
+        "traffic violation", "--occurred-at", "2025-07-01", "--ledger", str(ledger), code=2,
+    )  # fmt: skip
+    assert "type: is not a dotted name" in err
+    out, _ = run("ledger", "verify", "--ledger", str(ledger))
+    assert "x9" not in out
+
+
+def test_the_unknown_types_warning_says_how_many_it_does_not_name(
+    tmp_path: Path, codes: dict[str, str]
+) -> None:
+    subjects = tmp_path / "s.csv"
+    subjects.write_text(f"code,kind\n{codes['driver']},person\n")
+    records = tmp_path / "r.csv"
+    rows = [f"u{k},{codes['driver']},unknown.kind{k:02d},2025-03-01" for k in range(13)]
+    records.write_text("id,subject,type,occurred_at\n" + "\n".join(rows) + "\n")
+    _, err = run(
+        "score", "-s", "rongcheng", "--at", "2025-12-31", "--format", "csv",
+        "--subjects", str(subjects), "--records", str(records),
+    )  # fmt: skip
+    assert "13 record(s) of 13 type(s) unknown" in err and "and 3 more" in err
+    assert "unknown.kind09 (1) and 3 more" in " ".join(err.split())
+
+
+def test_piped_tables_are_not_cut_to_80_columns(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    command = Path(sys.executable).parent / "socialcredit"
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    listed = subprocess.run(
+        [str(command), "scheme", "list"], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    for name in preset_names():
+        assert f" {name} " in listed
+    narrow = subprocess.run(
+        [str(command), "scheme", "list"],
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "60"},
+        check=True,
+    ).stdout
+    assert max(map(len, narrow.splitlines())) <= 60
+
+
+def test_an_organization_code_is_shown_whole_in_messages(
+    ledger: Path, codes: dict[str, str]
+) -> None:
+    stranger = uscc.generate(np.random.default_rng(99), 1)[0]
+    _, err = run(
+        "explain", stranger, "-s", "court_dishonest_debtors", "--ledger", str(ledger), code=2
+    )
+    assert f"'{stranger}' is not a subject scored" in " ".join(err.split())
+    born = __import__("datetime").date(1980, 1, 1)
+    person = ric.generate(np.random.default_rng(98), 1, born_from=born, born_to=born)[0]
+    _, err = run(
+        "explain", person, "-s", "court_dishonest_debtors", "--ledger", str(ledger), code=2
+    )
+    assert person not in err and person[-4:] in err
+
+
+def test_records_add_names_the_command_line_as_the_place(
+    ledger: Path, codes: dict[str, str]
+) -> None:
+    base = ["records", "add", "--id", "x8", "--subject", codes["driver"], "--ledger", str(ledger)]
+    _, err = run(*base, "--type", "traffic.violation", "--occurred-at", "2025-07-01",
+                 "--amount", "-6", code=2)  # fmt: skip
+    assert "<command line>: amount: must be a whole number >= 0; got -6" in err
+    _, err = run(*base, "--type", "traffic.violation", "--occurred-at", "2025-7-01", code=2)
+    assert "<command line> is invalid" in err and "<command line>: occurred_at:" in err

@@ -732,6 +732,7 @@ def test_exported_names() -> None:
         "OPAQUE_MAX_LENGTH",
         "mask",
         "mask_array",
+        "mask_unknown",
         "normal_code",
         "ric",
         "uscc",
@@ -779,3 +780,21 @@ def test_docstring_examples(module: str) -> None:
     importlib.import_module(module)
     result = doctest.testmod(sys.modules[module])
     assert result.failed == 0
+
+
+def test_a_persons_number_given_as_an_organizations_code_is_not_repeated() -> None:
+    from socialcredit.errors import InvalidCode
+    from socialcredit.ids import validate_code
+
+    with pytest.raises(InvalidCode) as raised:
+        validate_code("11010519491231002X", "organization")
+    assert "11010519491231002X" not in str(raised.value)
+    assert "1101**********002X" in str(raised.value)
+
+
+def test_a_code_of_unknown_kind_is_masked_unless_only_an_organization_has_its_shape() -> None:
+    from socialcredit.ids import mask_unknown
+
+    assert mask_unknown("91110000600037341L") == "91110000600037341L"
+    assert mask_unknown("11010519491231002X") == "1101**********002X"
+    assert mask_unknown("ACME-0001") == mask("ACME-0001", "person")

@@ -10,6 +10,10 @@ import pyarrow as pa
 
 SUBJECT_KINDS = ("person", "organization")
 
+DOTTED_NAME = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
+"""What a record type and an action are (SCHEME.md sections 1 and 2): parts of letters,
+digits, ``_`` and ``-``, joined by dots."""
+
 SUBJECTS_SCHEMA = pa.schema(
     [
         pa.field("code", pa.string(), nullable=False),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -9,6 +10,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.rule import Rule
 
 from socialcredit.errors import InvalidInput, SocialCreditError
 
@@ -21,10 +23,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+PIPED_WIDTH = 1000
+"""The width of standard output when it is not a terminal and ``COLUMNS`` is not set."""
+HEADING_WIDTH = 100
+"""Headings are drawn across the output, up to this width."""
+
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def heading(title: str) -> None:
+    """A heading: a line across the output (at most :data:`HEADING_WIDTH` wide) with
+    ``title`` (markup) in it."""
+    out.print(Rule(title), width=min(out.width, HEADING_WIDTH))
 
 
 def _error(message: str) -> None:
@@ -67,6 +80,10 @@ def command_app() -> typer.Typer:
 def main() -> None:
     """Entry point of the ``socialcredit`` command."""
     command_app()
+    if not out.is_terminal and not os.environ.get("COLUMNS"):
+        # piped or redirected: tables at their natural width, nothing cut to fit 80
+        # columns (COLUMNS, when set, still decides)
+        out.width = PIPED_WIDTH
     try:
         app()
     except BrokenPipeError:  # e.g. piped into head

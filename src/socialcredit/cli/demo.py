@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from socialcredit.cli.app import app, domain_errors, err, out
+from socialcredit.cli.app import app, domain_errors, err, heading, out
 from socialcredit.cli.render import decision_line, print_explanation
 from socialcredit.engine import Engine, States
 from socialcredit.engine.decisions import Decider
@@ -78,7 +78,7 @@ def demo(
                 results[name] = engine.evaluate(engine.prepare(subjects, records), at)
                 progress.advance(task)
 
-        out.rule(
+        heading(
             f"[bold]A synthetic town of {persons:,} persons and {organizations:,} "
             f"organizations, {n:,} records over one year"
         )
@@ -99,7 +99,7 @@ def _lab(persons: int, seed: int, report: Path) -> None:
     from socialcredit.cli.lab_cmds import run_lab
     from socialcredit.lab.metrics import summary
 
-    out.rule("[bold]The lab: a year of both schemes on a synthetic town")
+    heading("[bold]The lab: a year of both schemes on a synthetic town")
     runs = run_lab(list(DEMO_SCHEMES), "town", persons, 1, seed, report)
     for run in runs:
         m = run.metrics
@@ -176,7 +176,7 @@ def _example(results: dict[str, States]) -> None:
     codes = [states.codes[i].as_py() for i in persons]
     code = min(codes, key=lambda c: int(points.raw.score[scored[c]]) if c in scored else 0)
     shown = mask(code, "person")
-    out.rule(f"[bold]One subject explained: {shown}")
+    heading(f"[bold]One subject explained: {shown}")
     for name in DEMO_SCHEMES:
         print_explanation(out, explain(results[name], code), show_code=shown)
     decision = Decider(states).may(code, "travel.air")

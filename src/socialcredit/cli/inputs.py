@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import typer
 
 from socialcredit.errors import LedgerError
-from socialcredit.ids import mask
+from socialcredit.ids import mask_unknown
 from socialcredit.scheme.model import Scheme
 
 DEFAULT_LEDGER = "socialcredit.ledger"
@@ -115,7 +115,7 @@ def load_inputs(
             raise typer.BadParameter("give either --ledger or --subjects/--records, not both")
         files = read_inputs(subjects, records, opaque_codes=opaque)
         if files.unknown_subjects:
-            shown = ", ".join(mask(c, "person") for c in files.unknown_codes[:5])
+            shown = ", ".join(mask_unknown(c) for c in files.unknown_codes[:5])
             warn(
                 f"{files.unknown_subjects} record(s) of subjects not in {subjects} count for "
                 f"nothing (e.g. {shown})"

@@ -14,6 +14,10 @@ from socialcredit.days import parse_date
 from socialcredit.errors import InvalidInput, LedgerError, Problem
 from socialcredit.ids import validate_code
 from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
+from socialcredit.store.origin import Origin
+
+COMMAND_LINE = "<command line>"
+"""The place named by the problems of what ``records add`` and ``subjects add`` are given."""
 
 subjects_app = typer.Typer(help="The registry of subjects.", no_args_is_help=True)
 records_app = typer.Typer(help="Conduct records in the ledger.", no_args_is_help=True)
@@ -89,7 +93,7 @@ def subjects_add(
     code = validate_code(code, kind, opaque=opaque_codes)
     table = pa.Table.from_pylist([{"code": code, "kind": kind}], schema=SUBJECTS_SCHEMA)
     with _open(ledger) as store:
-        result = store.add_subjects(table, source="<command line>", opaque_codes=opaque_codes)
+        result = store.add_subjects(table, source=COMMAND_LINE, opaque_codes=opaque_codes)
     out.print("added" if result.added else "already registered", markup=False)
 
 
@@ -124,7 +128,7 @@ def records_add(
     recorded_at: Annotated[
         str | None, typer.Option(help="YYYY-MM-DD (default: occurred-at)")
     ] = None,
-    amount: Annotated[int, typer.Option(min=0)] = 0,
+    amount: Annotated[int, typer.Option(help="A whole number >= 0.")] = 0,
     ref: Annotated[
         str | None, typer.Option(help="Id of the record this one resolves or voids.")
     ] = None,
@@ -139,11 +143,11 @@ def records_add(
         try:
             dates[name] = parse_date(value)
         except ValueError as exc:
-            problems.append(Problem("<command line>", 0, name, str(exc)))
+            problems.append(Problem(COMMAND_LINE, 0, name, str(exc)))
     if "occurred_at" in dates and recorded_at is None:
         dates["recorded_at"] = dates["occurred_at"]
     if problems:
-        raise InvalidInput(problems, what="record")
+        raise InvalidInput(problems, what=COMMAND_LINE)
     row = {
         "id": record_id,
         "subject": subject,
@@ -154,7 +158,7 @@ def records_add(
     }
     table = pa.Table.from_pylist([row], schema=RECORDS_SCHEMA)
     with _open(ledger) as store:
-        result = store.append(table, source="<command line>")
+        result = store.append(table, source=COMMAND_LINE, origin=Origin.one(COMMAND_LINE))
     out.print("appended" if result.appended else "already in the ledger", markup=False)
 
 

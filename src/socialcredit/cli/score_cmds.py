@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -26,7 +27,8 @@ from socialcredit.engine import Engine, Prepared, PreparedNetwork, States
 from socialcredit.engine.decisions import Decider
 from socialcredit.engine.explain import Explanation, explain
 from socialcredit.errors import InvalidInput, SocialCreditError
-from socialcredit.ids import mask, normal_code, ric, uscc
+from socialcredit.ids import mask, mask_unknown, normal_code
+from socialcredit.records import DOTTED_NAME
 from socialcredit.scheme import audit, load, preset_names
 from socialcredit.scheme.audit import is_critical, refuse_critical
 from socialcredit.scheme.model import Scheme
@@ -106,6 +108,8 @@ def states_for(
     if unknown:
         total = sum(unknown.values())
         listing = ", ".join(f"{t} ({n})" for t, n in sorted(unknown.items())[:10])
+        if len(unknown) > 10:
+            listing += f" and {len(unknown) - 10} more"
         err.print(
             f"warning: {total} record(s) of {len(unknown)} type(s) unknown to scheme "
             f"{loaded.scheme.scheme!r} count for nothing: {listing}",
@@ -182,7 +186,7 @@ def _network(
 
 def _warn_unknown(count: int, codes: list[str], what: str, path: Path) -> None:
     if count:
-        shown = ", ".join(mask(c, "person") for c in codes[:5])
+        shown = ", ".join(mask_unknown(c) for c in codes[:5])
         err.print(
             f"warning: {count} {what}(s) of {path} name codes that are not subjects and "
             f"count for nothing (e.g. {shown})",
@@ -340,10 +344,17 @@ def may(
     ratings: RatingsOpt = None,
 ) -> None:
     """May this subject do this action? Exit 0 when allowed (or granted), 1 when denied."""
+    action = action.strip()
+    if not re.fullmatch(DOTTED_NAME, action):
+        raise typer.BadParameter(
+            f"{action!r} is not an action: a dotted name (letters, digits, _ and -, in parts "
+            "joined by dots), such as travel.air",
+            param_hint="ACTION",
+        )
     states = states_for(
         scheme, at, ledger, subjects, records, synthetic, opaque, relations, ratings
     )
-    decision = Decider(states).may(normal_code(code), action.strip())
+    decision = Decider(states).may(normal_code(code), action)
     out.print(decision_line(decision), markup=False)
     if not decision.allowed:
         raise typer.Exit(1)
@@ -373,7 +384,7 @@ def lookup(
     The answer for a code that is not registered is the same as for one that is on no
     published list, so the lookup does not reveal who is in the registry.
     """
-    names = scheme or [n for n in preset_names() if _publishes(n)]
+    names = list(dict.fromkeys(scheme)) if scheme else [n for n in preset_names() if _publishes(n)]
     inputs = load_inputs(ledger, subjects, records, opaque=opaque)
     code = normal_code(code)
     kind = inputs.kind_of(code)
@@ -395,7 +406,7 @@ def lookup(
     if not shown or kind is None:
         # the same answer whether or not the code is registered: the shape of the code alone
         # decides how it is shown
-        display = code if uscc.is_valid(code) and not ric.is_valid(code) else mask(code, "person")
+        display = mask_unknown(code)
         out.print(f"{display}: nothing published", markup=False)
         return
     out.print(f"{mask(code, kind)} ({kind})")

@@ -19,7 +19,7 @@ from socialcredit.engine.kernel import Program, evaluate_partition
 from socialcredit.engine.network import NetworkState, rated_by, related_to
 from socialcredit.engine.states import States
 from socialcredit.errors import UnknownSubject
-from socialcredit.ids import mask
+from socialcredit.ids import mask, mask_unknown
 from socialcredit.scheme.model import Condition, Related
 
 UNKNOWN_TYPE = "its type is not in the scheme's catalogue"
@@ -128,7 +128,7 @@ def explain(states: States, code: str) -> Explanation:
     """Explain the state of subject ``code`` in ``states``."""
     i = states.index(code)
     if i is None:
-        shown = mask(code, "person")
+        shown = mask_unknown(code)
         raise UnknownSubject(f"{shown!r} is not a subject scored by scheme {states.scheme_id!r}")
     return explain_index(states.program, states, i)
 

@@ -30,6 +30,7 @@ __all__ = [
     "OPAQUE_MAX_LENGTH",
     "mask",
     "mask_array",
+    "mask_unknown",
     "normal_code",
     "ric",
     "uscc",
@@ -38,6 +39,15 @@ __all__ = [
 
 OPAQUE_MAX_LENGTH = 64
 """Longest opaque code :func:`validate_code` accepts, in characters."""
+
+
+def mask_unknown(code: str) -> str:
+    """A code whose kind is not known, as it may be shown to anyone: whole when only an
+    organization's code has its shape (a valid USCC that is no valid resident number),
+    else masked as a person's."""
+    if uscc.is_valid(code) and not ric.is_valid(code):
+        return code
+    return mask(code, "person")
 
 
 def _validate_opaque(code: str, kind: str) -> str:
@@ -84,7 +94,13 @@ def validate_code(
         return _validate_opaque(code, kind)
     if kind == "person":
         return ric.validate(code, today=today)
-    return uscc.validate(code)
+    try:
+        return uscc.validate(code)
+    except InvalidCode as exc:
+        if not ric.is_valid(code):
+            raise
+        # a person's number given as an organization's: not repeated in the message
+        raise InvalidCode(str(exc).replace(code.strip(), mask(code, "person"))) from None
 
 
 def normal_code(code: str) -> str:

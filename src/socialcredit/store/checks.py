@@ -33,6 +33,7 @@ from socialcredit.errors import InvalidCode, InvalidInput, Problem
 from socialcredit.ids import KINDS, mask, validate_code
 from socialcredit.ids.batch import valid_mask
 from socialcredit.records import (
+    DOTTED_NAME,
     RECORD_FIELDS,
     RECORDS_SCHEMA,
     SUBJECT_FIELDS,
@@ -219,6 +220,18 @@ def check_rows(
             value = col[int(i)].as_py()
             problems.append(origin.problem(int(i), name, _untidy_message(value)))
         bad[untidy] = True
+    types = _column(table, "type")
+    distinct = pc.unique(types.drop_null())
+    odd = pc.filter(distinct, pc.invert(pc.match_substring_regex(distinct, DOTTED_NAME)))
+    odd = pc.filter(odd, pc.and_(pc.not_equal(odd, ""), pc.ascii_is_printable(odd)))
+    odd = pc.filter(odd, pc.invert(pc.or_(pc.starts_with(odd, " "), pc.ends_with(odd, " "))))
+    long = pc.filter(distinct, pc.greater(pc.utf8_length(distinct), 128))
+    flag(
+        as_mask(pc.is_in(types, value_set=pa.concat_arrays([odd, long]))),
+        "type",
+        "is not a dotted name of at most 128 characters (letters, digits, _ and -, in parts "
+        "joined by dots), such as traffic.red_light: no scheme could read it",
+    )
     ref = _column(table, "ref")
     flag(
         as_mask(pc.equal(ref, "")),

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from socialcredit.errors import InvalidInput, Problem
+from socialcredit.ids import normal_code
 from socialcredit.records import RECORD_FIELDS, RECORDS_SCHEMA, SUBJECT_FIELDS
 from socialcredit.store.checks import (
     as_mask,
@@ -144,20 +145,34 @@ def read_inputs(
 
     Both files are checked as by :func:`read_subjects` and :func:`read_records`; then the
     records are checked against each other: every ``ref`` must name a record of the file
-    about the same subject. A record whose subject is not in the subjects file is kept
-    (it scores nobody) and counted in ``unknown_subjects``.
+    about the same subject. The subjects file's codes are kept in normal form, and so are
+    the records' subjects that name one of them in another form (``...1l`` for ``...1L``,
+    spaces). A record whose subject is not in the subjects file is kept (it scores nobody)
+    and counted in ``unknown_subjects``.
     """
     subjects = read_subjects(subjects_path, opaque_codes=opaque_codes)
     loaded = load_records(records_path)
-    check = check_batch(
-        loaded.table, origin=loaded.origin, subjects=subjects, unknown_subjects="keep"
-    )
+    table = _subjects_in_normal_form(loaded.table, subjects.column("code"))
+    check = check_batch(table, origin=loaded.origin, subjects=subjects, unknown_subjects="keep")
     if check.problems:
         raise InvalidInput(check.problems, what=loaded.origin.source)
     keep = pa.array(check.keep, pa.int64())
-    return FileInputs(
-        subjects, loaded.table.take(keep), check.unknown_subjects, check.unknown_codes
-    )
+    return FileInputs(subjects, table.take(keep), check.unknown_subjects, check.unknown_codes)
+
+
+def _subjects_in_normal_form(records: pa.Table, codes: pa.ChunkedArray | pa.Array) -> pa.Table:
+    """``records`` with each subject that is not among ``codes`` but whose normal form is
+    (only a code with lower-case letters or white space can have another normal form)."""
+    subject = records.column("subject")
+    other = pc.unique(pc.filter(subject, pc.invert(pc.is_in(subject, value_set=codes))))
+    other = pc.filter(other, pc.match_substring_regex(other, r"[a-z\s]"))
+    if not len(other):
+        return records
+    normal = pa.array([normal_code(c) for c in other.to_pylist()], pa.string())
+    known = pc.is_in(normal, value_set=codes)
+    at = pc.index_in(subject, value_set=pc.filter(other, known))
+    renamed = pc.if_else(pc.is_valid(at), pc.filter(normal, known).take(at), subject)
+    return records.set_column(records.schema.get_field_index("subject"), "subject", renamed)
 
 
 # -- from file to text columns -----------------------------------------------------------

@@ -35,6 +35,12 @@ class Origin:
         """An origin numbering ``n`` rows 1..n, as for a Parquet file or a table."""
         return cls(source, np.arange(1, n + 1, dtype=np.int64), "row")
 
+    @classmethod
+    def one(cls, source: str) -> Origin:
+        """The origin of a single row given whole (on the command line): its problems name
+        ``source`` with no line or row."""
+        return cls(source, np.zeros(1, dtype=np.int64), "line")
+
     def __len__(self) -> int:
         return len(self.numbers)
 

@@ -386,10 +386,10 @@ class SqliteLedger(Ledger):
             seq, subject = stray
             row = self._db.execute("SELECT id FROM records WHERE seq = ?", (seq,)).fetchone()
             key = None if row is None else str(row[0])
-            what = "no record" if key is None else f"record {key!r}, of another subject,"
+            what = "no record" if key is None else f"record {key!r}, of another subject"
             reason = (
                 f"it lists entry {seq} under subject entry {subject}, but entry {seq} is "
-                f"{what}; rows were added or changed, and reading the records of subject "
+                f"{what}: rows were added or changed, and reading the records of subject "
                 f"entry {subject} would give a wrong record"
             )
         else:  # every record has its row and no row is stray: some row is there twice

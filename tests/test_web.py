@@ -342,13 +342,12 @@ def test_one_subject_cannot_see_or_contest_anothers_record(town: ServiceEnv) -> 
     mine = signed_in(town, a)
     html = mine.get("/portal").text
     assert b not in html and mask(b, "person") not in html and "tp-2" not in html
-    answer = contest(mine, "tp-2")  # person 1's record
-    assert answer.status_code == 303
-    flashed = text_of(mine.get("/portal").text)
-    assert "Record tp-2 was not contested: not found" in flashed
+    answer = contest(mine, "tp-2")  # person 1's record: the page again, with the reason
+    assert answer.status_code == 422
+    assert "Record tp-2: Not contested: not found." in text_of(answer.text)
     nothing = contest(mine, "no-such-record")
-    assert nothing.status_code == 303
-    assert "Record no-such-record was not contested: not found" in text_of(mine.get("/portal").text)
+    assert nothing.status_code == 422
+    assert "Record no-such-record: Not contested: not found." in text_of(nothing.text)
     theirs = signed_in(town, b).get("/portal").text
     assert "Your appeals" in theirs and ">open<" not in theirs
 
@@ -372,16 +371,16 @@ def test_a_contested_record_is_flagged_in_every_view(town: ServiceEnv) -> None:
     queue = reviewer(town).get("/review").text
     assert "court.unfulfilled" in queue
     again = contest(me, "ct-1")
-    assert again.status_code == 303
-    assert "contested already" in text_of(me.get("/portal").text)
+    assert again.status_code == 422
+    assert "contested already" in text_of(again.text)
 
 
 def test_a_record_past_its_appeal_days_cannot_be_contested(town: ServiceEnv) -> None:
     town.clock.advance(days=30)  # recorded 2025-03-01; 30 appeal days have passed
     me = signed_in(town, town.persons[0])
     assert "Contest record ct-1" not in text_of(me.get("/portal").text)
-    contest(me, "ct-1")
-    assert "that time has passed" in text_of(me.get("/portal").text)
+    answer = contest(me, "ct-1")
+    assert answer.status_code == 422 and "that time has passed" in text_of(answer.text)
 
 
 # -- the reviewers' queue ----------------------------------------------------------------------
@@ -437,10 +436,14 @@ def test_a_rejection_needs_a_reason_which_the_subject_reads(town: ServiceEnv) ->
     page = queue.get("/review").text
     target = re.search(r'action="(/review/\d+)"', page)
     assert target
-    queue.post(target.group(1), data={"outcome": "rejected", "reason": " ", "csrf": csrf_of(page)})
-    assert "was not decided: the reason of a rejection must be" in text_of(
-        queue.get("/review").text
+    blank = queue.post(
+        target.group(1), data={"outcome": "rejected", "reason": " ", "csrf": csrf_of(page)}
     )
+    # the queue again, the error beside the appeal's reason field
+    assert blank.status_code == 422
+    assert "Not decided: the reason of a rejection must be" in text_of(blank.text)
+    field = re.search(r"<textarea [^>]*aria-invalid=\"true\"[^>]*>", blank.text)
+    assert field and 'aria-describedby="reason-' in field.group(0)
     page = queue.get("/review").text
     queue.post(
         target.group(1),
@@ -483,3 +486,111 @@ def test_the_scheme_page_shows_its_rules_lists_and_rights_audit(town: ServiceEnv
     missing = b.get("/schemes/nope")
     assert missing.status_code == 404 and "no active scheme" in missing.text
     assert missing.headers["content-type"].startswith("text/html")
+
+
+# -- errors beside their fields, text kept, pages for every address ---------------------------
+
+
+def test_a_refused_lookup_names_its_field_and_keeps_what_was_typed(town: ServiceEnv) -> None:
+    answer = look_up(browser(town), town.orgs[0], purpose="  ")
+    field = re.search(r'<input id="purpose"[^>]*>', answer.text)
+    assert field and 'aria-invalid="true"' in field.group(0)
+    assert 'aria-describedby="purpose-error purpose-help"' in field.group(0)
+    assert "Declare the purpose of the lookup" in text_of(answer.text)
+    assert "?purpose=" not in answer.text  # the API's advice is not a form's
+    code = re.search(r'<input id="code"[^>]*>', answer.text)
+    assert code and f'value="{town.orgs[0]}"' in code.group(0)
+    found = look_up(browser(town), town.orgs[0])
+    assert "An organization, as of" in text_of(found.text)
+
+
+def test_a_refused_contest_comes_back_with_its_text_beside_the_reason(town: ServiceEnv) -> None:
+    me = signed_in(town, town.persons[0])
+    page = me.get("/portal").text
+    long = "x" * 2001
+    answer = me.post(
+        "/portal/contest", data={"record": "ct-1", "reason": long, "csrf": csrf_of(page)}
+    )
+    assert answer.status_code == 422
+    field = re.search(r'<textarea [^>]*aria-invalid="true"[^>]*>', answer.text)
+    assert field and 'name="reason"' in field.group(0)
+    assert answer.text.count('aria-invalid="true"') == 1  # only ct-1's form
+    error_id = re.search(r'aria-describedby="([^"]+)"', field.group(0))
+    assert error_id and f'id="{error_id.group(1)}"' in answer.text
+    assert long in answer.text and "<details open>" in answer.text
+    # a browser sends each line break as CR LF: 20 lines of 99 characters are 2,000, not 2,020
+    lines = "\r\n".join(["y" * 99] * 20) + "\r\n"
+    sent = me.post(
+        "/portal/contest", data={"record": "ct-1", "reason": lines, "csrf": csrf_of(page)}
+    )
+    assert sent.status_code == 303 and sent.headers["location"] == "/portal#messages"
+    assert "Record ct-1 is contested" in text_of(me.get("/portal").text)
+
+
+def test_a_record_ended_by_another_says_so(town: ServiceEnv) -> None:
+    p0 = town.persons[0]
+    town.post([record("cf-1", p0, "court.fulfilled", ref="ct-1")])
+    html = signed_in(town, town.persons[0]).get("/portal").text
+    row = html.split('<td class="code">ct-1</td>', 1)[1].split("</tr>", 1)[0]
+    assert "ended by cf-1" in text_of(row)
+
+
+def test_an_unknown_address_is_answered_with_a_page(town: ServiceEnv) -> None:
+    b = browser(town)
+    for url, status in (("/nowhere", 404), ("/portal/nowhere", 404)):
+        answer = b.get(url)
+        assert answer.status_code == status
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "Content-Security-Policy" in answer.headers
+        assert f"There is no page at {url}." in text_of(answer.text)
+    wrong = b.get("/review/1")
+    assert wrong.status_code == 405 and wrong.headers["content-type"].startswith("text/html")
+    api = b.get("/v1/nowhere")
+    assert api.status_code == 404 and api.json()["error"] == "not_found"
+
+
+def test_the_start_page_and_a_scheme_page_say_only_what_they_should(town: ServiceEnv) -> None:
+    b = browser(town)
+    assert "<title>socialcredit</title>" in b.get("/").text
+    scheme = b.get("/schemes/town").text
+    source = scheme.split("<dt>Source</dt><dd>", 1)[1].split("</dd>", 1)[0]
+    assert source == "town.yaml"  # the file's name, not where it lies on the server
+
+
+def test_visitors_who_never_sign_in_do_not_push_out_those_who_did() -> None:
+    from socialcredit.web.sessions import WebSessions
+
+    store = WebSessions(3600.0, limit=3)
+    signed = store.new(0.0)
+    signed.subject_token = "scs_x"
+    for _ in range(10):
+        store.new(1.0)
+    assert store.get(signed.id, 2.0) is signed and len(store) == 3
+    for web in list(store._items.values()):
+        web.reviewer_key = web.reviewer_key or "k"
+    newest = store.new(3.0)  # every other one signed in: the oldest goes, not the newest
+    assert store.get(signed.id, 4.0) is None and store.get(newest.id, 4.0) is newest
+
+
+def test_a_refused_sign_in_marks_the_field_it_concerns(town: ServiceEnv) -> None:
+    b = browser(town)
+    form = b.get("/review/sign-in")
+    bad_key = b.post(
+        "/review/sign-in", data={"key": "sck_x", "purpose": "p", "csrf": csrf_of(form.text)}
+    )
+    key = re.search(r'<input id="key"[^>]*>', bad_key.text)
+    assert (
+        key and 'aria-describedby="key-error"' in key.group(0) and 'id="key-error"' in bad_key.text
+    )
+    no_purpose = b.post(
+        "/review/sign-in",
+        data={"key": town.keys["reviewer"], "purpose": " ", "csrf": csrf_of(form.text)},
+    )
+    purpose = re.search(r'<input id="purpose"[^>]*>', no_purpose.text)
+    assert no_purpose.status_code == 400
+    assert purpose and 'aria-invalid="true"' in purpose.group(0)
+    portal = browser(town)
+    page = portal.get("/portal/sign-in")
+    refused = portal.post("/portal/sign-in", data={"token": "nope", "csrf": csrf_of(page.text)})
+    token = re.search(r'<input id="token"[^>]*>', refused.text)
+    assert token and 'aria-describedby="token-error"' in token.group(0)

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from socialcredit.api.models import ErrorBody
@@ -84,11 +84,24 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return _body(422, "invalid_request", "the request is invalid", problems[:100])
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    """An unknown route or method, in the one body shape."""
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """An unknown route or method: in the one body shape under the API (``/v1``), as a
+    page elsewhere (the pages' addresses)."""
     assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if not request.url.path.startswith(("/v1/", "/openapi.json")):
+        from socialcredit.web.render import error_page
+
+        title = {404: "Not found", 405: "Not possible"}.get(exc.status_code, "Refused")
+        detail = {
+            404: f"There is no page at {request.url.path}.",
+            405: f"{request.url.path} does not take a {request.method} request.",
+        }.get(exc.status_code, str(exc.detail))
+        page = error_page(request, exc.status_code, title, detail)
+        page.headers.update(headers)
+        return page
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "refused")
-    return _body(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
+    return _body(exc.status_code, code, str(exc.detail), headers=headers)
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -52,6 +52,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_REASON = 2000
+MAX_FORM_REASON = 2 * MAX_REASON
+"""A form's reason may hold up to this many characters: a browser sends each line break of
+a text area as two (CR LF), and they are counted as one (:data:`MAX_REASON`)."""
 _COLUMNS = (
     "a.id, a.subject, a.record_id, a.reason, a.filed_on, a.filed_at, d.outcome, "
     "d.reason, d.reviewer, d.decided_at, d.void_record"
@@ -105,7 +108,9 @@ def contested_ids(svc: Service, subject: str) -> set[str]:
 
 
 def _reason(text: str, what: str) -> str:
-    text = text.strip()
+    """The reason, its ends stripped and its line breaks as one character each (a form
+    sends CR LF); refused when empty or longer than :data:`MAX_REASON`."""
+    text = text.replace("\r\n", "\n").strip()
     if not text or len(text) > MAX_REASON:
         raise InvalidRequest(f"{what} must be 1 to {MAX_REASON} characters")
     return text
@@ -201,8 +206,10 @@ def decide_appeal(
     why = declared(purpose)
     if outcome not in ("upheld", "rejected"):
         raise Conflict(f"{outcome!r} is not a decision: upheld or rejected")
-    if outcome == "rejected":
-        reason = _reason(reason, "the reason of a rejection")
+    if outcome == "rejected" or reason.strip():
+        reason = _reason(
+            reason, "the reason of a rejection" if outcome == "rejected" else "the reason"
+        )
     row = svc.db.one(f"SELECT {_COLUMNS} FROM {_FROM} WHERE a.id = ?", (appeal_id,))
     if row is None:
         raise NotFound(f"no appeal {appeal_id}")

@@ -8,6 +8,7 @@ request; an id of someone else's record is refused exactly as an id that does no
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -98,8 +99,23 @@ def portal_page(request: Request, svc: Svc, web: Web) -> Response:
     """The subject's whole record, state under each scheme, notices, appeals, access log."""
     me = signed_in_subject(svc, web)
     if me is None:
-        web.say("Sign in to see your record.", "error")
+        web.say("Sign in to see your record.")
         return redirect(request, web, "/portal/sign-in")
+    return _portal(request, svc, web, me)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A contest refused: the form is shown again with its text and the reason."""
+
+    record: str
+    reason: str
+    error: str
+
+
+def _portal(
+    request: Request, svc: Service, web: WebSession, me: str, refused: Refused | None = None
+) -> HTMLResponse:
     records = portal.own_records(svc, me)
     own_appeals = appeals.appeals_of(svc, me)
     appealed = {a.record for a in own_appeals}
@@ -108,11 +124,15 @@ def portal_page(request: Request, svc: Svc, web: Web) -> Response:
     contestable = {
         r.id for r in records if r.id not in appealed and r.appeal_until >= today and r.type != void
     }
+    ended = {r.ref: r.id for r in records if r.ref}
     return page(
         request,
         web,
         "portal.html",
+        status=422 if refused is not None else 200,
         title="Your record",
+        refused=refused,
+        ended=ended,
         me=me,
         kind=svc.states.kind_of(me),
         today=today,
@@ -131,10 +151,11 @@ def contest(
     svc: Svc,
     web: Web,
     record: Annotated[str, Form(min_length=1, max_length=128)],
-    reason: Annotated[str, Form(max_length=appeals.MAX_REASON)] = "",
+    reason: Annotated[str, Form(max_length=appeals.MAX_FORM_REASON)] = "",
     csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    """Contest one of one's records, within its appeal days."""
+    """Contest one of one's records, within its appeal days. Refused, the page comes back
+    with the form open, its text kept and the reason beside it."""
     if not web.csrf_ok(csrf):
         return page(request, web, "error.html", status=403, title="Not contested", detail=FORGED)
     me = signed_in_subject(svc, web)
@@ -144,12 +165,11 @@ def contest(
     try:
         appeal = appeals.contest(svc, me, record, reason)
     except (Conflict, InvalidRequest, NotFound) as exc:
-        web.say(f"Record {record} was not contested: {exc}.", "error")
-    else:
-        review_by = dt.date.fromisoformat(appeal.review_by)
-        web.say(
-            f"Record {record} is contested (appeal {appeal.id}). It is flagged as contested "
-            f"everywhere until a reviewer decides, by {review_by.isoformat()} at the latest; "
-            "undecided by then, it is voided."
-        )
-    return redirect(request, web, "/portal#records")
+        return _portal(request, svc, web, me, Refused(record, reason, f"Not contested: {exc}."))
+    review_by = dt.date.fromisoformat(appeal.review_by)
+    web.say(
+        f"Record {record} is contested (appeal {appeal.id}). It is flagged as contested "
+        f"everywhere until a reviewer decides, by {review_by.isoformat()} at the latest; "
+        "undecided at the end of that day, it is voided."
+    )
+    return redirect(request, web, "/portal#messages")

@@ -4,14 +4,15 @@ audits, and the package's own style sheet and icon."""
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import PurePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import HTMLResponse, Response
 
 from socialcredit.engine.conditions import render_condition
-from socialcredit.errors import SocialCreditError
-from socialcredit.service.errors import NotFound, RateLimited
+from socialcredit.errors import InvalidCode, SocialCreditError
+from socialcredit.service.errors import NotFound, PurposeRequired, RateLimited
 from socialcredit.service.lookup import lookup
 from socialcredit.web.render import PageRoute, Svc, Web, page
 from socialcredit.web.sessions import WebSession
@@ -19,6 +20,12 @@ from socialcredit.web.sessions import WebSession
 __all__ = ["router"]
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+PURPOSE = (
+    "Declare the purpose of the lookup: one line of at most 200 characters. It is shown to "
+    "the person looked up, in their access log."
+)
+"""What the lookup page says of a missing or malformed purpose."""
 
 _STATIC = {"site.css": "text/css; charset=utf-8", "icon.svg": "image/svg+xml"}
 
@@ -45,7 +52,9 @@ def home(request: Request, svc: Svc, web: Web) -> HTMLResponse:
 @router.get("/lookup", response_class=HTMLResponse)
 def lookup_form(request: Request, web: Web) -> HTMLResponse:
     """The form of the public lookup."""
-    return page(request, web, "lookup.html", title="Public lookup", view=None, error=None)
+    return page(
+        request, web, "lookup.html", title="Public lookup", view=None, error=None, field=None
+    )
 
 
 @router.post("/lookup", response_class=HTMLResponse)
@@ -60,16 +69,21 @@ def lookup_post(
     """The answer of the public lookup. The code travels in the body, not the address, so
     it stays out of histories and server logs; the answer shows persons' codes masked."""
     if not web.csrf_ok(csrf):
-        return _forged(request, web, "lookup.html", title="Public lookup", view=None)
+        return _forged(request, web, "lookup.html", title="Public lookup", view=None, field=None)
     status, headers, error, view = 200, {}, None, None
+    field = None  # the field the error is about
     if not code.strip():
-        status, error = 422, "Enter a code to look up."
+        status, error, field = 422, "Enter a code to look up.", "code"
     else:
         try:
             view = lookup(svc, code, purpose, request.client.host if request.client else "?")
         except RateLimited as exc:
             status, error = 429, str(exc)
             headers["Retry-After"] = str(exc.retry_after)
+        except PurposeRequired:
+            status, error, field = 400, PURPOSE, "purpose"
+        except InvalidCode as exc:
+            status, error, field = 422, str(exc), "code"
         except SocialCreditError as exc:
             status, error = getattr(exc, "status", 422), str(exc)
     return page(
@@ -81,6 +95,8 @@ def lookup_post(
         title="Public lookup",
         view=view,
         error=error,
+        field=field,
+        code=code if error else "",
         purpose=purpose,
     )
 
@@ -117,6 +133,7 @@ def scheme_page(request: Request, svc: Svc, web: Web, scheme: str) -> HTMLRespon
         "scheme.html",
         title=active.scheme.title or active.id,
         active=active,
+        source=PurePath(active.loaded.source).name,  # a preset's name, or the file's
         s=active.scheme,
         render_condition=render_condition,
     )

@@ -68,7 +68,9 @@ def _item(svc: Service, appeal: appeals.Appeal) -> QueueItem:
 @router.get("/sign-in", response_class=HTMLResponse)
 def sign_in_form(request: Request, web: Web) -> HTMLResponse:
     """The reviewer's sign-in form."""
-    return page(request, web, "review_signin.html", title="Reviewer sign-in", error=None)
+    return page(
+        request, web, "review_signin.html", title="Reviewer sign-in", error=None, field=None
+    )
 
 
 @router.post("/sign-in", response_class=HTMLResponse)
@@ -83,7 +85,7 @@ def sign_in_post(
 ) -> Response:
     """Check the key (a reviewer's, not revoked) and the purpose; start a new session."""
 
-    def again(status: int, error: str) -> HTMLResponse:
+    def again(status: int, error: str, field: str | None) -> HTMLResponse:
         return page(
             request,
             web,
@@ -91,19 +93,23 @@ def sign_in_post(
             status=status,
             title="Reviewer sign-in",
             error=error,
+            field=field,
+            purpose=purpose,
         )
 
     if not web.csrf_ok(csrf):
-        return again(403, FORGED)
+        return again(403, FORGED, None)
     who = authenticate(svc.db, key.strip())
     if who is None:
-        return again(401, "Not signed in: the key is unknown or revoked.")
+        return again(401, "Not signed in: the key is unknown or revoked.", "key")
     if who.role != "reviewer":
-        return again(403, "Not signed in: this key is not a reviewer's.")
+        return again(403, "Not signed in: this key is not a reviewer's.", "key")
     try:
         why = declared(purpose)
-    except PurposeRequired as exc:
-        return again(400, f"Not signed in: {exc}")
+    except PurposeRequired:
+        return again(
+            400, "Not signed in: declare a purpose, one line of at most 200 characters.", "purpose"
+        )
     new = store.replace(web, svc.now().timestamp())
     new.reviewer_key, new.purpose = key.strip(), why
     return redirect(request, new, "/review")
@@ -126,17 +132,39 @@ def queue_page(request: Request, svc: Svc, web: Web) -> Response:
     """The open appeals, oldest first, each with the form to decide it."""
     who = signed_in_reviewer(svc, web)
     if who is None or web.purpose is None:
-        web.say("Sign in with a reviewer's key to work the queue.", "error")
+        web.say("Sign in with a reviewer's key to work the queue.")
         return redirect(request, web, "/review/sign-in")
-    items = [_item(svc, a) for a in appeals.queue(svc, who, web.purpose)]
+    return _queue(request, svc, web, who, web.purpose)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A decision refused: the form is shown again with its text and the reason."""
+
+    appeal: int
+    reason: str
+    error: str
+
+
+def _queue(
+    request: Request,
+    svc: Service,
+    web: WebSession,
+    who: Principal,
+    purpose: str,
+    refused: Refused | None = None,
+) -> HTMLResponse:
+    items = [_item(svc, a) for a in appeals.queue(svc, who, purpose)]
     return page(
         request,
         web,
         "review.html",
+        status=422 if refused is not None else 200,
         title="Appeal queue",
         who=who,
-        purpose=web.purpose,
+        purpose=purpose,
         items=items,
+        refused=refused,
     )
 
 
@@ -147,7 +175,7 @@ def decide(
     web: Web,
     appeal_id: Annotated[int, Path(ge=1, le=2**62)],
     outcome: Annotated[Literal["upheld", "rejected"], Form()],
-    reason: Annotated[str, Form(max_length=appeals.MAX_REASON)] = "",
+    reason: Annotated[str, Form(max_length=appeals.MAX_FORM_REASON)] = "",
     csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Uphold (the record is voided) or reject (a reason is needed) one appeal."""
@@ -159,7 +187,10 @@ def decide(
         return redirect(request, web, "/review/sign-in")
     try:
         decided = appeals.decide_appeal(svc, who, appeal_id, outcome, reason, web.purpose)
-    except (Conflict, InvalidRequest, NotFound, PurposeRequired) as exc:
+    except InvalidRequest as exc:  # the reason: back to the form, its text kept
+        refused = Refused(appeal_id, reason, f"Not decided: {exc}.")
+        return _queue(request, svc, web, who, str(web.purpose), refused)
+    except (Conflict, NotFound, PurposeRequired) as exc:
         web.say(f"Appeal {appeal_id} was not decided: {exc}.", "error")
     else:
         done = (

@@ -13,7 +13,8 @@ A visitor's browser holds one cookie, ``scw``: a random session id, ``HttpOnly``
 
 Signing in or out replaces the session (a new id and a new CSRF token), so an id planted
 before sign-in is worth nothing after. Sessions last ``session_hours``; the store keeps at
-most :data:`MAX_SESSIONS`, dropping the oldest first. Being in memory, page sessions do
+most :data:`MAX_SESSIONS`, dropping the oldest anonymous one first (the oldest signed-in
+one only when every session is signed in). Being in memory, page sessions do
 not survive a restart of the server and are not shared between server processes.
 """
 
@@ -95,8 +96,18 @@ class WebSessions:
         with self._lock:
             self._items[web.id] = web
             while len(self._items) > self.limit:
-                self._items.popitem(last=False)
+                self._evict(web.id)
         return web
+
+    def _evict(self, new: str) -> None:
+        """Drop the oldest anonymous session but the ``new`` one, or the oldest of all when
+        every other one is signed in: visitors who never sign in cannot push out those who
+        did."""
+        for sid, web in self._items.items():
+            if sid != new and web.subject_token is None and web.reviewer_key is None:
+                del self._items[sid]
+                return
+        self._items.popitem(last=False)
 
     def replace(self, old: WebSession, now: float) -> WebSession:
         """End ``old`` and start a new session in its place (on sign-in and sign-out)."""

@@ -461,3 +461,30 @@ def test_records_add_names_the_command_line_as_the_place(
     assert "<command line>: amount: must be a whole number >= 0; got -6" in err
     _, err = run(*base, "--type", "traffic.violation", "--occurred-at", "2025-7-01", code=2)
     assert "<command line> is invalid" in err and "<command line>: occurred_at:" in err
+
+
+def test_files_with_codes_of_any_form_are_scored_as_the_scheme_language_allows(
+    tmp_path: Path,
+) -> None:
+    """SCHEME.md section 1: a code may be any unique string; scoring files, codes that are
+    no valid number of their kind are taken as opaque codes, with a warning."""
+    subjects = tmp_path / "s.csv"
+    subjects.write_text("code,kind\nalice,person\nBob,person\n")
+    records = tmp_path / "r.csv"
+    records.write_text(
+        "id,subject,type,occurred_at\nj1,alice,court.judgment_unfulfilled,2025-03-01\n"
+    )
+    out, err = run(
+        "score", "-s", "court_dishonest_debtors", "--at", "2025-12-31", "--format", "csv",
+        "--subjects", str(subjects), "--records", str(records),
+    )  # fmt: skip
+    rows = {r["code"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert list(rows) == ["Bob", "alice"]
+    assert rows["alice"]["lists"] == "dishonest_judgment_debtors" and not rows["Bob"]["lists"]
+    assert "2 code(s)" in err and "line(s) 2, 3" in err and "opaque" in err
+    subjects.write_text("code,kind\nalice,person\nBob,robot\n")  # another problem: refused
+    _, err = run(
+        "score", "-s", "court_dishonest_debtors", "--at", "2025-12-31", "--format", "csv",
+        "--subjects", str(subjects), "--records", str(records), code=2,
+    )  # fmt: skip
+    assert "robot" in err

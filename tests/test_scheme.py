@@ -63,6 +63,18 @@ CASES = [
         ("{not: {list: dishonest_debtors}}", "{not: {list: honour_roll}}"),
         "lists[1].when.all[1].not.list: list 'honour_roll' cannot depend on itself",
     ),
+    (
+        ("{not: {list: dishonest_debtors}}", "{not: {list: dishonest_debtors, extra: 1}}"),
+        "lists[1].when.all[1].not.extra: unknown key",
+    ),
+    (
+        ("{not: {list: dishonest_debtors}}", "{not: {not: {list: dishonest_debtors, zz: 1}}}"),
+        "lists[1].when.all[1].not.not.zz: unknown key",
+    ),
+    (
+        ("{not: {list: dishonest_debtors}}", "{not: {grade_in: [A], list: dishonest_debtors}}"),
+        "lists[1].when.all[1].not: a condition must have exactly one of the forms",
+    ),
     (("- {grade: D}", "- {grade: D, min: 0}"), "grades[3].min: the last grade takes no min"),
     (("- {grade: A,   min: 960}", "- {grade: A}"), "grades[1]: every grade but the last needs"),
     (("- {max: 364, points: 0}", "- {points: 0}"), "rules[2].bins[0]: every bin but the last"),

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import typer
 
-from socialcredit.errors import LedgerError
+from socialcredit.errors import InvalidInput, LedgerError
 from socialcredit.ids import mask_unknown
 from socialcredit.scheme.model import Scheme
 
@@ -113,7 +113,22 @@ def load_inputs(
             raise typer.BadParameter("--subjects and --records go together")
         if ledger is not None:
             raise typer.BadParameter("give either --ledger or --subjects/--records, not both")
-        files = read_inputs(subjects, records, opaque_codes=opaque)
+        try:
+            files = read_inputs(subjects, records, opaque_codes=opaque)
+        except InvalidInput as exc:
+            odd = [p for p in exc.problems if p.source == str(subjects) and p.where == "code"]
+            if opaque or len(odd) != len(exc.problems):
+                raise
+            # SCHEME.md section 1: a code may be "any other unique string the operator
+            # uses"; scoring files (the form implementations are compared in), such codes
+            # are scored as they are, said on standard error
+            files = read_inputs(subjects, records, opaque_codes=True)
+            lines = ", ".join(str(p.line) for p in odd[:5]) + (" ..." if len(odd) > 5 else "")
+            warn(
+                f"{len(odd)} code(s) of {subjects} are no valid resident identity number or "
+                f"USCC of their kind (line(s) {lines}): scored as they are, as opaque codes "
+                "(--opaque-codes says so and silences this)"
+            )
         if files.unknown_subjects:
             shown = ", ".join(mask_unknown(c) for c in files.unknown_codes[:5])
             warn(

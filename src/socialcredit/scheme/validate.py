@@ -117,16 +117,20 @@ def _unique(problems: list[Problem]) -> list[Problem]:
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> Loc:
-    """Drop the union tags pydantic inserts after each condition position."""
+    """Drop the union tag pydantic inserts after each condition position (one tag each: in
+    ``not: {not: ...}`` the first ``not`` after a position is its tag, the second the key)."""
     out: list[str | int] = []
-    for i, part in enumerate(loc):
-        if isinstance(part, str) and part in _TAGS and i > 0 and _is_condition_position(loc[:i]):
+    tag_next = False
+    for part in loc:
+        if tag_next and isinstance(part, str) and part in _TAGS:
+            tag_next = False
             continue
         out.append(part if isinstance(part, int) else str(part))
+        tag_next = _is_condition_position(out)
     return tuple(out)
 
 
-def _is_condition_position(prefix: tuple[Any, ...]) -> bool:
+def _is_condition_position(prefix: list[str | int]) -> bool:
     last = prefix[-1]
     if last in ("when", "not", "where"):
         return True

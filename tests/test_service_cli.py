@@ -278,3 +278,30 @@ def test_notices_deliver_hands_every_pending_notice_to_the_sink(
     assert [json.loads(line)["record"] for line in lines] == [f"r{i}" for i in range(25_000)]
     again = runner.invoke(command_app(), list(args), env=sink)
     assert again.exit_code == 0 and "0 notice(s) delivered, 0 failed" in again.output
+
+
+def test_operator_mistakes_are_refused_naming_what_to_do(tmp_path: Path) -> None:
+    """A revoked agency gets a new key of the same agency; a port in use and an unknown
+    role are refused before anything starts, naming the setting or the choices."""
+    database = str(tmp_path / "ops.ledger")
+    assert cli("db", "upgrade", "-d", database).exit_code == 0
+    assert (
+        cli(
+            "agency", "add", "Court", "--types", "court.judgment_unfulfilled,a.b-c", "-d", database
+        ).exit_code
+        == 0
+    )
+    assert cli("key", "revoke", "Court", "--role", "agency", "-d", database).exit_code == 0
+    again = cli("key", "add", "Court", "--role", "agency", "-d", database)
+    assert again.exit_code == 0 and again.stdout.startswith("sck_")
+    nobody = cli("key", "add", "Nobody", "--role", "agency", "-d", database)
+    assert nobody.exit_code == 2 and "agency add" in nobody.output
+    bogus = cli("key", "revoke", "Court", "--role", "bogus", "-d", database)
+    assert bogus.exit_code == 2 and "one of agency, operator" in bogus.output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = cli("serve", "-d", database, "--port", port)
+    assert busy.exit_code == 2 and "(settings host and port)" in busy.output
+    assert "serving" not in busy.output

@@ -762,3 +762,13 @@ def test_a_purpose_too_long_or_on_two_lines_is_refused_as_a_missing_one(
             answer = env.client.get(url, headers=headers, params={**params, "purpose": purpose})
             assert answer.status_code == 400, (url, purpose[:5], answer.text)
             assert answer.json()["error"] == "purpose_required"
+
+
+def test_an_uphold_needs_no_body_but_a_purpose(service_env: ServiceEnv) -> None:
+    env = service_env
+    _, appeal = contested_judgment(env)
+    url = f"/v1/appeals/{appeal}/uphold"
+    unsaid = env.client.post(url, headers=env.auth("reviewer"))
+    assert unsaid.status_code == 400 and unsaid.json()["error"] == "purpose_required"
+    upheld = env.client.post(url, headers=env.auth("reviewer"), params={"purpose": "review"})
+    assert upheld.status_code == 200 and upheld.json()["status"] == "upheld", upheld.text

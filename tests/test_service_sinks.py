@@ -78,7 +78,9 @@ def test_the_webhook_sink_posts_each_notice_signed(
         assert headers["Socialcredit-Event"] == str(json.loads(body)["notice"])
 
 
-def test_a_sink_failing_midway_keeps_only_the_rest_pending(service_env: ServiceEnv) -> None:
+def test_a_sink_failing_midway_keeps_only_the_rest_pending(
+    service_env: ServiceEnv, caplog: pytest.LogCaptureFixture
+) -> None:
     env = service_env
     sent: list[str] = []
 
@@ -94,6 +96,10 @@ def test_a_sink_failing_midway_keeps_only_the_rest_pending(service_env: ServiceE
 
     env.svc.sink = Down()
     env.post([record("j1", env.persons[0]), record("j2", env.persons[1])])
+    # the operator is told why, once for the same failure
+    assert deliver(env.svc) == (0, 2) and deliver(env.svc) == (0, 2)
+    said = [r.getMessage() for r in caplog.records if "notice sink" in r.getMessage()]
+    assert len(said) == 1 and "no line" in said[0] and "2 notice(s) stay pending" in said[0]
     env.svc.sink = Flaky()
     assert deliver(env.svc) == (1, 1)
     env.svc.sink = env.sink

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from socialcredit.cli.app import app, domain_errors, out
+from socialcredit.cli.app import app, domain_errors, err, out
 from socialcredit.errors import SocialCreditError
 
 if TYPE_CHECKING:
@@ -103,6 +103,7 @@ def serve(
     settings = _settings(
         database, config, host=host, port=port, schemes=scheme or None, workers=workers
     )
+    _can_listen(settings.host, settings.port)  # before anything is opened or said
     # This process supervises: it delivers the outbox (and checkpoints SQLite's log),
     # scores the ledger for every process and publishes the states, and starts the
     # processes that answer requests; they share the port and reach it through files and
@@ -157,6 +158,27 @@ def serve(
             svc.close()
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _can_listen(host: str, port: int) -> None:
+    """Refuse, naming the settings, an address this process cannot listen on (a port in
+    use, a host that is no address of this machine)."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise SocialCreditError(
+            f"cannot listen on host {host!r} (setting host): {exc.strerror}"
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise SocialCreditError(
+                f"cannot listen on {host}:{port} (settings host and port): {exc.strerror}"
+            ) from None
 
 
 @db_app.command("upgrade")
@@ -229,7 +251,12 @@ def agency_add(
 @domain_errors
 def key_add(
     name: Annotated[str, typer.Argument(help="Whose key it is (an operator, a reviewer...).")],
-    role: Annotated[str, typer.Option("--role", help="operator, reviewer or auditor.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role", help="operator, reviewer or auditor; agency: a new key of an agency."
+        ),
+    ],
     database: DatabaseOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -309,6 +336,7 @@ def notices_deliver(
             delivered += sent
             if failed or sent < DELIVER_BATCH:
                 break
-    out.print(f"{delivered} notice(s) delivered, {failed} failed", markup=False)
+    # on standard error: with the console sink, standard output is the notices themselves
+    err.print(f"{delivered} notice(s) delivered, {failed} failed", markup=False)
     if failed:
         raise typer.Exit(1)

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from socialcredit.errors import SocialCreditError
+from socialcredit.records import DOTTED_NAME
 from socialcredit.service.errors import Conflict, NotFound
 from socialcredit.store.service_db import ServiceDB
 
@@ -40,7 +41,7 @@ KEY_SECONDS = 1.0
 _KNOWN_MAX = 10_000
 KEY_PREFIX = "sck_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
-_TYPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
+_TYPE = re.compile(DOTTED_NAME)
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,15 @@ def add_agency(db: ServiceDB, name: str, types: list[str], now: str) -> str:
     bad = [t for t in wanted if not _TYPE.match(t)]
     if bad:
         raise SocialCreditError(
-            f"not record types: {', '.join(map(repr, bad))} (dotted names of a-z, 0-9, _)"
+            f"not record types: {', '.join(map(repr, bad))} (dotted names: letters, digits, _ "
+            "and -, in parts joined by dots)"
         )
     with db.transaction():
         if db.one("SELECT 1 FROM svc_agencies WHERE name = ?", (name,)):
-            raise Conflict(f"an agency named {name!r} exists already")
+            raise Conflict(
+                f"an agency named {name!r} exists already (a new key for it: `socialcredit "
+                "key add NAME --role agency`)"
+            )
         db.execute(
             "INSERT INTO svc_agencies (name, types, created_at) VALUES (?, ?, ?)",
             (name, ",".join(wanted), now),
@@ -93,14 +98,20 @@ def add_agency(db: ServiceDB, name: str, types: list[str], now: str) -> str:
 
 
 def add_key(db: ServiceDB, role: str, name: str, now: str) -> str:
-    """A new key for ``role`` (not ``agency``: see :func:`add_agency`); shown once."""
+    """A new key for ``role``; shown once. For ``agency``, a new key of an agency already
+    registered (:func:`add_agency`), with the same scope: after its keys were revoked, it
+    sends records as the same agency, which may still end and resend its own."""
     _check_name(name)
-    if role not in ROLES or role == "agency":
-        raise SocialCreditError(
-            f"{role!r} is not a role for this: one of operator, reviewer, auditor"
-        )
+    _check_role(role)
     with db.transaction():
+        if role == "agency" and not db.one("SELECT 1 FROM svc_agencies WHERE name = ?", (name,)):
+            raise NotFound(f"no agency named {name!r}: register it with `socialcredit agency add`")
         return _key(db, role, name, now)
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise SocialCreditError(f"{role!r} is not a role: one of {', '.join(ROLES)}")
 
 
 def _key(db: ServiceDB, role: str, name: str, now: str) -> str:
@@ -114,6 +125,7 @@ def _key(db: ServiceDB, role: str, name: str, now: str) -> str:
 
 def revoke(db: ServiceDB, role: str, name: str, now: str) -> int:
     """Revoke every key of ``name`` in ``role``; how many were revoked."""
+    _check_role(role)
     n = db.execute(
         "UPDATE svc_keys SET revoked_at = ? WHERE role = ? AND owner = ? AND revoked_at IS NULL",
         (now, role, name),

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,8 @@ __all__ = [
     "write_notices",
 ]
 
+
+log = logging.getLogger(__name__)
 
 NOTICE_WRITERS = 0x5C1ED70C
 """The turn the transactions that write notices take (a lock class; see the module)."""
@@ -473,6 +476,13 @@ def deliver(svc: Service, *, limit: int = DELIVER_BATCH) -> tuple[int, int]:
     except Exception as exc:  # any failure of a sink leaves the notices not sent pending
         error = exc
     said = None if error is None else str(error)[:500]
+    if said is not None and said != last_error:  # said once, until the failure changes
+        log.warning(
+            "the notice sink (%s) failed: %s; %d notice(s) stay pending",
+            svc.settings.notice_sink,
+            said,
+            len(rows) - sent,
+        )
     if sent or said != last_error:
         with db.transaction() as tx:  # only if no other round was appended meanwhile
             tx.execute(

@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from socialcredit.errors import SocialCreditError
+from socialcredit.records import DOTTED_NAME
 
 __all__ = ["Settings", "load_settings"]
 
@@ -69,7 +70,7 @@ class Settings(BaseSettings):
     )
     void_type: str = Field(
         "appeal.upheld",
-        pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$",
+        pattern=DOTTED_NAME,
         description="The record type of the record that voids an upheld or lapsed appeal.",
     )
     notice_sink: Literal["console", "file", "webhook", "smtp"] = Field(

@@ -483,7 +483,7 @@ def open_service_db(target: str | Path) -> ServiceDB:
         raise LedgerError(
             f"the service tables of {printable(target)} are at version {version}, this "
             f"version of socialcredit needs {latest()}: run `socialcredit db upgrade "
-            "--database ...` first"
+            f"--database {printable(target)}` first"
         )
     return db
 

@@ -48,11 +48,17 @@ def get_appeal(svc: Svc, who: Reviewer, appeal_id: Id, purpose: Purpose = None) 
     responses=responses(400, 401, 403, 404, 409, 422, 503),
 )
 def uphold(
-    body: UpholdIn, svc: Svc, who: Reviewer, appeal_id: Id, purpose: Purpose = None
+    svc: Svc,
+    who: Reviewer,
+    appeal_id: Id,
+    purpose: Purpose = None,
+    body: UpholdIn | None = None,
 ) -> AppealOut:
-    """Uphold: a voiding record is appended and the subject is notified. Needs a purpose."""
+    """Uphold: a voiding record is appended and the subject is notified. Needs a purpose;
+    the body (a reason) is optional."""
+    reason = body.reason if body is not None else ""
     return AppealOut.model_validate(
-        appeals.decide_appeal(svc, who, appeal_id, "upheld", body.reason, purpose)
+        appeals.decide_appeal(svc, who, appeal_id, "upheld", reason, purpose)
     )
 
 

@@ -150,3 +150,39 @@ def test_subscriptions_are_the_operators_own_and_can_be_deleted(
     env.clock.advance(days=7)
     deliver_webhooks(env.svc)
     assert receiver.got == []  # nothing goes to a deleted subscription
+
+
+def test_a_slow_webhook_receiver_holds_up_neither_notices_nor_shutdown(
+    service_env: ServiceEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list webhooks are posted from a thread of their own: while one hangs, the
+    subjects' notices are still delivered, and closing does not wait for it."""
+    from socialcredit.service import webhooks
+    from socialcredit.service.dispatch import HOOKS_JOIN_SECONDS, Dispatcher
+
+    env = service_env
+    hanging, release = threading.Event(), threading.Event()
+
+    def hang(svc: Any) -> tuple[int, int]:
+        hanging.set()
+        release.wait(30)
+        return 0, 0
+
+    monkeypatch.setattr(webhooks, "deliver_webhooks", hang)
+    dispatcher = Dispatcher(env.svc)
+    env.svc.dispatcher = dispatcher
+    try:
+        assert hanging.wait(10)  # the webhook thread is stuck in a POST
+        before = len(env.sink.sent)
+        h1 = {"id": "h1", "subject": env.persons[0], "type": "court.unfulfilled"}
+        env.post([{**h1, "occurred_at": "2025-02-20"}])
+        deadline = time.monotonic() + 20
+        while len(env.sink.sent) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [n["record"] for n in env.sink.sent[before:]] == ["h1"]
+        started = time.monotonic()
+        dispatcher.close()
+        assert time.monotonic() - started < HOOKS_JOIN_SECONDS + 10  # not the 30 s of the POST
+    finally:
+        env.svc.dispatcher = None
+        release.set()

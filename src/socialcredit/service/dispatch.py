@@ -5,8 +5,9 @@ write-ahead log short.
 in the processes that answer requests). It wakes when a use case has written to the outbox
 (:meth:`Dispatcher.wake`, or a datagram from another process on the socket it listens on:
 :class:`Waker`) and at least every :data:`TICK_SECONDS`, and then delivers pending notices
-to the sink and pending webhook deliveries to their subscribers (each retried with
-exponential backoff until it is delivered), round after round while the outbox holds more.
+to the sink, round after round while the outbox holds more; pending webhook deliveries go
+to their subscribers (each retried with exponential backoff until it is delivered) from a
+second thread, woken alike, so that a slow subscriber never holds up the notices.
 An answered request never waits for a delivery: what it wrote is in the outbox, durably,
 before it is answered.
 
@@ -39,6 +40,9 @@ TICK_SECONDS = 1.0
 STATISTICS_SECONDS = 30.0  # how often the service tables' statistics are checked (PostgreSQL)
 log = logging.getLogger(__name__)
 
+HOOKS_JOIN_SECONDS = 1.0
+"""How long closing waits for the webhook thread's POST under way."""
+
 
 class Dispatcher:
     """Delivers the outbox of ``svc`` on a thread of its own until :meth:`close`."""
@@ -57,10 +61,16 @@ class Dispatcher:
             threading.Thread(target=self._listen, name="dispatch-wake", daemon=True).start()
         self._thread = threading.Thread(target=self._run, name="dispatch", daemon=True)
         self._thread.start()
+        # list webhooks on a thread of their own: a slow receiver (each POST may take up to
+        # its timeout) never holds up the subjects' notices, nor the server's shutdown
+        self._hooks_wake = threading.Event()
+        self._hooks = threading.Thread(target=self._run_webhooks, name="webhooks", daemon=True)
+        self._hooks.start()
 
     def wake(self) -> None:
         """Deliver soon: something was written to the outbox."""
         self._wake.set()
+        self._hooks_wake.set()
 
     def _listen(self) -> None:
         assert self._listener is not None
@@ -70,11 +80,10 @@ class Dispatcher:
                     return  # shut down
             except OSError:  # closed
                 return
-            self._wake.set()
+            self.wake()
 
     def _run(self) -> None:
         from socialcredit.service.notices import DELIVER_BATCH, deliver
-        from socialcredit.service.webhooks import deliver_webhooks
 
         more = False
         statistics_due = 0.0
@@ -91,10 +100,6 @@ class Dispatcher:
                 more = delivered >= DELIVER_BATCH  # a backlog: the next round at once
             except Exception:  # the outbox keeps what failed; the next round retries
                 log.exception("delivery failed")
-            try:
-                deliver_webhooks(self._svc)
-            except Exception:
-                log.exception("delivery failed")
             # the tables' statistics kept up: after a write woke it (a batch sent leaves
             # it that), and every STATISTICS_SECONDS
             if woken or time.monotonic() >= statistics_due:
@@ -106,11 +111,29 @@ class Dispatcher:
                 except sqlite3.Error:
                     log.exception("checkpoint failed")
 
+    def _run_webhooks(self) -> None:
+        from socialcredit.service.webhooks import deliver_webhooks
+
+        while not self._stop.is_set():
+            self._hooks_wake.wait(TICK_SECONDS)
+            self._hooks_wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                deliver_webhooks(self._svc)
+            except Exception:  # what failed is retried on its schedule
+                if not self._stop.is_set():
+                    log.exception("webhook delivery failed")
+
     def close(self) -> None:
         """Stop the thread after one last round (what still fails stays in the outbox)."""
         self._stop.set()
         self._wake.set()
+        self._hooks_wake.set()
         self._thread.join()
+        # a POST under way may take up to its timeout: not waited for beyond a moment (what
+        # it did not mark delivered goes again after a restart)
+        self._hooks.join(HOOKS_JOIN_SECONDS)
         if self._listener is not None:
             with contextlib.suppress(OSError):
                 self._listener.shutdown(socket.SHUT_RDWR)

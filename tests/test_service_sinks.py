@@ -10,6 +10,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from conftest import ServiceEnv
 from socialcredit.errors import SocialCreditError
 from socialcredit.service.notices import deliver
 from socialcredit.service.settings import load_settings
-from socialcredit.service.sinks import SmtpSink, WebhookSink, make_sink
+from socialcredit.service.sinks import FileSink, SmtpSink, WebhookSink, make_sink
 
 
 def record(i: str, subject: str, type: str = "court.unfulfilled") -> dict[str, Any]:
@@ -173,3 +174,12 @@ def test_the_settings_make_the_sink_they_name() -> None:
     assert isinstance(make_sink(webhook), WebhookSink)
     smtp = load_settings(schemes=["rongcheng"], notice_sink="smtp", notice_smtp_host="relay")
     assert isinstance(made := make_sink(smtp), SmtpSink) and made.port == 25
+
+
+def test_a_notices_file_in_no_folder_is_refused_at_start(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "notices.jsonl"
+    settings = load_settings(schemes=["rongcheng"], notice_file=str(missing))
+    with pytest.raises(SocialCreditError, match="does not exist \\(setting notice_file\\)"):
+        make_sink(settings)
+    fine = load_settings(schemes=["rongcheng"], notice_file=str(tmp_path / "n.jsonl"))
+    assert isinstance(make_sink(fine), FileSink)

@@ -18,6 +18,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
 
+from socialcredit.errors import SocialCreditError
 from socialcredit.service.settings import Settings
 
 __all__ = [
@@ -141,5 +142,12 @@ def make_sink(settings: Settings) -> Sink:
             settings.notice_smtp_port,
             settings.notice_smtp_from,
             settings.notice_smtp_to,
+        )
+    folder = settings.notice_file.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        why = "does not exist" if not folder.is_dir() else "is not writable"
+        raise SocialCreditError(
+            f"the notices cannot be written to {settings.notice_file}: the folder {folder} "
+            f"{why} (setting notice_file)"
         )
     return FileSink(settings.notice_file)

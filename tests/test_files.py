@@ -542,3 +542,44 @@ def test_what_is_written_is_read_back(table: pa.Table) -> None:
     sink = pa.BufferOutputStream()
     pcsv.write_csv(table, sink)
     assert parse_records(sink.getvalue().to_pybytes()).table.equals(table)
+
+
+def test_a_null_text_amount_in_parquet_is_the_default(tmp_path: Path) -> None:
+    path = tmp_path / "n.parquet"
+    table = {
+        "id": ["y1", "y2"],
+        "subject": [ORG, ORG],
+        "type": ["a.b", "a.b"],
+        "occurred_at": ["2025-01-01", "2025-01-01"],
+        "amount": pa.array([None, "5"], pa.string()),
+    }
+    pq.write_table(pa.table(table), path)
+    assert read_records(path)["amount"].to_pylist() == [0, 5]
+
+
+def test_ids_past_256_characters_and_c1_controls_are_refused() -> None:
+    long = "x" * 257
+    with pytest.raises(InvalidInput) as raised:
+        parse_records(
+            csv(
+                f"{long},{ORG},a.b,2024-03-01,,,",
+                f"r2,{ORG},a.b,2024-03-01,,,{long}",
+                f"r\u00853,{ORG},a.b,2024-03-01,,,",
+                f"{'y' * 256},{ORG},a.b,2024-03-01,,,",
+            )
+        )
+    said = [str(p) for p in raised.value.problems]
+    assert len(said) == 3, said
+    assert "id: is longer than 256 characters" in said[0]
+    assert "ref: is longer than 256 characters" in said[1]
+    assert "id: has a control character" in said[2]
+
+
+def test_a_postgresql_schema_name_it_would_shorten_or_reserves_is_refused() -> None:
+    from socialcredit.errors import LedgerError
+    from socialcredit.store import open_ledger
+
+    base = "postgresql://nobody@127.0.0.1:1/none?schema="
+    for schema, said in (("pg_town", "pg_"), ("t" * 64, "at most 63")):
+        with pytest.raises(LedgerError, match=said):
+            open_ledger(base + schema)

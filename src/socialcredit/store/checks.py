@@ -74,8 +74,11 @@ _MISSING = {
     "amount": "missing: a whole number >= 0",
 }
 # Whitespace at either end, or a control character anywhere (RE2 syntax).
-_UNTIDY = r"^[\s\p{Z}]|[\s\p{Z}]$|[\x{00}-\x{1f}\x{7f}]"
+_UNTIDY = r"^[\s\p{Z}]|[\s\p{Z}]$|[\x{00}-\x{1f}\x{7f}-\x{9f}]"
 _ORDER = {name: i for i, name in enumerate(RECORD_FIELDS + SUBJECT_FIELDS)}
+MAX_ID = 256
+"""The longest record id, in characters (every store can index it: PostgreSQL's index
+entries hold at most 2,704 bytes)."""
 
 
 def shown_code(code: str, kind: str | None = None) -> str:
@@ -220,6 +223,13 @@ def check_rows(
             value = col[int(i)].as_py()
             problems.append(origin.problem(int(i), name, _untidy_message(value)))
         bad[untidy] = True
+    for name in ("id", "ref"):
+        col = _column(table, name)
+        flag(
+            as_mask(pc.greater(pc.utf8_length(col), MAX_ID)),
+            name,
+            f"is longer than {MAX_ID} characters: a record id is at most {MAX_ID}",
+        )
     types = _column(table, "type")
     distinct = pc.unique(types.drop_null())
     odd = pc.filter(distinct, pc.invert(pc.match_substring_regex(distinct, DOTTED_NAME)))
@@ -294,7 +304,7 @@ def _untidy(column: pa.ChunkedArray) -> npt.NDArray[np.int64]:
 
 
 def _untidy_message(value: str) -> str:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if any(ord(ch) < 32 or 127 <= ord(ch) <= 159 for ch in value):
         return "has a control character (such as a tab or a line break); use plain text"
     return "has spaces at its start or end; remove them"
 

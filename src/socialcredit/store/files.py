@@ -285,7 +285,8 @@ def _subjects(raw: RawColumns, opaque_codes: bool) -> Loaded:
 
 def _present(column: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_string(column.type):
-        return pc.and_(pc.is_valid(column), pc.not_equal(column, ""))
+        # a null cell is an empty one (not_equal of a null is null: filled as not there)
+        return pc.fill_null(pc.and_(pc.is_valid(column), pc.not_equal(column, "")), False)
     return pc.is_valid(column)
 
 

@@ -99,6 +99,8 @@ FORMAT = "socialcredit-ledger"
 SCHEMA_VERSION = 1
 HASH_ENCODING = "sha256-netstrings-1"
 DEFAULT_SCHEMA = "socialcredit"
+MAX_SCHEMA_BYTES = 63
+"""The longest name PostgreSQL keeps whole (NAMEDATALEN - 1)."""
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +190,15 @@ def _target(dsn: str, schema: str | None) -> _Target:
     schema = DEFAULT_SCHEMA if schema is None else schema
     if not schema or "\x00" in schema:
         raise LedgerError(f"{schema!r} is not a schema name")
+    if schema.startswith("pg_"):
+        raise LedgerError(
+            f"{schema!r} is not a schema name: names beginning with pg_ are PostgreSQL's"
+        )
+    if len(schema.encode("utf-8")) > MAX_SCHEMA_BYTES:
+        raise LedgerError(
+            f"schema name {schema!r} has {len(schema.encode('utf-8'))} bytes: PostgreSQL keeps "
+            f"at most {MAX_SCHEMA_BYTES} (it would shorten it, and two names would open one ledger)"
+        )
     return _Target(conninfo, schema)
 
 

@@ -1354,6 +1354,8 @@ def test_a_changed_amount_is_named(ledger: Ledger, store: Store) -> None:
         ("UPDATE records SET subject = 99 WHERE id = 'r3'", 5, "r3"),
         ("UPDATE records SET hash = {zeros} WHERE id = 'r1'", 3, "r1"),
         ("UPDATE records SET ref = 3 WHERE id = 'r2'", 4, "r2"),
+        ("UPDATE records SET ref = 99 WHERE id = 'r2'", 4, "r2"),  # a ref to no entry
+        ("UPDATE records SET ref = 1 WHERE id = 'r2'", 4, "r2"),  # to a subject's entry
         ("UPDATE subjects SET code = 'X' WHERE seq = 1", 1, "X"),
     ],
 )

@@ -90,7 +90,7 @@ from socialcredit.store.postgres_binary import (
     text_array,
     varying,
 )
-from socialcredit.store.sqlite_scan import Names
+from socialcredit.store.sqlite_scan import Names, dangling
 from socialcredit.store.verify import ChainWalk, Entries
 
 __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresLedger"]
@@ -718,7 +718,8 @@ class PostgresLedger(Ledger):
         where = "seq >= %s AND seq < %s"
         scan = self._scan(where, (lo, hi), names, hashes=True)
         ids = _array(scan.table.column("id"))
-        records = _with_refs(scan.table, self._ids_of(scan.refs, scan.seq, ids))
+        named = self._ids_of(scan.refs, scan.seq, ids)
+        records = _with_refs(scan.table, named)
         subjects = self._read(
             "subjects",
             {"seq": "int8", "link": "int8"},
@@ -728,13 +729,17 @@ class PostgresLedger(Ledger):
         )
         subject_seq = subjects.numbers["seq"]
         seq = np.concatenate([scan.seq, subject_seq])
-        payloads = [
+        payloads: list[bytes | None] = [
             *record_payloads(scan.seq, records),
             *subject_payloads(
                 subject_seq,
                 pa.table({"code": subjects.texts["code"], "kind": subjects.texts["kind"]}),
             ),
         ]
+        # a stored ref naming no record reads as none: a changed field all the same
+        refs = pa.array(scan.refs, pa.int64(), mask=scan.refs == 0)
+        for i in np.flatnonzero(dangling(refs, named)):
+            payloads[int(i)] = None
         keys = [*ids.to_pylist(), *subjects.texts["code"].to_pylist()]
         kinds = ["record"] * len(scan.seq) + ["subject"] * len(subject_seq)
         record_hashes = scan.hashes.to_pylist() if scan.hashes is not None else []

@@ -622,10 +622,12 @@ class SqliteLedger(Ledger):
             {"code": pa.array(cols[1], pa.string()), "kind": pa.array(cols[2], pa.string())}
         )
         seq = np.concatenate([records.seq, subject_seq])
-        payloads = [
+        payloads: list[bytes | None] = [
             *record_payloads(records.seq, records.table),
             *subject_payloads(subject_seq, subjects),
         ]
+        for i in np.flatnonzero(records.dangling):  # a ref to no record: a changed field
+            payloads[int(i)] = None
         keys = [*records.table.column("id").to_pylist(), *cols[1]]
         kinds = ["record"] * len(records.seq) + ["subject"] * len(subject_seq)
         digests = [*records.hashes, *(bytes(h) for h in cols[3])]

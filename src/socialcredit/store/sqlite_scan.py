@@ -27,6 +27,7 @@ __all__ = [
     "RECORD_COLUMNS",
     "Names",
     "Scan",
+    "dangling",
     "read_names",
     "read_subjects",
     "records_table",
@@ -84,6 +85,8 @@ class Scan:
     table: pa.Table
     hashes: Sequence[bytes] = ()
     links: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    # with the hashes: the records whose stored ref names no record (a changed field)
+    dangling: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
 
     @classmethod
     def empty(cls) -> Scan:
@@ -159,6 +162,8 @@ def scan_records(
     ref_text = _split(row[7], ",")
     if not len(ids) == len(ref_text) == len(seq) == count:
         return _scan_slowly(db, lo, hi, names, hashes=hashes)
+    refs = _ints_or_null(ref_text)
+    named = _ids_of(db, refs, seq, ids)
     table = pa.Table.from_arrays(
         [
             ids.cast(pa.string()),
@@ -167,7 +172,7 @@ def scan_records(
             _dates(occurred),
             _dates(recorded),
             pa.array(amount, pa.int64()),
-            _ids_of(db, _ints_or_null(ref_text), seq, ids),
+            named,
         ],
         schema=RECORDS_SCHEMA,
     )
@@ -175,7 +180,11 @@ def scan_records(
         return Scan(seq, table)
     digests = bytes.fromhex(row[8])
     return Scan(
-        seq, table, [digests[i : i + 32] for i in range(0, len(digests), 32)], _split_ints(row[9])
+        seq,
+        table,
+        [digests[i : i + 32] for i in range(0, len(digests), 32)],
+        _split_ints(row[9]),
+        dangling(refs, named),
     )
 
 
@@ -207,6 +216,8 @@ def _scan_slowly(db: sqlite3.Connection, lo: int, hi: int, names: Names, *, hash
     cols = list(zip(*rows, strict=True))
     seq = np.array(cols[0], dtype=np.int64)
     ids = pa.array(cols[1], pa.string())
+    refs = pa.array(cols[7], pa.int64())
+    named = _ids_of(db, refs, seq, ids)
     table = pa.Table.from_arrays(
         [
             ids,
@@ -215,13 +226,23 @@ def _scan_slowly(db: sqlite3.Connection, lo: int, hi: int, names: Names, *, hash
             _dates(np.array(cols[4], dtype=np.int64)),
             _dates(np.array(cols[5], dtype=np.int64)),
             pa.array(cols[6], pa.int64()),
-            _ids_of(db, pa.array(cols[7], pa.int64()), seq, ids),
+            named,
         ],
         schema=RECORDS_SCHEMA,
     )
     if not hashes:
         return Scan(seq, table)
-    return Scan(seq, table, [bytes(h) for h in cols[8]], np.array(cols[9], np.int64))
+    hashed = [bytes(h) for h in cols[8]]
+    return Scan(seq, table, hashed, np.array(cols[9], np.int64), dangling(refs, named))
+
+
+def dangling(refs: pa.Array, named: pa.Array) -> npt.NDArray[np.bool_]:
+    """Which records have a stored ref (an entry number) that names no record: read as no
+    ref, the entry's hash would still match, so the one who verifies is told."""
+    stored = np.asarray(pc.is_valid(refs).to_numpy(zero_copy_only=False), np.bool_)
+    found = np.asarray(pc.is_valid(named).to_numpy(zero_copy_only=False), np.bool_)
+    out: npt.NDArray[np.bool_] = stored & ~found
+    return out
 
 
 def _ids_of(

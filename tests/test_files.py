@@ -557,6 +557,22 @@ def test_a_null_text_amount_in_parquet_is_the_default(tmp_path: Path) -> None:
     assert read_records(path)["amount"].to_pylist() == [0, 5]
 
 
+def test_a_type_no_scheme_could_read_is_refused_once() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse_records(
+            csv(
+                f"r1,{ORG},a.\u00e9,2024-03-01,,,",  # not ASCII
+                f"r2,{ORG},a b,2024-03-01,,,",
+                f"r3,{ORG}, a.b,2024-03-01,,,",  # untidy: said so, and only so
+                f"r4,{ORG},a.b-C_9,2024-03-01,,,",
+            )
+        )
+    said = [str(p) for p in raised.value.problems]
+    assert [s.split(": ", 2)[1] for s in said] == ["type", "type", "type"], said
+    assert "dotted name" in said[0] and "dotted name" in said[1]
+    assert "spaces at its start or end" in said[2]
+
+
 def test_ids_past_256_characters_and_c1_controls_are_refused() -> None:
     long = "x" * 257
     with pytest.raises(InvalidInput) as raised:

@@ -216,9 +216,10 @@ def check_rows(
         if name == "recorded_at":  # its default is occurred_at: reported there
             missing &= ~as_mask(pc.is_null(_column(table, "occurred_at")))
         flag(missing, name)
+    untidy_rows = {}
     for name in _TEXT_FIELDS:
         col = _column(table, name)
-        untidy = _untidy(col)
+        untidy = untidy_rows[name] = _untidy(col)
         for i in untidy:
             value = col[int(i)].as_py()
             problems.append(origin.problem(int(i), name, _untidy_message(value)))
@@ -230,14 +231,21 @@ def check_rows(
             name,
             f"is longer than {MAX_ID} characters: a record id is at most {MAX_ID}",
         )
+    # a type no scheme could read (each distinct type matched once); an empty or untidy
+    # one is reported above
     types = _column(table, "type")
     distinct = pc.unique(types.drop_null())
-    odd = pc.filter(distinct, pc.invert(pc.match_substring_regex(distinct, DOTTED_NAME)))
-    odd = pc.filter(odd, pc.and_(pc.not_equal(odd, ""), pc.ascii_is_printable(odd)))
-    odd = pc.filter(odd, pc.invert(pc.or_(pc.starts_with(odd, " "), pc.ends_with(odd, " "))))
-    long = pc.filter(distinct, pc.greater(pc.utf8_length(distinct), 128))
+    odd = pc.filter(
+        distinct,
+        pc.or_(
+            pc.invert(pc.match_substring_regex(distinct, DOTTED_NAME)),
+            pc.greater(pc.utf8_length(distinct), 128),
+        ),
+    )
+    wrong = as_mask(pc.and_(pc.is_in(types, value_set=odd), pc.not_equal(types, "")))
+    wrong[untidy_rows["type"]] = False
     flag(
-        as_mask(pc.is_in(types, value_set=pa.concat_arrays([odd, long]))),
+        wrong,
         "type",
         "is not a dotted name of at most 128 characters (letters, digits, _ and -, in parts "
         "joined by dots), such as traffic.red_light: no scheme could read it",

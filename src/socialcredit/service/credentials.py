@@ -85,7 +85,7 @@ def add_agency(db: ServiceDB, name: str, types: list[str], now: str) -> str:
             "and -, in parts joined by dots)"
         )
     with db.transaction():
-        if db.one("SELECT 1 FROM svc_agencies WHERE name = ?", (name,)):
+        if _agency_exists(db, name):
             raise Conflict(
                 f"an agency named {name!r} exists already (a new key for it: `socialcredit "
                 "key add NAME --role agency`)"
@@ -104,9 +104,13 @@ def add_key(db: ServiceDB, role: str, name: str, now: str) -> str:
     _check_name(name)
     _check_role(role)
     with db.transaction():
-        if role == "agency" and not db.one("SELECT 1 FROM svc_agencies WHERE name = ?", (name,)):
+        if role == "agency" and not _agency_exists(db, name):
             raise NotFound(f"no agency named {name!r}: register it with `socialcredit agency add`")
         return _key(db, role, name, now)
+
+
+def _agency_exists(db: ServiceDB, name: str) -> bool:
+    return db.one("SELECT 1 FROM svc_agencies WHERE name = ?", (name,)) is not None
 
 
 def _check_role(role: str) -> None:

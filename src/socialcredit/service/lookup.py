@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from socialcredit.engine.explain import explain
-from socialcredit.ids import mask, ric, uscc
+from socialcredit.ids import mask, mask_unknown
 from socialcredit.service.access import WAIT_SECONDS, Entry, declared, entry
 from socialcredit.service.core import Service
 from socialcredit.service.errors import RateLimited
@@ -85,8 +85,7 @@ def _display(code: str) -> str:
     key = (code, dt.date.today())
     shown = _DISPLAYED.get(key)
     if shown is None:
-        valid = uscc.is_valid(code) and not ric.is_valid(code)
-        shown = code if valid else mask(code, "person")
+        shown = mask_unknown(code)
         if len(_DISPLAYED) >= REMEMBERED:
             _DISPLAYED.clear()
         _DISPLAYED[key] = shown

@@ -8,7 +8,6 @@ request; an id of someone else's record is refused exactly as an id that does no
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -20,7 +19,16 @@ from socialcredit.service.core import Service
 from socialcredit.service.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from socialcredit.service.identity import sign_in, subject_of_session
 from socialcredit.web import render
-from socialcredit.web.render import FORGED, PageRoute, Sessions, Svc, Web, page, redirect
+from socialcredit.web.render import (
+    FORGED,
+    PageRoute,
+    Refused,
+    Sessions,
+    Svc,
+    Web,
+    page,
+    redirect,
+)
 from socialcredit.web.sessions import WebSession
 
 __all__ = ["router", "signed_in_subject"]
@@ -102,15 +110,6 @@ def portal_page(request: Request, svc: Svc, web: Web) -> Response:
         web.say("Sign in to see your record.")
         return redirect(request, web, "/portal/sign-in")
     return _portal(request, svc, web, me)
-
-
-@dataclass(frozen=True)
-class Refused:
-    """A contest refused: the form is shown again with its text and the reason."""
-
-    record: str
-    reason: str
-    error: str
 
 
 def _portal(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -19,7 +20,7 @@ from socialcredit.service.core import Service
 from socialcredit.service.errors import RateLimited, ServiceError
 from socialcredit.web.sessions import COOKIE, WebSession, WebSessions, set_cookie
 
-__all__ = ["PageRoute", "Sessions", "Svc", "Web", "error_page", "page", "redirect"]
+__all__ = ["PageRoute", "Refused", "Sessions", "Svc", "Web", "error_page", "page", "redirect"]
 
 # Every page: only this site's own style sheet and icon, forms only to this site, never in
 # a frame, no referrer (a sign-in link's token must not leak), never cached.
@@ -111,6 +112,17 @@ def redirect(request: Request, web: WebSession, to: str) -> Response:
     response = RedirectResponse(to, status_code=303, headers=HEADERS)
     set_cookie(request, response, web)
     return response
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A form the use case refused: the page is shown again with the form as it was sent,
+    the error beside its field. ``form`` names which form of the page: a record's id on
+    the portal, an appeal's number on the queue."""
+
+    form: str
+    reason: str
+    error: str
 
 
 FORGED = (

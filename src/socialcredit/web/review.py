@@ -21,7 +21,16 @@ from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal, authenticate
 from socialcredit.service.errors import Conflict, InvalidRequest, NotFound, PurposeRequired
 from socialcredit.web import render
-from socialcredit.web.render import FORGED, PageRoute, Sessions, Svc, Web, page, redirect
+from socialcredit.web.render import (
+    FORGED,
+    PageRoute,
+    Refused,
+    Sessions,
+    Svc,
+    Web,
+    page,
+    redirect,
+)
 from socialcredit.web.sessions import WebSession
 
 __all__ = ["QueueItem", "router"]
@@ -137,15 +146,6 @@ def queue_page(request: Request, svc: Svc, web: Web) -> Response:
     return _queue(request, svc, web, who, web.purpose)
 
 
-@dataclass(frozen=True)
-class Refused:
-    """A decision refused: the form is shown again with its text and the reason."""
-
-    appeal: int
-    reason: str
-    error: str
-
-
 def _queue(
     request: Request,
     svc: Service,
@@ -188,7 +188,7 @@ def decide(
     try:
         decided = appeals.decide_appeal(svc, who, appeal_id, outcome, reason, web.purpose)
     except InvalidRequest as exc:  # the reason: back to the form, its text kept
-        refused = Refused(appeal_id, reason, f"Not decided: {exc}.")
+        refused = Refused(str(appeal_id), reason, f"Not decided: {exc}.")
         return _queue(request, svc, web, who, str(web.purpose), refused)
     except (Conflict, NotFound, PurposeRequired) as exc:
         web.say(f"Appeal {appeal_id} was not decided: {exc}.", "error")

@@ -191,6 +191,7 @@ def job(given: str) -> None:
         schemes=["rongcheng", "court_dishonest_debtors"],
         notice_sink="file",
         notice_file=spec["notices"],
+        existing_records="count",  # the kept records count as recorded: no notices first
     )
     persons, orgs = codes(spec["subjects"])
     everyone = np.array(persons + orgs)

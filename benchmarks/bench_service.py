@@ -9,7 +9,8 @@
 For each store (and each source tree compared) it prepares a fresh database (`socialcredit
 db upgrade`), registers an agency and an operator, loads the bulk of the records with the
 store API when ``--ingest`` is less than ``--records`` (as ``socialcredit records import``
-does: no notices; recorded in the past, so they count today; every database at the same
+does: no notices; recorded in the past, so they count today, the server being started with
+``existing_records = count``; every database at the same
 time, before any server is measured; a compared tree's with that tree's own store, so its
 server finds the layout it reads), then, one database after the other, starts
 `socialcredit serve` with the schemes `rongcheng` and `court_dishonest_debtors` and
@@ -417,6 +418,9 @@ def setup(store: str, label: str, source: str | None, tmp: Path) -> Setup:
         "SOCIALCREDIT_PUBLIC_RATE": "100000000",
         "SOCIALCREDIT_PUBLIC_BURST": "100000000",
         "SOCIALCREDIT_DATABASE": database,
+        # the preloaded records count as recorded, as before the schemes' days in force
+        # (a first start under the default, notify, would write their notices first)
+        "SOCIALCREDIT_EXISTING_RECORDS": "count",
     }
     if source:  # the server runs the code of another source tree (a "before")
         env["PYTHONPATH"] = os.path.abspath(source)

@@ -75,12 +75,15 @@ def make_record(raw: dict[str, Any]) -> Record:
 # ---- section 3: which records count ---------------------------------------------------
 
 
+def is_adverse(scheme: dict[str, Any], record_type: str) -> bool:
+    """Whether the type is adverse under the scheme."""
+    spec = scheme["records"].get(record_type)
+    return spec is not None and bool(spec.get("adverse", False))
+
+
 def delay_of(scheme: dict[str, Any], record_type: str) -> int:
     """``notice_days`` when the type is adverse, else 0."""
-    spec = scheme["records"].get(record_type)
-    if spec is not None and spec.get("adverse", False):
-        return scheme.get("notice_days") or 0
-    return 0
+    return (scheme.get("notice_days") or 0) if is_adverse(scheme, record_type) else 0
 
 
 def is_ended(r: Record, records: list[Record], at: dt.date) -> bool:
@@ -98,8 +101,11 @@ def counts(
     scored_codes: set[str],
     records: list[Record],
     at: dt.date,
+    in_force: dt.date | None = None,
 ) -> bool:
-    """Whether record ``r`` counts for ``rule`` at ``at`` (clauses 1 to 5)."""
+    """Whether record ``r`` counts for ``rule`` at ``at`` (clauses 1 to 5). ``in_force``
+    is the service's option, not SCHEME.md's: the notice period of an adverse record
+    starts on that day at the earliest (docs/service.md, "A scheme newly in force")."""
     # 1. its subject is scored by the scheme, and its type is in the rule's types
     if r.subject not in scored_codes or r.type not in rule["types"]:
         return False
@@ -108,7 +114,10 @@ def counts(
         return False
     # 3. in effect: r.recorded_at + delay <= at (delay only for adverse types), in day
     # numbers: a delay may pass the last date a date object can hold
-    if not r.recorded_at.toordinal() + delay_of(scheme, r.type) <= at.toordinal():
+    start = r.recorded_at
+    if in_force is not None and is_adverse(scheme, r.type):
+        start = max(start, in_force)
+    if not start.toordinal() + delay_of(scheme, r.type) <= at.toordinal():
         return False
     # 4. inside the window: at - r.occurred_at < window_days
     window = rule.get("window_days")
@@ -253,6 +262,7 @@ def states(
     subjects: list[dict[str, Any]],
     records: list[dict[str, Any]],
     at: dt.date | str | int,
+    in_force: dt.date | None = None,
 ) -> list[State]:
     """The state of every scored subject at ``at``, sorted by code in code-point order."""
     s = as_plain(scheme)
@@ -268,7 +278,7 @@ def states(
         measures: dict[str, int | None] = {}
         contributions: dict[str, int] = {}
         for rule in s.get("rules") or []:
-            counting = [r for r in mine if counts(s, rule, r, scored_codes, ledger, day)]
+            counting = [r for r in mine if counts(s, rule, r, scored_codes, ledger, day, in_force)]
             counted[rule["id"]] = [r.id for r in counting]
             measures[rule["id"]] = measure_of(rule, counting, day)
             contributions[rule["id"]] = contribution_of(rule, measures[rule["id"]])
@@ -306,9 +316,10 @@ def evaluate(
     subjects: list[dict[str, Any]],
     records: list[dict[str, Any]],
     at: dt.date | str | int,
+    in_force: dt.date | None = None,
 ) -> list[Row]:
     """The section 7 rows: one per scored subject, sorted by code in code-point order."""
-    return [st.row() for st in states(scheme, subjects, records, at)]
+    return [st.row() for st in states(scheme, subjects, records, at, in_force)]
 
 
 # ---- section 6: decisions -------------------------------------------------------------

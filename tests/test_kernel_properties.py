@@ -219,3 +219,30 @@ def test_before_any_recording_everyone_has_the_base_state(case: Case, before: in
     assert len({row[1:] for row in got}) <= 1
     scored = [s for s in case.subjects if s["kind"] in case.scheme.subjects]
     assert [row[0] for row in got] == sorted(s["code"] for s in scored)
+
+
+@SLOW
+@given(cases(), st.integers(-60, 60))
+def test_a_scheme_in_force_from_a_day_delays_only_the_adverse_records_before_it(
+    case: Case, offset: int
+) -> None:
+    """An engine given ``in_force`` (the service's scheme newly in force over recorded
+    records) matches the reference with the same day: an adverse record recorded before
+    it takes effect ``notice_days`` after it; other records, and every ``ref``, as before."""
+    in_force = case.at + dt.timedelta(days=offset)
+    engine = Engine(case.scheme, in_force=to_day(in_force))
+    prepared = engine.prepare(subjects_table(case.subjects), records_table(case.records))
+    got = [tuple(row.values()) for row in engine.evaluate(prepared, case.at).to_table().to_pylist()]
+    want = reference.evaluate(case.scheme, case.subjects, case.records, case.at, in_force)
+    assert got == want
+    recorded = [r.get("recorded_at") or r["occurred_at"] for r in case.records]
+    if not recorded:
+        return
+    # in force before every recording: nothing changes
+    early = min(recorded) - dt.timedelta(days=1)
+    engine = Engine(case.scheme, in_force=to_day(early))
+    prepared = engine.prepare(subjects_table(case.subjects), records_table(case.records))
+    rows = [
+        tuple(row.values()) for row in engine.evaluate(prepared, case.at).to_table().to_pylist()
+    ]
+    assert rows == reference_rows(case)

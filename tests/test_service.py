@@ -104,6 +104,7 @@ def test_upgrade_creates_the_ledger_and_applies_each_migration_once(service_db: 
 def test_version_4_delivers_from_the_first_notice_the_outbox_held(service_db: str) -> None:
     """The outbox rows of version 3 become the point delivery has reached: the notices
     from the first pending one on go out (at least once: one delivered after it again)."""
+    from socialcredit.service.activation import in_force
     from socialcredit.service.notices import deliver
     from socialcredit.service.sinks import MemorySink
 
@@ -125,10 +126,14 @@ def test_version_4_delivers_from_the_first_notice_the_outbox_held(service_db: st
                 )
     finally:
         db.close()
-    assert upgrade(service_db).applied == [4, 5, 6]
+    assert upgrade(service_db).applied == [4, 5, 6, 7]
     sink = MemorySink()
     svc = Service.open(Settings(database=service_db, schemes=["rongcheng"]), sink=sink)
     try:
+        # version 7: a scheme with notices ran before, over every record as recorded
+        (before,) = in_force(svc.db).values()
+        assert (before.scheme, before.since, before.existing) == ("rongcheng", None, "before")
+        assert svc.schemes["rongcheng"].in_force is None
         assert deliver(svc) == (3, 0)
         assert [m["record"] for m in sink.sent] == ["r3", "r4", "r5"]
         assert deliver(svc) == (0, 0)

@@ -477,6 +477,7 @@ def test_the_scheme_page_shows_its_rules_lists_and_rights_audit(town: ServiceEnv
     text = text_of(page.text)
     active = town.svc.schemes["town"]
     assert active.version in text
+    assert "In force here since 2025-03-01: the records already in the ledger" in text
     assert "Rights audit" in text
     for finding in active.findings:
         assert finding.code in text

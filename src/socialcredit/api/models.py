@@ -283,6 +283,11 @@ class SchemeOut(_Out):
     subjects: list[str]
     notice_days: int
     appeal_days: int
+    in_force: str | None = Field(
+        description="The day the service first ran the scheme, from which the adverse "
+        "records already in the ledger then count (their notice period starts on it); null: "
+        "every record counts from its own recorded_at (docs/service.md)."
+    )
     findings: list[FindingOut]
 
 

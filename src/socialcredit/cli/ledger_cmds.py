@@ -116,6 +116,7 @@ def records_import(
         "already in the ledger",
         markup=False,
     )
+    _unnoticed(ledger, result.appended)
 
 
 @records_app.command("add")
@@ -160,6 +161,27 @@ def records_add(
     with _open(ledger) as store:
         result = store.append(table, source=COMMAND_LINE, origin=Origin.one(COMMAND_LINE))
     out.print("appended" if result.appended else "already in the ledger", markup=False)
+    _unnoticed(ledger, result.appended)
+
+
+def _unnoticed(ledger: str | None, appended: int) -> None:
+    """Warn that records appended to a ledger whose service has schemes in force got no
+    notice from it (docs/service.md, "A scheme newly in force")."""
+    if not appended:
+        return
+    from socialcredit.service.activation import notifying
+
+    schemes = notifying(ledger_path(ledger))
+    if schemes:
+        names = ", ".join(f"{s} (since {d.isoformat()})" for s, d in sorted(schemes.items()))
+        err.print(
+            f"warning: a service runs schemes in force on this ledger: {names}. The "
+            f"{appended:,} record(s) appended here got no notice from it, and its adverse "
+            "ones count under those schemes notice_days after they were recorded (or after "
+            "the day in force); send records through the service (POST /v1/records) to "
+            "give notice",
+            markup=False,
+        )
 
 
 @ledger_app.command("verify")

@@ -38,9 +38,12 @@ __all__ = [
 class Engine:
     """A compiled scheme, ready to evaluate any number of ledgers at any dates."""
 
-    def __init__(self, scheme: Scheme) -> None:
+    def __init__(self, scheme: Scheme, *, in_force: int | None = None) -> None:
+        """``in_force``: the day number from which the scheme is in force over records
+        recorded before it (see :func:`compile_scheme`); None: SCHEME.md's ``evaluate``."""
         self.scheme = scheme
-        self.compiled = compile_scheme(scheme)
+        self.in_force = in_force
+        self.compiled = compile_scheme(scheme, in_force)
         self.program = Program.of(self.compiled)
 
     def prepare(

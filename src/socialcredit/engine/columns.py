@@ -59,6 +59,7 @@ class TypeTables:
     names: tuple[str, ...]  # the dictionary
     code: I32  # scheme type code (len(compiled.types) for unknown)
     delay: I32  # notice delay
+    floor: I32  # the earliest day a notice period starts (the scheme's in-force day)
     cuts: I32  # [K, D] band cuts (NEVER: none)
     amount: Bools  # an amount rule reads this type
     days_since: Bools  # a days_since rule reads this type
@@ -358,6 +359,7 @@ def type_tables(compiled: CompiledScheme, names: pa.Array) -> TypeTables:
         names=labels,
         code=code,
         delay=compiled.delay[code],
+        floor=compiled.floor[code],
         cuts=np.ascontiguousarray(compiled.cuts[code].T),
         amount=np.array([x in amount_types for x in labels], dtype=np.bool_),
         days_since=np.array([x in days_types for x in labels], dtype=np.bool_),

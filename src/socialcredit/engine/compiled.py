@@ -55,6 +55,9 @@ class CompiledScheme:
     stands for every type the scheme does not know. Per type code:
 
     - ``delay``: days from recording to effect (``notice_days`` for adverse types);
+    - ``floor``: the day a record's notice period starts at the earliest: ``in_force``
+      for adverse types when the scheme is in force from a day (a record recorded before
+      it takes effect ``notice_days`` after that day), else the least day (none).
     - ``cuts``: the band cuts, padded with ``NEVER``; a record of age ``a`` is in band
       ``sum(a >= cuts[t])``;
     - ``slot_base``: ``slot = slot_map[slot_base[t] + band]`` maps (type, band) to a slot
@@ -64,6 +67,7 @@ class CompiledScheme:
     scheme: Scheme
     types: tuple[str, ...]
     delay: I32
+    floor: I32
     cuts: I32
     slot_base: I32
     slot_map: I32
@@ -78,17 +82,24 @@ class CompiledScheme:
         return self.scheme.scheme
 
 
-def compile_scheme(scheme: Scheme) -> CompiledScheme:
-    """Compile a validated scheme."""
+def compile_scheme(scheme: Scheme, in_force: int | None = None) -> CompiledScheme:
+    """Compile a validated scheme. ``in_force``: the day (a day number) from which the
+    scheme is in force over records already recorded, for a service that gives notice of
+    them when it starts to run the scheme: an adverse record takes effect ``notice_days``
+    after ``max(recorded_at, in_force)``; None (the default, and SCHEME.md's ``evaluate``):
+    ``notice_days`` after ``recorded_at``."""
     types = tuple(scheme.records)
     n_types = len(types)
     code = {t: i for i, t in enumerate(types)}
 
     delay = np.zeros(n_types + 1, dtype=np.int32)
+    floor = np.full(n_types + 1, np.iinfo(np.int32).min, dtype=np.int32)
     for t, spec in scheme.records.items():
         if spec.adverse:
             # no date is NEVER days after another: a longer delay is the same
             delay[code[t]] = min(scheme.notice_days or 0, NEVER)
+            if in_force is not None:
+                floor[code[t]] = in_force
 
     # Band cuts per type: the distinct finite windows of the rules using it.
     windows: dict[int, set[int]] = {i: set() for i in range(n_types)}
@@ -152,6 +163,7 @@ def compile_scheme(scheme: Scheme) -> CompiledScheme:
         scheme=scheme,
         types=types,
         delay=delay,
+        floor=floor,
         cuts=cuts,
         slot_base=slot_base,
         slot_map=slot_map,

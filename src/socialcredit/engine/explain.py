@@ -257,7 +257,8 @@ def _why_not(prep: Prepared, row: int, at: int) -> str:
         return "no rule uses its type"
     if int(prep.occurred[row]) > at:
         return f"it occurred after {from_day(at).isoformat()}"
-    effective = max(int(prep.occurred[row]), int(prep.recorded[row]) + int(c.delay[code]))
+    start = max(int(prep.recorded[row]), int(c.floor[code]))
+    effective = max(int(prep.occurred[row]), start + int(c.delay[code]))
     if effective > at:
         return f"not yet in effect: in its notice period until {day_text(effective)}"
     if prep.ended_day(row) <= at:

@@ -318,14 +318,18 @@ class DayTables:
     @classmethod
     def of(cls, tables: TypeTables, at: int) -> DayTables:
         """The thresholds of day ``at`` (``at`` minus each delay or cut, in the int32 range:
-        a cut or delay of ``NEVER`` is a day no record reaches)."""
+        a cut or delay of ``NEVER`` is a day no record reaches; a type whose notice
+        period starts at the earliest on its ``floor`` has no record in effect before
+        ``floor`` plus its delay)."""
         low, high = np.iinfo(np.int32).min, np.iinfo(np.int32).max
 
         def less(days: I32) -> I32:
             out: I32 = np.clip(at - days.astype(np.int64), low, high).astype(np.int32)
             return out
 
-        return cls(at, less(tables.delay), less(tables.stop_cut), less(tables.mid_cuts))
+        recorded_by = less(tables.delay)
+        recorded_by[tables.floor.astype(np.int64) + tables.delay > at] = low
+        return cls(at, recorded_by, less(tables.stop_cut), less(tables.mid_cuts))
 
 
 def cell_rows(
@@ -356,10 +360,11 @@ def change_days(
 ) -> I64:
     """For each record, the days on which :func:`cell_rows` may give it a new slot.
 
-    ``[records, bands]``, int64: the day it comes into effect (its ``recorded_at`` plus its
-    notice delay, and not before it occurred), then the day its age reaches each band cut
-    (a band further, or out of every window; a cut reached before the record is in effect
-    changes nothing, the record being in the dump slot until then). Between two dates with
+    ``[records, bands]``, int64: the day it comes into effect (its ``recorded_at``, or its
+    type's ``floor`` when that is later, plus its notice delay, and not before it
+    occurred), then the day its age reaches each band cut (a band further, or out of every
+    window; a cut reached before the record is in effect changes nothing, the record being
+    in the dump slot until then). Between two dates with
     none of these days (and no ``ref`` ending it) in ``(a, b]``, a record's slot at ``b`` is
     its slot at ``a``; so a subject none of whose records has such a day there keeps its
     state, unless a ``days_since`` rule reads one of its records (that measure grows every
@@ -369,7 +374,8 @@ def change_days(
     t = type_index.astype(np.intp)
     occ = occurred.astype(np.int64)
     out = np.empty((len(t), 1 + len(tables.cuts)), dtype=np.int64)
-    np.maximum(recorded.astype(np.int64) + tables.delay[t], occ, out=out[:, 0])
+    start = np.maximum(recorded.astype(np.int64), tables.floor[t])
+    np.maximum(start + tables.delay[t], occ, out=out[:, 0])
     for k, cut in enumerate(tables.cuts):
         out[:, 1 + k] = occ + cut[t]
     return out

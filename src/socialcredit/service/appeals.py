@@ -31,7 +31,7 @@ from socialcredit.service.access import declared, log_read
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal
 from socialcredit.service.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from socialcredit.service.notices import appeal_days, write_notice
+from socialcredit.service.notices import appeal_days, appeal_until, write_notice
 from socialcredit.store import Ledger
 
 __all__ = [
@@ -124,17 +124,17 @@ def contest(svc: Service, subject: str, record_id: str, reason: str) -> Appeal:
     if not found:
         raise NotFound("not found")
     record = found[0]
-    days = appeal_days(svc, record["type"])
-    if days == 0:  # as the notices of its records said
+    until = appeal_until(svc, record["type"], record["recorded_at"])
+    if until is None:  # as the notices of its records said
         raise Conflict(
             f"record {record_id} cannot be contested: the schemes that read records of type "
             f"{record['type']} allow no appeal (appeal_days)"
         )
-    until = record["recorded_at"] + dt.timedelta(days=days)
     if svc.today() > until:
         raise Conflict(
             f"record {record_id} could be contested until {until.isoformat()} "
-            f"({days} days after it was recorded); that time has passed"
+            f"({appeal_days(svc, record['type'])} days after it was recorded, or after its "
+            "scheme came into force); that time has passed"
         )
     with svc.db.transaction() as db:
         if db.one("SELECT 1 FROM svc_appeals WHERE record_id = ?", (record_id,)):

@@ -57,6 +57,14 @@ class Service:
         except BaseException:
             self.db.close()
             raise
+        try:
+            from socialcredit.service.activation import activate
+
+            noticed = activate(self)  # the schemes' days in force, before any state
+        except BaseException:
+            self.ledger.close()
+            self.db.close()
+            raise
         # the dispatcher checkpoints SQLite's log: this process's, or the supervisor's
         background_elsewhere = wake is not None
         self.access_log = AccessLogWriter(
@@ -93,6 +101,8 @@ class Service:
         # wrote before it returns
         self.wake = wake
         self.dispatcher: Dispatcher | None = Dispatcher(self, listen=listen) if background else None
+        if noticed:
+            self.outbox_written()
 
     @classmethod
     def open(

@@ -52,6 +52,8 @@ __all__ = [
     "NoticeTexts",
     "adverse_notice",
     "appeal_days",
+    "appeal_until",
+    "appeal_until_column",
     "deliver",
     "notice_of",
     "notice_table",
@@ -84,14 +86,49 @@ class Notice:
 NO_APPEAL = "no active scheme allows an appeal of this record"
 
 
+def _appeal_windows(svc: Service, type_name: str) -> list[tuple[dt.date | None, int]]:
+    """The schemes whose ``appeal_days`` open a window to contest a record of this type:
+    the active schemes that know the type (all of them, for a type none knows), each as
+    its day in force (None: over every record) and its ``appeal_days``."""
+    known = [a for a in svc.schemes.values() if type_name in a.scheme.records]
+    return [(a.in_force, a.scheme.appeal_days or 0) for a in known or svc.schemes.values()]
+
+
 def appeal_days(svc: Service, type_name: str) -> int:
-    """The days after a record of this type is recorded during which its subject may
-    contest it: the longest ``appeal_days`` of the active schemes that know the type (of
-    them all, for a type none knows). Each notice of the record states this one deadline."""
-    known = [
-        a.scheme.appeal_days or 0 for a in svc.schemes.values() if type_name in a.scheme.records
+    """The days during which a subject may contest a record of this type, from the day it
+    is recorded (or from the day the scheme came into force, for a record already there):
+    the longest ``appeal_days`` of :func:`_appeal_windows`; 0: no appeal."""
+    return max(days for _, days in _appeal_windows(svc, type_name))
+
+
+def appeal_until(svc: Service, type_name: str, recorded: dt.date) -> dt.date | None:
+    """The last day a subject may contest a record of this type recorded on ``recorded``
+    (None: no scheme allows an appeal). Each window opens on the day the record is
+    recorded, or on the day its scheme came into force when that is later (the day the
+    record's notice was written); each notice of the record states this one deadline."""
+    ends = [
+        max(recorded, since or recorded) + dt.timedelta(days=days)
+        for since, days in _appeal_windows(svc, type_name)
+        if days
     ]
-    return max(known) if known else max(a.scheme.appeal_days or 0 for a in svc.schemes.values())
+    return max(ends) if ends else None
+
+
+def appeal_until_column(
+    svc: Service, types: pa.Array | pa.ChunkedArray, recorded: pa.Array | pa.ChunkedArray
+) -> pa.Array | pa.ChunkedArray:
+    """:func:`appeal_until` of each record (its type and ``recorded_at``), as dates (null:
+    no appeal)."""
+    distinct = pc.unique(types)
+    windows = {t: _appeal_windows(svc, t) for t in distinct.to_pylist()}
+    out: pa.Array | pa.ChunkedArray = pa.nulls(len(recorded), pa.date32())
+    for since, days in sorted({w for ws in windows.values() for w in ws if w[1]}, key=str):
+        has = [(since, days) in windows[t] for t in distinct.to_pylist()]
+        mine = pa.array(has, pa.bool_()).take(pc.index_in(types, value_set=distinct))
+        start = recorded if since is None else pc.max_element_wise(recorded, pa.scalar(since))
+        end = pc.add(start.cast(pa.int32()), pa.scalar(days, pa.int32())).cast(pa.date32())
+        out = pc.if_else(mine, pc.max_element_wise(pc.fill_null(out, end), end), out)
+    return out
 
 
 def effect_of(scheme: Scheme, type_name: str) -> str:
@@ -130,8 +167,7 @@ def adverse_notice(
     """The effective day and body of the notice of an adverse record under a scheme."""
     recorded = dt.date.fromisoformat(str(record["recorded_at"]))
     effective = recorded + dt.timedelta(days=scheme.notice_days or 0)
-    window = appeal_days(svc, str(record["type"]))
-    appeal_until = recorded + dt.timedelta(days=window)
+    until = appeal_until(svc, str(record["type"]), recorded)
     body = {
         "notice": "adverse record",
         "subject": record["subject"],
@@ -145,9 +181,9 @@ def adverse_notice(
         "takes_effect_on": effective.isoformat(),
         "how_to_appeal": (
             f"sign in and contest record {record['id']} (POST /v1/me/appeals) until "
-            f"{appeal_until.isoformat()}; a reviewer decides within "
+            f"{until.isoformat()}; a reviewer decides within "
             f"{svc.settings.review_days} days, or the record is voided"
-            if window
+            if until is not None
             else NO_APPEAL
         ),
     }
@@ -225,23 +261,26 @@ class NoticeTexts:
         self._svc = svc
         self._agency = _text(agency)
 
-    def adverse(self, rows: pa.Table, scheme: Scheme, stamp: str) -> pa.Table:
-        """The notice of each row: :data:`NOTICE_COLUMNS`."""
+    def adverse(
+        self, rows: pa.Table, scheme: Scheme, stamp: str, since: dt.date | None = None
+    ) -> pa.Table:
+        """The notice of each row: :data:`NOTICE_COLUMNS`. ``since``: the day the scheme
+        came into force, for records recorded before it (their notice period starts then)."""
         if not rows.num_rows:
             return NOTICES_SCHEMA.empty_table()
         if not self._columnar(rows):
-            return self.adverse_rows(rows, scheme, stamp)
+            return self.adverse_rows(rows, scheme, stamp, since)
         svc, name = self._svc, scheme.scheme
         types = pc.unique(rows["type"])
         effects = pa.array([_text(effect_of(scheme, t)) for t in types.to_pylist()], pa.string())
         effect = effects.take(pc.index_in(rows["type"], value_set=types))
         rid, subject, type_ = rows["id"], rows["subject"], rows["type"]
         recorded = rows["recorded_at"]
-        effective_on = _days_later(recorded, scheme.notice_days or 0)
-        windows = pa.array([appeal_days(svc, t) for t in types.to_pylist()], pa.int32())
-        window = windows.take(pc.index_in(rows["type"], value_set=types))
-        if pc.any(pc.greater(window, 0)).as_py():
-            until = _days_later(recorded, window)
+        start = recorded if since is None else pc.max_element_wise(recorded, pa.scalar(since))
+        effective_on = _days_later(start, scheme.notice_days or 0)
+        deadline = appeal_until_column(svc, type_, recorded)
+        if pc.any(pc.is_valid(deadline)).as_py():
+            until = deadline.cast(pa.string())
             how = pc.binary_join_element_wise(
                 '"sign in and contest record ',
                 pc.replace_substring(pc.replace_substring(rid, "\\", "\\\\"), '"', '\\"'),
@@ -251,7 +290,7 @@ class NoticeTexts:
                 'is voided"',
                 "",
             )
-            how = pc.if_else(pc.greater(window, 0), how, _text(NO_APPEAL))
+            how = pc.if_else(pc.is_valid(deadline), how, _text(NO_APPEAL))
         else:
             how = pa.scalar(_text(NO_APPEAL), pa.string())
         ref = pc.fill_null(_json_strings(rows["ref"]), "null")
@@ -305,31 +344,32 @@ class NoticeTexts:
                 return False
         return True
 
-    def adverse_rows(self, rows: pa.Table, scheme: Scheme, stamp: str) -> pa.Table:
+    def adverse_rows(
+        self, rows: pa.Table, scheme: Scheme, stamp: str, since: dt.date | None = None
+    ) -> pa.Table:
         """:meth:`adverse`, record by record."""
         svc, name = self._svc, scheme.scheme
         effects = {t: _text(effect_of(scheme, t)) for t in pc.unique(rows["type"]).to_pylist()}
-        days: dict[tuple[dt.date, int], tuple[str, str]] = {}
-        windows: dict[str, int] = {}
+        days: dict[tuple[dt.date, str], tuple[str, dt.date | None]] = {}
         out: list[NoticeRow] = []
         head = f'{{"agency": {self._agency}, "effect": '
         tail = f', "scheme": {_text(name)}, "subject": '
         columns = [rows[c].to_pylist() for c in RECORD_FIELDS]
         for rid, subject, type_, occurred, recorded, amount, ref in zip(*columns, strict=True):
-            window = windows.get(type_)
-            if window is None:
-                window = windows[type_] = appeal_days(svc, type_)
-            found = days.get((recorded, window))
+            found = days.get((recorded, type_))
             if found is None:
-                effective = recorded + dt.timedelta(days=scheme.notice_days or 0)
-                until = recorded + dt.timedelta(days=window)
-                found = days[recorded, window] = (effective.isoformat(), until.isoformat())
+                start = recorded if since is None else max(recorded, since)
+                effective = start + dt.timedelta(days=scheme.notice_days or 0)
+                found = days[recorded, type_] = (
+                    effective.isoformat(),
+                    appeal_until(svc, type_, recorded),
+                )
             effective_on, until = found
             how = (
                 f"sign in and contest record {rid} (POST /v1/me/appeals) until {until}; a "
                 f"reviewer decides within {svc.settings.review_days} days, or the record is "
                 "voided"
-                if window
+                if until is not None
                 else NO_APPEAL
             )
             body = (

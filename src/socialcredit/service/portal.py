@@ -10,17 +10,17 @@ no access-log entry.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
 from socialcredit.engine.explain import explain
-from socialcredit.service.appeals import appeal_days, contested_ids
+from socialcredit.service.appeals import contested_ids
 from socialcredit.service.core import Service
 from socialcredit.service.errors import NotFound
 from socialcredit.service.ingest import senders
+from socialcredit.service.notices import appeal_until
 
 __all__ = ["OwnRecord", "SchemeState", "own_record", "own_records", "own_states"]
 
@@ -70,7 +70,7 @@ def own_records(svc: Service, subject: str) -> list[OwnRecord]:
             r["ref"],
             agencies.get(r["id"]),
             r["id"] in contested,
-            (r["recorded_at"] + dt.timedelta(days=appeal_days(svc, r["type"]))).isoformat(),
+            (appeal_until(svc, r["type"], r["recorded_at"]) or r["recorded_at"]).isoformat(),
         )
         for r in rows
     ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from socialcredit.days import to_day
 from socialcredit.engine import Engine
 from socialcredit.errors import RefusedScheme, SocialCreditError
 from socialcredit.scheme import Finding, LoadedScheme, audit, load
@@ -21,6 +23,17 @@ class ActiveScheme:
     findings: tuple[Finding, ...]
     engine: Engine
     version: str  # the first 16 hex digits of the SHA-256 of the YAML text
+    # the day the service first ran the scheme, when the adverse records already in the
+    # ledger then count from their notice (socialcredit.service.activation); None: every
+    # record counts from its own recorded_at
+    in_force: dt.date | None = None
+
+    def since(self, day: dt.date | None) -> ActiveScheme:
+        """This scheme, in force over the records already there from ``day``."""
+        if day == self.in_force:
+            return self
+        in_force = None if day is None else to_day(day)
+        return replace(self, in_force=day, engine=Engine(self.scheme, in_force=in_force))
 
     @property
     def scheme(self) -> Scheme:

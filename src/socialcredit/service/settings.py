@@ -73,6 +73,13 @@ class Settings(BaseSettings):
         pattern=DOTTED_NAME,
         description="The record type of the record that voids an upheld or lapsed appeal.",
     )
+    existing_records: Literal["notify", "count"] = Field(
+        "notify",
+        description="What a scheme the service runs for the first time does with the "
+        "records already in the ledger: `notify` writes their notices and counts the adverse "
+        "ones from `notice_days` after that day; `count` counts them as recorded, at once, "
+        "with no notice (a ledger whose subjects were notified otherwise).",
+    )
     notice_sink: Literal["console", "file", "webhook", "smtp"] = Field(
         "file",
         description="Where notices are delivered: `file` (JSON lines), `console`, "

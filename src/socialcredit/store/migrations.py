@@ -38,8 +38,8 @@ class Migration:
 
 
 _APPEND_ONLY_1 = ("svc_notices", "svc_appeals", "svc_appeal_decisions", "svc_access_log")
-APPEND_ONLY = (*_APPEND_ONLY_1, "svc_notice_rounds")
-"""The service's append-only tables (the last made by version 4)."""
+APPEND_ONLY = (*_APPEND_ONLY_1, "svc_notice_rounds", "svc_schemes_in_force")
+"""The service's append-only tables (the last two made by versions 4 and 7)."""
 _REFUSAL = (
     "is append-only: rows are never changed or deleted; a due-process record is "
     "corrected by a new one"
@@ -223,5 +223,35 @@ MIGRATIONS = (
         "the notices of a subject are found by its records' ids: no index by subject",
         sqlite=_NOTICES_BY_SUBJECT,
         postgres=_NOTICES_BY_SUBJECT,
+    ),
+)
+
+# The day each scheme came into force in the service (socialcredit.service.activation): a
+# database that ran schemes before has their notices; those schemes were in force before
+# the table, over every record, as the service counted them then.
+_IN_FORCE = (
+    "CREATE TABLE svc_schemes_in_force (scheme text PRIMARY KEY, version text NOT NULL, "
+    "since text, existing text NOT NULL, notices bigint NOT NULL, at text NOT NULL)",
+    "INSERT INTO svc_schemes_in_force (scheme, version, since, existing, notices, at) "
+    "SELECT DISTINCT scheme, '', NULL, 'before', 0, {now} FROM svc_notices",
+)
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        7,
+        "the day each scheme came into force, and what became of the records already there",
+        sqlite=(
+            *(s.format(now="strftime('%Y-%m-%dT%H:%M:%S+00:00')") for s in _IN_FORCE),
+            *_sqlite_triggers(("svc_schemes_in_force",)),
+        ),
+        postgres=(
+            *(
+                s.format(
+                    now="to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')"
+                )
+                for s in _IN_FORCE
+            ),
+            *_postgres_triggers(("svc_schemes_in_force",)),
+        ),
     ),
 )

@@ -51,6 +51,7 @@ def _scheme(active: ActiveScheme) -> SchemeOut:
         subjects=list(s.subjects),
         notice_days=s.notice_days or 0,
         appeal_days=s.appeal_days or 0,
+        in_force=None if active.in_force is None else active.in_force.isoformat(),
         findings=[FindingOut.model_validate(f) for f in active.findings],
     )
 

@@ -1,0 +1,200 @@
+"""A scheme newly in force over records already in the ledger: their notices come first,
+and they count from ``notice_days`` after it (docs/service.md, "A scheme newly in
+force") -- on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from conftest import SERVICE_SCHEME, FakeClock, org_codes, person_codes
+
+from socialcredit.records import RECORDS_SCHEMA
+from socialcredit.service import Service, Settings
+from socialcredit.service.activation import in_force
+from socialcredit.service.appeals import contest
+from socialcredit.service.errors import Conflict
+from socialcredit.service.notices import deliver
+from socialcredit.service.portal import own_records, own_states
+from socialcredit.service.sinks import MemorySink
+from socialcredit.store import open_ledger
+from socialcredit.store.service_db import upgrade
+
+START = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC)
+
+
+def row(
+    i: str, subject: str, type_: str, occurred: str, recorded: str, **more: Any
+) -> dict[str, Any]:
+    return {
+        "id": i,
+        "subject": subject,
+        "type": type_,
+        "occurred_at": dt.date.fromisoformat(occurred),
+        "recorded_at": dt.date.fromisoformat(recorded),
+        "amount": more.get("amount", 0),
+        "ref": more.get("ref"),
+    }
+
+
+def imported(database: str, tmp_path: Path) -> tuple[Path, list[str]]:
+    """A ledger with records imported before any service ran (as ``records import``
+    writes them); the scheme file and the codes of three persons."""
+    scheme = tmp_path / "town.yaml"
+    scheme.write_text(SERVICE_SCHEME)
+    upgrade(database)
+    people = person_codes(3)
+    org = org_codes(1)[0]
+    rows = [
+        # adverse, inside its window: noticed, counts 7 days after the scheme came in
+        row("j1", people[0], "court.unfulfilled", "2025-01-05", "2025-01-10"),
+        # adverse, but ended by a later record: no notice
+        row("j2", people[1], "court.unfulfilled", "2025-01-05", "2025-01-10"),
+        row("f2", people[1], "court.fulfilled", "2025-02-01", "2025-02-01", ref="j2"),
+        # adverse, out of every window by then (730 days): no notice
+        row("j3", people[2], "court.unfulfilled", "2022-01-01", "2022-01-02"),
+        # not adverse: counts at once, as recorded
+        row("d1", people[2], "charity.donation", "2025-02-01", "2025-02-01", amount=3000),
+        # an organization's red light: noticed too (the scheme scores organizations)
+        row("r1", org, "traffic.red_light", "2025-02-10", "2025-02-11"),
+    ]
+    subjects = pa.table({"code": [*people, org], "kind": ["person"] * 3 + ["organization"]})
+    with open_ledger(database) as ledger:
+        ledger.add_subjects(subjects, source="command line")
+        ledger.append(
+            pa.Table.from_pylist(rows, schema=RECORDS_SCHEMA),
+            source="command line",
+        )
+    return scheme, people
+
+
+def lists_of(svc: Service, code: str) -> list[str]:
+    (state,) = own_states(svc, code)
+    return state.lists
+
+
+def test_records_already_there_get_notice_and_count_from_it(
+    service_db: str, tmp_path: Path
+) -> None:
+    scheme, people = imported(service_db, tmp_path)
+    clock, sink = FakeClock(START), MemorySink()
+    svc = Service.open(Settings(database=service_db, schemes=[str(scheme)]), clock=clock, sink=sink)
+    try:
+        (row_,) = in_force(svc.db).values()
+        assert (row_.scheme, row_.since, row_.existing, row_.notices) == (
+            "town",
+            dt.date(2025, 3, 1),
+            "notify",
+            2,
+        )
+        assert svc.schemes["town"].in_force == dt.date(2025, 3, 1)
+        # delivered as the service opened, each naming who imported the record
+        sent = {n["record"]: n for n in sink.sent}
+        assert set(sent) == {"j1", "r1"}
+        body = sent["j1"]["content"]
+        assert sent["j1"]["takes_effect_on"] == "2025-03-08" == body["takes_effect_on"]
+        assert body["record"]["recorded_at"] == "2025-01-10"
+        assert body["agency"] == "command line"
+        assert "until 2025-03-31" in body["how_to_appeal"]  # 30 days from the notice
+        assert deliver(svc) == (0, 0)
+        # the debt does not count during the notice; the donation counts at once
+        assert lists_of(svc, people[0]) == []
+        assert own_states(svc, people[2])[0].score == 1030
+        clock.advance(days=6)
+        assert lists_of(svc, people[0]) == []
+        clock.advance(days=1)
+        assert lists_of(svc, people[0]) == ["debtors"]
+        # the subject may contest it within appeal_days of the notice, though it was
+        # recorded 80 days before
+        (own,) = [r for r in own_records(svc, people[0]) if r.id == "j1"]
+        assert own.appeal_until == "2025-03-31"
+        assert contest(svc, people[0], "j1", "it was paid").record == "j1"
+    finally:
+        svc.close()
+
+    # a later start changes nothing: no notice again, the same day in force
+    sink = MemorySink()
+    clock.advance(days=40)
+    svc = Service.open(Settings(database=service_db, schemes=[str(scheme)]), clock=clock, sink=sink)
+    try:
+        assert svc.schemes["town"].in_force == dt.date(2025, 3, 1)
+        assert [n["kind"] for n in sink.sent if n["kind"] == "adverse"] == []
+        assert len(in_force(svc.db)) == 1
+        with pytest.raises(Conflict, match="2025-03-31"):  # its window has passed
+            contest(svc, people[0], "j1", "again")
+    finally:
+        svc.close()
+
+
+def test_counted_at_once_by_choice_with_no_notice(service_db: str, tmp_path: Path) -> None:
+    scheme, people = imported(service_db, tmp_path)
+    sink = MemorySink()
+    settings = Settings(database=service_db, schemes=[str(scheme)], existing_records="count")
+    svc = Service.open(settings, clock=FakeClock(START), sink=sink)
+    try:
+        (row_,) = in_force(svc.db).values()
+        assert (row_.since, row_.existing, row_.notices) == (None, "count", 0)
+        assert svc.schemes["town"].in_force is None
+        assert sink.sent == []
+        assert lists_of(svc, people[0]) == ["debtors"]
+    finally:
+        svc.close()
+
+
+def test_the_schemes_page_of_the_api_shows_the_day_in_force(
+    service_db: str, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from socialcredit.api import create_app
+
+    scheme, _ = imported(service_db, tmp_path)
+    svc = Service.open(
+        Settings(database=service_db, schemes=[str(scheme), "rongcheng"]),
+        clock=FakeClock(START),
+        sink=MemorySink(),
+    )
+    try:
+        with TestClient(create_app(svc)) as client:
+            shown = {s["scheme"]: s["in_force"] for s in client.get("/v1/schemes").json()}
+        assert shown == {"town": "2025-03-01", "rongcheng": "2025-03-01"}
+    finally:
+        svc.close()
+
+
+def test_records_imported_under_schemes_in_force_are_warned_of(
+    service_db: str, tmp_path: Path
+) -> None:
+    """Before a service ran a scheme, an import is the ledger's history (noticed when the
+    scheme comes into force); after, the import says its records got no notice."""
+    from typer.testing import CliRunner
+
+    from socialcredit.cli.app import command_app
+
+    scheme, people = imported(service_db, tmp_path)
+    more = tmp_path / "more.csv"
+    more.write_text(
+        "id,subject,type,occurred_at,recorded_at\n"
+        f"late1,{people[0]},traffic.red_light,2025-02-01,2025-02-02\n"
+    )
+    runner = CliRunner()
+    before = runner.invoke(command_app(), ["records", "import", str(more), "--ledger", service_db])
+    assert before.exit_code == 0, before.output
+    assert "warning" not in before.output
+    Service.open(
+        Settings(database=service_db, schemes=[str(scheme)]),
+        clock=FakeClock(START),
+        sink=MemorySink(),
+    ).close()
+    more.write_text(
+        "id,subject,type,occurred_at,recorded_at\n"
+        f"late2,{people[0]},traffic.red_light,2025-02-01,2025-02-02\n"
+    )
+    after = runner.invoke(command_app(), ["records", "import", str(more), "--ledger", service_db])
+    assert after.exit_code == 0, after.output
+    assert "town (since 2025-03-01)" in after.output and "got no notice" in after.output
+    again = runner.invoke(command_app(), ["records", "import", str(more), "--ledger", service_db])
+    assert "warning" not in again.output  # nothing appended

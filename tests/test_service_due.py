@@ -259,6 +259,33 @@ def test_every_read_by_another_is_logged_with_its_purpose(service_env: ServiceEn
     assert env.client.get("/v1/me/access-log", headers=env.session(me)).json() == []
 
 
+def test_every_lookup_is_logged_so_that_its_time_does_not_tell_who_is_registered(
+    service_env: ServiceEnv,
+) -> None:
+    """A lookup of a code no one holds yet writes its entry as a registered person's does
+    (the same durable write before the answer); the person registered later sees it."""
+    from conftest import person_codes
+
+    env = service_env
+    newcomer = person_codes(9, seed=5)[-1]
+    assert newcomer not in env.persons
+    first = public(env, newcomer, purpose="before they came")
+    assert first.status_code == 200 and first.json()["published"] is False
+    org = public(env, env.orgs[0], purpose="supplier check")
+    assert org.status_code == 200
+    env.post([], subjects=[{"code": newcomer, "kind": "person"}])
+    log = env.client.get("/v1/me/access-log", headers=env.session(newcomer)).json()
+    assert [(e["actor"], e["purpose"], e["what"]) for e in log] == [
+        ("the public", "before they came", "public lookup")
+    ]
+    audited = env.client.get(
+        "/v1/access-log",
+        headers=env.auth("auditor"),
+        params={"subject": env.orgs[0], "purpose": "annual audit"},
+    ).json()
+    assert [e["purpose"] for e in audited] == ["supplier check"]
+
+
 # -- appeals -------------------------------------------------------------------------------
 
 

@@ -232,8 +232,7 @@ class FastPaths:
             if wait:
                 raise RateLimited(wait)
             looked = look(svc, snap, code, purpose)
-            if looked.entry is not None:
-                await svc.access_log.write_async(looked.entry)
+            await svc.access_log.write_async(looked.entry)
             view = shown(svc, snap, looked, today, may_block=False)
             if view is None:  # an organization's records: read off the loop
                 view = await run_in_threadpool(shown, svc, snap, looked, today)

@@ -10,8 +10,11 @@
   code alone, so the lookup cannot tell who is in the registry.
 
 Every field of an answer is on an allow-list (:data:`PUBLIC_FIELDS`). Lookups are rate
-limited per client. A lookup of a registered person is a read of their record: it needs a
-declared purpose, as every lookup does, and is written to their access log.
+limited per client. Every lookup needs a declared purpose and is written to the access log
+under the code asked about, durably, before it is answered: for a registered person it is
+a read of their record; for any other code it is written all the same, so that the time
+of the answer, like its content, does not tell who is registered (a person registered
+later finds the lookups of their code made before).
 """
 
 from __future__ import annotations
@@ -98,11 +101,11 @@ _DISPLAYED: dict[tuple[str, dt.date], str] = {}
 @dataclass(frozen=True)
 class Looked:
     """A lookup that may be answered: the code in normal form, its kind (None when not
-    registered), and the entry it writes in the access log first (a registered person)."""
+    registered), and the entry it writes in the access log first."""
 
     code: str
     kind: str | None
-    entry: Entry | None
+    entry: Entry
 
 
 def look(svc: Service, snap: Snapshot, code: str, purpose: str | None) -> Looked:
@@ -110,8 +113,7 @@ def look(svc: Service, snap: Snapshot, code: str, purpose: str | None) -> Looked
     why = declared(purpose)
     code = code_of(code)
     kind = snap.kind_of(code)
-    logged = entry(svc, code, None, why, "public lookup") if kind == "person" else None
-    return Looked(code, kind, logged)
+    return Looked(code, kind, entry(svc, code, None, why, "public lookup"))
 
 
 def _published(svc: Service, kind: str | None) -> list[ActiveScheme]:
@@ -211,8 +213,7 @@ def lookup(svc: Service, code: str, purpose: str | None, client: str) -> PublicV
     today = svc.today().isoformat()
     snap = svc.states.current(svc.day())
     looked = look(svc, snap, code, purpose)
-    if looked.entry is not None:
-        svc.access_log.write(looked.entry).result(WAIT_SECONDS)
+    svc.access_log.write(looked.entry).result(WAIT_SECONDS)
     view = shown(svc, snap, looked, today)
     assert view is not None
     return view

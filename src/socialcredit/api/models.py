@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
+from socialcredit.scheme.model import TypeName
+
 __all__ = [
     "AccessEntryOut",
     "AppealIn",
@@ -41,9 +43,6 @@ MAX_BATCH = 1_000_000  # the ceiling of the max_batch setting, which the route e
 
 Text = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
-TypeName = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
-]
 
 
 class _In(BaseModel):
@@ -75,6 +74,7 @@ class RecordIn(_In):
 
     id: Text
     subject: Code
+    # a type as a scheme declares it (socialcredit.records.DOTTED_NAME): one definition
     type: TypeName
     # strict: a date only as "YYYY-MM-DD" (not a number of seconds, nor a date-time), an
     # amount only as a JSON integer (not "5", nor 5.0)

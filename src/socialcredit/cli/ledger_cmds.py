@@ -19,6 +19,14 @@ from socialcredit.store.origin import Origin
 COMMAND_LINE = "<command line>"
 """The place named by the problems of what ``records add`` and ``subjects add`` are given."""
 
+OpaqueCodesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--opaque-codes",
+        help="Accept any code (operators outside China) instead of USCCs and resident numbers.",
+    ),
+]
+
 subjects_app = typer.Typer(help="The registry of subjects.", no_args_is_help=True)
 records_app = typer.Typer(help="Conduct records in the ledger.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The ledger file itself.", no_args_is_help=True)
@@ -59,13 +67,7 @@ def init(
 def subjects_import(
     file: Annotated[Path, typer.Argument(help="CSV or Parquet with columns code, kind.")],
     ledger: LedgerOpt = None,
-    opaque_codes: Annotated[
-        bool,
-        typer.Option(
-            "--opaque-codes",
-            help="Accept any code (operators outside China) instead of USCCs and resident numbers.",
-        ),
-    ] = False,
+    opaque_codes: OpaqueCodesOpt = False,
 ) -> None:
     """Register subjects from a file; all or nothing, idempotent."""
     from socialcredit.store import load_subjects
@@ -85,7 +87,7 @@ def subjects_add(
     code: Annotated[str, typer.Argument(help="The subject's code.")],
     kind: Annotated[str, typer.Option(help="person or organization")],
     ledger: LedgerOpt = None,
-    opaque_codes: Annotated[bool, typer.Option("--opaque-codes")] = False,
+    opaque_codes: OpaqueCodesOpt = False,
 ) -> None:
     """Register one subject."""
     if kind not in ("person", "organization"):

@@ -737,3 +737,26 @@ def test_a_json_record_takes_a_date_and_an_amount_only_in_their_own_forms(
     assert env.post([{**record("s9", p0), "amount": 5}]).status_code == 200
     ids = env.svc.ledger.call(lambda ledger: ledger.records()["id"].to_pylist())
     assert ids == ["s9"]
+
+
+def test_actions_and_agency_types_are_the_dotted_names_of_the_scheme_language(
+    service_env: ServiceEnv,
+) -> None:
+    """An action a scheme may name (capitals, hyphens) is asked about on either path of
+    the decisions; a name no scheme may hold is refused, and an agency's type too long."""
+    from socialcredit.service.credentials import add_agency
+
+    env = service_env
+    ask = {"subject": env.persons[0], "scheme": "town", "purpose": "ticket"}
+    for action in ("Travel.Air-Express", "travel.air"):
+        answer = env.client.get(
+            "/v1/decisions", headers=env.auth("operator"), params={**ask, "action": action}
+        )
+        assert answer.status_code == 200, (action, answer.text)
+    for action in ("travel..air", "travel.air\n", "a" * 129):
+        answer = env.client.get(
+            "/v1/decisions", headers=env.auth("operator"), params={**ask, "action": action}
+        )
+        assert answer.status_code == 422, action
+    with pytest.raises(SocialCreditError, match="not record types"):
+        add_agency(env.svc.db, "Another", ["t" * 129], "now")

@@ -60,19 +60,25 @@ def imported(database: str, tmp_path: Path) -> tuple[Path, list[str]]:
         row("d1", people[2], "charity.donation", "2025-02-01", "2025-02-01", amount=3000),
         # an organization's red light: noticed too (the scheme scores organizations)
         row("r1", org, "traffic.red_light", "2025-02-10", "2025-02-11"),
+        # adverse, ended only after it takes effect: noticed (it counts until then)
+        row("j4", people[1], "court.unfulfilled", "2025-01-05", "2025-01-10"),
+        row("f4", people[1], "court.fulfilled", "2025-06-01", "2025-06-01", ref="j4"),
+        # recorded after the day in force (a date the ledger takes): noticed, in effect
+        # seven days after its own recording, inside its window then
+        row("t5", people[0], "traffic.red_light", "2024-03-20", "2025-03-10"),
     ]
     subjects = pa.table({"code": [*people, org], "kind": ["person"] * 3 + ["organization"]})
     with open_ledger(database) as ledger:
         ledger.add_subjects(subjects, source="command line")
         ledger.append(
             pa.Table.from_pylist(rows, schema=RECORDS_SCHEMA),
-            source="command line",
+            source=str(tmp_path / "private" / "records.csv"),
         )
     return scheme, people
 
 
-def lists_of(svc: Service, code: str) -> list[str]:
-    (state,) = own_states(svc, code)
+def lists_of(svc: Service, code: str, scheme: str = "town") -> list[str]:
+    (state,) = [s for s in own_states(svc, code) if s.scheme == scheme]
     return state.lists
 
 
@@ -88,30 +94,47 @@ def test_records_already_there_get_notice_and_count_from_it(
             "town",
             dt.date(2025, 3, 1),
             "notify",
-            2,
+            4,
         )
         assert svc.schemes["town"].in_force == dt.date(2025, 3, 1)
         # delivered as the service opened, each naming who imported the record
         sent = {n["record"]: n for n in sink.sent}
-        assert set(sent) == {"j1", "r1"}
+        assert set(sent) == {"j1", "r1", "j4", "t5"}
         body = sent["j1"]["content"]
         assert sent["j1"]["takes_effect_on"] == "2025-03-08" == body["takes_effect_on"]
         assert body["record"]["recorded_at"] == "2025-01-10"
-        assert body["agency"] == "command line"
+        assert body["agency"] == "imported from records.csv"  # not the operator's path
         assert "until 2025-03-31" in body["how_to_appeal"]  # 30 days from the notice
+        assert sent["t5"]["takes_effect_on"] == "2025-03-17"
+        assert "until 2025-04-09" in sent["t5"]["content"]["how_to_appeal"]
         assert deliver(svc) == (0, 0)
+
+        def why(code: str) -> dict[str, str]:
+            explained = own_states(svc, code)[0].explanation
+            return {r["id"]: r["reason"] for r in explained["not_counted"]}
+
         # the debt does not count during the notice; the donation counts at once
         assert lists_of(svc, people[0]) == []
+        assert why(people[0])["j1"] == "not yet in effect: in its notice period until 2025-03-08"
         assert own_states(svc, people[2])[0].score == 1030
         clock.advance(days=6)
         assert lists_of(svc, people[0]) == []
         clock.advance(days=1)
         assert lists_of(svc, people[0]) == ["debtors"]
         # the subject may contest it within appeal_days of the notice, though it was
-        # recorded 80 days before
+        # recorded 80 days before; a record given no notice keeps the window of its
+        # recording (long past for a record out of every window)
         (own,) = [r for r in own_records(svc, people[0]) if r.id == "j1"]
         assert own.appeal_until == "2025-03-31"
         assert contest(svc, people[0], "j1", "it was paid").record == "j1"
+        old = {r.id: r.appeal_until for r in own_records(svc, people[2])}
+        assert old == {"j3": "2022-02-01", "d1": "2025-03-03"}
+        with pytest.raises(Conflict, match="2022-02-01"):
+            contest(svc, people[2], "j3", "too old to count")
+        # the explanation of a record given no notice says why it does not count
+        assert why(people[1])["j2"].startswith("ended on 2025-02-01")
+        assert "j4" not in why(people[1])  # in effect since 2025-03-08, until f4 ends it
+        assert why(people[2])["j3"] == "outside the window of every rule that uses its type"
     finally:
         svc.close()
 
@@ -198,3 +221,117 @@ def test_records_imported_under_schemes_in_force_are_warned_of(
     assert "town (since 2025-03-01)" in after.output and "got no notice" in after.output
     again = runner.invoke(command_app(), ["records", "import", str(more), "--ledger", service_db])
     assert "warning" not in again.output  # nothing appended
+
+
+def test_only_a_service_that_runs_puts_a_scheme_in_force(service_db: str, tmp_path: Path) -> None:
+    """The command line's tools that open the service to sign a subject in, deliver or
+    sweep decide nothing: the first server does."""
+    from typer.testing import CliRunner
+
+    from socialcredit.cli.app import command_app
+    from socialcredit.store.service_db import open_service_db
+
+    scheme, people = imported(service_db, tmp_path)
+    runner = CliRunner()
+    for args in (
+        ["subject", "token", people[0]],
+        ["notices", "deliver"],
+        ["appeals", "sweep"],
+    ):
+        done = runner.invoke(command_app(), [*args, "-d", service_db, "-s", str(scheme)])
+        assert done.exit_code == 0, done.output
+    db = open_service_db(service_db)
+    try:
+        assert in_force(db) == {}
+        assert db.query("SELECT count(*) FROM svc_notices")[0][0] == 0
+    finally:
+        db.close()
+
+
+def test_an_upgraded_database_keeps_counting_what_its_schemes_counted(
+    service_db: str, tmp_path: Path
+) -> None:
+    """A database that ran a scheme before version 7 (with no adverse notice to show
+    for it: its records imported) keeps it counting every record as recorded; a scheme
+    added later is put in force as any other."""
+    scheme = tmp_path / "town.yaml"
+    scheme.write_text(SERVICE_SCHEME)
+    assert upgrade(service_db, to=6).applied == [1, 2, 3, 4, 5, 6]
+    person = person_codes(1)[0]
+    with open_ledger(service_db) as ledger:
+        ledger.add_subjects(pa.table({"code": [person], "kind": ["person"]}), source="x")
+        ledger.append(
+            pa.Table.from_pylist(
+                [row("j1", person, "court.unfulfilled", "2025-01-05", "2025-01-10")],
+                schema=RECORDS_SCHEMA,
+            ),
+            source="x",
+        )
+    assert upgrade(service_db).applied == [7]
+    clock, sink = FakeClock(START), MemorySink()
+    with Service.open(
+        Settings(database=service_db, schemes=[str(scheme)]), clock=clock, sink=sink
+    ) as svc:
+        assert in_force(svc.db)["town"].existing == "before"
+        assert svc.schemes["town"].in_force is None
+        assert lists_of(svc, person) == ["debtors"] and sink.sent == []
+    clock.advance(days=1)
+    added = tmp_path / "county.yaml"
+    added.write_text(SERVICE_SCHEME.replace("scheme: town", "scheme: county"))
+    with Service.open(
+        Settings(database=service_db, schemes=[str(scheme), str(added)]),
+        clock=clock,
+        sink=sink,
+    ) as svc:
+        rows = in_force(svc.db)
+        assert (rows["town"].existing, rows["county"].existing) == ("before", "notify")
+        assert rows["county"].since == dt.date(2025, 3, 2)
+        assert lists_of(svc, person) == ["debtors"]  # as before the upgrade
+        # the added scheme gave notice of the judgment, and lists from 7 days later
+        assert [n["record"] for n in sink.sent] == ["j1"]
+        assert lists_of(svc, person, "county") == []
+        clock.advance(days=7)
+        assert lists_of(svc, person, "county") == ["debtors"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "noticed"),
+    [
+        ("notice_days: 7", "notice_days: 7", True),
+        ("notice_days: 7", "notice_days: 10000000", False),  # in effect after the last date
+        ("window_days: 730", "window_days: 10000000000", True),  # past 32 bits
+    ],
+)
+def test_a_scheme_whose_days_pass_the_calendar_is_put_in_force(
+    service_db: str, tmp_path: Path, old: str, new: str, noticed: bool
+) -> None:
+    scheme, _ = imported(service_db, tmp_path)
+    scheme.write_text(SERVICE_SCHEME.replace(old, new))
+    with Service.open(
+        Settings(database=service_db, schemes=[str(scheme)]),
+        clock=FakeClock(START),
+        sink=MemorySink(),
+    ) as svc:
+        assert (in_force(svc.db)["town"].notices > 0) == noticed
+
+
+def test_the_table_of_days_in_force_cannot_be_rewritten(service_db: str, tmp_path: Path) -> None:
+    scheme, _ = imported(service_db, tmp_path)
+    with Service.open(
+        Settings(database=service_db, schemes=[str(scheme)]),
+        clock=FakeClock(START),
+        sink=MemorySink(),
+    ) as svc:
+        statements = [
+            "UPDATE svc_schemes_in_force SET since = NULL",
+            "DELETE FROM svc_schemes_in_force",
+        ]
+        if svc.db.dialect == "sqlite":  # a replace deletes the row it replaces
+            statements.append(
+                "INSERT OR REPLACE INTO svc_schemes_in_force (scheme, version, since, "
+                "existing, notices, at) VALUES ('town', '', NULL, 'count', 0, 'now')"
+            )
+        for statement in statements:
+            with pytest.raises(Exception, match="append-only"):
+                svc.db.execute(statement)
+        assert in_force(svc.db)["town"].since == dt.date(2025, 3, 1)

@@ -143,7 +143,7 @@ def test_the_hot_paths_answer_as_the_routes_do(service_env: ServiceEnv) -> None:
     body = json.loads(fast[3])
     assert (body["outcome"], body["contested"], fast[4]) == ("denied", True, 1)
     fast, _, _ = both_ways(env, f"/v1/public/{org}", params={"purpose": "p"})
-    assert json.loads(fast[3])["records"] and fast[4] == 0  # organizations are not logged
+    assert json.loads(fast[3])["records"] and fast[4] == 1  # every lookup is logged
 
 
 def test_the_hot_path_refuses_past_the_rate_limit_as_the_route_does(
@@ -444,15 +444,21 @@ def test_notice_bodies_joined_as_columns_are_those_written_record_by_record(
         schema=RECORDS_SCHEMA,
     )
     texts = NoticeTexts(svc, 'Traffic "police"')
+    kinds = pa.array(["person", "organization"] * 3)
     for scheme in (active.scheme, active.scheme.model_copy(update={"appeal_days": 0})):
-        clean = rows.slice(0, 5)  # no control character: joined as columns
-        assert NoticeTexts._columnar(clean)
-        assert texts.adverse(clean, scheme, "2025-03-01T10:00:00+00:00") == texts.adverse_rows(
-            clean, scheme, "2025-03-01T10:00:00+00:00"
-        )
-        assert not NoticeTexts._columnar(rows)  # a tab: record by record
-        assert texts.adverse(rows, scheme, "s") == texts.adverse_rows(rows, scheme, "s")
-    for body in texts.adverse(rows.slice(0, 5), active.scheme, "s")["body"].to_pylist():
+        # and with a day in force (a notice period from it, for the records before it)
+        for since in (None, dt.date(2025, 3, 2)):
+            clean = rows.slice(0, 5)  # no control character: joined as columns
+            assert NoticeTexts._columnar(clean)
+            stamp = "2025-03-01T10:00:00+00:00"
+            assert texts.adverse(clean, kinds[:5], scheme, stamp, since) == texts.adverse_rows(
+                clean, kinds[:5], scheme, stamp, since
+            )
+            assert not NoticeTexts._columnar(rows)  # a tab: record by record
+            assert texts.adverse(rows, kinds, scheme, "s", since) == texts.adverse_rows(
+                rows, kinds, scheme, "s", since
+            )
+    for body in texts.adverse(rows.slice(0, 5), kinds[:5], active.scheme, "s")["body"].to_pylist():
         assert json.loads(body)["record"]["id"] in ids
 
 

@@ -19,14 +19,14 @@ def from_day(day: int) -> dt.date:
     return EPOCH + dt.timedelta(days=int(day))
 
 
-_LAST = (dt.date.max - EPOCH).days
+LAST_DAY = (dt.date.max - EPOCH).days  # the last day a date can hold
 _FIRST = (dt.date.min - EPOCH).days
 
 
 def day_text(day: int) -> str:
     """A day number as ``YYYY-MM-DD``, or the calendar's end it lies beyond (a notice or a
     window may reach past the last date a calendar holds)."""
-    if day > _LAST:
+    if day > LAST_DAY:
         return f"after {dt.date.max.isoformat()}"
     if day < _FIRST:
         return f"before {dt.date.min.isoformat()}"

@@ -13,6 +13,8 @@ SUBJECT_KINDS = ("person", "organization")
 DOTTED_NAME = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
 """What a record type and an action are (SCHEME.md sections 1 and 2): parts of letters,
 digits, ``_`` and ``-``, joined by dots."""
+MAX_NAME = 128
+"""The longest record type or action, in characters."""
 
 SUBJECTS_SCHEMA = pa.schema(
     [

@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from socialcredit.api.errors import error_response
 from socialcredit.days import to_day
 from socialcredit.errors import SocialCreditError
+from socialcredit.records import DOTTED_NAME, MAX_NAME
 from socialcredit.service.access import MAX_PURPOSE, declared
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import remembered
@@ -51,7 +52,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 DECISIONS = "/v1/decisions"
 PUBLIC = "/v1/public/"
-_ACTION = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)*")  # the route's pattern, anchored
+_ACTION = re.compile(DOTTED_NAME)  # the route's pattern (a scheme's action names)
 _JSON = [(b"content-type", b"application/json")]
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -180,7 +181,7 @@ class FastPaths:
         day = svc.day()
         if not (
             _bounded(subject, 64)
-            and _bounded(action, 128)
+            and _bounded(action, MAX_NAME)
             and _bounded(scheme, 64)
             and _ACTION.fullmatch(action or "")
             and _purpose_ok(purpose)

@@ -61,7 +61,8 @@ def _settings(database: str | None, config: Path | None, **more: object) -> Sett
 def _service(database: str | None, config: Path | None, scheme: list[str] | None) -> Service:
     from socialcredit.service import Service
 
-    return Service.open(_settings(database, config, schemes=scheme or None))
+    # only a server puts a scheme in force (and gives notice of the records already there)
+    return Service.open(_settings(database, config, schemes=scheme or None), activate=False)
 
 
 @app.command()

@@ -247,21 +247,29 @@ def _type_name(prep: Prepared, row: int) -> str:
     return prep.tables.names[int(prep.type_index[row])]
 
 
+OUTSIDE_WINDOWS = "outside the window of every rule that uses its type"
+
+
 def _why_not(prep: Prepared, row: int, at: int) -> str:
     """Why a record counts for no rule at ``at`` (read off the same columns as the kernel)."""
     c = prep.compiled
     code = int(prep.tables.code[int(prep.type_index[row])])
     if code == len(c.types):
         return UNKNOWN_TYPE
-    if not any(c.types[code] in r.types for r in c.scheme.rules):
+    rules = [r for r in c.scheme.rules if c.types[code] in r.types]
+    if not rules:
         return "no rule uses its type"
-    if int(prep.occurred[row]) > at:
+    occurred = int(prep.occurred[row])
+    if occurred > at:
         return f"it occurred after {from_day(at).isoformat()}"
-    start = max(int(prep.recorded[row]), int(c.floor[code]))
-    effective = max(int(prep.occurred[row]), start + int(c.delay[code]))
-    if effective > at:
-        return f"not yet in effect: in its notice period until {day_text(effective)}"
     if prep.ended_day(row) <= at:
         ended = from_day(prep.ended_day(row)).isoformat()
         return f"ended on {ended} by a record that resolves or voids it"
-    return "outside the window of every rule that uses its type"
+    windows = [r.window_days for r in rules]
+    if None not in windows and at - occurred >= max(w for w in windows if w is not None):
+        return OUTSIDE_WINDOWS
+    start = max(int(prep.recorded[row]), int(c.floor[code]))
+    effective = max(occurred, start + int(c.delay[code]))
+    if effective > at:
+        return f"not yet in effect: in its notice period until {day_text(effective)}"
+    return OUTSIDE_WINDOWS

@@ -18,14 +18,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from socialcredit.errors import InvalidInput, Problem
+from socialcredit.scheme.model import TypeName
 from socialcredit.scheme.places import Places
 from socialcredit.scheme.validate import parse_document
 
 Share = Annotated[float, Field(ge=0, le=1)]
 NonNegative = Annotated[float, Field(ge=0)]
-TypeName = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$", min_length=1, max_length=128)
-]
 DECILES = 10
 
 

@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from socialcredit.records import DOTTED_NAME
+from socialcredit.records import DOTTED_NAME, MAX_NAME
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=64)]
-TypeName = Annotated[str, Field(pattern=DOTTED_NAME, min_length=1, max_length=128)]
+TypeName = Annotated[str, Field(pattern=DOTTED_NAME, min_length=1, max_length=MAX_NAME)]
 ActionName = TypeName
 INT64_MAX = 2**63 - 1
 Int = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]

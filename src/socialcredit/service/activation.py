@@ -8,44 +8,55 @@ under it at once. So the service keeps, in ``svc_schemes_in_force`` (append-only
 day it first ran each scheme, and what it did then with the records already there, as
 the ``existing_records`` setting says:
 
-* ``notify`` (the default): the scheme is *in force from* that day. Each adverse record
-  already there that could still take effect under it (its subject's kind is scored, its
-  type is adverse and read by a rule whose window it has not left by then, and no record
-  ends it) gets its notice now, and takes effect ``notice_days`` after that day: the
-  engine is given the day (:class:`~socialcredit.engine.Engine`'s ``in_force``), and a
-  record counts from ``max(recorded_at, in force) + notice_days``. Its subject may
-  contest it for ``appeal_days`` from that day too.
+* ``notify`` (the default): the scheme is *in force from* that day. Each record already
+  there that the scheme would count once it takes effect
+  (:meth:`~socialcredit.service.schemes.ActiveScheme.takes_effect`, and no record
+  recorded by then ends it) gets its notice now, and takes effect ``notice_days`` after
+  that day: the engine is given the day (:class:`~socialcredit.engine.Engine`'s
+  ``in_force``), and a record counts from ``max(recorded_at, in force) + notice_days``.
+  Its subject may contest it for ``appeal_days`` from that day too
+  (:func:`~socialcredit.service.notices.appeal_until_column`).
 * ``count``: the records already there count as recorded, at once, with no notice (a
   ledger whose subjects were notified otherwise). The choice is kept in the table.
 
-The first process that opens the service with a scheme decides, in one transaction of
-the service tables that takes the notices' turn (a second process waits, then finds the
-row); later starts, with the same or another version of the scheme, change nothing.
-Records imported into the ledger of a running service later are not noticed: agencies
+The first process that opens the service with a scheme to answer requests decides, in
+one transaction of the service tables that takes the notices' turn (a second process
+waits, then finds the row); later starts, with the same or another version of the
+scheme, change nothing, and the command line's tools that open the service decide
+nothing. A database upgraded from before ``svc_schemes_in_force`` ran its schemes over
+every record as recorded: its first start keeps the schemes it runs that way
+(:data:`UPGRADED`). Records imported into the ledger later are not noticed: agencies
 send records through the API.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+from pathlib import Path, PurePath
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from socialcredit.scheme.model import Scheme
 from socialcredit.service.core import Service
 from socialcredit.service.notices import (
     NOTICE_WRITERS,
     NOTICES_SCHEMA,
     NoticeTexts,
+    whole,
     write_notices,
 )
+from socialcredit.service.schemes import ActiveScheme
 from socialcredit.store.files import AGENCY_PREFIX
 from socialcredit.store.service_db import ServiceDB
 
 IN_FORCE_VERSION = 7
 """The version of the service tables that made ``svc_schemes_in_force``."""
+UPGRADED = "*upgraded"
+"""The row version 7 writes in a database upgraded from an earlier version: the schemes the
+service runs when it next starts ran before, over every record as recorded."""
+TAKEN = "*upgraded-taken"
+"""The row that the first start after the upgrade writes, having taken those schemes."""
 
 __all__ = ["Activation", "activate", "existing_notices", "in_force", "notifying"]
 
@@ -75,12 +86,16 @@ class Activation:
         }
 
 
-def in_force(db: ServiceDB) -> dict[str, Activation]:
-    """Every scheme the service has run, by id."""
+def _rows(db: ServiceDB) -> dict[str, Activation]:
     rows = db.query(
         "SELECT scheme, version, since, existing, notices, at FROM svc_schemes_in_force"
     )
     return {str(r[0]): Activation(*r) for r in rows}
+
+
+def in_force(db: ServiceDB) -> dict[str, Activation]:
+    """Every scheme the service has run, by id."""
+    return {k: v for k, v in _rows(db).items() if not k.startswith("*")}
 
 
 def notifying(target: str | Path) -> dict[str, dt.date]:
@@ -96,45 +111,58 @@ def notifying(target: str | Path) -> dict[str, dt.date]:
         db.close()
 
 
-def activate(svc: Service) -> int:
-    """Record each active scheme the service runs for the first time (with the notices of
-    the records already there, under ``existing_records = notify``), and give every active
-    scheme its day in force; how many notices were written (the caller delivers them)."""
+def activate(svc: Service, *, decide: bool = True) -> int:
+    """Give every active scheme its day in force. With ``decide``, first record each
+    active scheme the service runs for the first time (with the notices of the records
+    already there, under ``existing_records = notify``); without, such a scheme counts
+    every record as recorded in this process, and nothing is written. How many notices
+    were written (the caller delivers them)."""
     written = 0
-    known = in_force(svc.db)
-    if any(sid not in known for sid in svc.schemes):
+    known = _rows(svc.db)
+    if decide and any(sid not in known for sid in svc.schemes):
         today = svc.today()
         notify = svc.settings.existing_records == "notify"
+        upgraded = UPGRADED in known and TAKEN not in known
         ledger: tuple[pa.Table, pa.Table] | None = None
-        if notify:
+        if notify and not upgraded:
             ledger = svc.ledger.read(lambda lg: (lg.subjects(), lg.records()))
         with svc.db.transaction() as db:
             db.take_turn(NOTICE_WRITERS)  # one process decides; the others find its rows
-            known = in_force(db)
+            known = _rows(db)
+            upgraded = UPGRADED in known and TAKEN not in known
             new = [sid for sid in svc.schemes if sid not in known]
+            since = today if notify and not upgraded else None
             # every scheme's day first: a notice states the appeal windows of them all
-            _set_days(svc, known, today if notify else None)
+            _set_days(svc, known, since)
             stamp = svc.stamp()
             for sid in new:
                 active, count = svc.schemes[sid], 0
-                if ledger is not None:
-                    count = write_notices(db, existing_notices(svc, active.scheme, today, *ledger))
+                if ledger is not None and since is not None:
+                    count = write_notices(db, existing_notices(svc, active, since, *ledger))
                     written += count
-                db.execute(
-                    "INSERT INTO svc_schemes_in_force (scheme, version, since, existing, "
-                    "notices, at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        sid,
-                        active.version,
-                        today.isoformat() if notify else None,
-                        svc.settings.existing_records,
-                        count,
-                        stamp,
-                    ),
-                )
-            known = in_force(db)
+                existing = "before" if upgraded else svc.settings.existing_records
+                _insert(db, sid, active.version, since, existing, count, stamp)
+            if upgraded:  # the first start after the upgrade has taken the schemes it ran
+                _insert(db, TAKEN, "", None, "before", 0, stamp)
+            known = _rows(db)
     _set_days(svc, known, None)
     return written
+
+
+def _insert(
+    db: ServiceDB,
+    scheme: str,
+    version: str,
+    since: dt.date | None,
+    existing: str,
+    notices: int,
+    stamp: str,
+) -> None:
+    db.execute(
+        "INSERT INTO svc_schemes_in_force (scheme, version, since, existing, notices, at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (scheme, version, None if since is None else since.isoformat(), existing, notices, stamp),
+    )
 
 
 def _set_days(svc: Service, known: dict[str, Activation], new: dt.date | None) -> None:
@@ -146,48 +174,53 @@ def _set_days(svc: Service, known: dict[str, Activation], new: dt.date | None) -
 
 
 def existing_notices(
-    svc: Service, scheme: Scheme, since: dt.date, subjects: pa.Table, records: pa.Table
+    svc: Service, active: ActiveScheme, since: dt.date, subjects: pa.Table, records: pa.Table
 ) -> pa.Table:
-    """The notices of the records already in the ledger that the scheme, in force from
-    ``since``, would count ``notice_days`` later (:data:`NOTICES_SCHEMA`): adverse types,
-    subjects of a kind it scores, inside the longest window of the rules that read the
-    type on that day, and ended by no record."""
+    """The notices of the records already in the ledger that ``active``, in force from
+    ``since``, would count once they take effect (:data:`NOTICES_SCHEMA`): those
+    :meth:`ActiveScheme.takes_effect` names, less those a record recorded by the day they
+    would take effect ends (SCHEME.md section 3, clause 5)."""
     if not records.num_rows:
         return NOTICES_SCHEMA.empty_table()
-    effective = since + dt.timedelta(days=scheme.notice_days or 0)
-    reach: dict[str, int | None] = {}  # per adverse type read by a rule: its longest window
-    for rule in scheme.rules:
-        for t in rule.types:
-            if not scheme.records[t].adverse:
-                continue
-            old = reach.get(t, 0)
-            reach[t] = (
-                None if old is None or rule.window_days is None else max(old, rule.window_days)
-            )
-    if not reach:
-        return NOTICES_SCHEMA.empty_table()
     kinds = subjects["kind"].take(pc.index_in(records["subject"], value_set=subjects["code"]))
-    mask = pc.and_(
-        pc.is_in(records["type"], value_set=pa.array(list(reach), pa.string())),
-        pc.is_in(kinds, value_set=pa.array(list(scheme.subjects), pa.string())),
+    able, effective = active.since(since).takes_effect(
+        whole(records["type"]),
+        whole(kinds),
+        whole(records["occurred_at"]),
+        whole(records["recorded_at"]),
     )
-    refs = pc.drop_null(records["ref"])
-    mask = pc.and_(mask, pc.invert(pc.is_in(records["id"], value_set=refs)))
-    windows = pa.array([reach[t] for t in reach], pa.int32())
-    window = windows.take(pc.index_in(records["type"], value_set=pa.array(list(reach))))
-    first = pc.subtract(pa.scalar(effective, pa.date32()).cast(pa.int32()), window)
-    # inside the window on the day it takes effect: effective - occurred < window
-    inside = pc.greater(records["occurred_at"].cast(pa.int32()), first)
-    mask = pc.and_(mask, pc.fill_null(inside, True))  # null window: no window
-    chosen = records.filter(pc.fill_null(mask, False))
-    if not chosen.num_rows:
+    enders = records.filter(pc.is_valid(records["ref"]))
+    if enders.num_rows:
+        # the first day each ended record is ended on
+        first = enders.group_by("ref").aggregate([("recorded_at", "min")])
+        at = pc.index_in(records["id"], value_set=first["ref"])
+        ended = first["recorded_at_min"].take(at).cast(pa.int32())
+        ended_on = np.asarray(pc.fill_null(ended, np.iinfo(np.int32).max).to_numpy(), np.int64)
+        able &= ended_on > effective
+    chosen_at = np.flatnonzero(able)
+    if not len(chosen_at):
         return NOTICES_SCHEMA.empty_table()
+    chosen = records.take(chosen_at)
+    chosen_kinds = kinds.take(chosen_at)
     senders = svc.ledger.read(lambda lg: lg.sources(chosen["id"].to_pylist()))
-    agency = pa.array([senders.get(rid, "") for rid in chosen["id"].to_pylist()], pa.string())
-    agency = pc.replace_substring_regex(agency, f"^{AGENCY_PREFIX}", "")
+    agency = pa.array(
+        [_sender(senders.get(rid, "")) for rid in chosen["id"].to_pylist()], pa.string()
+    )
     stamp = svc.stamp()
     parts = [NOTICES_SCHEMA.empty_table()]
     for name in pc.unique(agency).to_pylist():
-        rows = chosen.filter(pc.equal(agency, name))
-        parts.append(NoticeTexts(svc, name).adverse(rows, scheme, stamp, since))
+        mine = pc.equal(agency, name)
+        parts.append(
+            NoticeTexts(svc, name).adverse(
+                chosen.filter(mine), chosen_kinds.filter(mine), active.scheme, stamp, since
+            )
+        )
     return pa.concat_tables(parts)
+
+
+def _sender(source: str) -> str:
+    """Who a notice names as the record's sender: the agency that sent it, or, for an
+    import, the name of the file (not its path on the operator's machine)."""
+    if source.startswith(AGENCY_PREFIX):
+        return source.removeprefix(AGENCY_PREFIX)
+    return f"imported from {PurePath(source).name or source}"

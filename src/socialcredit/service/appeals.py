@@ -31,13 +31,12 @@ from socialcredit.service.access import declared, log_read
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal
 from socialcredit.service.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from socialcredit.service.notices import appeal_days, appeal_until, write_notice
+from socialcredit.service.notices import appeal_until, write_notice
 from socialcredit.store import Ledger
 
 __all__ = [
     "VOID_PREFIX",
     "Appeal",
-    "appeal_days",
     "appeal_of",
     "appeals_of",
     "contest",
@@ -124,7 +123,8 @@ def contest(svc: Service, subject: str, record_id: str, reason: str) -> Appeal:
     if not found:
         raise NotFound("not found")
     record = found[0]
-    until = appeal_until(svc, record["type"], record["recorded_at"])
+    kind = svc.states.kind_of(subject)
+    until = appeal_until(svc, record["type"], kind, record["occurred_at"], record["recorded_at"])
     if until is None:  # as the notices of its records said
         raise Conflict(
             f"record {record_id} cannot be contested: the schemes that read records of type "
@@ -132,9 +132,9 @@ def contest(svc: Service, subject: str, record_id: str, reason: str) -> Appeal:
         )
     if svc.today() > until:
         raise Conflict(
-            f"record {record_id} could be contested until {until.isoformat()} "
-            f"({appeal_days(svc, record['type'])} days after it was recorded, or after its "
-            "scheme came into force); that time has passed"
+            f"record {record_id} could be contested until {until.isoformat()} (the "
+            "appeal_days of its schemes from the day it was recorded, or from the day its "
+            "notice was given when its scheme came into force); that time has passed"
         )
     with svc.db.transaction() as db:
         if db.one("SELECT 1 FROM svc_appeals WHERE record_id = ?", (record_id,)):

@@ -47,6 +47,7 @@ class Service:
         wake: Callable[[], None] | None = None,
         published: Path | None = None,
         access_log: Path | None = None,
+        activate: bool = True,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -58,9 +59,10 @@ class Service:
             self.db.close()
             raise
         try:
-            from socialcredit.service.activation import activate
+            from socialcredit.service.activation import activate as activate_schemes
 
-            noticed = activate(self)  # the schemes' days in force, before any state
+            # the schemes' days in force, before any state
+            noticed = activate_schemes(self, decide=activate)
         except BaseException:
             self.ledger.close()
             self.db.close()
@@ -116,6 +118,7 @@ class Service:
         wake: Callable[[], None] | None = None,
         published: Path | None = None,
         access_log: Path | None = None,
+        activate: bool = True,
     ) -> Service:
         """Open the service on ``settings.database``, which ``db upgrade`` has prepared.
         ``background``: deliver the outbox on a thread of its own (the server's supervising
@@ -124,7 +127,9 @@ class Service:
         answering requests); ``published``: the states are scored by another process and
         published in that directory (:mod:`socialcredit.service.published`);
         ``access_log``: the socket of the process that commits the access log
-        (:class:`~socialcredit.service.access.AccessLogServer`)."""
+        (:class:`~socialcredit.service.access.AccessLogServer`); ``activate``: put the
+        schemes run for the first time in force (:mod:`socialcredit.service.activation`;
+        the command line's tools that only deliver, sweep or sign in do not)."""
         return cls(
             settings,
             clock=clock,
@@ -134,6 +139,7 @@ class Service:
             wake=wake,
             published=published,
             access_log=access_log,
+            activate=activate,
         )
 
     def outbox_written(self) -> None:

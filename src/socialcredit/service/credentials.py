@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from socialcredit.errors import SocialCreditError
-from socialcredit.records import DOTTED_NAME
+from socialcredit.records import DOTTED_NAME, MAX_NAME
 from socialcredit.service.errors import Conflict, NotFound
 from socialcredit.store.service_db import ServiceDB
 
@@ -78,7 +78,7 @@ def add_agency(db: ServiceDB, name: str, types: list[str], now: str) -> str:
     wanted = sorted({t.strip() for t in types if t.strip()})
     if not wanted:
         raise SocialCreditError("an agency needs at least one record type (--types)")
-    bad = [t for t in wanted if not _TYPE.match(t)]
+    bad = [t for t in wanted if len(t) > MAX_NAME or not _TYPE.fullmatch(t)]
     if bad:
         raise SocialCreditError(
             f"not record types: {', '.join(map(repr, bad))} (dotted names: letters, digits, _ "

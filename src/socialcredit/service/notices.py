@@ -32,9 +32,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from socialcredit.days import LAST_DAY, to_day
 from socialcredit.engine.conditions import condition_parts
 from socialcredit.records import RECORD_FIELDS
 from socialcredit.scheme.model import Condition, RuleCondition, Scheme
@@ -51,7 +53,6 @@ __all__ = [
     "Notice",
     "NoticeTexts",
     "adverse_notice",
-    "appeal_days",
     "appeal_until",
     "appeal_until_column",
     "deliver",
@@ -59,6 +60,7 @@ __all__ = [
     "notice_table",
     "notices_of",
     "pending_notices",
+    "whole",
     "write_notice",
     "write_notices",
 ]
@@ -86,49 +88,62 @@ class Notice:
 NO_APPEAL = "no active scheme allows an appeal of this record"
 
 
-def _appeal_windows(svc: Service, type_name: str) -> list[tuple[dt.date | None, int]]:
-    """The schemes whose ``appeal_days`` open a window to contest a record of this type:
-    the active schemes that know the type (all of them, for a type none knows), each as
-    its day in force (None: over every record) and its ``appeal_days``."""
-    known = [a for a in svc.schemes.values() if type_name in a.scheme.records]
-    return [(a.in_force, a.scheme.appeal_days or 0) for a in known or svc.schemes.values()]
-
-
-def appeal_days(svc: Service, type_name: str) -> int:
-    """The days during which a subject may contest a record of this type, from the day it
-    is recorded (or from the day the scheme came into force, for a record already there):
-    the longest ``appeal_days`` of :func:`_appeal_windows`; 0: no appeal."""
-    return max(days for _, days in _appeal_windows(svc, type_name))
-
-
-def appeal_until(svc: Service, type_name: str, recorded: dt.date) -> dt.date | None:
-    """The last day a subject may contest a record of this type recorded on ``recorded``
-    (None: no scheme allows an appeal). Each window opens on the day the record is
-    recorded, or on the day its scheme came into force when that is later (the day the
-    record's notice was written); each notice of the record states this one deadline."""
-    ends = [
-        max(recorded, since or recorded) + dt.timedelta(days=days)
-        for since, days in _appeal_windows(svc, type_name)
-        if days
-    ]
-    return max(ends) if ends else None
-
-
 def appeal_until_column(
-    svc: Service, types: pa.Array | pa.ChunkedArray, recorded: pa.Array | pa.ChunkedArray
-) -> pa.Array | pa.ChunkedArray:
-    """:func:`appeal_until` of each record (its type and ``recorded_at``), as dates (null:
-    no appeal)."""
-    distinct = pc.unique(types)
-    windows = {t: _appeal_windows(svc, t) for t in distinct.to_pylist()}
-    out: pa.Array | pa.ChunkedArray = pa.nulls(len(recorded), pa.date32())
-    for since, days in sorted({w for ws in windows.values() for w in ws if w[1]}, key=str):
-        has = [(since, days) in windows[t] for t in distinct.to_pylist()]
-        mine = pa.array(has, pa.bool_()).take(pc.index_in(types, value_set=distinct))
-        start = recorded if since is None else pc.max_element_wise(recorded, pa.scalar(since))
-        end = pc.add(start.cast(pa.int32()), pa.scalar(days, pa.int32())).cast(pa.date32())
-        out = pc.if_else(mine, pc.max_element_wise(pc.fill_null(out, end), end), out)
-    return out
+    svc: Service,
+    types: pa.Array | pa.ChunkedArray,
+    kinds: pa.Array | pa.ChunkedArray,
+    occurred: pa.Array | pa.ChunkedArray,
+    recorded: pa.Array | pa.ChunkedArray,
+) -> pa.Array:
+    """The last day its subject may contest each record (its type, its subject's kind,
+    its dates), as dates; null where no scheme allows an appeal. Each active scheme that
+    knows the type (each of them, for a type none knows) opens a window of its
+    ``appeal_days`` on the day the record was recorded -- or, for an adverse record that
+    was in the ledger before the scheme came into force and got its notice then, on that
+    day; the record's one deadline is the last of them, and each of its notices states it."""
+    types, kinds = whole(types), whole(kinds)
+    occurred, recorded = whole(occurred), whole(recorded)
+    day = np.asarray(recorded.cast(pa.int32()).to_numpy(zero_copy_only=False), np.int64)
+    known = pa.array(sorted({t for a in svc.schemes.values() for t in a.scheme.records}))
+    unknown = np.asarray(
+        pc.invert(pc.is_in(types, value_set=known)).to_numpy(zero_copy_only=False), np.bool_
+    )
+    out = np.full(len(types), -1, np.int64)  # -1: no window
+    for active in svc.schemes.values():
+        days = active.scheme.appeal_days or 0
+        if not days:
+            continue
+        names = pa.array(list(active.scheme.records), pa.string())
+        applies = unknown | np.asarray(
+            pc.is_in(types, value_set=names).to_numpy(zero_copy_only=False), np.bool_
+        )
+        start = day
+        if active.in_force is not None:
+            since = to_day(active.in_force)
+            noticed, _ = active.takes_effect(types, kinds, occurred, recorded)
+            start = np.where(noticed & (day < since), since, day)
+        end = np.minimum(start + days, LAST_DAY)
+        out = np.where(applies, np.maximum(out, end), out)
+    return pa.array(np.maximum(out, 0).astype(np.int32), pa.date32(), mask=out < 0)
+
+
+def appeal_until(
+    svc: Service, type_name: str, kind: str | None, occurred: dt.date, recorded: dt.date
+) -> dt.date | None:
+    """:func:`appeal_until_column` of one record."""
+    found = appeal_until_column(
+        svc,
+        pa.array([type_name], pa.string()),
+        pa.array([kind], pa.string()),
+        pa.array([occurred], pa.date32()),
+        pa.array([recorded], pa.date32()),
+    )[0].as_py()
+    return found if isinstance(found, dt.date) else None
+
+
+def whole(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """An array in one chunk."""
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def effect_of(scheme: Scheme, type_name: str) -> str:
@@ -167,7 +182,13 @@ def adverse_notice(
     """The effective day and body of the notice of an adverse record under a scheme."""
     recorded = dt.date.fromisoformat(str(record["recorded_at"]))
     effective = recorded + dt.timedelta(days=scheme.notice_days or 0)
-    until = appeal_until(svc, str(record["type"]), recorded)
+    until = appeal_until(
+        svc,
+        str(record["type"]),
+        svc.states.kind_of(str(record["subject"])),
+        dt.date.fromisoformat(str(record["occurred_at"])),
+        recorded,
+    )
     body = {
         "notice": "adverse record",
         "subject": record["subject"],
@@ -262,14 +283,20 @@ class NoticeTexts:
         self._agency = _text(agency)
 
     def adverse(
-        self, rows: pa.Table, scheme: Scheme, stamp: str, since: dt.date | None = None
+        self,
+        rows: pa.Table,
+        kinds: pa.Array | pa.ChunkedArray,
+        scheme: Scheme,
+        stamp: str,
+        since: dt.date | None = None,
     ) -> pa.Table:
-        """The notice of each row: :data:`NOTICE_COLUMNS`. ``since``: the day the scheme
-        came into force, for records recorded before it (their notice period starts then)."""
+        """The notice of each row (``kinds``: its subject's kind): :data:`NOTICE_COLUMNS`.
+        ``since``: the day the scheme came into force, for records recorded before it
+        (their notice period starts then)."""
         if not rows.num_rows:
             return NOTICES_SCHEMA.empty_table()
         if not self._columnar(rows):
-            return self.adverse_rows(rows, scheme, stamp, since)
+            return self.adverse_rows(rows, kinds, scheme, stamp, since)
         svc, name = self._svc, scheme.scheme
         types = pc.unique(rows["type"])
         effects = pa.array([_text(effect_of(scheme, t)) for t in types.to_pylist()], pa.string())
@@ -278,7 +305,7 @@ class NoticeTexts:
         recorded = rows["recorded_at"]
         start = recorded if since is None else pc.max_element_wise(recorded, pa.scalar(since))
         effective_on = _days_later(start, scheme.notice_days or 0)
-        deadline = appeal_until_column(svc, type_, recorded)
+        deadline = appeal_until_column(svc, type_, kinds, rows["occurred_at"], recorded)
         if pc.any(pc.is_valid(deadline)).as_py():
             until = deadline.cast(pa.string())
             how = pc.binary_join_element_wise(
@@ -345,26 +372,32 @@ class NoticeTexts:
         return True
 
     def adverse_rows(
-        self, rows: pa.Table, scheme: Scheme, stamp: str, since: dt.date | None = None
+        self,
+        rows: pa.Table,
+        kinds: pa.Array | pa.ChunkedArray,
+        scheme: Scheme,
+        stamp: str,
+        since: dt.date | None = None,
     ) -> pa.Table:
         """:meth:`adverse`, record by record."""
         svc, name = self._svc, scheme.scheme
         effects = {t: _text(effect_of(scheme, t)) for t in pc.unique(rows["type"]).to_pylist()}
-        days: dict[tuple[dt.date, str], tuple[str, dt.date | None]] = {}
+        days: dict[dt.date, str] = {}
         out: list[NoticeRow] = []
         head = f'{{"agency": {self._agency}, "effect": '
         tail = f', "scheme": {_text(name)}, "subject": '
         columns = [rows[c].to_pylist() for c in RECORD_FIELDS]
-        for rid, subject, type_, occurred, recorded, amount, ref in zip(*columns, strict=True):
-            found = days.get((recorded, type_))
-            if found is None:
+        deadlines = appeal_until_column(
+            svc, rows["type"], kinds, rows["occurred_at"], rows["recorded_at"]
+        ).to_pylist()
+        for rid, subject, type_, occurred, recorded, amount, ref, until in zip(
+            *columns, deadlines, strict=True
+        ):
+            effective_on = days.get(recorded)
+            if effective_on is None:
                 start = recorded if since is None else max(recorded, since)
                 effective = start + dt.timedelta(days=scheme.notice_days or 0)
-                found = days[recorded, type_] = (
-                    effective.isoformat(),
-                    appeal_until(svc, type_, recorded),
-                )
-            effective_on, until = found
+                effective_on = days[recorded] = effective.isoformat()
             how = (
                 f"sign in and contest record {rid} (POST /v1/me/appeals) until {until}; a "
                 f"reviewer decides within {svc.settings.review_days} days, or the record is "

@@ -20,7 +20,7 @@ from socialcredit.service.appeals import contested_ids
 from socialcredit.service.core import Service
 from socialcredit.service.errors import NotFound
 from socialcredit.service.ingest import senders
-from socialcredit.service.notices import appeal_until
+from socialcredit.service.notices import appeal_until_column
 
 __all__ = ["OwnRecord", "SchemeState", "own_record", "own_records", "own_states"]
 
@@ -57,9 +57,14 @@ class SchemeState:
 
 def own_records(svc: Service, subject: str) -> list[OwnRecord]:
     """All the subject's records, in ledger order."""
-    rows = svc.states.records_of(subject).to_pylist()
+    table = svc.states.records_of(subject)
+    rows = table.to_pylist()
     contested = contested_ids(svc, subject)
     agencies = senders(svc, [str(r["id"]) for r in rows])
+    kinds = pa.array([svc.states.kind_of(subject)] * len(rows), pa.string())
+    until = appeal_until_column(
+        svc, table["type"], kinds, table["occurred_at"], table["recorded_at"]
+    ).to_pylist()
     return [
         OwnRecord(
             r["id"],
@@ -70,9 +75,9 @@ def own_records(svc: Service, subject: str) -> list[OwnRecord]:
             r["ref"],
             agencies.get(r["id"]),
             r["id"] in contested,
-            (appeal_until(svc, r["type"], r["recorded_at"]) or r["recorded_at"]).isoformat(),
+            (u or r["recorded_at"]).isoformat(),
         )
-        for r in rows
+        for r, u in zip(rows, until, strict=True)
     ]
 
 

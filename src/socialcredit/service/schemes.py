@@ -5,8 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, replace
+from functools import cached_property
 
-from socialcredit.days import to_day
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from socialcredit.days import LAST_DAY, to_day
 from socialcredit.engine import Engine
 from socialcredit.errors import RefusedScheme, SocialCreditError
 from socialcredit.scheme import Finding, LoadedScheme, audit, load
@@ -35,6 +40,48 @@ class ActiveScheme:
         in_force = None if day is None else to_day(day)
         return replace(self, in_force=day, engine=Engine(self.scheme, in_force=in_force))
 
+    @cached_property
+    def reach(self) -> dict[str, int | None]:
+        """Each adverse type some rule reads, with the longest window of those rules
+        (None: a rule without window)."""
+        out: dict[str, int | None] = {}
+        for rule in self.scheme.rules:
+            for t in rule.types:
+                if self.scheme.records[t].adverse:
+                    old, window = out.get(t, 0), rule.window_days
+                    out[t] = None if old is None or window is None else max(old, window)
+        return out
+
+    def takes_effect(
+        self, types: pa.Array, kinds: pa.Array, occurred: pa.Array, recorded: pa.Array
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For records as columns (their subjects' kinds beside them): whether each is an
+        adverse record the scheme would count once it takes effect -- its subject's kind
+        scored, its type adverse and read by a rule, and younger than that rule's window on
+        the day it takes effect, a day in the calendar -- and that day (a day number):
+        ``notice_days`` after ``recorded_at``, or after the day in force when that is
+        later. Records ended by a ``ref`` are the caller's to leave out."""
+        n = len(types)
+        reach = self.reach
+        if not reach or not n:
+            return np.zeros(n, np.bool_), np.zeros(n, np.int64)
+        names = pa.array(list(reach), pa.string())
+        position = pc.index_in(types, value_set=names)
+        ok = pc.and_(
+            pc.is_valid(position),
+            pc.is_in(kinds, value_set=pa.array(list(self.scheme.subjects), pa.string())),
+        )
+        able = np.asarray(pc.fill_null(ok, False).to_numpy(zero_copy_only=False), np.bool_)
+        start = _days(recorded)
+        if self.in_force is not None:
+            np.maximum(start, to_day(self.in_force), out=start)
+        effective = start + min(self.scheme.notice_days or 0, LAST_DAY)
+        able &= effective <= LAST_DAY
+        longest = np.array([LAST_DAY if w is None else w for w in reach.values()], np.int64)
+        window = longest[np.asarray(pc.fill_null(position, 0).to_numpy(), np.intp)]
+        able &= effective - _days(occurred) < window
+        return able, effective
+
     @property
     def scheme(self) -> Scheme:
         """The validated scheme."""
@@ -44,6 +91,11 @@ class ActiveScheme:
     def id(self) -> str:
         """The scheme's identifier."""
         return self.loaded.scheme.scheme
+
+
+def _days(dates: pa.Array) -> np.ndarray:
+    """Dates as int64 day numbers."""
+    return np.asarray(dates.cast(pa.int32()).to_numpy(zero_copy_only=False), np.int64)
 
 
 def load_active(names: list[str]) -> dict[str, ActiveScheme]:

@@ -22,7 +22,7 @@ from pydantic_settings import (
 )
 
 from socialcredit.errors import SocialCreditError
-from socialcredit.records import DOTTED_NAME
+from socialcredit.records import DOTTED_NAME, MAX_NAME
 
 __all__ = ["Settings", "load_settings"]
 
@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     void_type: str = Field(
         "appeal.upheld",
         pattern=DOTTED_NAME,
+        max_length=MAX_NAME,
         description="The record type of the record that voids an upheld or lapsed appeal.",
     )
     existing_records: Literal["notify", "count"] = Field(

@@ -31,6 +31,10 @@ class Migration:
     name: str
     sqlite: tuple[str, ...]
     postgres: tuple[str, ...]
+    # statements run after the others only when the database was at an earlier version
+    # before this upgrade began (not when it is made from nothing), with the time as their
+    # one parameter
+    upgrading: tuple[str, ...] = ()
 
     def statements(self, dialect: str) -> tuple[str, ...]:
         """The SQL of this step for ``dialect`` (``sqlite`` or ``postgres``)."""
@@ -226,14 +230,20 @@ MIGRATIONS = (
     ),
 )
 
-# The day each scheme came into force in the service (socialcredit.service.activation): a
-# database that ran schemes before has their notices; those schemes were in force before
-# the table, over every record, as the service counted them then.
+# The day each scheme came into force in the service (socialcredit.service.activation). In
+# a database upgraded from an earlier version, the schemes it ran were in force before the
+# table, over every record as recorded: those whose adverse notices it holds, and (a row
+# named *upgraded) those the service runs when it next starts. A new database has neither.
 _IN_FORCE = (
     "CREATE TABLE svc_schemes_in_force (scheme text PRIMARY KEY, version text NOT NULL, "
     "since text, existing text NOT NULL, notices bigint NOT NULL, at text NOT NULL)",
     "INSERT INTO svc_schemes_in_force (scheme, version, since, existing, notices, at) "
-    "SELECT DISTINCT scheme, '', NULL, 'before', 0, {now} FROM svc_notices",
+    "SELECT DISTINCT scheme, '', NULL, 'before', 0, {now} FROM svc_notices "
+    "WHERE kind = 'adverse'",
+)
+_UPGRADED = (
+    "INSERT INTO svc_schemes_in_force (scheme, version, since, existing, notices, at) "
+    "VALUES ('*upgraded', '', NULL, 'before', 0, ?)",
 )
 MIGRATIONS = (
     *MIGRATIONS,
@@ -253,5 +263,6 @@ MIGRATIONS = (
             ),
             *_postgres_triggers(("svc_schemes_in_force",)),
         ),
+        upgrading=_UPGRADED,
     ),
 )

@@ -67,6 +67,9 @@ class ServiceDB:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
             db.execute("PRAGMA synchronous = FULL")
+            # a REPLACE deletes the row it replaces: with recursive triggers, the delete
+            # triggers of the append-only tables refuse it, as they refuse a DELETE
+            db.execute("PRAGMA recursive_triggers = ON")
             # the ledger's page cache: with SQLite's default of 2 MB, the service's indexes
             # (tens of MB after a million records) were read again from the file on every
             # batch, and writing a batch's notices took twice as long
@@ -464,6 +467,9 @@ def upgrade(target: str | Path, *, to: int | None = None) -> Upgrade:
                     )
                 for statement in migration.statements(db.dialect):
                     db.execute(statement)
+                if before:
+                    for statement in migration.upgrading:
+                        db.execute(statement, (_now(),))
                 db.execute(
                     "INSERT INTO svc_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (migration.version, migration.name, _now()),

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from socialcredit.api.deps import Operator, Svc
 from socialcredit.api.errors import responses
 from socialcredit.api.models import DecisionOut, SubscriptionIn, SubscriptionOut, answer
+from socialcredit.records import DOTTED_NAME, MAX_NAME
 from socialcredit.service.decisions import decide
 from socialcredit.service.webhooks import subscribe, subscriptions_of, unsubscribe
 
@@ -32,9 +33,7 @@ def get_decision(
     svc: Svc,
     who: Operator,
     subject: Annotated[str, Query(min_length=1, max_length=64)],
-    action: Annotated[
-        str, Query(min_length=1, max_length=128, pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
-    ],
+    action: Annotated[str, Query(min_length=1, max_length=MAX_NAME, pattern=DOTTED_NAME)],
     scheme: Annotated[str, Query(min_length=1, max_length=64)],
     purpose: Purpose = None,
 ) -> Response:

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from conftest import ServiceEnv
@@ -186,3 +186,59 @@ def test_a_slow_webhook_receiver_holds_up_neither_notices_nor_shutdown(
     finally:
         env.svc.dispatcher = None
         release.set()
+
+
+def test_a_receiver_that_hangs_holds_up_no_other_and_gets_its_events_in_order(
+    service_env: ServiceEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two subscriptions, one to a receiver that answers too late: a round costs one
+    timeout, not one per pending delivery; the other receiver gets its events in that
+    round; the late receiver's later events wait for its first, and come in order."""
+    from socialcredit.service import webhooks
+    from socialcredit.service.notices import deliver
+
+    env = service_env
+    monkeypatch.setattr(webhooks, "TIMEOUT_SECONDS", 0.5)
+    # the batches below deliver their notices, and leave the webhooks to this test
+    monkeypatch.setattr(env.svc, "outbox_written", lambda: deliver(env.svc))
+    slow_until = [time.monotonic() + 3600.0]
+
+    class Late(BaseHTTPRequestHandler):
+        got: ClassVar[list[int]] = []
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if time.monotonic() < slow_until[0]:
+                time.sleep(1.5)  # past the client's timeout
+            Late.got.append(json.loads(body)["event"])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    late = ThreadingHTTPServer(("127.0.0.1", 0), Late)
+    threading.Thread(target=late.serve_forever, daemon=True).start()
+    fast = Receiver(fail=0)
+    try:
+        assert subscribe(env, f"http://127.0.0.1:{late.server_address[1]}/").status_code == 201
+        assert subscribe(env, fast.url).status_code == 201
+        # three changes of the list, one a day: three events for each subscription
+        for i in range(3):
+            record = {"id": f"j{i}", "subject": env.persons[i], "type": "court.unfulfilled"}
+            env.post([{**record, "occurred_at": "2025-02-20"}])
+            env.clock.advance(days=7)
+            webhooks.watch_lists(env.svc)
+        started = time.monotonic()
+        assert deliver_webhooks(env.svc) == (3, 1)
+        assert time.monotonic() - started < 1.4  # one timeout (0.5 s), not three
+        assert len(fast.got) == 3
+        slow_until[0] = 0.0
+        env.clock.advance(seconds=3)  # the failed delivery is due again
+        assert deliver_webhooks(env.svc) == (3, 0)
+        assert Late.got[-3:] == sorted(Late.got[-3:])  # in the order of the events
+    finally:
+        late.shutdown()
+        late.server_close()
+        fast.close()

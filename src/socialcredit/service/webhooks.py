@@ -29,6 +29,7 @@ import secrets
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,7 @@ EVENT_HEADER = "Socialcredit-Event"
 MAX_BACKOFF = 3600
 TIMEOUT_SECONDS = 5.0
 BATCH = 100
+POSTERS = 8  # subscriptions posted to at once
 
 
 @dataclass(frozen=True)
@@ -224,21 +226,33 @@ def _event(
 
 
 def deliver_webhooks(svc: Service) -> tuple[int, int]:
-    """Look for list changes, then POST the deliveries that are due; (delivered, failed)."""
+    """Look for list changes, then POST the deliveries that are due; (delivered, failed).
+
+    The deliveries of one subscription go in order, one after the other, and stop at its
+    first failure: the later ones wait, unattempted, until the failed one is retried and
+    delivered (a receiver that is down costs one timeout a round, not one per delivery,
+    and gets the events in order). Those of different subscriptions go at once, up to
+    :data:`POSTERS`, so that a slow receiver holds up no other."""
     watch_lists(svc)
+    now = svc.stamp()
     rows = svc.db.query(
-        "SELECT d.id, d.event_id, d.attempts, e.body, s.url, s.secret FROM svc_deliveries AS d "
-        "JOIN svc_events AS e ON e.id = d.event_id JOIN svc_subscriptions AS s "
-        "ON s.id = d.subscription_id WHERE d.delivered_at IS NULL AND d.next_at <= ? "
-        "AND s.deleted_at IS NULL ORDER BY d.id LIMIT ?",
-        (svc.stamp(), BATCH),
+        "SELECT d.id, d.event_id, d.attempts, e.body, s.url, s.secret, s.id "
+        "FROM svc_deliveries AS d JOIN svc_events AS e ON e.id = d.event_id "
+        "JOIN svc_subscriptions AS s ON s.id = d.subscription_id WHERE d.delivered_at IS NULL "
+        "AND d.next_at <= ? AND s.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM "
+        "svc_deliveries AS p WHERE p.subscription_id = d.subscription_id AND p.id < d.id "
+        "AND p.delivered_at IS NULL AND p.next_at > ?) ORDER BY d.id LIMIT ?",
+        (now, now, BATCH),
     )
+    queues: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        queues.setdefault(int(row[6]), []).append(row[:6])
+    if not queues:
+        return 0, 0
+    with ThreadPoolExecutor(min(POSTERS, len(queues)), "webhook-post") as pool:
+        posted = [p for done in pool.map(_post_in_order, queues.values()) for p in done]
     done = failed = 0
-    for delivery, event, attempts, body, url, secret in rows:
-        payload = json.dumps(
-            {"event": int(event), **json.loads(body)}, ensure_ascii=False, sort_keys=True
-        ).encode()
-        error = post_signed(str(url), str(secret), int(event), payload)
+    for delivery, attempts, error in posted:
         if error is None:
             svc.db.execute(
                 "UPDATE svc_deliveries SET attempts = attempts + 1, delivered_at = ?, "
@@ -256,6 +270,21 @@ def deliver_webhooks(svc: Service) -> tuple[int, int]:
             )
             failed += 1
     return done, failed
+
+
+def _post_in_order(queue: list[tuple[Any, ...]]) -> list[tuple[Any, Any, str | None]]:
+    """POST one subscription's deliveries in order, up to its first failure; (delivery,
+    attempts, error) of each one tried."""
+    out: list[tuple[Any, Any, str | None]] = []
+    for delivery, event, attempts, body, url, secret in queue:
+        payload = json.dumps(
+            {"event": int(event), **json.loads(body)}, ensure_ascii=False, sort_keys=True
+        ).encode()
+        error = post_signed(str(url), str(secret), int(event), payload)
+        out.append((delivery, attempts, error))
+        if error is not None:
+            break
+    return out
 
 
 def post_signed(url: str, secret: str, event: int, payload: bytes) -> str | None:

@@ -738,11 +738,10 @@ def test_every_notice_of_a_record_states_the_one_deadline_to_contest_it(
         for active in svc.schemes.values():
             _, body = adverse_notice(svc, agency="Court", record=row, scheme=active.scheme)
             assert "until 2025-03-31;" in body["how_to_appeal"], active.id
-            kinds = pa.array(["person"])
-            [joined] = texts.adverse(rows, kinds, active.scheme, "s")["body"].to_pylist()
+            [joined] = texts.adverse(rows, active.scheme, "s")["body"].to_pylist()
             assert json.loads(joined)["how_to_appeal"] == body["how_to_appeal"]
-            assert texts.adverse_rows(rows, kinds, active.scheme, "s") == texts.adverse(
-                rows, kinds, active.scheme, "s"
+            assert texts.adverse_rows(rows, active.scheme, "s") == texts.adverse(
+                rows, active.scheme, "s"
             )
     finally:
         svc.close()

@@ -66,6 +66,11 @@ def imported(database: str, tmp_path: Path) -> tuple[Path, list[str]]:
         # recorded after the day in force (a date the ledger takes): noticed, in effect
         # seven days after its own recording, inside its window then
         row("t5", people[0], "traffic.red_light", "2024-03-20", "2025-03-10"),
+        # inside its window on the day in force, out of it by the day it would take
+        # effect: no notice, and it never counts
+        row("k1", people[2], "court.unfulfilled", "2023-03-05", "2023-03-06"),
+        # recorded before 1970: its appeal window closed then (a day number below 0)
+        row("o1", people[2], "charity.donation", "1969-06-01", "1969-06-01", amount=100),
     ]
     subjects = pa.table({"code": [*people, org], "kind": ["person"] * 3 + ["organization"]})
     with open_ledger(database) as ledger:
@@ -116,6 +121,10 @@ def test_records_already_there_get_notice_and_count_from_it(
         # the debt does not count during the notice; the donation counts at once
         assert lists_of(svc, people[0]) == []
         assert why(people[0])["j1"] == "not yet in effect: in its notice period until 2025-03-08"
+        assert why(people[2])["k1"] == (
+            "it never counts: it would take effect on 2025-03-08, after it leaves the window "
+            "of every rule that uses its type on 2025-03-04"
+        )
         assert own_states(svc, people[2])[0].score == 1030
         clock.advance(days=6)
         assert lists_of(svc, people[0]) == []
@@ -128,13 +137,25 @@ def test_records_already_there_get_notice_and_count_from_it(
         assert own.appeal_until == "2025-03-31"
         assert contest(svc, people[0], "j1", "it was paid").record == "j1"
         old = {r.id: r.appeal_until for r in own_records(svc, people[2])}
-        assert old == {"j3": "2022-02-01", "d1": "2025-03-03"}
-        with pytest.raises(Conflict, match="2022-02-01"):
-            contest(svc, people[2], "j3", "too old to count")
+        assert old == {
+            "j3": "2022-02-01",
+            "d1": "2025-03-03",
+            "k1": "2023-04-05",
+            "o1": "1969-07-01",
+        }
+        for rid, until in (("j3", "2022-02-01"), ("k1", "2023-04-05"), ("o1", "1969-07-01")):
+            with pytest.raises(Conflict, match=f"until {until}"):
+                contest(svc, people[2], rid, "too old to count")
+        # a record ended before it would take effect got no notice: its window stays
+        ended = {r.id: r.appeal_until for r in own_records(svc, people[1])}
+        assert ended["j2"] == "2025-02-09" and ended["j4"] == "2025-03-31"
+        with pytest.raises(Conflict, match="until 2025-02-09"):
+            contest(svc, people[1], "j2", "it was paid")
         # the explanation of a record given no notice says why it does not count
         assert why(people[1])["j2"].startswith("ended on 2025-02-01")
         assert "j4" not in why(people[1])  # in effect since 2025-03-08, until f4 ends it
         assert why(people[2])["j3"] == "outside the window of every rule that uses its type"
+        assert why(people[2])["k1"] == "outside the window of every rule that uses its type"
     finally:
         svc.close()
 
@@ -335,3 +356,48 @@ def test_the_table_of_days_in_force_cannot_be_rewritten(service_db: str, tmp_pat
             with pytest.raises(Exception, match="append-only"):
                 svc.db.execute(statement)
         assert in_force(svc.db)["town"].since == dt.date(2025, 3, 1)
+
+
+def test_a_start_refused_for_its_settings_puts_nothing_in_force(
+    service_db: str, tmp_path: Path
+) -> None:
+    from socialcredit.errors import SocialCreditError
+    from socialcredit.store.service_db import open_service_db
+
+    scheme, _ = imported(service_db, tmp_path)
+    settings = Settings(
+        database=service_db,
+        schemes=[str(scheme)],
+        notice_sink="file",
+        notice_file=tmp_path / "no such folder" / "notices.jsonl",
+    )
+    with pytest.raises(SocialCreditError, match="does not exist"):
+        Service.open(settings, clock=FakeClock(START))
+    db = open_service_db(service_db)
+    try:
+        assert in_force(db) == {}
+        assert db.query("SELECT count(*) FROM svc_notices")[0][0] == 0
+    finally:
+        db.close()
+
+
+def test_no_connection_replaces_a_day_in_force(tmp_path: Path) -> None:
+    """SQLite: a REPLACE, from any connection (the sqlite3 shell's too), is refused."""
+    import sqlite3
+
+    database = str(tmp_path / "service.ledger")
+    scheme, _ = imported(database, tmp_path)
+    Service.open(
+        Settings(database=database, schemes=[str(scheme)]),
+        clock=FakeClock(START),
+        sink=MemorySink(),
+    ).close()
+    plain = sqlite3.connect(database)
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            plain.execute(
+                "INSERT OR REPLACE INTO svc_schemes_in_force (scheme, version, since, "
+                "existing, notices, at) VALUES ('town', '', '2020-01-01', 'count', 0, 'now')"
+            )
+    finally:
+        plain.close()

@@ -444,21 +444,20 @@ def test_notice_bodies_joined_as_columns_are_those_written_record_by_record(
         schema=RECORDS_SCHEMA,
     )
     texts = NoticeTexts(svc, 'Traffic "police"')
-    kinds = pa.array(["person", "organization"] * 3)
     for scheme in (active.scheme, active.scheme.model_copy(update={"appeal_days": 0})):
         # and with a day in force (a notice period from it, for the records before it)
         for since in (None, dt.date(2025, 3, 2)):
             clean = rows.slice(0, 5)  # no control character: joined as columns
             assert NoticeTexts._columnar(clean)
             stamp = "2025-03-01T10:00:00+00:00"
-            assert texts.adverse(clean, kinds[:5], scheme, stamp, since) == texts.adverse_rows(
-                clean, kinds[:5], scheme, stamp, since
+            assert texts.adverse(clean, scheme, stamp, since) == texts.adverse_rows(
+                clean, scheme, stamp, since
             )
             assert not NoticeTexts._columnar(rows)  # a tab: record by record
-            assert texts.adverse(rows, kinds, scheme, "s", since) == texts.adverse_rows(
-                rows, kinds, scheme, "s", since
+            assert texts.adverse(rows, scheme, "s", since) == texts.adverse_rows(
+                rows, scheme, "s", since
             )
-    for body in texts.adverse(rows.slice(0, 5), kinds[:5], active.scheme, "s")["body"].to_pylist():
+    for body in texts.adverse(rows.slice(0, 5), active.scheme, "s")["body"].to_pylist():
         assert json.loads(body)["record"]["id"] in ids
 
 

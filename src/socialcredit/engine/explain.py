@@ -266,10 +266,17 @@ def _why_not(prep: Prepared, row: int, at: int) -> str:
         ended = from_day(prep.ended_day(row)).isoformat()
         return f"ended on {ended} by a record that resolves or voids it"
     windows = [r.window_days for r in rules]
-    if None not in windows and at - occurred >= max(w for w in windows if w is not None):
+    longest = None if None in windows else max(w for w in windows if w is not None)
+    if longest is not None and at - occurred >= longest:
         return OUTSIDE_WINDOWS
     start = max(int(prep.recorded[row]), int(c.floor[code]))
     effective = max(occurred, start + int(c.delay[code]))
     if effective > at:
+        if longest is not None and effective - occurred >= longest:
+            return (
+                f"it never counts: it would take effect on {day_text(effective)}, after it "
+                f"leaves the window of every rule that uses its type on "
+                f"{day_text(occurred + longest)}"
+            )
         return f"not yet in effect: in its notice period until {day_text(effective)}"
     return OUTSIDE_WINDOWS

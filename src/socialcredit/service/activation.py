@@ -43,6 +43,7 @@ from socialcredit.service.notices import (
     NOTICE_WRITERS,
     NOTICES_SCHEMA,
     NoticeTexts,
+    noticed_when_in_force,
     whole,
     write_notices,
 )
@@ -58,7 +59,14 @@ service runs when it next starts ran before, over every record as recorded."""
 TAKEN = "*upgraded-taken"
 """The row that the first start after the upgrade writes, having taken those schemes."""
 
-__all__ = ["Activation", "activate", "existing_notices", "in_force", "notifying"]
+__all__ = [
+    "Activation",
+    "activate",
+    "existing_notices",
+    "in_force",
+    "noticed_records",
+    "notifying",
+]
 
 
 class Activation:
@@ -122,10 +130,6 @@ def activate(svc: Service, *, decide: bool = True) -> int:
     if decide and any(sid not in known for sid in svc.schemes):
         today = svc.today()
         notify = svc.settings.existing_records == "notify"
-        upgraded = UPGRADED in known and TAKEN not in known
-        ledger: tuple[pa.Table, pa.Table] | None = None
-        if notify and not upgraded:
-            ledger = svc.ledger.read(lambda lg: (lg.subjects(), lg.records()))
         with svc.db.transaction() as db:
             db.take_turn(NOTICE_WRITERS)  # one process decides; the others find its rows
             known = _rows(db)
@@ -135,10 +139,25 @@ def activate(svc: Service, *, decide: bool = True) -> int:
             # every scheme's day first: a notice states the appeal windows of them all
             _set_days(svc, known, since)
             stamp = svc.stamp()
+            ledger: tuple[pa.Table, pa.Table] | None = None
+            if new and since is not None:  # read with the turn held: an ingest waits
+                ledger = svc.ledger.read(lambda lg: (lg.subjects(), lg.records()))
+            chosen: dict[str, pa.Table] = {}
+            senders: dict[str, str] = {}
+            if ledger is not None:
+                subjects, records = ledger
+                kinds = subjects["kind"].take(
+                    pc.index_in(records["subject"], value_set=subjects["code"])
+                )
+                for sid in new:
+                    chosen[sid] = noticed_records(svc.schemes[sid], whole(kinds), records)
+                ids = pc.unique(pa.chunked_array([c["id"] for c in chosen.values()], pa.string()))
+                senders = svc.ledger.read(lambda lg: lg.sources(ids.to_pylist()))
             for sid in new:
                 active, count = svc.schemes[sid], 0
-                if ledger is not None and since is not None:
-                    count = write_notices(db, existing_notices(svc, active, since, *ledger))
+                if sid in chosen:
+                    notices = existing_notices(svc, active, chosen[sid], chosen, senders)
+                    count = write_notices(db, notices)
                     written += count
                 existing = "before" if upgraded else svc.settings.existing_records
                 _insert(db, sid, active.version, since, existing, count, stamp)
@@ -173,19 +192,16 @@ def _set_days(svc: Service, known: dict[str, Activation], new: dt.date | None) -
     }
 
 
-def existing_notices(
-    svc: Service, active: ActiveScheme, since: dt.date, subjects: pa.Table, records: pa.Table
-) -> pa.Table:
-    """The notices of the records already in the ledger that ``active``, in force from
-    ``since``, would count once they take effect (:data:`NOTICES_SCHEMA`): those
+def noticed_records(active: ActiveScheme, kinds: pa.Array, records: pa.Table) -> pa.Table:
+    """The records already in the ledger (``kinds``: the kind of each one's subject) that
+    ``active``, in force from its day, would count once they take effect: those
     :meth:`ActiveScheme.takes_effect` names, less those a record recorded by the day they
-    would take effect ends (SCHEME.md section 3, clause 5)."""
+    would take effect ends (SCHEME.md section 3, clause 5). They are given notice."""
     if not records.num_rows:
-        return NOTICES_SCHEMA.empty_table()
-    kinds = subjects["kind"].take(pc.index_in(records["subject"], value_set=subjects["code"]))
-    able, effective = active.since(since).takes_effect(
+        return records
+    able, effective = active.takes_effect(
         whole(records["type"]),
-        whole(kinds),
+        kinds,
         whole(records["occurred_at"]),
         whole(records["recorded_at"]),
     )
@@ -197,22 +213,41 @@ def existing_notices(
         ended = first["recorded_at_min"].take(at).cast(pa.int32())
         ended_on = np.asarray(pc.fill_null(ended, np.iinfo(np.int32).max).to_numpy(), np.int64)
         able &= ended_on > effective
-    chosen_at = np.flatnonzero(able)
-    if not len(chosen_at):
+    return records.take(np.flatnonzero(able))
+
+
+def existing_notices(
+    svc: Service,
+    active: ActiveScheme,
+    chosen: pa.Table,
+    now_noticed: dict[str, pa.Table],
+    senders: dict[str, str],
+) -> pa.Table:
+    """The notices of ``chosen``, the records :func:`noticed_records` gives for ``active``
+    (:data:`NOTICES_SCHEMA`). ``now_noticed``: the records each scheme put in force with it
+    gives notice of; for the schemes in force before, the notices table says which of
+    ``chosen`` they gave notice of (each notice states the one deadline of a record's
+    appeals, which the windows of them all make). ``senders``: the source of the write
+    of each record (:meth:`Ledger.sources`)."""
+    if not chosen.num_rows:
         return NOTICES_SCHEMA.empty_table()
-    chosen = records.take(chosen_at)
-    chosen_kinds = kinds.take(chosen_at)
-    senders = svc.ledger.read(lambda lg: lg.sources(chosen["id"].to_pylist()))
-    agency = pa.array(
-        [_sender(senders.get(rid, "")) for rid in chosen["id"].to_pylist()], pa.string()
-    )
+    ids = chosen["id"]
+    noticed = noticed_when_in_force(svc, ids.to_pylist(), but=list(now_noticed))
+    for sid, rows in now_noticed.items():
+        noticed[sid] = np.asarray(pc.is_in(ids, value_set=rows["id"]).to_numpy(), np.bool_)
+    agency = pa.array([_sender(senders.get(rid, "")) for rid in ids.to_pylist()], pa.string())
     stamp = svc.stamp()
     parts = [NOTICES_SCHEMA.empty_table()]
     for name in pc.unique(agency).to_pylist():
         mine = pc.equal(agency, name)
+        at = np.flatnonzero(np.asarray(mine.to_numpy(zero_copy_only=False), np.bool_))
         parts.append(
             NoticeTexts(svc, name).adverse(
-                chosen.filter(mine), chosen_kinds.filter(mine), active.scheme, stamp, since
+                chosen.take(at),
+                active.scheme,
+                stamp,
+                active.in_force,
+                {sid: given[at] for sid, given in noticed.items()},
             )
         )
     return pa.concat_tables(parts)

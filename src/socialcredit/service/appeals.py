@@ -123,8 +123,7 @@ def contest(svc: Service, subject: str, record_id: str, reason: str) -> Appeal:
     if not found:
         raise NotFound("not found")
     record = found[0]
-    kind = svc.states.kind_of(subject)
-    until = appeal_until(svc, record["type"], kind, record["occurred_at"], record["recorded_at"])
+    until = appeal_until(svc, record)
     if until is None:  # as the notices of its records said
         raise Conflict(
             f"record {record_id} cannot be contested: the schemes that read records of type "

@@ -51,6 +51,8 @@ class Service:
     ) -> None:
         self.settings = settings
         self.clock = clock
+        # first what may refuse the settings: a refused start puts no scheme in force
+        self.sink: Sink = sink or make_sink(settings)
         self.schemes: dict[str, ActiveScheme] = load_active(settings.schemes)
         self.db: ServiceDB = open_service_db(settings.database)
         try:
@@ -91,7 +93,6 @@ class Service:
                 self.day,
             )
         self.limiter = RateLimiter(settings.public_rate, settings.public_burst)
-        self.sink: Sink = sink or make_sink(settings)
         self.identity: IdentityProvider = OneTimeTokens(self)
         self.swept_on: int | None = None
         # answers that depend only on the marks they are keyed by (an organization's

@@ -356,5 +356,5 @@ def _notices(svc: Service, agency: str, rows: pa.Table, kinds: pa.Array, stamp: 
         if not pc.any(mask).as_py():
             continue
         mask = pc.and_(mask, pc.is_in(kinds, value_set=pa.array(list(scheme.subjects))))
-        notices.append(texts.adverse(rows.filter(mask), kinds.filter(mask), scheme, stamp))
+        notices.append(texts.adverse(rows.filter(mask), scheme, stamp))
     return pa.concat_tables(notices)

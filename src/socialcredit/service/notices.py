@@ -28,11 +28,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -58,6 +59,7 @@ __all__ = [
     "deliver",
     "notice_of",
     "notice_table",
+    "noticed_when_in_force",
     "notices_of",
     "pending_notices",
     "whole",
@@ -88,27 +90,32 @@ class Notice:
 NO_APPEAL = "no active scheme allows an appeal of this record"
 
 
+Noticed = Mapping[str, "npt.NDArray[np.bool_]"]
+"""Per scheme id, whether each of some records got its notice under that scheme when the
+scheme came into force (:mod:`socialcredit.service.activation`)."""
+
+_NONE = np.iinfo(np.int64).min  # no window
+
+
 def appeal_until_column(
     svc: Service,
     types: pa.Array | pa.ChunkedArray,
-    kinds: pa.Array | pa.ChunkedArray,
-    occurred: pa.Array | pa.ChunkedArray,
     recorded: pa.Array | pa.ChunkedArray,
+    noticed: Noticed,
 ) -> pa.Array:
-    """The last day its subject may contest each record (its type, its subject's kind,
-    its dates), as dates; null where no scheme allows an appeal. Each active scheme that
-    knows the type (each of them, for a type none knows) opens a window of its
-    ``appeal_days`` on the day the record was recorded -- or, for an adverse record that
-    was in the ledger before the scheme came into force and got its notice then, on that
-    day; the record's one deadline is the last of them, and each of its notices states it."""
-    types, kinds = whole(types), whole(kinds)
-    occurred, recorded = whole(occurred), whole(recorded)
+    """The last day its subject may contest each record (its type, its ``recorded_at``),
+    as dates; null where no scheme allows an appeal. Each active scheme that knows the type
+    (each of them, for a type none knows) opens a window of its ``appeal_days`` on the day
+    the record was recorded -- or, for a record recorded before the scheme came into force
+    that got its notice then (``noticed``), on that day; the record's one deadline is the
+    last of them, and each of its notices states it."""
+    types, recorded = whole(types), whole(recorded)
     day = np.asarray(recorded.cast(pa.int32()).to_numpy(zero_copy_only=False), np.int64)
     known = pa.array(sorted({t for a in svc.schemes.values() for t in a.scheme.records}))
     unknown = np.asarray(
         pc.invert(pc.is_in(types, value_set=known)).to_numpy(zero_copy_only=False), np.bool_
     )
-    out = np.full(len(types), -1, np.int64)  # -1: no window
+    out = np.full(len(types), _NONE, np.int64)
     for active in svc.schemes.values():
         days = active.scheme.appeal_days or 0
         if not days:
@@ -118,25 +125,54 @@ def appeal_until_column(
             pc.is_in(types, value_set=names).to_numpy(zero_copy_only=False), np.bool_
         )
         start = day
-        if active.in_force is not None:
+        given = noticed.get(active.id)
+        if active.in_force is not None and given is not None:
             since = to_day(active.in_force)
-            noticed, _ = active.takes_effect(types, kinds, occurred, recorded)
-            start = np.where(noticed & (day < since), since, day)
+            start = np.where(given & (day < since), since, day)
         end = np.minimum(start + days, LAST_DAY)
         out = np.where(applies, np.maximum(out, end), out)
-    return pa.array(np.maximum(out, 0).astype(np.int32), pa.date32(), mask=out < 0)
+    none = out == _NONE
+    return pa.array(np.where(none, 0, out).astype(np.int32), pa.date32(), mask=none)
 
 
-def appeal_until(
-    svc: Service, type_name: str, kind: str | None, occurred: dt.date, recorded: dt.date
-) -> dt.date | None:
-    """:func:`appeal_until_column` of one record."""
+def noticed_when_in_force(
+    svc: Service, ids: Sequence[str], *, but: Sequence[str] = ()
+) -> dict[str, npt.NDArray[np.bool_]]:
+    """For the records ``ids``, per active scheme in force from a day (but those named in
+    ``but``), whether each got its (adverse) notice under it, as the notices table says."""
+    schemes = [a.id for a in svc.schemes.values() if a.in_force is not None and a.id not in but]
+    out = {sid: np.zeros(len(ids), np.bool_) for sid in schemes}
+    if not schemes or not ids:
+        return out
+    where = {rid: i for i, rid in enumerate(ids)}
+    marks = ", ".join("?" for _ in schemes)
+    for lo in range(0, len(ids), _IDS_AT_ONCE):
+        part = list(ids[lo : lo + _IDS_AT_ONCE])
+        rows = svc.db.query(
+            f"SELECT record_id, scheme FROM svc_notices WHERE kind = 'adverse' AND scheme IN "
+            f"({marks}) AND record_id IN ({', '.join('?' for _ in part)})",
+            (*schemes, *part),
+        )
+        for rid, sid in rows:
+            out[str(sid)][where[str(rid)]] = True
+    return out
+
+
+_IDS_AT_ONCE = 900  # record ids a query names at most (SQLite takes 32,766 parameters)
+
+
+def appeal_until(svc: Service, record: Mapping[str, Any]) -> dt.date | None:
+    """:func:`appeal_until_column` of one record (a row of the ledger, its dates as dates
+    or as ``YYYY-MM-DD``)."""
+    recorded = record["recorded_at"]
+    if not isinstance(recorded, dt.date):
+        recorded = dt.date.fromisoformat(str(recorded))
+    noticed = noticed_when_in_force(svc, [str(record["id"])])
     found = appeal_until_column(
         svc,
-        pa.array([type_name], pa.string()),
-        pa.array([kind], pa.string()),
-        pa.array([occurred], pa.date32()),
+        pa.array([str(record["type"])], pa.string()),
         pa.array([recorded], pa.date32()),
+        noticed,
     )[0].as_py()
     return found if isinstance(found, dt.date) else None
 
@@ -182,13 +218,7 @@ def adverse_notice(
     """The effective day and body of the notice of an adverse record under a scheme."""
     recorded = dt.date.fromisoformat(str(record["recorded_at"]))
     effective = recorded + dt.timedelta(days=scheme.notice_days or 0)
-    until = appeal_until(
-        svc,
-        str(record["type"]),
-        svc.states.kind_of(str(record["subject"])),
-        dt.date.fromisoformat(str(record["occurred_at"])),
-        recorded,
-    )
+    until = appeal_until(svc, record)
     body = {
         "notice": "adverse record",
         "subject": record["subject"],
@@ -285,18 +315,19 @@ class NoticeTexts:
     def adverse(
         self,
         rows: pa.Table,
-        kinds: pa.Array | pa.ChunkedArray,
         scheme: Scheme,
         stamp: str,
         since: dt.date | None = None,
+        noticed: Noticed | None = None,
     ) -> pa.Table:
-        """The notice of each row (``kinds``: its subject's kind): :data:`NOTICE_COLUMNS`.
-        ``since``: the day the scheme came into force, for records recorded before it
-        (their notice period starts then)."""
+        """The notice of each row: :data:`NOTICE_COLUMNS`. ``since``: the day the scheme
+        came into force, for records recorded before it (their notice period starts then);
+        ``noticed``: for such records, under which schemes they got a notice when those
+        came into force (their appeal windows open then; :func:`appeal_until_column`)."""
         if not rows.num_rows:
             return NOTICES_SCHEMA.empty_table()
         if not self._columnar(rows):
-            return self.adverse_rows(rows, kinds, scheme, stamp, since)
+            return self.adverse_rows(rows, scheme, stamp, since, noticed)
         svc, name = self._svc, scheme.scheme
         types = pc.unique(rows["type"])
         effects = pa.array([_text(effect_of(scheme, t)) for t in types.to_pylist()], pa.string())
@@ -305,7 +336,7 @@ class NoticeTexts:
         recorded = rows["recorded_at"]
         start = recorded if since is None else pc.max_element_wise(recorded, pa.scalar(since))
         effective_on = _days_later(start, scheme.notice_days or 0)
-        deadline = appeal_until_column(svc, type_, kinds, rows["occurred_at"], recorded)
+        deadline = appeal_until_column(svc, type_, recorded, noticed or {})
         if pc.any(pc.is_valid(deadline)).as_py():
             until = deadline.cast(pa.string())
             how = pc.binary_join_element_wise(
@@ -374,10 +405,10 @@ class NoticeTexts:
     def adverse_rows(
         self,
         rows: pa.Table,
-        kinds: pa.Array | pa.ChunkedArray,
         scheme: Scheme,
         stamp: str,
         since: dt.date | None = None,
+        noticed: Noticed | None = None,
     ) -> pa.Table:
         """:meth:`adverse`, record by record."""
         svc, name = self._svc, scheme.scheme
@@ -388,7 +419,7 @@ class NoticeTexts:
         tail = f', "scheme": {_text(name)}, "subject": '
         columns = [rows[c].to_pylist() for c in RECORD_FIELDS]
         deadlines = appeal_until_column(
-            svc, rows["type"], kinds, rows["occurred_at"], rows["recorded_at"]
+            svc, rows["type"], rows["recorded_at"], noticed or {}
         ).to_pylist()
         for rid, subject, type_, occurred, recorded, amount, ref, until in zip(
             *columns, deadlines, strict=True

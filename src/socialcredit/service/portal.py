@@ -20,7 +20,7 @@ from socialcredit.service.appeals import contested_ids
 from socialcredit.service.core import Service
 from socialcredit.service.errors import NotFound
 from socialcredit.service.ingest import senders
-from socialcredit.service.notices import appeal_until_column
+from socialcredit.service.notices import appeal_until_column, noticed_when_in_force
 
 __all__ = ["OwnRecord", "SchemeState", "own_record", "own_records", "own_states"]
 
@@ -61,10 +61,8 @@ def own_records(svc: Service, subject: str) -> list[OwnRecord]:
     rows = table.to_pylist()
     contested = contested_ids(svc, subject)
     agencies = senders(svc, [str(r["id"]) for r in rows])
-    kinds = pa.array([svc.states.kind_of(subject)] * len(rows), pa.string())
-    until = appeal_until_column(
-        svc, table["type"], kinds, table["occurred_at"], table["recorded_at"]
-    ).to_pylist()
+    noticed = noticed_when_in_force(svc, [str(r["id"]) for r in rows])
+    until = appeal_until_column(svc, table["type"], table["recorded_at"], noticed).to_pylist()
     return [
         OwnRecord(
             r["id"],

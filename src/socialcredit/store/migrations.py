@@ -253,6 +253,12 @@ MIGRATIONS = (
         sqlite=(
             *(s.format(now="strftime('%Y-%m-%dT%H:%M:%S+00:00')") for s in _IN_FORCE),
             *_sqlite_triggers(("svc_schemes_in_force",)),
+            # a REPLACE deletes the row it replaces, which the delete trigger sees only
+            # on connections with recursive triggers: refuse it on any connection
+            "CREATE TRIGGER svc_schemes_in_force_no_replace BEFORE INSERT ON "
+            "svc_schemes_in_force WHEN EXISTS (SELECT 1 FROM svc_schemes_in_force WHERE "
+            f"scheme = NEW.scheme) BEGIN SELECT RAISE(ABORT, 'svc_schemes_in_force {_REFUSAL}'); "
+            "END",
         ),
         postgres=(
             *(

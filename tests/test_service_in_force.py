@@ -401,3 +401,21 @@ def test_no_connection_replaces_a_day_in_force(tmp_path: Path) -> None:
             )
     finally:
         plain.close()
+
+
+def test_a_record_no_write_in_the_log_covers_is_traced_by_its_id(
+    service_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The senders of the records come from the log of batches in ledger order; where
+    that gives fewer rows than the records (a write missing from the log), each record
+    is looked up by id instead, with the same names."""
+    from socialcredit.store.base import Ledger
+
+    scheme, _ = imported(service_db, tmp_path)
+    monkeypatch.setattr(Ledger, "record_sources", lambda self: pa.array([], pa.string()))
+    sink = MemorySink()
+    Service.open(
+        Settings(database=service_db, schemes=[str(scheme)]), clock=FakeClock(START), sink=sink
+    ).close()
+    assert {n["content"]["agency"] for n in sink.sent} == {"imported from records.csv"}
+    assert len(sink.sent) == 4

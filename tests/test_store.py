@@ -611,6 +611,15 @@ def test_each_record_is_traced_to_the_write_that_appended_it(ledger: Ledger) -> 
     assert ledger.sources([]) == {}
     with pytest.raises(LedgerError, match="covers entry 999"):
         ledger.sources_of(pa.array([3, 999], pa.int64()))
+    # every record's source in ledger order, row for row with records(): the writes'
+    # subjects among them count for nothing
+    append(ledger, records_csv(f"c1,{PERSON},traffic.red_light,2024-02-01,,,", source="c.csv"))
+    other = "91110000600037341L"  # a write that registers a subject among its records
+    mixed = records_csv(f"m1,{other},traffic.red_light,2024-02-01,,,", source="m.csv")
+    ledger.append(mixed, subjects=subjects_table((other, "organization")))
+    ids = ledger.records()["id"].to_pylist()
+    traced = dict(zip(ids, ledger.record_sources().to_pylist(), strict=True))
+    assert traced == ledger.sources(ids) and (traced["c1"], traced["m1"]) == ("c.csv", "m.csv")
 
 
 def test_a_file_is_never_logged_as_an_agencys_write(

@@ -35,6 +35,7 @@ import datetime as dt
 from pathlib import Path, PurePath
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -139,24 +140,23 @@ def activate(svc: Service, *, decide: bool = True) -> int:
             # every scheme's day first: a notice states the appeal windows of them all
             _set_days(svc, known, since)
             stamp = svc.stamp()
-            ledger: tuple[pa.Table, pa.Table] | None = None
-            if new and since is not None:  # read with the turn held: an ingest waits
-                ledger = svc.ledger.read(lambda lg: (lg.subjects(), lg.records()))
             chosen: dict[str, pa.Table] = {}
-            senders: dict[str, str] = {}
-            if ledger is not None:
-                subjects, records = ledger
+            senders: dict[str, pa.Array] = {}
+            if new and since is not None:  # read with the turn held: an ingest waits
+                subjects, records, sources = svc.ledger.read(
+                    lambda lg: (lg.subjects(), lg.records(), lg.record_sources())
+                )
                 kinds = subjects["kind"].take(
                     pc.index_in(records["subject"], value_set=subjects["code"])
                 )
                 for sid in new:
-                    chosen[sid] = noticed_records(svc.schemes[sid], whole(kinds), records)
-                ids = pc.unique(pa.chunked_array([c["id"] for c in chosen.values()], pa.string()))
-                senders = svc.ledger.read(lambda lg: lg.sources(ids.to_pylist()))
+                    at = noticed_records(svc.schemes[sid], whole(kinds), records)
+                    chosen[sid] = records.take(at)
+                    senders[sid] = _senders(svc, chosen[sid], sources, at, records.num_rows)
             for sid in new:
                 active, count = svc.schemes[sid], 0
                 if sid in chosen:
-                    notices = existing_notices(svc, active, chosen[sid], chosen, senders)
+                    notices = existing_notices(svc, active, chosen[sid], chosen, senders[sid])
                     count = write_notices(db, notices)
                     written += count
                 existing = "before" if upgraded else svc.settings.existing_records
@@ -192,13 +192,15 @@ def _set_days(svc: Service, known: dict[str, Activation], new: dt.date | None) -
     }
 
 
-def noticed_records(active: ActiveScheme, kinds: pa.Array, records: pa.Table) -> pa.Table:
-    """The records already in the ledger (``kinds``: the kind of each one's subject) that
-    ``active``, in force from its day, would count once they take effect: those
-    :meth:`ActiveScheme.takes_effect` names, less those a record recorded by the day they
-    would take effect ends (SCHEME.md section 3, clause 5). They are given notice."""
+def noticed_records(
+    active: ActiveScheme, kinds: pa.Array, records: pa.Table
+) -> npt.NDArray[np.intp]:
+    """The rows of the records already in the ledger (``kinds``: the kind of each one's
+    subject) that ``active``, in force from its day, would count once they take effect:
+    those :meth:`ActiveScheme.takes_effect` names, less those a record recorded by the day
+    they would take effect ends (SCHEME.md section 3, clause 5). They are given notice."""
     if not records.num_rows:
-        return records
+        return np.zeros(0, np.intp)
     able, effective = active.takes_effect(
         whole(records["type"]),
         kinds,
@@ -213,7 +215,22 @@ def noticed_records(active: ActiveScheme, kinds: pa.Array, records: pa.Table) ->
         ended = first["recorded_at_min"].take(at).cast(pa.int32())
         ended_on = np.asarray(pc.fill_null(ended, np.iinfo(np.int32).max).to_numpy(), np.int64)
         able &= ended_on > effective
-    return records.take(np.flatnonzero(able))
+    return np.flatnonzero(able)
+
+
+def _senders(
+    svc: Service, chosen: pa.Table, sources: pa.Array, at: npt.NDArray[np.intp], n: int
+) -> pa.Array:
+    """Who a notice names as the sender of each of ``chosen``, the rows ``at`` of the
+    ``n`` records read: from the sources of the records in ledger order (read beside them:
+    more when records were appended since, fewer only when a write is missing from the
+    log of batches, when each record is looked up by id instead)."""
+    if len(sources) >= n:
+        given = sources.take(pa.array(at)).to_pylist()
+    else:
+        found = svc.ledger.read(lambda lg: lg.sources(chosen["id"].to_pylist()))
+        given = [found.get(rid, "") for rid in chosen["id"].to_pylist()]
+    return pa.array([_sender(source or "") for source in given], pa.string())
 
 
 def existing_notices(
@@ -221,21 +238,20 @@ def existing_notices(
     active: ActiveScheme,
     chosen: pa.Table,
     now_noticed: dict[str, pa.Table],
-    senders: dict[str, str],
+    agency: pa.Array,
 ) -> pa.Table:
     """The notices of ``chosen``, the records :func:`noticed_records` gives for ``active``
     (:data:`NOTICES_SCHEMA`). ``now_noticed``: the records each scheme put in force with it
     gives notice of; for the schemes in force before, the notices table says which of
     ``chosen`` they gave notice of (each notice states the one deadline of a record's
-    appeals, which the windows of them all make). ``senders``: the source of the write
-    of each record (:meth:`Ledger.sources`)."""
+    appeals, which the windows of them all make). ``agency``: who each record's notice
+    names as its sender."""
     if not chosen.num_rows:
         return NOTICES_SCHEMA.empty_table()
     ids = chosen["id"]
     noticed = noticed_when_in_force(svc, ids.to_pylist(), but=list(now_noticed))
     for sid, rows in now_noticed.items():
         noticed[sid] = np.asarray(pc.is_in(ids, value_set=rows["id"]).to_numpy(), np.bool_)
-    agency = pa.array([_sender(senders.get(rid, "")) for rid in ids.to_pylist()], pa.string())
     stamp = svc.stamp()
     parts = [NOTICES_SCHEMA.empty_table()]
     for name in pc.unique(agency).to_pylist():

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -54,7 +55,7 @@ class ActiveScheme:
 
     def takes_effect(
         self, types: pa.Array, kinds: pa.Array, occurred: pa.Array, recorded: pa.Array
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
         """For records as columns (their subjects' kinds beside them): whether each is an
         adverse record the scheme would count once it takes effect -- its subject's kind
         scored, its type adverse and read by a rule, and younger than that rule's window on
@@ -93,7 +94,7 @@ class ActiveScheme:
         return self.loaded.scheme.scheme
 
 
-def _days(dates: pa.Array) -> np.ndarray:
+def _days(dates: pa.Array) -> npt.NDArray[np.int64]:
     """Dates as int64 day numbers."""
     return np.asarray(dates.cast(pa.int32()).to_numpy(zero_copy_only=False), np.int64)
 

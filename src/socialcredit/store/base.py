@@ -72,6 +72,13 @@ class Found:
         return self.rows.select(list(RECORD_FIELDS))
 
 
+RECORDS_PER_BATCH = (
+    "SELECT b.source, (SELECT count(*) FROM records AS r WHERE r.seq BETWEEN b.first_seq "
+    "AND b.last_seq) FROM batches AS b ORDER BY b.batch"
+)
+"""Each write's source and how many records it appended, in the order of the log."""
+
+
 class Batch(NamedTuple):
     """One write to the ledger: its number, where it came from, its first and last entry,
     and when it was committed (UTC, ISO 8601). The log of batches is not part of the
@@ -412,6 +419,24 @@ class Ledger(ABC):
             raise LedgerError(f"no write in the log of batches covers entry {missing[0]}")
         sources = np.array(found, dtype=object)
         return pa.array(sources[np.searchsorted(distinct, given)], pa.string())
+
+    def record_sources(self) -> pa.Array:
+        """The source of the write that appended each record, in ledger order: what
+        :meth:`records` gives, row for row (a ledger appended to since gives more rows, at
+        the end). Read off the log of batches: how many records each write appended."""
+        with self._reading():
+            counts = self._records_per_batch()
+        if not counts:
+            return pa.array([], pa.string())
+        names = pa.array([source for source, _ in counts], pa.string())
+        each = np.array([n for _, n in counts], np.int64)
+        indices = np.repeat(np.arange(len(counts), dtype=np.int32), each)
+        return pa.DictionaryArray.from_arrays(pa.array(indices), names).cast(pa.string())
+
+    @abstractmethod
+    def _records_per_batch(self) -> list[tuple[str, int]]:
+        """Each write's source and how many records it appended, in the order of the log
+        of batches (the order of their entries): :data:`RECORDS_PER_BATCH`."""
 
     @abstractmethod
     def verify(self) -> VerifyReport:

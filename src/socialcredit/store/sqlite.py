@@ -63,6 +63,7 @@ import pyarrow.compute as pc
 from socialcredit.errors import LedgerError
 from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
 from socialcredit.store.base import (
+    RECORDS_PER_BATCH,
     Batch,
     Ledger,
     SubjectIndex,
@@ -526,6 +527,10 @@ class SqliteLedger(Ledger):
                 self._db.execute(statement)
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _records_per_batch(self) -> list[tuple[str, int]]:
+        rows = self._db.execute(RECORDS_PER_BATCH).fetchall()
+        return [(str(source), int(n)) for source, n in rows]
 
     def _sources_of(self, seqs: npt.NDArray[np.int64]) -> list[str | None]:
         out: list[str | None] = [None] * len(seqs)

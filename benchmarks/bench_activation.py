@@ -22,9 +22,10 @@ put around the functions ``socialcredit.service.activation`` calls:
 
 * reading the ledger: the ledger's ``subjects()`` and ``records()``;
 * choosing the records (``noticed_records``, once per scheme);
-* ``Ledger.sources`` of the chosen ids (who sent each record; once for all schemes), and
-  in it the ledger's ``_existing`` (the records found again by id) and ``_sources_of``
-  (the write of each entry);
+* who sent each record: ``Ledger.record_sources`` (the log of batches, read beside the
+  records), or, for a ledger whose log misses a write, ``Ledger.sources`` of the chosen
+  ids, and in it the ledger's ``_existing`` (the records found again by id) and
+  ``_sources_of`` (the write of each entry);
 * the senders matched to the records (``existing_notices`` less its notice texts);
 * building the notice texts (``NoticeTexts.adverse``);
 * writing them (``write_notices``);
@@ -105,6 +106,7 @@ def instrument(phases: Phases) -> None:
         cls._existing = phases.timed("sources_existing", cls._existing)
         cls._sources_of = phases.timed("sources_of", cls._sources_of)
     Ledger.sources = phases.timed("sources", Ledger.sources)
+    Ledger.record_sources = phases.timed("sources", Ledger.record_sources)
     activation.write_notices = phases.timed("write", activation.write_notices)
 
     class TimedTexts(activation.NoticeTexts):
@@ -274,7 +276,7 @@ def main() -> None:
         ("of which the activation, s", phase("activate")),
         ("reading the ledger (subjects, records), s", phase("read")),
         ("choosing the records, s", phase("choose")),
-        ("Ledger.sources of the chosen ids, s", phase("sources")),
+        ("who sent each record (Ledger.record_sources, or .sources), s", phase("sources")),
         ("of which the records found again by id (`_existing`), s", phase("sources_existing")),
         ("of which the writes' sources of their entries (`_sources_of`), s", phase("sources_of")),
         ("senders matched to the records, s", phase("match")),

@@ -89,6 +89,15 @@ def test_the_ledger_variable_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     assert b"Traceback" not in result.stderr
 
 
+def test_a_settings_variable_spelled_in_lower_case_is_checked_too(tmp_path: Path) -> None:
+    """The settings read their variables whatever their case."""
+    env = {"socialcredit_database": os.fsdecode(bytes(tmp_path / "db") + b"\xff.ledger")}
+    result = _run([b"db", b"upgrade"], **env)
+    assert result.returncode == 2, result.stderr
+    assert b"$socialcredit_database has bytes that are not UTF-8 (\\xff)" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_utf8_arguments_pass_through() -> None:
     result = _run([b"scheme", b"check", "r\u00f6ngcheng".encode()])
     assert result.returncode == 2 and b"not UTF-8" not in result.stderr

@@ -799,3 +799,17 @@ def test_an_uphold_needs_no_body_but_a_purpose(service_env: ServiceEnv) -> None:
     assert unsaid.status_code == 400 and unsaid.json()["error"] == "purpose_required"
     upheld = env.client.post(url, headers=env.auth("reviewer"), params={"purpose": "review"})
     assert upheld.status_code == 200 and upheld.json()["status"] == "upheld", upheld.text
+
+
+def test_a_code_with_a_control_character_is_refused_before_anything_is_written(
+    service_env: ServiceEnv,
+) -> None:
+    """No code holds one (PostgreSQL could not even log it): refused on every path, and the
+    lookups committed beside it are answered."""
+    env = service_env
+    bad = public(env, "abc%00def")  # as a client sends it
+    assert bad.status_code == 422 and "control characters" in bad.text
+    assert public(env, "abc%C2%85def").status_code == 422
+    assert public(env, env.persons[0]).status_code == 200
+    logged = env.svc.db.query("SELECT subject FROM svc_access_log")
+    assert [s for (s,) in logged if "\x00" in s or "\x85" in s] == []

@@ -9,9 +9,9 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from conftest import ServiceEnv
@@ -48,6 +48,38 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def answering_after(delay: Callable[[], float], got: list[int]) -> ThreadingHTTPServer:
+    """A receiver on loopback that answers 200 after ``delay()`` seconds, keeping the
+    event ids it was sent in ``got``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(delay())
+            got.append(json.loads(body)["event"])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def three_changes(env: ServiceEnv) -> None:
+    """Three changes of the list, a week apart: three events for each subscription."""
+    from socialcredit.service.webhooks import watch_lists
+
+    for i in range(3):
+        record = {"id": f"j{i}", "subject": env.persons[i], "type": "court.unfulfilled"}
+        env.post([{**record, "occurred_at": "2025-02-20"}])
+        env.clock.advance(days=7)
+        watch_lists(env.svc)
 
 
 @pytest.fixture
@@ -202,34 +234,14 @@ def test_a_receiver_that_hangs_holds_up_no_other_and_gets_its_events_in_order(
     # the batches below deliver their notices, and leave the webhooks to this test
     monkeypatch.setattr(env.svc, "outbox_written", lambda: deliver(env.svc))
     slow_until = [time.monotonic() + 3600.0]
-
-    class Late(BaseHTTPRequestHandler):
-        got: ClassVar[list[int]] = []
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            if time.monotonic() < slow_until[0]:
-                time.sleep(1.5)  # past the client's timeout
-            Late.got.append(json.loads(body)["event"])
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    late = ThreadingHTTPServer(("127.0.0.1", 0), Late)
-    threading.Thread(target=late.serve_forever, daemon=True).start()
+    got: list[int] = []
+    # past the client's timeout, until told otherwise
+    late = answering_after(lambda: 1.5 if time.monotonic() < slow_until[0] else 0.0, got)
     fast = Receiver(fail=0)
     try:
         assert subscribe(env, f"http://127.0.0.1:{late.server_address[1]}/").status_code == 201
         assert subscribe(env, fast.url).status_code == 201
-        # three changes of the list, one a day: three events for each subscription
-        for i in range(3):
-            record = {"id": f"j{i}", "subject": env.persons[i], "type": "court.unfulfilled"}
-            env.post([{**record, "occurred_at": "2025-02-20"}])
-            env.clock.advance(days=7)
-            webhooks.watch_lists(env.svc)
+        three_changes(env)
         started = time.monotonic()
         assert deliver_webhooks(env.svc) == (3, 1)
         assert time.monotonic() - started < 1.4  # one timeout (0.5 s), not three
@@ -237,8 +249,70 @@ def test_a_receiver_that_hangs_holds_up_no_other_and_gets_its_events_in_order(
         slow_until[0] = 0.0
         env.clock.advance(seconds=3)  # the failed delivery is due again
         assert deliver_webhooks(env.svc) == (3, 0)
-        assert Late.got[-3:] == sorted(Late.got[-3:])  # in the order of the events
+        assert got[-3:] == sorted(got[-3:])  # in the order of the events
     finally:
         late.shutdown()
         late.server_close()
+        fast.close()
+
+
+def test_a_receiver_that_answers_no_http_fails_alone_and_a_slow_one_costs_one_post(
+    service_env: ServiceEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receiver whose answer is no HTTP is a failed delivery (backed off), not an error
+    of the round; a receiver that answers slowly posts no more after the round's time
+    while the others are marked delivered."""
+    import socket
+
+    from socialcredit.service import webhooks
+    from socialcredit.service.notices import deliver
+
+    env = service_env
+    monkeypatch.setattr(webhooks, "ROUND_SECONDS", 0.3)
+    monkeypatch.setattr(env.svc, "outbox_written", lambda: deliver(env.svc))
+
+    garbage = socket.socket()
+    garbage.bind(("127.0.0.1", 0))
+    garbage.listen(16)
+    stop = threading.Event()
+
+    def answer_garbage() -> None:
+        garbage.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = garbage.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"NOT-HTTP\r\n\r\n")
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+
+    slow = answering_after(lambda: 0.5, [])
+    fast = Receiver(fail=0)
+    try:
+        for url in (
+            f"http://127.0.0.1:{garbage.getsockname()[1]}/",
+            f"http://127.0.0.1:{slow.server_address[1]}/",
+            fast.url,
+        ):
+            assert subscribe(env, url).status_code == 201
+        three_changes(env)
+        started = time.monotonic()
+        # the fast receiver's 3, the slow one's first (its others wait), the garbage fails
+        assert deliver_webhooks(env.svc) == (4, 1)
+        assert time.monotonic() - started < 1.5  # not the slow receiver's 3 x 0.5 s
+        assert len(fast.got) == 3
+        errors = env.svc.db.query(
+            "SELECT last_error FROM svc_deliveries WHERE last_error IS NOT NULL"
+        )
+        assert [e for (e,) in errors] and all("BadStatusLine" in e for (e,) in errors)
+        # the slow one's other two, one a round; the garbage one waits for its back-off
+        assert [deliver_webhooks(env.svc) for _ in range(2)] == [(1, 0), (1, 0)]
+    finally:
+        stop.set()
+        garbage.close()
+        slow.shutdown()
+        slow.server_close()
         fast.close()

@@ -595,3 +595,12 @@ def test_a_refused_sign_in_marks_the_field_it_concerns(town: ServiceEnv) -> None
     refused = portal.post("/portal/sign-in", data={"token": "nope", "csrf": csrf_of(page.text)})
     token = re.search(r'<input id="token"[^>]*>', refused.text)
     assert token and 'aria-describedby="token-error"' in token.group(0)
+
+
+def test_a_looked_up_code_with_a_control_character_is_refused_beside_its_field(
+    town: ServiceEnv,
+) -> None:
+    answer = look_up(browser(town), "ab\x00c")
+    assert answer.status_code == 422, answer.status_code
+    assert "control characters" in text_of(answer.text)
+    assert answer.headers["content-type"].startswith("text/html")

@@ -183,7 +183,7 @@ def not_text(args: list[str], environ: dict[str, str]) -> str | None:
     named += [
         (f"${k}", _odd_bytes(v))
         for k, v in sorted(environ.items())
-        if k.startswith(ENV_PREFIX) and _is_text(k) and not _is_text(v)
+        if _is_text(k) and k.upper().startswith(ENV_PREFIX) and not _is_text(v)
     ]
     if not named:
         return None

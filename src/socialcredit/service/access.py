@@ -214,7 +214,7 @@ class AccessLogWriter:
             with self._db.transaction() as db:
                 db.many(_INSERT, [entry for entries, _ in group for entry in entries])
         except Exception as exc:  # every request of the group fails: none is answered
-            failed = exc
+            failed = LedgerError(f"the access log cannot be written: {exc}")
         _settle_group(group, failed)
 
     def close(self) -> None:

@@ -24,12 +24,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import json
 import secrets
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,7 @@ MAX_BACKOFF = 3600
 TIMEOUT_SECONDS = 5.0
 BATCH = 100
 POSTERS = 8  # subscriptions posted to at once
+ROUND_SECONDS = 2.0  # after them a round starts no new post
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,9 @@ def deliver_webhooks(svc: Service) -> tuple[int, int]:
     first failure: the later ones wait, unattempted, until the failed one is retried and
     delivered (a receiver that is down costs one timeout a round, not one per delivery,
     and gets the events in order). Those of different subscriptions go at once, up to
-    :data:`POSTERS`, so that a slow receiver holds up no other."""
+    :data:`POSTERS`, each marked as soon as its subscription's turn ends; a subscription
+    starts no post after :data:`ROUND_SECONDS` of the round (the rest wait for the next),
+    so that a slow receiver holds up the others by one post at most."""
     watch_lists(svc)
     now = svc.stamp()
     rows = svc.db.query(
@@ -249,8 +253,19 @@ def deliver_webhooks(svc: Service) -> tuple[int, int]:
         queues.setdefault(int(row[6]), []).append(row[:6])
     if not queues:
         return 0, 0
+    done = failed = 0
+    deadline = time.monotonic() + ROUND_SECONDS
     with ThreadPoolExecutor(min(POSTERS, len(queues)), "webhook-post") as pool:
-        posted = [p for done in pool.map(_post_in_order, queues.values()) for p in done]
+        turns = [pool.submit(_post_in_order, queue, deadline) for queue in queues.values()]
+        for turn in as_completed(turns):
+            d, f = _mark(svc, turn.result())
+            done, failed = done + d, failed + f
+    return done, failed
+
+
+def _mark(svc: Service, posted: list[tuple[Any, Any, str | None]]) -> tuple[int, int]:
+    """Mark the deliveries posted (delivered, or due again after a back-off); how many of
+    each."""
     done = failed = 0
     for delivery, attempts, error in posted:
         if error is None:
@@ -272,11 +287,15 @@ def deliver_webhooks(svc: Service) -> tuple[int, int]:
     return done, failed
 
 
-def _post_in_order(queue: list[tuple[Any, ...]]) -> list[tuple[Any, Any, str | None]]:
-    """POST one subscription's deliveries in order, up to its first failure; (delivery,
-    attempts, error) of each one tried."""
+def _post_in_order(
+    queue: list[tuple[Any, ...]], deadline: float
+) -> list[tuple[Any, Any, str | None]]:
+    """POST one subscription's deliveries in order, up to its first failure, starting none
+    after ``deadline`` (but the first); (delivery, attempts, error) of each one tried."""
     out: list[tuple[Any, Any, str | None]] = []
     for delivery, event, attempts, body, url, secret in queue:
+        if out and time.monotonic() > deadline:
+            break
         payload = json.dumps(
             {"event": int(event), **json.loads(body)}, ensure_ascii=False, sort_keys=True
         ).encode()
@@ -298,5 +317,5 @@ def post_signed(url: str, secret: str, event: int, payload: bytes) -> str | None
             return None if 200 <= answer.status < 300 else f"HTTP {answer.status}"
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code}"
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # no HTTP answer
         return f"{type(exc).__name__}: {exc}"

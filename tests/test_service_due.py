@@ -813,3 +813,20 @@ def test_a_code_with_a_control_character_is_refused_before_anything_is_written(
     assert public(env, env.persons[0]).status_code == 200
     logged = env.svc.db.query("SELECT subject FROM svc_access_log")
     assert [s for (s,) in logged if "\x00" in s or "\x85" in s] == []
+
+
+def test_a_lookup_whose_access_log_cannot_be_written_is_not_answered(
+    service_env: ServiceEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entry is written before the answer: when it cannot be, 503, and no answer."""
+    env = service_env
+    db = env.svc.access_log._db
+    assert db is not None
+
+    def broken(sql: str, rows: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(db, "many", broken)
+    answer = public(env, env.persons[0])
+    assert answer.status_code == 503, answer.text
+    assert "access log cannot be written" in answer.text and "published" not in answer.text

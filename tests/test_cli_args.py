@@ -55,6 +55,8 @@ NOT_TEXT = [
     ),
     ([b"score", b"-s", b"rongcheng", b"--ledger=\xfe.ledger"], "--ledger / -l", r"\xfe"),
     ([b"scheme", b"check", b"rongcheng", b"\xff.yaml"], "SCHEMES", r"\xff"),
+    ([b"serve", b"--port", b"80\xff"], "--port", r"\xff"),  # a number: named by its flag
+    ([b"serve", b"--workers=2\xfe"], "--workers", r"\xfe"),
     ([b"\xff"], "argument 1", r"\xff"),
 ]
 

@@ -156,10 +156,10 @@ def _parameters_given(args: list[str]) -> list[tuple[str, str]]:
     if isinstance(command, TyperGroup):
         return []
     try:
-        with command.make_context(" ".join(path), words, resilient_parsing=True) as ctx:
+        with command.make_context(" ".join(path), list(words), resilient_parsing=True) as ctx:
             given = dict(ctx.params)
-    except Exception:  # whatever the parser refuses: the arguments are named by position
-        return []
+    except Exception:  # whatever the parser refuses: named off the words below, or by position
+        given = {}
     found: list[tuple[str, str]] = []
     for param in command.params:
         odd = [v for v in _values(given.get(param.name or "")) if not _is_text(v)]
@@ -167,6 +167,21 @@ def _parameters_given(args: list[str]) -> list[tuple[str, str]]:
             name = " / ".join(param.opts) if param.param_type_name == "option" else None
             name = name or param.metavar or (param.name or "").upper()
             found += [(name, _odd_bytes(v)) for v in odd]
+    # an option whose value is no text (a number, say) has none parsed: named by its flag
+    options = {
+        flag: p
+        for p in command.params
+        if p.param_type_name == "option" and not getattr(p, "is_flag", False)
+        for flag in p.opts
+    }
+    named = {name for name, _ in found}
+    for i, word in enumerate(words):
+        flag, eq, value = word.partition("=")
+        option = options.get(flag) if eq else options.get(words[i - 1]) if i else None
+        name = " / ".join(option.opts) if option is not None else ""
+        if option is not None and not _is_text(word) and name not in named:
+            found.append((name, _odd_bytes(value if eq else word)))
+            named.add(name)
     return found
 
 

@@ -83,17 +83,6 @@ class Activation:
         self.notices = notices
         self.at = at
 
-    def as_dict(self) -> dict[str, object]:
-        """The row as JSON values."""
-        return {
-            "scheme": self.scheme,
-            "version": self.version,
-            "in_force_from": None if self.since is None else self.since.isoformat(),
-            "existing_records": self.existing,
-            "notices": self.notices,
-            "at": self.at,
-        }
-
 
 def _rows(db: ServiceDB) -> dict[str, Activation]:
     rows = db.query(

@@ -43,6 +43,7 @@ from socialcredit.records import RECORD_FIELDS
 from socialcredit.scheme.model import Condition, RuleCondition, Scheme
 from socialcredit.service.core import Service
 from socialcredit.service.errors import NotFound
+from socialcredit.service.schemes import day_numbers
 from socialcredit.store.service_db import ServiceDB
 
 __all__ = [
@@ -110,7 +111,7 @@ def appeal_until_column(
     that got its notice then (``noticed``), on that day; the record's one deadline is the
     last of them, and each of its notices states it."""
     types, recorded = whole(types), whole(recorded)
-    day = np.asarray(recorded.cast(pa.int32()).to_numpy(zero_copy_only=False), np.int64)
+    day = day_numbers(recorded)
     known = pa.array(sorted({t for a in svc.schemes.values() for t in a.scheme.records}))
     unknown = np.asarray(
         pc.invert(pc.is_in(types, value_set=known)).to_numpy(zero_copy_only=False), np.bool_

@@ -18,7 +18,7 @@ from socialcredit.errors import RefusedScheme, SocialCreditError
 from socialcredit.scheme import Finding, LoadedScheme, audit, load
 from socialcredit.scheme.model import Scheme
 
-__all__ = ["ActiveScheme", "load_active"]
+__all__ = ["ActiveScheme", "day_numbers", "load_active"]
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,14 @@ class ActiveScheme:
             pc.is_in(kinds, value_set=pa.array(list(self.scheme.subjects), pa.string())),
         )
         able = np.asarray(pc.fill_null(ok, False).to_numpy(zero_copy_only=False), np.bool_)
-        start = _days(recorded)
+        start = day_numbers(recorded)
         if self.in_force is not None:
             np.maximum(start, to_day(self.in_force), out=start)
         effective = start + min(self.scheme.notice_days or 0, LAST_DAY)
         able &= effective <= LAST_DAY
         longest = np.array([LAST_DAY if w is None else w for w in reach.values()], np.int64)
         window = longest[np.asarray(pc.fill_null(position, 0).to_numpy(), np.intp)]
-        able &= effective - _days(occurred) < window
+        able &= effective - day_numbers(occurred) < window
         return able, effective
 
     @property
@@ -94,7 +94,7 @@ class ActiveScheme:
         return self.loaded.scheme.scheme
 
 
-def _days(dates: pa.Array) -> npt.NDArray[np.int64]:
+def day_numbers(dates: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:
     """Dates as int64 day numbers."""
     return np.asarray(dates.cast(pa.int32()).to_numpy(zero_copy_only=False), np.int64)
 

@@ -237,11 +237,11 @@ MIGRATIONS = (
 _IN_FORCE = (
     "CREATE TABLE svc_schemes_in_force (scheme text PRIMARY KEY, version text NOT NULL, "
     "since text, existing text NOT NULL, notices bigint NOT NULL, at text NOT NULL)",
-    "INSERT INTO svc_schemes_in_force (scheme, version, since, existing, notices, at) "
-    "SELECT DISTINCT scheme, '', NULL, 'before', 0, {now} FROM svc_notices "
-    "WHERE kind = 'adverse'",
 )
 _UPGRADED = (
+    "INSERT INTO svc_schemes_in_force (scheme, version, since, existing, notices, at) "
+    "SELECT DISTINCT scheme, '', NULL, 'before', 0, ? FROM svc_notices "
+    "WHERE kind = 'adverse'",
     "INSERT INTO svc_schemes_in_force (scheme, version, since, existing, notices, at) "
     "VALUES ('*upgraded', '', NULL, 'before', 0, ?)",
 )
@@ -251,7 +251,7 @@ MIGRATIONS = (
         7,
         "the day each scheme came into force, and what became of the records already there",
         sqlite=(
-            *(s.format(now="strftime('%Y-%m-%dT%H:%M:%S+00:00')") for s in _IN_FORCE),
+            *_IN_FORCE,
             *_sqlite_triggers(("svc_schemes_in_force",)),
             # a REPLACE deletes the row it replaces, which the delete trigger sees only
             # on connections with recursive triggers: refuse it on any connection
@@ -260,15 +260,7 @@ MIGRATIONS = (
             f"scheme = NEW.scheme) BEGIN SELECT RAISE(ABORT, 'svc_schemes_in_force {_REFUSAL}'); "
             "END",
         ),
-        postgres=(
-            *(
-                s.format(
-                    now="to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')"
-                )
-                for s in _IN_FORCE
-            ),
-            *_postgres_triggers(("svc_schemes_in_force",)),
-        ),
+        postgres=(*_IN_FORCE, *_postgres_triggers(("svc_schemes_in_force",))),
         upgrading=_UPGRADED,
     ),
 )

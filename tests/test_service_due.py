@@ -830,3 +830,53 @@ def test_a_lookup_whose_access_log_cannot_be_written_is_not_answered(
     answer = public(env, env.persons[0])
     assert answer.status_code == 503, answer.text
     assert "access log cannot be written" in answer.text and "published" not in answer.text
+
+
+@pytest.mark.parametrize(
+    ("notice_days", "takes_effect_on"),
+    [
+        (2_900_000, "9965-02-04"),  # the notice period ends in the calendar: a notice
+        (10_000_000, None),  # after the last date: the record never takes effect
+        (3_000_000_000, None),  # past 32 bits
+    ],
+)
+def test_a_record_whose_notice_period_passes_the_calendar_gets_no_notice(
+    service_db: str, tmp_path: Path, notice_days: int, takes_effect_on: str | None
+) -> None:
+    from conftest import SERVICE_SCHEME, FakeClock, person_codes
+    from fastapi.testclient import TestClient
+
+    from socialcredit.api import create_app
+    from socialcredit.service import Service, Settings
+    from socialcredit.service.credentials import add_agency
+    from socialcredit.service.sinks import MemorySink
+    from socialcredit.store.service_db import upgrade
+
+    scheme = tmp_path / "slow.yaml"
+    scheme.write_text(SERVICE_SCHEME.replace("notice_days: 7", f"notice_days: {notice_days}"))
+    upgrade(service_db)
+    sink = MemorySink()
+    clock = FakeClock(dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC))
+    [me] = person_codes(1)
+    with Service.open(
+        Settings(database=service_db, schemes=[str(scheme)]), clock=clock, sink=sink
+    ) as svc:
+        key = add_agency(svc.db, "Court", ["court.unfulfilled"], "2025-03-01T10:00:00+00:00")
+        with TestClient(create_app(svc)) as client:
+            answer = client.post(
+                "/v1/records",
+                json={
+                    "records": [record("j1", me, "court.unfulfilled", occurred="2025-02-01")],
+                    "subjects": [{"code": me, "kind": "person"}],
+                },
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["notices"] == len(sink.sent)
+            assert [n["takes_effect_on"] for n in sink.sent] == (
+                [takes_effect_on] if takes_effect_on else []
+            )
+            token = client.post("/v1/session", json={"token": svc.identity.issue(me)})
+            headers = {"Authorization": f"Bearer {token.json()['token']}"}
+            view = client.get("/v1/me/records", headers=headers).json()
+            assert [r["id"] for r in view] == ["j1"]  # in the subject's record all the same

@@ -324,7 +324,10 @@ class NoticeTexts:
         """The notice of each row: :data:`NOTICE_COLUMNS`. ``since``: the day the scheme
         came into force, for records recorded before it (their notice period starts then);
         ``noticed``: for such records, under which schemes they got a notice when those
-        came into force (their appeal windows open then; :func:`appeal_until_column`)."""
+        came into force (their appeal windows open then; :func:`appeal_until_column`).
+        A record whose notice period would end after the last day of the calendar never
+        takes effect (SCHEME.md §2): it gets no notice."""
+        rows = self._taking_effect(rows, scheme, since)
         if not rows.num_rows:
             return NOTICES_SCHEMA.empty_table()
         if not self._columnar(rows):
@@ -390,6 +393,16 @@ class NoticeTexts:
             ],
             schema=NOTICES_SCHEMA,
         )
+
+    @staticmethod
+    def _taking_effect(rows: pa.Table, scheme: Scheme, since: dt.date | None) -> pa.Table:
+        """``rows`` but those whose notice period ends after the last day of the calendar."""
+        last = LAST_DAY - min(scheme.notice_days or 0, LAST_DAY)
+        if not rows.num_rows or (since is not None and to_day(since) > last):
+            return rows.slice(0, 0)
+        if to_day(pc.max(rows["recorded_at"]).as_py()) <= last:
+            return rows
+        return rows.filter(pc.less_equal(rows["recorded_at"].cast(pa.int32()), last))
 
     @staticmethod
     def _columnar(rows: pa.Table) -> bool:

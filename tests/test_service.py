@@ -126,7 +126,7 @@ def test_version_4_delivers_from_the_first_notice_the_outbox_held(service_db: st
                 )
     finally:
         db.close()
-    assert upgrade(service_db).applied == [4, 5, 6, 7]
+    assert upgrade(service_db).applied == [4, 5, 6, 7, 8]
     sink = MemorySink()
     svc = Service.open(Settings(database=service_db, schemes=["rongcheng"]), sink=sink)
     try:

@@ -203,8 +203,24 @@ def test_the_schemes_page_of_the_api_shows_the_day_in_force(
     )
     try:
         with TestClient(create_app(svc)) as client:
-            shown = {s["scheme"]: s["in_force"] for s in client.get("/v1/schemes").json()}
-        assert shown == {"town": "2025-03-01", "rongcheng": "2025-03-01"}
+            listed = client.get("/v1/schemes").json()
+            shown = {s["scheme"]: s["in_force"] for s in listed}
+            assert shown == {"town": "2025-03-01", "rongcheng": "2025-03-01"}
+            town = svc.schemes["town"].version
+            assert [s["versions"] for s in listed if s["scheme"] == "town"] == [
+                [
+                    {
+                        "version": town,
+                        "first_run": "2025-03-01T10:00:00+00:00",
+                        "existing_records": "notify",
+                    }
+                ]
+            ]
+            text = client.get(f"/v1/schemes/town/versions/{town}")
+            assert text.status_code == 200 and text.text == SERVICE_SCHEME
+            assert text.headers["content-type"].startswith("text/plain")
+            for path in ("town/versions/0000", f"nowhere/versions/{town}"):
+                assert client.get(f"/v1/schemes/{path}").status_code == 404
     finally:
         svc.close()
 
@@ -288,7 +304,7 @@ def test_an_upgraded_database_keeps_counting_what_its_schemes_counted(
             ),
             source="x",
         )
-    assert upgrade(service_db).applied == [7]
+    assert upgrade(service_db).applied == [7, 8]
     clock, sink = FakeClock(START), MemorySink()
     with Service.open(
         Settings(database=service_db, schemes=[str(scheme)]), clock=clock, sink=sink
@@ -419,3 +435,129 @@ def test_a_record_no_write_in_the_log_covers_is_traced_by_its_id(
     ).close()
     assert {n["content"]["agency"] for n in sink.sent} == {"imported from records.csv"}
     assert len(sink.sent) == 4
+
+
+SPEEDING = (
+    "  traffic.speeding: {category: traffic, adverse: true}\n"
+    "  charity.donation:  {category: charity}\n"
+)
+SPEEDING_RULE = (
+    "  - {id: speeding, types: [traffic.speeding], window_days: 365, measure: count, "
+    "points: -5}\n  - {id: donations,"
+)
+
+
+def speeding(text: str) -> str:
+    """The test scheme with a rule counting an adverse type it did not know."""
+    text = text.replace("  charity.donation:  {category: charity}\n", SPEEDING)
+    return text.replace("  - {id: donations,", SPEEDING_RULE)
+
+
+@pytest.mark.parametrize(
+    ("change", "refused"),
+    [
+        (lambda t: t.replace("title: A town's", "title: The town's"), None),
+        (lambda t: t.replace("points: -5, cap: 50", "points: -10, cap: 50"), None),
+        (lambda t: t.replace("window_days: 730", "window_days: 365"), None),
+        (lambda t: t.replace("appeal_days: 30", "appeal_days: 60"), None),
+        # an adverse type newly counted, of which the ledger holds no record
+        (speeding, None),
+        (
+            lambda t: t.replace(
+                "window_days: 365, measure: count", "window_days: 730, measure: count"
+            ),
+            "traffic.red_light counts for 730 days, for 365 days under the earlier",
+        ),
+        (
+            lambda t: t.replace("window_days: 365, measure: count", "measure: count"),
+            "traffic.red_light counts for no window, for 365 days",
+        ),
+        (lambda t: t.replace("notice_days: 7", "notice_days: 3"), "notice_days is 3, 7 under"),
+        (lambda t: t.replace("appeal_days: 30", "appeal_days: 10"), "appeal_days is 10, 30 under"),
+        (
+            lambda t: t.replace(
+                "court.fulfilled:   {category: judicial}",
+                "court.fulfilled: {category: judicial, adverse: true}",
+            ).replace("types: [court.unfulfilled]", "types: [court.unfulfilled, court.fulfilled]"),
+            "a rule counts court.fulfilled against its subject, which the earlier did not",
+        ),
+    ],
+)
+def test_a_later_version_may_not_count_what_the_notices_did_not_announce(
+    service_db: str, tmp_path: Path, change: Any, refused: str | None
+) -> None:
+    from socialcredit.errors import RefusedScheme
+    from socialcredit.service.activation import versions
+
+    scheme, people = imported(service_db, tmp_path)
+    clock, sink = FakeClock(START), MemorySink()
+    settings = Settings(database=service_db, schemes=[str(scheme)])
+    with Service.open(settings, clock=clock, sink=sink) as svc:
+        first = svc.schemes["town"].version
+    clock.advance(days=20)
+    scheme.write_text(change(SERVICE_SCHEME))
+    if refused is None:
+        with Service.open(settings, clock=clock, sink=sink) as svc:
+            run = versions(svc.db, "town")
+            assert [v.version for v in run] == [first, svc.schemes["town"].version]
+            assert run[1].text == scheme.read_text() and run[1].at.startswith("2025-03-21")
+            assert lists_of(svc, people[0]) == ["debtors"]  # what was in force goes on
+        return
+    with pytest.raises(RefusedScheme, match=refused) as caught:
+        Service.open(settings, clock=clock, sink=sink)
+    assert "scheme id of its own" in str(caught.value)
+    with Service.open(settings, clock=clock, sink=sink, activate=False) as svc:
+        assert [v.version for v in versions(svc.db, "town")] == [first]  # nothing written
+    # counted with no notice, by the operator's choice, which is kept
+    counted = Settings(database=service_db, schemes=[str(scheme)], existing_records="count")
+    with Service.open(counted, clock=clock, sink=sink) as svc:
+        assert [v.existing for v in versions(svc.db, "town")] == ["notify", "count"]
+    with Service.open(settings, clock=clock, sink=sink) as svc:  # and is not asked again
+        assert len(versions(svc.db, "town")) == 2
+
+
+def test_a_type_or_kind_newly_counted_is_refused_once_the_ledger_holds_one(
+    service_db: str, tmp_path: Path
+) -> None:
+    from socialcredit.errors import RefusedScheme
+
+    scheme, people = imported(service_db, tmp_path)
+    persons = SERVICE_SCHEME.replace("subjects: [person, organization]", "subjects: [person]")
+    scheme.write_text(persons)
+    clock, sink = FakeClock(START), MemorySink()
+    settings = Settings(database=service_db, schemes=[str(scheme)])
+    Service.open(settings, clock=clock, sink=sink).close()
+    with open_ledger(service_db) as ledger:
+        ledger.append(
+            pa.Table.from_pylist(
+                [row("s1", people[0], "traffic.speeding", "2025-03-01", "2025-03-01")],
+                schema=RECORDS_SCHEMA,
+            ),
+            source="speeding.csv",
+        )
+    for text, refused in [
+        (speeding(persons), "a rule counts traffic.speeding against its subject"),
+        (SERVICE_SCHEME, "it scores organization subjects, which the earlier did not"),
+    ]:
+        scheme.write_text(text)
+        with pytest.raises(RefusedScheme, match=refused):
+            Service.open(settings, clock=clock, sink=sink)
+
+
+def test_a_version_run_before_that_cannot_be_read_is_not_compared(
+    service_db: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from socialcredit.service.activation import versions
+
+    scheme, _ = imported(service_db, tmp_path)
+    clock, sink = FakeClock(START), MemorySink()
+    settings = Settings(database=service_db, schemes=[str(scheme)])
+    with Service.open(settings, clock=clock, sink=sink) as svc, svc.db.transaction() as db:
+        db.execute(
+            "INSERT INTO svc_scheme_versions (scheme, version, text, existing, at) "
+            "VALUES ('town', 'old', 'scheme: [', 'notify', '2025-03-02T00:00:00+00:00')"
+        )
+    scheme.write_text(SERVICE_SCHEME.replace("notice_days: 7", "notice_days: 3"))
+    with Service.open(settings, clock=clock, sink=sink) as svc:
+        assert [v.version for v in versions(svc.db, "town")][1:2] == ["old"]
+    assert "version old, run before, is not readable here" in caplog.text

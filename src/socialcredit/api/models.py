@@ -273,6 +273,17 @@ class FindingOut(_Out):
     message: str
 
 
+class SchemeVersionOut(_Out):
+    """A version of a scheme the service has run."""
+
+    version: str
+    first_run: str = Field(description="When the service first ran it (UTC, ISO 8601).")
+    existing_records: str = Field(
+        description="The existing_records setting it was first run under: notify, or count "
+        "(it may count records the notices of the version before did not announce)."
+    )
+
+
 class SchemeOut(_Out):
     """An active scheme version and its audit."""
 
@@ -287,6 +298,10 @@ class SchemeOut(_Out):
         description="The day the service first ran the scheme, from which the adverse "
         "records already in the ledger then count (their notice period starts on it); null: "
         "every record counts from its own recorded_at (docs/service.md)."
+    )
+    versions: list[SchemeVersionOut] = Field(
+        description="Every version of the scheme the service has run, in the order first "
+        "run; their texts at /v1/schemes/{scheme}/versions/{version}."
     )
     findings: list[FindingOut]
 

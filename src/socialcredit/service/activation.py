@@ -22,8 +22,11 @@ the ``existing_records`` setting says:
 The first process that opens the service with a scheme to answer requests decides, in
 one transaction of the service tables that takes the notices' turn (a second process
 waits, then finds the row); later starts, with the same or another version of the
-scheme, change nothing, and the command line's tools that open the service decide
-nothing. A database upgraded from before ``svc_schemes_in_force`` ran its schemes over
+scheme, keep its day, and the command line's tools that open the service decide
+nothing. Each version run is kept with its text (``svc_scheme_versions``); under
+``notify`` a later version that would treat the records in ways the notices of the one
+before did not announce (:func:`~socialcredit.service.schemes.widening`) is refused.
+A database upgraded from before ``svc_schemes_in_force`` ran its schemes over
 every record as recorded: its first start keeps the schemes it runs that way
 (:data:`UPGRADED`). Records imported into the ledger later are not noticed: agencies
 send records through the API.
@@ -32,6 +35,8 @@ send records through the API.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 import numpy as np
@@ -39,6 +44,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from socialcredit.errors import RefusedScheme, SocialCreditError
+from socialcredit.scheme import load_scheme_text
 from socialcredit.service.core import Service
 from socialcredit.service.notices import (
     NOTICE_WRITERS,
@@ -48,7 +55,7 @@ from socialcredit.service.notices import (
     whole,
     write_notices,
 )
-from socialcredit.service.schemes import ActiveScheme
+from socialcredit.service.schemes import ActiveScheme, widening
 from socialcredit.store.files import AGENCY_PREFIX
 from socialcredit.store.service_db import ServiceDB
 
@@ -60,13 +67,17 @@ service runs when it next starts ran before, over every record as recorded."""
 TAKEN = "*upgraded-taken"
 """The row that the first start after the upgrade writes, having taken those schemes."""
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "Activation",
+    "SchemeVersion",
     "activate",
     "existing_notices",
     "in_force",
     "noticed_records",
     "notifying",
+    "versions",
 ]
 
 
@@ -82,6 +93,17 @@ class Activation:
         self.existing = existing  # notify, count, or before (ran before the table)
         self.notices = notices
         self.at = at
+
+
+@dataclass(frozen=True)
+class SchemeVersion:
+    """A row of ``svc_scheme_versions``: a version of a scheme the service has run, its
+    text, the ``existing_records`` setting it was first run under, and when."""
+
+    version: str
+    text: str
+    existing: str
+    at: str
 
 
 def _rows(db: ServiceDB) -> dict[str, Activation]:
@@ -117,18 +139,23 @@ def activate(svc: Service, *, decide: bool = True) -> int:
     were written (the caller delivers them)."""
     written = 0
     known = _rows(svc.db)
-    if decide and any(sid not in known for sid in svc.schemes):
+    if decide and (any(sid not in known for sid in svc.schemes) or _unrecorded(svc, svc.db)):
         today = svc.today()
         notify = svc.settings.existing_records == "notify"
         with svc.db.transaction() as db:
             db.take_turn(NOTICE_WRITERS)  # one process decides; the others find its rows
             known = _rows(db)
+            versions = _unrecorded(svc, db)
+            if notify:  # refused before anything is written
+                _refuse_widening(svc, db, [sid for sid in versions if sid in known])
+            stamp = svc.stamp()
+            for sid in versions:
+                _insert_version(db, svc.schemes[sid], svc.settings.existing_records, stamp)
             upgraded = UPGRADED in known and TAKEN not in known
             new = [sid for sid in svc.schemes if sid not in known]
             since = today if notify and not upgraded else None
             # every scheme's day first: a notice states the appeal windows of them all
             _set_days(svc, known, since)
-            stamp = svc.stamp()
             chosen: dict[str, pa.Table] = {}
             senders: dict[str, pa.Array] = {}
             if new and since is not None:  # read with the turn held: an ingest waits
@@ -155,6 +182,72 @@ def activate(svc: Service, *, decide: bool = True) -> int:
             known = _rows(db)
     _set_days(svc, known, None)
     return written
+
+
+def _unrecorded(svc: Service, db: ServiceDB) -> list[str]:
+    """The active schemes whose versions ``svc_scheme_versions`` does not hold yet."""
+    rows = db.query("SELECT scheme, version FROM svc_scheme_versions")
+    run = {(str(scheme), str(version)) for scheme, version in rows}
+    return [sid for sid, a in svc.schemes.items() if (sid, a.version) not in run]
+
+
+def _insert_version(db: ServiceDB, active: ActiveScheme, existing: str, stamp: str) -> None:
+    db.execute(
+        "INSERT INTO svc_scheme_versions (scheme, version, text, existing, at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (active.id, active.version, active.loaded.text, existing, stamp),
+    )
+
+
+def versions(db: ServiceDB, scheme: str) -> list[SchemeVersion]:
+    """The versions of ``scheme`` the service has run, in the order first run."""
+    rows = db.query(
+        "SELECT version, text, existing, at FROM svc_scheme_versions WHERE scheme = ? ORDER BY id",
+        (scheme,),
+    )
+    return [SchemeVersion(str(v), str(t), str(e), str(a)) for v, t, e, a in rows]
+
+
+def _refuse_widening(svc: Service, db: ServiceDB, schemes: list[str]) -> None:
+    """Refuse a new version of a scheme in force that would count records against their
+    subjects that the version run before it did not (:func:`widening`): the notices
+    that version's records got did not announce it."""
+    refusals: list[str] = []
+    held: tuple[set[str], set[str]] | None = None
+    for sid in schemes:
+        run = versions(db, sid)
+        if not run:  # none kept: a database upgraded from before the table
+            continue
+        earlier = run[-1]
+        try:
+            before = load_scheme_text(earlier.text, f"version {earlier.version}")
+        except SocialCreditError:  # a text this program no longer reads
+            logger.warning(
+                "scheme %r: version %s, run before, is not readable here; the new version "
+                "is not compared with it",
+                sid,
+                earlier.version,
+            )
+            continue
+        active = svc.schemes[sid]
+        if not widening(before, active.scheme):
+            continue
+        if held is None:
+            held = svc.ledger.read(lambda lg: lg.holdings())
+        changes = widening(before, active.scheme, *held)
+        if changes:
+            refusals.append(
+                f"scheme {sid!r} version {active.version} ({active.loaded.source}) would "
+                f"treat records in ways the notices of version {earlier.version}, run "
+                f"since {earlier.at[:10]}, did not announce: " + "; ".join(changes)
+            )
+    if refusals:
+        raise RefusedScheme(
+            "; and ".join(refusals) + ". Give the new version a scheme id of its own (it "
+            "then comes into force with a notice of each record already there), or start "
+            "with existing_records = count (SOCIALCREDIT_EXISTING_RECORDS=count) to let it "
+            "treat them so, with no notice"
+        )
 
 
 def _insert(

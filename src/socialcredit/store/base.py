@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -425,7 +425,7 @@ class Ledger(ABC):
         :meth:`records` gives, row for row (a ledger appended to since gives more rows, at
         the end). Read off the log of batches: how many records each write appended."""
         with self._reading():
-            counts = self._records_per_batch()
+            counts = [(str(source), int(n)) for source, n in self._query(RECORDS_PER_BATCH)]
         if not counts:
             return pa.array([], pa.string())
         names = pa.array([source for source, _ in counts], pa.string())
@@ -433,10 +433,16 @@ class Ledger(ABC):
         indices = np.repeat(np.arange(len(counts), dtype=np.int32), each)
         return pa.DictionaryArray.from_arrays(pa.array(indices), names).cast(pa.string())
 
+    def holdings(self) -> tuple[set[str], set[str]]:
+        """The record types the ledger holds a record of, and the kinds of its subjects."""
+        with self._reading():
+            types = self._query("SELECT name FROM types")
+            kinds = self._query("SELECT DISTINCT kind FROM subjects")
+        return {str(t) for (t,) in types}, {str(k) for (k,) in kinds}
+
     @abstractmethod
-    def _records_per_batch(self) -> list[tuple[str, int]]:
-        """Each write's source and how many records it appended, in the order of the log
-        of batches (the order of their entries): :data:`RECORDS_PER_BATCH`."""
+    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of a statement that takes no parameter."""
 
     @abstractmethod
     def verify(self) -> VerifyReport:

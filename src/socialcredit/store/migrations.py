@@ -42,8 +42,13 @@ class Migration:
 
 
 _APPEND_ONLY_1 = ("svc_notices", "svc_appeals", "svc_appeal_decisions", "svc_access_log")
-APPEND_ONLY = (*_APPEND_ONLY_1, "svc_notice_rounds", "svc_schemes_in_force")
-"""The service's append-only tables (the last two made by versions 4 and 7)."""
+APPEND_ONLY = (
+    *_APPEND_ONLY_1,
+    "svc_notice_rounds",
+    "svc_schemes_in_force",
+    "svc_scheme_versions",
+)
+"""The service's append-only tables (the last three made by versions 4, 7 and 8)."""
 _REFUSAL = (
     "is append-only: rows are never changed or deleted; a due-process record is "
     "corrected by a new one"
@@ -90,6 +95,16 @@ def _sqlite_triggers(tables: tuple[str, ...]) -> tuple[str, ...]:
         f"BEGIN SELECT RAISE(ABORT, '{table} {_REFUSAL}'); END"
         for table in tables
         for verb in ("UPDATE", "DELETE")
+    )
+
+
+def _no_replace(table: str, key: str) -> str:
+    """SQLite's trigger refusing an insert over a row of ``table`` with the same ``key``: a
+    REPLACE deletes the row it replaces, which the delete trigger sees only on connections
+    with recursive triggers; this refuses it on any connection."""
+    return (
+        f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} WHEN EXISTS (SELECT 1 "
+        f"FROM {table} WHERE {key}) BEGIN SELECT RAISE(ABORT, '{table} {_REFUSAL}'); END"
     )
 
 
@@ -253,14 +268,39 @@ MIGRATIONS = (
         sqlite=(
             *_IN_FORCE,
             *_sqlite_triggers(("svc_schemes_in_force",)),
-            # a REPLACE deletes the row it replaces, which the delete trigger sees only
-            # on connections with recursive triggers: refuse it on any connection
-            "CREATE TRIGGER svc_schemes_in_force_no_replace BEFORE INSERT ON "
-            "svc_schemes_in_force WHEN EXISTS (SELECT 1 FROM svc_schemes_in_force WHERE "
-            f"scheme = NEW.scheme) BEGIN SELECT RAISE(ABORT, 'svc_schemes_in_force {_REFUSAL}'); "
-            "END",
+            _no_replace("svc_schemes_in_force", "scheme = NEW.scheme"),
         ),
         postgres=(*_IN_FORCE, *_postgres_triggers(("svc_schemes_in_force",))),
         upgrading=_UPGRADED,
+    ),
+)
+
+
+# Each version of a scheme the service has run, with its text, in the order first run
+# (socialcredit.service.activation): a later version may not reach records the notices of
+# the one before did not announce. A database upgraded from an earlier version starts with
+# none: the versions it ran before were not kept.
+def _versions(serial: str) -> tuple[str, ...]:
+    return (
+        f"CREATE TABLE svc_scheme_versions (id {serial}, scheme text NOT NULL, "
+        "version text NOT NULL, text text NOT NULL, existing text NOT NULL, "
+        "at text NOT NULL, UNIQUE (scheme, version))",
+    )
+
+
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        8,
+        "each version of a scheme the service has run, with its text",
+        sqlite=(
+            *_versions("INTEGER PRIMARY KEY AUTOINCREMENT"),
+            *_sqlite_triggers(("svc_scheme_versions",)),
+            _no_replace("svc_scheme_versions", "scheme = NEW.scheme AND version = NEW.version"),
+        ),
+        postgres=(
+            *_versions("bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+            *_postgres_triggers(("svc_scheme_versions",)),
+        ),
     ),
 )

@@ -66,7 +66,6 @@ from socialcredit.errors import LedgerError
 from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
 from socialcredit.store.backends import is_postgres_url
 from socialcredit.store.base import (
-    RECORDS_PER_BATCH,
     Batch,
     Ledger,
     SubjectIndex,
@@ -757,9 +756,8 @@ class PostgresLedger(Ledger):
             all_links[order].tolist(),
         )
 
-    def _records_per_batch(self) -> list[tuple[str, int]]:
-        rows = self._db.execute(RECORDS_PER_BATCH).fetchall()
-        return [(str(source), int(n)) for source, n in rows]
+    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+        return list(self._db.execute(sql).fetchall())
 
     def _sources_of(self, seqs: npt.NDArray[np.int64]) -> list[str | None]:
         # one statement; the exclusion constraint's index on the ranges finds each entry

@@ -54,6 +54,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -63,7 +64,6 @@ import pyarrow.compute as pc
 from socialcredit.errors import LedgerError
 from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
 from socialcredit.store.base import (
-    RECORDS_PER_BATCH,
     Batch,
     Ledger,
     SubjectIndex,
@@ -528,9 +528,8 @@ class SqliteLedger(Ledger):
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _records_per_batch(self) -> list[tuple[str, int]]:
-        rows = self._db.execute(RECORDS_PER_BATCH).fetchall()
-        return [(str(source), int(n)) for source, n in rows]
+    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+        return list(self._db.execute(sql).fetchall())
 
     def _sources_of(self, seqs: npt.NDArray[np.int64]) -> list[str | None]:
         out: list[str | None] = [None] * len(seqs)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 
 from socialcredit.api.deps import Client, Svc
 from socialcredit.api.errors import responses
-from socialcredit.api.models import FindingOut, PublicOut, SchemeOut, answer
+from socialcredit.api.models import FindingOut, PublicOut, SchemeOut, SchemeVersionOut, answer
+from socialcredit.service.activation import versions
+from socialcredit.service.core import Service
 from socialcredit.service.errors import NotFound
 from socialcredit.service.lookup import lookup
 from socialcredit.service.schemes import ActiveScheme
@@ -41,7 +43,7 @@ def get_public(
     return answer(lookup(svc, code, purpose, client))
 
 
-def _scheme(active: ActiveScheme) -> SchemeOut:
+def _scheme(svc: Service, active: ActiveScheme) -> SchemeOut:
     s = active.scheme
     return SchemeOut(
         scheme=s.scheme,
@@ -52,6 +54,10 @@ def _scheme(active: ActiveScheme) -> SchemeOut:
         notice_days=s.notice_days or 0,
         appeal_days=s.appeal_days or 0,
         in_force=None if active.in_force is None else active.in_force.isoformat(),
+        versions=[
+            SchemeVersionOut(version=v.version, first_run=v.at, existing_records=v.existing)
+            for v in versions(svc.db, s.scheme)
+        ],
         findings=[FindingOut.model_validate(f) for f in active.findings],
     )
 
@@ -59,7 +65,7 @@ def _scheme(active: ActiveScheme) -> SchemeOut:
 @router.get("/schemes", response_model=list[SchemeOut], responses=responses(503))
 def get_schemes(svc: Svc) -> list[SchemeOut]:
     """The active scheme versions with their rights audits."""
-    return [_scheme(a) for a in svc.schemes.values()]
+    return [_scheme(svc, a) for a in svc.schemes.values()]
 
 
 @router.get("/schemes/{scheme}", response_model=SchemeOut, responses=responses(404, 422, 503))
@@ -68,4 +74,29 @@ def get_scheme(svc: Svc, scheme: Annotated[str, Path(max_length=64)]) -> SchemeO
     active = svc.schemes.get(scheme)
     if active is None:
         raise NotFound(f"no active scheme {scheme!r}")
-    return _scheme(active)
+    return _scheme(svc, active)
+
+
+@router.get(
+    "/schemes/{scheme}/versions/{version}",
+    response_model=None,
+    responses={
+        **responses(404, 422, 503),
+        200: {
+            "description": "The version's text, as the service first ran it.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+    },
+)
+def get_scheme_version(
+    svc: Svc,
+    scheme: Annotated[str, Path(max_length=64)],
+    version: Annotated[str, Path(max_length=64)],
+) -> PlainTextResponse:
+    """The text (YAML) of a version of an active scheme that the service has run."""
+    if scheme not in svc.schemes:
+        raise NotFound(f"no active scheme {scheme!r}")
+    for v in versions(svc.db, scheme):
+        if v.version == version:
+            return PlainTextResponse(v.text, media_type="text/plain; charset=utf-8")
+    raise NotFound(f"the service has run no version {version!r} of a scheme {scheme!r}")

@@ -437,6 +437,34 @@ def test_a_record_no_write_in_the_log_covers_is_traced_by_its_id(
     assert len(sink.sent) == 4
 
 
+@pytest.mark.parametrize("odd", [False, True])  # a file name with a tab: row by row
+def test_each_notice_names_the_sender_of_its_own_record(
+    service_db: str, tmp_path: Path, odd: bool
+) -> None:
+    scheme, people = imported(service_db, tmp_path)
+    senders = ["traffic-2025-03.csv", 'a "quoted" \\ name.parquet', "交警.csv"]
+    if odd:
+        senders[1] = "a\ttab.csv"
+    with open_ledger(service_db) as ledger:
+        for i, source in enumerate(senders):
+            ledger.append(
+                pa.Table.from_pylist(
+                    [row(f"s{i}", people[i], "traffic.red_light", "2025-02-20", "2025-02-21")],
+                    schema=RECORDS_SCHEMA,
+                ),
+                source=str(tmp_path / source),
+            )
+    sink = MemorySink()
+    Service.open(
+        Settings(database=service_db, schemes=[str(scheme)]), clock=FakeClock(START), sink=sink
+    ).close()
+    named = {n["record"]: n["content"]["agency"] for n in sink.sent}
+    assert {rid: who for rid, who in named.items() if rid.startswith("s")} == {
+        f"s{i}": f"imported from {source}" for i, source in enumerate(senders)
+    }
+    assert named["j1"] == "imported from records.csv"
+
+
 SPEEDING = (
     "  traffic.speeding: {category: traffic, adverse: true}\n"
     "  charity.donation:  {category: charity}\n"

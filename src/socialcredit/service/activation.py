@@ -334,21 +334,9 @@ def existing_notices(
     noticed = noticed_when_in_force(svc, ids.to_pylist(), but=list(now_noticed))
     for sid, rows in now_noticed.items():
         noticed[sid] = np.asarray(pc.is_in(ids, value_set=rows["id"]).to_numpy(), np.bool_)
-    stamp = svc.stamp()
-    parts = [NOTICES_SCHEMA.empty_table()]
-    for name in pc.unique(agency).to_pylist():
-        mine = pc.equal(agency, name)
-        at = np.flatnonzero(np.asarray(mine.to_numpy(zero_copy_only=False), np.bool_))
-        parts.append(
-            NoticeTexts(svc, name).adverse(
-                chosen.take(at),
-                active.scheme,
-                stamp,
-                active.in_force,
-                {sid: given[at] for sid, given in noticed.items()},
-            )
-        )
-    return pa.concat_tables(parts)
+    return NoticeTexts(svc, "").adverse(
+        chosen, active.scheme, svc.stamp(), active.in_force, noticed, senders=agency
+    )
 
 
 def _sender(source: str) -> str:

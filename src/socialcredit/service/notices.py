@@ -288,6 +288,7 @@ _text = json.JSONEncoder(ensure_ascii=False).encode
 
 
 _CONTROL = "[\\x00-\\x1f]"  # characters JSON writes as escapes of their own
+_SENDER = "__sender"  # the column of senders given to NoticeTexts.adverse
 
 
 def _json_strings(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -320,13 +321,17 @@ class NoticeTexts:
         stamp: str,
         since: dt.date | None = None,
         noticed: Noticed | None = None,
+        senders: pa.Array | None = None,
     ) -> pa.Table:
         """The notice of each row: :data:`NOTICE_COLUMNS`. ``since``: the day the scheme
         came into force, for records recorded before it (their notice period starts then);
         ``noticed``: for such records, under which schemes they got a notice when those
-        came into force (their appeal windows open then; :func:`appeal_until_column`).
-        A record whose notice period would end after the last day of the calendar never
-        takes effect (SCHEME.md §2): it gets no notice."""
+        came into force (their appeal windows open then; :func:`appeal_until_column`);
+        ``senders``: who each notice names as the record's sender, where not the agency
+        given. A record whose notice period would end after the last day of the calendar
+        never takes effect (SCHEME.md §2): it gets no notice."""
+        if senders is not None:
+            rows = rows.append_column(_SENDER, senders)
         rows = self._taking_effect(rows, scheme, since)
         if not rows.num_rows:
             return NOTICES_SCHEMA.empty_table()
@@ -357,7 +362,9 @@ class NoticeTexts:
             how = pa.scalar(_text(NO_APPEAL), pa.string())
         ref = pc.fill_null(_json_strings(rows["ref"]), "null")
         body = pc.binary_join_element_wise(
-            f'{{"agency": {self._agency}, "effect": ',
+            '{"agency": ',
+            _json_strings(rows[_SENDER]) if _SENDER in rows.column_names else self._agency,
+            ', "effect": ',
             effect,
             ', "how_to_appeal": ',
             how,
@@ -407,7 +414,9 @@ class NoticeTexts:
     @staticmethod
     def _columnar(rows: pa.Table) -> bool:
         """Whether the texts can be joined as columns (see the class)."""
-        for name in ("id", "subject", "type", "ref"):
+        for name in ("id", "subject", "type", "ref", _SENDER):
+            if name not in rows.column_names:
+                continue
             if pc.any(pc.match_substring_regex(rows[name], _CONTROL)).as_py():
                 return False
         for name in ("occurred_at", "recorded_at"):
@@ -429,14 +438,18 @@ class NoticeTexts:
         effects = {t: _text(effect_of(scheme, t)) for t in pc.unique(rows["type"]).to_pylist()}
         days: dict[dt.date, str] = {}
         out: list[NoticeRow] = []
-        head = f'{{"agency": {self._agency}, "effect": '
         tail = f', "scheme": {_text(name)}, "subject": '
         columns = [rows[c].to_pylist() for c in RECORD_FIELDS]
         deadlines = appeal_until_column(
             svc, rows["type"], rows["recorded_at"], noticed or {}
         ).to_pylist()
-        for rid, subject, type_, occurred, recorded, amount, ref, until in zip(
-            *columns, deadlines, strict=True
+        senders = (
+            [_text(sender) for sender in rows[_SENDER].to_pylist()]
+            if _SENDER in rows.column_names
+            else [self._agency] * rows.num_rows
+        )
+        for rid, subject, type_, occurred, recorded, amount, ref, until, sender in zip(
+            *columns, deadlines, senders, strict=True
         ):
             effective_on = days.get(recorded)
             if effective_on is None:
@@ -451,7 +464,7 @@ class NoticeTexts:
                 else NO_APPEAL
             )
             body = (
-                f'{head}{effects[type_]}, "how_to_appeal": {_text(how)}, '
+                f'{{"agency": {sender}, "effect": {effects[type_]}, "how_to_appeal": {_text(how)}, '
                 f'"notice": "adverse record", "record": {{"amount": "{amount}", '
                 f'"id": {_text(rid)}, "occurred_at": "{occurred}", "recorded_at": '
                 f'"{recorded}", "ref": {"null" if ref is None else _text(ref)}, "type": '

@@ -880,3 +880,48 @@ def test_a_record_whose_notice_period_passes_the_calendar_gets_no_notice(
             headers = {"Authorization": f"Bearer {token.json()['token']}"}
             view = client.get("/v1/me/records", headers=headers).json()
             assert [r["id"] for r in view] == ["j1"]  # in the subject's record all the same
+
+
+@pytest.mark.parametrize(("days_past", "noticed"), [(0, ["1969-12-31"]), (1, [])])
+def test_the_last_day_is_found_for_records_of_any_date(
+    service_db: str, tmp_path: Path, days_past: int, noticed: list[str]
+) -> None:
+    """The notice period of a record recorded in 1969 (a negative day number) ends on the
+    calendar's last day, or one day after it and then it gets no notice."""
+    import pyarrow as pa
+    from conftest import SERVICE_SCHEME, FakeClock, person_codes
+
+    from socialcredit.days import LAST_DAY, to_day
+    from socialcredit.records import RECORDS_SCHEMA
+    from socialcredit.service import Service, Settings
+    from socialcredit.service.notices import NoticeTexts
+    from socialcredit.service.sinks import MemorySink
+    from socialcredit.store.service_db import upgrade
+
+    days = LAST_DAY - to_day(dt.date(1969, 12, 31)) + days_past
+    scheme = tmp_path / "slow.yaml"
+    scheme.write_text(SERVICE_SCHEME.replace("notice_days: 7", f"notice_days: {days}"))
+    upgrade(service_db)
+    [me] = person_codes(1)
+    rows = pa.Table.from_pylist(
+        [
+            {
+                "id": f"r{i}",
+                "subject": me,
+                "type": "court.unfulfilled",
+                "occurred_at": day,
+                "recorded_at": day,
+                "amount": 0,
+                "ref": None,
+            }
+            for i, day in enumerate([dt.date(1969, 12, 31), dt.date(1970, 1, 1)])
+        ],
+        schema=RECORDS_SCHEMA,
+    )
+    clock = FakeClock(dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC))
+    with Service.open(
+        Settings(database=service_db, schemes=[str(scheme)]), clock=clock, sink=MemorySink()
+    ) as svc:
+        texts = NoticeTexts(svc, "Court").adverse(rows, svc.schemes["town"].scheme, "now")
+    assert texts["effective_on"].to_pylist() == ["9999-12-31"] * len(noticed)
+    assert [json.loads(b)["record"]["recorded_at"] for b in texts["body"].to_pylist()] == noticed

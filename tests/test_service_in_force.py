@@ -219,6 +219,10 @@ def test_the_schemes_page_of_the_api_shows_the_day_in_force(
             text = client.get(f"/v1/schemes/town/versions/{town}")
             assert text.status_code == 200 and text.text == SERVICE_SCHEME
             assert text.headers["content-type"].startswith("text/plain")
+            path = client.get("/openapi.json").json()["paths"]
+            documented = path["/v1/schemes/{scheme}/versions/{version}"]["get"]["responses"]
+            assert list(documented["200"]["content"]) == ["text/plain"]
+            assert list(documented["404"]["content"]) == ["application/json"]
             for path in ("town/versions/0000", f"nowhere/versions/{town}"):
                 assert client.get(f"/v1/schemes/{path}").status_code == 404
     finally:
@@ -485,29 +489,61 @@ def speeding(text: str) -> str:
     ("change", "refused"),
     [
         (lambda t: t.replace("title: A town's", "title: The town's"), None),
-        (lambda t: t.replace("points: -5, cap: 50", "points: -10, cap: 50"), None),
+        # milder: fewer points, a lower cap, a shorter window, more time to appeal
+        (lambda t: t.replace("points: -5, cap: 50", "points: -3, cap: 20"), None),
         (lambda t: t.replace("window_days: 730", "window_days: 365"), None),
         (lambda t: t.replace("appeal_days: 30", "appeal_days: 60"), None),
         # an adverse type newly counted, of which the ledger holds no record
         (speeding, None),
         (
+            lambda t: t.replace("points: -5, cap: 50", "points: -10, cap: 50"),
+            "traffic.red_light: rule red_lights gives -10 points, -5 under the earlier",
+        ),
+        (
+            lambda t: t.replace("points: -5, cap: 50", "points: -5, cap: 80"),
+            "rule red_lights is capped at 80, at 50 under the earlier",
+        ),
+        (
             lambda t: t.replace(
                 "window_days: 365, measure: count", "window_days: 730, measure: count"
             ),
-            "traffic.red_light counts for 730 days, for 365 days under the earlier",
+            "rule red_lights counts for 730 days, for 365 days under the earlier",
         ),
         (
             lambda t: t.replace("window_days: 365, measure: count", "measure: count"),
-            "traffic.red_light counts for no window, for 365 days",
+            "rule red_lights counts for no window, for 365 days",
         ),
-        (lambda t: t.replace("notice_days: 7", "notice_days: 3"), "notice_days is 3, 7 under"),
-        (lambda t: t.replace("appeal_days: 30", "appeal_days: 10"), "appeal_days is 10, 30 under"),
+        (
+            lambda t: t.replace("notice_days: 7", "notice_days: 3"),
+            "traffic.red_light takes effect 3 days after it is recorded, 7 under the earlier",
+        ),
+        (  # no longer adverse: in effect at once, before the day its notice named
+            lambda t: t.replace(
+                "traffic.red_light: {category: traffic, adverse: true}",
+                "traffic.red_light: {category: traffic}",
+            ),
+            "traffic.red_light takes effect 0 days after it is recorded, 7 under the earlier",
+        ),
+        (
+            lambda t: t.replace("appeal_days: 30", "appeal_days: 10"),
+            "court.unfulfilled may be contested for 10 days, for 30 under the earlier",
+        ),
         (
             lambda t: t.replace(
                 "court.fulfilled:   {category: judicial}",
                 "court.fulfilled: {category: judicial, adverse: true}",
             ).replace("types: [court.unfulfilled]", "types: [court.unfulfilled, court.fulfilled]"),
-            "a rule counts court.fulfilled against its subject, which the earlier did not",
+            "rule unfulfilled counts court.fulfilled, which the earlier's did not",
+        ),
+        (
+            lambda t: t.replace(
+                "when: {list: debtors}", "when: {rule: red_lights, at_least: 1}"
+            ).replace(
+                "{id: debtors, kind: black, when: {rule: unfulfilled, at_least: 1}",
+                "{id: debtors, kind: black, when: {any: [{rule: unfulfilled, at_least: 1}, "
+                "{rule: red_lights, at_least: 3}]}",
+            ),
+            "traffic.red_light may place its subject on debtors, which the earlier did not",
         ),
     ],
 )
@@ -564,7 +600,7 @@ def test_a_type_or_kind_newly_counted_is_refused_once_the_ledger_holds_one(
             source="speeding.csv",
         )
     for text, refused in [
-        (speeding(persons), "a rule counts traffic.speeding against its subject"),
+        (speeding(persons), "rule speeding counts traffic.speeding, which the earlier"),
         (SERVICE_SCHEME, "it scores organization subjects, which the earlier did not"),
     ]:
         scheme.write_text(text)
@@ -589,3 +625,128 @@ def test_a_version_run_before_that_cannot_be_read_is_not_compared(
     with Service.open(settings, clock=clock, sink=sink) as svc:
         assert [v.version for v in versions(svc.db, "town")][1:2] == ["old"]
     assert "version old, run before, is not readable here" in caplog.text
+
+
+TWO_WINDOWS = SERVICE_SCHEME.replace(
+    "  - {id: unfulfilled, types: [court.unfulfilled], window_days: 730, measure: count, "
+    "points: 0}\n",
+    "  - {id: unfulfilled, types: [court.unfulfilled], window_days: 730, measure: count, "
+    "points: 0}\n"
+    "  - {id: recent, types: [court.unfulfilled], window_days: 30, measure: count, "
+    "points: 0}\n",
+).replace(
+    "lists:\n", "lists:\n  - {id: recent_debtors, kind: black, when: {rule: recent, at_least: 1}}\n"
+)
+PARKING = SERVICE_SCHEME.replace(
+    "  charity.donation:  {category: charity}\n",
+    "  charity.donation:  {category: charity}\n  traffic.parking: {category: traffic}\n",
+).replace(
+    "  - {id: donations,",
+    "  - {id: parking, types: [traffic.parking], window_days: 365, measure: count, "
+    "points: -2}\n  - {id: donations,",
+)
+COUNTY = SERVICE_SCHEME.replace("scheme: town", "scheme: county").replace(
+    "appeal_days: 30", "appeal_days: 90"
+)
+ALL_TYPES = {"traffic.red_light", "court.unfulfilled", "court.fulfilled", "traffic.parking"}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "types", "others", "expected"),
+    [
+        # the window of each rule, not only the longest of a type's
+        (
+            TWO_WINDOWS,
+            TWO_WINDOWS.replace("window_days: 30,", "window_days: 365,"),
+            ALL_TYPES,
+            [],
+            [
+                "court.unfulfilled: rule recent counts for 365 days, for 30 days under the "
+                "earlier: records that left its window would count again"
+            ],
+        ),
+        # a type that counted at once is given a notice period: no worse
+        (
+            PARKING,
+            PARKING.replace("{category: traffic}", "{category: traffic, adverse: true}"),
+            ALL_TYPES,
+            [],
+            [],
+        ),
+        # nothing held of the types changed: nothing was noticed
+        (
+            SERVICE_SCHEME,
+            SERVICE_SCHEME.replace("appeal_days: 30", "appeal_days: 10")
+            .replace("notice_days: 7", "notice_days: 3")
+            .replace("window_days: 365, measure", "window_days: 730, measure"),
+            set(),
+            [],
+            [],
+        ),
+        # a type one scheme no longer knows keeps the longer appeal another gave it
+        (
+            COUNTY,
+            COUNTY.replace("appeal_days: 90", "appeal_days: 30"),
+            ALL_TYPES,
+            [SERVICE_SCHEME],
+            [
+                "court.unfulfilled may be contested for 30 days, for 90 under the earlier",
+                "traffic.red_light may be contested for 30 days, for 90 under the earlier",
+            ],
+        ),
+        (
+            COUNTY,
+            COUNTY.replace("appeal_days: 90", "appeal_days: 60"),
+            ALL_TYPES,
+            [COUNTY.replace("scheme: county", "scheme: city")],  # another gives 90
+            [],
+        ),
+    ],
+)
+def test_what_a_later_version_may_change(
+    before: str, after: str, types: set[str], others: list[str], expected: list[str]
+) -> None:
+    from socialcredit.scheme import load_scheme_text
+    from socialcredit.service.activation import widening
+
+    got = widening(
+        load_scheme_text(before),
+        load_scheme_text(after),
+        types,
+        {"person", "organization"},
+        [load_scheme_text(o) for o in others],
+    )
+    assert got == expected
+
+
+def test_going_back_to_a_version_run_before_is_compared_with_the_one_run_last(
+    service_db: str, tmp_path: Path
+) -> None:
+    from socialcredit.errors import RefusedScheme
+    from socialcredit.service.activation import versions
+
+    scheme, _ = imported(service_db, tmp_path)
+    clock, sink = FakeClock(START), MemorySink()
+    settings = Settings(database=service_db, schemes=[str(scheme)])
+    Service.open(settings, clock=clock, sink=sink).close()
+    shorter = SERVICE_SCHEME.replace("window_days: 365, measure", "window_days: 100, measure")
+    scheme.write_text(shorter)
+    clock.advance(days=1)
+    Service.open(settings, clock=clock, sink=sink).close()  # milder: taken
+    scheme.write_text(SERVICE_SCHEME)
+    clock.advance(days=1)
+    with pytest.raises(RefusedScheme, match="rule red_lights counts for 365 days, for 100"):
+        Service.open(settings, clock=clock, sink=sink)
+    scheme.write_text(shorter)
+    with Service.open(settings, clock=clock, sink=sink) as svc:  # the one run last: as is
+        run = versions(svc.db, "town")
+        assert [v.at[:10] for v in run] == ["2025-03-01", "2025-03-02"]
+    counted = Settings(database=service_db, schemes=[str(scheme)], existing_records="count")
+    scheme.write_text(SERVICE_SCHEME)
+    with Service.open(counted, clock=clock, sink=sink) as svc:  # back, by choice: a row
+        run = versions(svc.db, "town")
+        assert [(v.version == run[0].version, v.existing) for v in run] == [
+            (True, "notify"),
+            (False, "notify"),
+            (True, "count"),
+        ]

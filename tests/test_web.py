@@ -478,7 +478,7 @@ def test_the_scheme_page_shows_its_rules_lists_and_rights_audit(town: ServiceEnv
     active = town.svc.schemes["town"]
     assert active.version in text
     assert "In force here since 2025-03-01: the records already in the ledger" in text
-    assert f"{active.version} 2025-03-01T10:00:00+00:00 counted as the notices" in text
+    assert f"{active.version} 2025-03-01T10:00:00+00:00 the first version run here" in text
     version = b.get(f"/v1/schemes/town/versions/{active.version}")
     assert version.text == active.loaded.text
     assert "Rights audit" in text

@@ -277,10 +277,14 @@ class SchemeVersionOut(_Out):
     """A version of a scheme the service has run."""
 
     version: str
-    first_run: str = Field(description="When the service first ran it (UTC, ISO 8601).")
+    first_run: str = Field(
+        description="When the service began to run it, after another version or none "
+        "(UTC, ISO 8601)."
+    )
     existing_records: str = Field(
         description="The existing_records setting it was first run under: notify, or count "
-        "(it may count records the notices of the version before did not announce)."
+        "(it may treat the records already there worse than the notices of the version "
+        "run before it stated)."
     )
 
 
@@ -300,8 +304,9 @@ class SchemeOut(_Out):
         "every record counts from its own recorded_at (docs/service.md)."
     )
     versions: list[SchemeVersionOut] = Field(
-        description="Every version of the scheme the service has run, in the order first "
-        "run; their texts at /v1/schemes/{scheme}/versions/{version}."
+        description="The versions of the scheme the service has run, an entry each time it "
+        "began to run one other than the one it ran last; their texts at "
+        "/v1/schemes/{scheme}/versions/{version}."
     )
     findings: list[FindingOut]
 

@@ -23,9 +23,10 @@ The first process that opens the service with a scheme to answer requests decide
 one transaction of the service tables that takes the notices' turn (a second process
 waits, then finds the row); later starts, with the same or another version of the
 scheme, keep its day, and the command line's tools that open the service decide
-nothing. Each version run is kept with its text (``svc_scheme_versions``); under
-``notify`` a later version that would treat the records in ways the notices of the one
-before did not announce (:func:`~socialcredit.service.schemes.widening`) is refused.
+nothing. Each version run is kept with its text (``svc_scheme_versions``, a row each time
+the service starts on a version other than the one it ran last); under ``notify`` such a
+version that would treat the records already there worse than the notices of the one
+run last stated (:func:`widening`) is refused.
 A database upgraded from before ``svc_schemes_in_force`` ran its schemes over
 every record as recorded: its first start keeps the schemes it runs that way
 (:data:`UPGRADED`). Records imported into the ledger later are not noticed: agencies
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -46,16 +48,18 @@ import pyarrow.compute as pc
 
 from socialcredit.errors import RefusedScheme, SocialCreditError
 from socialcredit.scheme import load_scheme_text
+from socialcredit.scheme.model import Rule, Scheme
 from socialcredit.service.core import Service
 from socialcredit.service.notices import (
     NOTICE_WRITERS,
     NOTICES_SCHEMA,
     NoticeTexts,
+    lists_fed,
     noticed_when_in_force,
     whole,
     write_notices,
 )
-from socialcredit.service.schemes import ActiveScheme, widening
+from socialcredit.service.schemes import ActiveScheme, reach
 from socialcredit.store.files import AGENCY_PREFIX
 from socialcredit.store.service_db import ServiceDB
 
@@ -78,6 +82,7 @@ __all__ = [
     "noticed_records",
     "notifying",
     "versions",
+    "widening",
 ]
 
 
@@ -139,17 +144,17 @@ def activate(svc: Service, *, decide: bool = True) -> int:
     were written (the caller delivers them)."""
     written = 0
     known = _rows(svc.db)
-    if decide and (any(sid not in known for sid in svc.schemes) or _unrecorded(svc, svc.db)):
+    if decide and (any(sid not in known for sid in svc.schemes) or _switched(svc, svc.db)):
         today = svc.today()
         notify = svc.settings.existing_records == "notify"
         with svc.db.transaction() as db:
             db.take_turn(NOTICE_WRITERS)  # one process decides; the others find its rows
             known = _rows(db)
-            versions = _unrecorded(svc, db)
+            switched = _switched(svc, db)
             if notify:  # refused before anything is written
-                _refuse_widening(svc, db, [sid for sid in versions if sid in known])
+                _refuse_widening(svc, db, [sid for sid in switched if sid in known])
             stamp = svc.stamp()
-            for sid in versions:
+            for sid in switched:
                 _insert_version(db, svc.schemes[sid], svc.settings.existing_records, stamp)
             upgraded = UPGRADED in known and TAKEN not in known
             new = [sid for sid in svc.schemes if sid not in known]
@@ -184,11 +189,12 @@ def activate(svc: Service, *, decide: bool = True) -> int:
     return written
 
 
-def _unrecorded(svc: Service, db: ServiceDB) -> list[str]:
-    """The active schemes whose versions ``svc_scheme_versions`` does not hold yet."""
-    rows = db.query("SELECT scheme, version FROM svc_scheme_versions")
-    run = {(str(scheme), str(version)) for scheme, version in rows}
-    return [sid for sid, a in svc.schemes.items() if (sid, a.version) not in run]
+def _switched(svc: Service, db: ServiceDB) -> list[str]:
+    """The active schemes whose version is not the one ``svc_scheme_versions`` names last
+    (or that it does not name)."""
+    rows = db.query("SELECT scheme, version FROM svc_scheme_versions ORDER BY id")
+    last = {str(scheme): str(version) for scheme, version in rows}
+    return [sid for sid, a in svc.schemes.items() if last.get(sid) != a.version]
 
 
 def _insert_version(db: ServiceDB, active: ActiveScheme, existing: str, stamp: str) -> None:
@@ -200,7 +206,8 @@ def _insert_version(db: ServiceDB, active: ActiveScheme, existing: str, stamp: s
 
 
 def versions(db: ServiceDB, scheme: str) -> list[SchemeVersion]:
-    """The versions of ``scheme`` the service has run, in the order first run."""
+    """The versions of ``scheme`` the service has run, in the order it began to run
+    them: a row each time it started on a version other than the one it ran last."""
     rows = db.query(
         "SELECT version, text, existing, at FROM svc_scheme_versions WHERE scheme = ? ORDER BY id",
         (scheme,),
@@ -209,9 +216,9 @@ def versions(db: ServiceDB, scheme: str) -> list[SchemeVersion]:
 
 
 def _refuse_widening(svc: Service, db: ServiceDB, schemes: list[str]) -> None:
-    """Refuse a new version of a scheme in force that would count records against their
-    subjects that the version run before it did not (:func:`widening`): the notices
-    that version's records got did not announce it."""
+    """Refuse a version of a scheme in force, other than the one run last, that would
+    treat the records already there worse than the notices of that one stated
+    (:func:`widening`)."""
     refusals: list[str] = []
     held: tuple[set[str], set[str]] | None = None
     for sid in schemes:
@@ -230,16 +237,17 @@ def _refuse_widening(svc: Service, db: ServiceDB, schemes: list[str]) -> None:
             )
             continue
         active = svc.schemes[sid]
-        if not widening(before, active.scheme):
+        others = [a.scheme for other, a in svc.schemes.items() if other != sid]
+        if not widening(before, active.scheme, others=others):
             continue
         if held is None:
             held = svc.ledger.read(lambda lg: lg.holdings())
-        changes = widening(before, active.scheme, *held)
+        changes = widening(before, active.scheme, *held, others=others)
         if changes:
             refusals.append(
                 f"scheme {sid!r} version {active.version} ({active.loaded.source}) would "
-                f"treat records in ways the notices of version {earlier.version}, run "
-                f"since {earlier.at[:10]}, did not announce: " + "; ".join(changes)
+                f"treat the records already there worse than the notices of version "
+                f"{earlier.version}, run since {earlier.at[:10]}, stated: " + "; ".join(changes)
             )
     if refusals:
         raise RefusedScheme(
@@ -345,3 +353,94 @@ def _sender(source: str) -> str:
     if source.startswith(AGENCY_PREFIX):
         return source.removeprefix(AGENCY_PREFIX)
     return f"imported from {PurePath(source).name or source}"
+
+
+def _days(days: int | None) -> str:
+    return "no window" if days is None else f"{days} days"
+
+
+def _delay(scheme: Scheme, t: str) -> int:
+    """Days from its recording to a record's effect: ``notice_days`` for an adverse type."""
+    spec = scheme.records.get(t)
+    return (scheme.notice_days or 0) if spec is not None and spec.adverse else 0
+
+
+def _appeal_days(schemes: Sequence[Scheme], t: str) -> int:
+    """The days its subject has to contest a record of type ``t`` under ``schemes``: the
+    longest of those that know the type (of them all, when none does), as the notices
+    state it (:func:`~socialcredit.service.notices.appeal_until_column`)."""
+    knowing = [s for s in schemes if t in s.records] or list(schemes)
+    return max((s.appeal_days or 0 for s in knowing), default=0)
+
+
+def _heavier(old: Rule, new: Rule) -> str | None:
+    """How rule ``new`` weighs a record more than ``old`` did, or None."""
+    if (new.measure, new.per, new.bins) != (old.measure, old.per, old.bins) or (
+        new.points is None
+    ) != (old.points is None):
+        return f"rule {new.id} measures or weighs its records otherwise"
+    window, was = new.window_days, old.window_days
+    if was is not None and (window is None or window > was):
+        return (
+            f"rule {new.id} counts for {_days(window)}, for {_days(was)} under the earlier: "
+            "records that left its window would count again"
+        )
+    if new.points is not None and old.points is not None:
+        if new.points < old.points:
+            return f"rule {new.id} gives {new.points:+d} points, {old.points:+d} under the earlier"
+        negative = new.points < 0
+        if old.cap is not None and (
+            new.cap is None or (new.cap > old.cap if negative else new.cap < old.cap)
+        ):
+            return f"rule {new.id} is capped at {new.cap}, at {old.cap} under the earlier"
+    return None
+
+
+def widening(
+    before: Scheme,
+    after: Scheme,
+    types: Collection[str] | None = None,
+    kinds: Collection[str] | None = None,
+    others: Sequence[Scheme] = (),
+) -> list[str]:
+    """How a later version ``after`` of a scheme would treat the records already in the
+    ledger worse than the notices of ``before`` stated them: each way, in words; none when
+    it treats them as stated or better. A notice of an adverse record names the rules that
+    count it (points, cap, window), the lists it may place the subject on, the day it
+    takes effect and until when it may be contested
+    (:func:`~socialcredit.service.notices.effect_of`).
+    ``types`` and ``kinds``: the record types and subject kinds the ledger holds (None:
+    any); ``others``: the other schemes the service runs (a record's appeal deadline is the
+    longest any of them gives)."""
+    out: list[str] = []
+    scored = [
+        k for k in after.subjects if k not in before.subjects and (kinds is None or k in kinds)
+    ]
+    if scored and reach(after):
+        out.append(f"it scores {' and '.join(scored)} subjects, which the earlier did not")
+    old_rules = {r.id: r for r in before.rules}
+    for t in sorted({*before.records, *after.records}):
+        adverse = any(s.records[t].adverse for s in (before, after) if t in s.records)
+        if not adverse or (types is not None and t not in types):
+            continue
+        reading = [r for r in after.rules if t in r.types]
+        if reading and _delay(after, t) < _delay(before, t):
+            out.append(
+                f"{t} takes effect {_delay(after, t)} days after it is recorded, "
+                f"{_delay(before, t)} under the earlier"
+            )
+        for rule in reading:
+            old = old_rules.get(rule.id)
+            if old is None or t not in old.types:
+                out.append(f"rule {rule.id} counts {t}, which the earlier's did not")
+            elif (how := _heavier(old, rule)) is not None:
+                out.append(f"{t}: {how}")
+        added = [x for x in lists_fed(after, t) if x not in lists_fed(before, t)]
+        if added:
+            out.append(
+                f"{t} may place its subject on {', '.join(added)}, which the earlier did not"
+            )
+        was, now = _appeal_days([*others, before], t), _appeal_days([*others, after], t)
+        if now < was:
+            out.append(f"{t} may be contested for {now} days, for {was} under the earlier")
+    return out

@@ -58,6 +58,7 @@ __all__ = [
     "appeal_until",
     "appeal_until_column",
     "deliver",
+    "lists_fed",
     "notice_of",
     "notice_table",
     "noticed_when_in_force",
@@ -197,12 +198,18 @@ def effect_of(scheme: Scheme, type_name: str) -> str:
             how = "points from the table of the rule"
         window = f", for {rule.window_days} days" if rule.window_days else ""
         parts.append(f"rule {rule.id}: {how}{window}")
-    reading = {r.id for r in scheme.rules if type_name in r.types}
-    lists = [lst.id for lst in scheme.lists if _mentions(lst.when, reading)]
+    lists = lists_fed(scheme, type_name)
     text = "; ".join(parts) or "counts for no rule"
     if lists:
         text += "; it may place the subject on the list(s) " + ", ".join(lists)
     return text
+
+
+def lists_fed(scheme: Scheme, type_name: str) -> list[str]:
+    """The lists a record of this type may place its subject on, as its notice names them:
+    those whose condition reads a rule that reads the type."""
+    reading = {r.id for r in scheme.rules if type_name in r.types}
+    return [lst.id for lst in scheme.lists if _mentions(lst.when, reading)]
 
 
 def _mentions(condition: Condition, rules: set[str]) -> bool:
@@ -404,11 +411,13 @@ class NoticeTexts:
     @staticmethod
     def _taking_effect(rows: pa.Table, scheme: Scheme, since: dt.date | None) -> pa.Table:
         """``rows`` but those whose notice period ends after the last day of the calendar."""
-        last = LAST_DAY - min(scheme.notice_days or 0, LAST_DAY)
+        last = LAST_DAY - (scheme.notice_days or 0)  # the last day a notice period may start
         if not rows.num_rows or (since is not None and to_day(since) > last):
             return rows.slice(0, 0)
         if to_day(pc.max(rows["recorded_at"]).as_py()) <= last:
             return rows
+        if last < to_day(pc.min(rows["recorded_at"]).as_py()):
+            return rows.slice(0, 0)
         return rows.filter(pc.less_equal(rows["recorded_at"].cast(pa.int32()), last))
 
     @staticmethod

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Collection
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -19,7 +18,7 @@ from socialcredit.errors import RefusedScheme, SocialCreditError
 from socialcredit.scheme import Finding, LoadedScheme, audit, load
 from socialcredit.scheme.model import Scheme
 
-__all__ = ["ActiveScheme", "day_numbers", "load_active", "reach", "widening"]
+__all__ = ["ActiveScheme", "day_numbers", "load_active", "reach"]
 
 
 @dataclass(frozen=True)
@@ -98,55 +97,6 @@ def reach(scheme: Scheme) -> dict[str, int | None]:
             if scheme.records[t].adverse:
                 old, window = out.get(t, 0), rule.window_days
                 out[t] = None if old is None or window is None else max(old, window)
-    return out
-
-
-def _days(days: int | None) -> str:
-    return "no window" if days is None else f"{days} days"
-
-
-def widening(
-    before: Scheme,
-    after: Scheme,
-    types: Collection[str] | None = None,
-    kinds: Collection[str] | None = None,
-) -> list[str]:
-    """How a later version ``after`` of a scheme would count adverse records against their
-    subjects that ``before`` did not count, or count them sooner or for longer, or leave
-    less time to contest them than the notices ``before`` gave stated: each way, in
-    words; none when every record ``after`` counts against its subject ``before`` counted
-    too, as long and as late (SCHEME.md: a record's notice names its effect, the day it
-    takes effect and until when it may be contested). ``types`` and ``kinds``: the
-    record types and subject kinds the ledger holds, when known; a type newly counted of
-    which it holds no record, or a kind newly scored of which it holds no subject, changes
-    nothing that was noticed."""
-    out: list[str] = []
-    old, new = reach(before), reach(after)
-    scored = [
-        k for k in after.subjects if k not in before.subjects and (kinds is None or k in kinds)
-    ]
-    if new and scored:
-        out.append(f"it scores {' and '.join(scored)} subjects, which the earlier did not")
-    for t, window in new.items():
-        if t not in old and (types is None or t in types):
-            out.append(f"a rule counts {t} against its subject, which the earlier did not")
-        elif t in old and old[t] is not None and (window is None or window > (old[t] or 0)):
-            out.append(
-                f"{t} counts for {_days(window)}, for {_days(old[t])} under the earlier: "
-                "records that left its window would count again"
-            )
-    was, now = before.notice_days or 0, after.notice_days or 0
-    if now < was and new:
-        out.append(
-            f"notice_days is {now}, {was} under the earlier: records would take effect "
-            "before the day their notices stated"
-        )
-    was, now = before.appeal_days or 0, after.appeal_days or 0
-    if now < was:
-        out.append(
-            f"appeal_days is {now}, {was} under the earlier: the time to contest a record "
-            "would end before the day its notice stated"
-        )
     return out
 
 

@@ -80,8 +80,8 @@ class Settings(BaseSettings):
         "records already in the ledger: `notify` writes their notices and counts the adverse "
         "ones from `notice_days` after that day; `count` counts them as recorded, at once, "
         "with no notice (a ledger whose subjects were notified otherwise). Under `notify` "
-        "a later version of a scheme that would treat records in ways the notices of the "
-        "one before did not announce is refused; `count` lets it.",
+        "another version of a scheme in force that would treat the records already there "
+        "worse than the notices of the version run last stated is refused; `count` lets it.",
     )
     notice_sink: Literal["console", "file", "webhook", "smtp"] = Field(
         "file",

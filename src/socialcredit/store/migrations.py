@@ -276,15 +276,15 @@ MIGRATIONS = (
 )
 
 
-# Each version of a scheme the service has run, with its text, in the order first run
-# (socialcredit.service.activation): a later version may not reach records the notices of
-# the one before did not announce. A database upgraded from an earlier version starts with
-# none: the versions it ran before were not kept.
+# The versions of each scheme the service has run, with their texts: a row each time it
+# started on a version other than the one it ran last (socialcredit.service.activation),
+# which may not treat the records already there worse than the notices of that one stated.
+# A database upgraded from an earlier version starts with none: they were not kept.
 def _versions(serial: str) -> tuple[str, ...]:
     return (
         f"CREATE TABLE svc_scheme_versions (id {serial}, scheme text NOT NULL, "
         "version text NOT NULL, text text NOT NULL, existing text NOT NULL, "
-        "at text NOT NULL, UNIQUE (scheme, version))",
+        "at text NOT NULL)",
     )
 
 
@@ -296,7 +296,7 @@ MIGRATIONS = (
         sqlite=(
             *_versions("INTEGER PRIMARY KEY AUTOINCREMENT"),
             *_sqlite_triggers(("svc_scheme_versions",)),
-            _no_replace("svc_scheme_versions", "scheme = NEW.scheme AND version = NEW.version"),
+            _no_replace("svc_scheme_versions", "id = NEW.id"),
         ),
         postgres=(
             *_versions("bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),

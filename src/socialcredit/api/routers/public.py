@@ -79,7 +79,7 @@ def get_scheme(svc: Svc, scheme: Annotated[str, Path(max_length=64)]) -> SchemeO
 
 @router.get(
     "/schemes/{scheme}/versions/{version}",
-    response_model=None,
+    response_class=Response,  # the 200's content is documented below: text, no JSON
     responses={
         **responses(404, 422, 503),
         200: {

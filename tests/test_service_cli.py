@@ -252,7 +252,7 @@ def test_notices_deliver_hands_every_pending_notice_to_the_sink(
             write_notices(
                 tx,
                 [
-                    (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}")
+                    (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}", None)
                     for i in range(25_000)
                 ],
             )

@@ -212,7 +212,7 @@ def test_the_schemes_page_of_the_api_shows_the_day_in_force(
                     {
                         "version": town,
                         "first_run": "2025-03-01T10:00:00+00:00",
-                        "existing_records": "notify",
+                        "existing_records": "unchecked",
                     }
                 ]
             ]
@@ -524,10 +524,9 @@ def speeding(text: str) -> str:
             ),
             "traffic.red_light takes effect 0 days after it is recorded, 7 under the earlier",
         ),
-        (
-            lambda t: t.replace("appeal_days: 30", "appeal_days: 10"),
-            "court.unfulfilled may be contested for 10 days, for 30 under the earlier",
-        ),
+        # less time to contest: the deadlines notices stated are kept all the same
+        (lambda t: t.replace("appeal_days: 30", "appeal_days: 10"), None),
+        (lambda t: t.replace("points: -5, cap: 50", "points: -5, per: 1, cap: 50"), None),
         (
             lambda t: t.replace(
                 "court.fulfilled:   {category: judicial}",
@@ -575,7 +574,7 @@ def test_a_later_version_may_not_count_what_the_notices_did_not_announce(
     # counted with no notice, by the operator's choice, which is kept
     counted = Settings(database=service_db, schemes=[str(scheme)], existing_records="count")
     with Service.open(counted, clock=clock, sink=sink) as svc:
-        assert [v.existing for v in versions(svc.db, "town")] == ["notify", "count"]
+        assert [v.existing for v in versions(svc.db, "town")] == ["unchecked", "count"]
     with Service.open(settings, clock=clock, sink=sink) as svc:  # and is not asked again
         assert len(versions(svc.db, "town")) == 2
 
@@ -645,6 +644,9 @@ PARKING = SERVICE_SCHEME.replace(
     "  - {id: parking, types: [traffic.parking], window_days: 365, measure: count, "
     "points: -2}\n  - {id: donations,",
 )
+POSITIVE = PARKING.replace(
+    "traffic.parking: {category: traffic}", "traffic.parking: {category: traffic, adverse: true}"
+).replace("points: -2}", "points: 2}")
 COUNTY = SERVICE_SCHEME.replace("scheme: town", "scheme: county").replace(
     "appeal_days: 30", "appeal_days: 90"
 )
@@ -652,14 +654,13 @@ ALL_TYPES = {"traffic.red_light", "court.unfulfilled", "court.fulfilled", "traff
 
 
 @pytest.mark.parametrize(
-    ("before", "after", "types", "others", "expected"),
+    ("before", "after", "types", "expected"),
     [
         # the window of each rule, not only the longest of a type's
         (
             TWO_WINDOWS,
             TWO_WINDOWS.replace("window_days: 30,", "window_days: 365,"),
             ALL_TYPES,
-            [],
             [
                 "court.unfulfilled: rule recent counts for 365 days, for 30 days under the "
                 "earlier: records that left its window would count again"
@@ -671,7 +672,6 @@ ALL_TYPES = {"traffic.red_light", "court.unfulfilled", "court.fulfilled", "traff
             PARKING.replace("{category: traffic}", "{category: traffic, adverse: true}"),
             ALL_TYPES,
             [],
-            [],
         ),
         # nothing held of the types changed: nothing was noticed
         (
@@ -681,30 +681,63 @@ ALL_TYPES = {"traffic.red_light", "court.unfulfilled", "court.fulfilled", "traff
             .replace("window_days: 365, measure", "window_days: 730, measure"),
             set(),
             [],
-            [],
         ),
-        # a type one scheme no longer knows keeps the longer appeal another gave it
+        # a rule in the subject's favour loses ground: a cap, a shorter window
         (
-            COUNTY,
-            COUNTY.replace("appeal_days: 90", "appeal_days: 30"),
+            POSITIVE,
+            POSITIVE.replace("points: 2}", "points: 2, cap: 2}"),
             ALL_TYPES,
-            [SERVICE_SCHEME],
+            ["traffic.parking: rule parking is capped at 2, at None under the earlier"],
+        ),
+        (
+            POSITIVE,
+            POSITIVE.replace(
+                "window_days: 365, measure: count, points: 2",
+                "window_days: 30, measure: count, points: 2",
+            ),
+            ALL_TYPES,
             [
-                "court.unfulfilled may be contested for 30 days, for 90 under the earlier",
-                "traffic.red_light may be contested for 30 days, for 90 under the earlier",
+                "traffic.parking: rule parking counts for 30 days, for 365 days under the "
+                "earlier: records would stop counting in its subject's favour sooner"
             ],
         ),
+        # lighter: no worse
         (
-            COUNTY,
-            COUNTY.replace("appeal_days: 90", "appeal_days: 60"),
+            SERVICE_SCHEME,
+            SERVICE_SCHEME.replace("points: -5, cap: 50", "points: 0"),
             ALL_TYPES,
-            [COUNTY.replace("scheme: county", "scheme: city")],  # another gives 90
             [],
+        ),
+        (
+            SERVICE_SCHEME,
+            SERVICE_SCHEME.replace("points: -5, cap: 50", "points: 1, cap: 10"),
+            ALL_TYPES,
+            [],
+        ),
+        (POSITIVE, POSITIVE.replace("points: 2}", "points: 3}"), ALL_TYPES, []),
+        # lists reached through another list, the score or the grade
+        (
+            SERVICE_SCHEME,
+            SERVICE_SCHEME.replace(
+                "publish: true}\n",
+                "publish: true}\n  - {id: banned, kind: black, when: {list: debtors}}\n",
+            ),
+            ALL_TYPES,
+            ["court.unfulfilled may place its subject on banned, which the earlier did not"],
+        ),
+        (
+            SERVICE_SCHEME,
+            SERVICE_SCHEME.replace(
+                "publish: true}\n",
+                "publish: true}\n  - {id: low, kind: black, when: {grade_in: [B, C]}}\n",
+            ),
+            ALL_TYPES,
+            ["traffic.red_light may place its subject on low, which the earlier did not"],
         ),
     ],
 )
 def test_what_a_later_version_may_change(
-    before: str, after: str, types: set[str], others: list[str], expected: list[str]
+    before: str, after: str, types: set[str], expected: list[str]
 ) -> None:
     from socialcredit.scheme import load_scheme_text
     from socialcredit.service.activation import widening
@@ -714,7 +747,6 @@ def test_what_a_later_version_may_change(
         load_scheme_text(after),
         types,
         {"person", "organization"},
-        [load_scheme_text(o) for o in others],
     )
     assert got == expected
 
@@ -746,7 +778,66 @@ def test_going_back_to_a_version_run_before_is_compared_with_the_one_run_last(
     with Service.open(counted, clock=clock, sink=sink) as svc:  # back, by choice: a row
         run = versions(svc.db, "town")
         assert [(v.version == run[0].version, v.existing) for v in run] == [
-            (True, "notify"),
+            (True, "unchecked"),
             (False, "notify"),
             (True, "count"),
         ]
+        from fastapi.testclient import TestClient
+
+        from socialcredit.api import create_app
+
+        with TestClient(create_app(svc)) as client:
+            page = client.get("/schemes/town").text
+        said = [
+            "the first version run here",
+            "treated no worse than the notices of the version before stated",
+            "treated as this version says, with no new notice, by the operator's choice",
+        ]
+        assert [page.index(s) for s in said] == sorted(page.index(s) for s in said)
+
+
+@pytest.mark.parametrize("later", ["county no longer run", "county gives 30 days"])
+def test_the_deadline_a_notice_stated_is_kept(service_db: str, tmp_path: Path, later: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from socialcredit.api import create_app
+    from socialcredit.service.credentials import add_agency
+
+    upgrade(service_db)
+    town, county = tmp_path / "town.yaml", tmp_path / "county.yaml"
+    town.write_text(SERVICE_SCHEME)
+    county.write_text(COUNTY)
+    clock, sink = FakeClock(START), MemorySink()
+    [me] = person_codes(1)
+    both = Settings(database=service_db, schemes=[str(town), str(county)])
+    with Service.open(both, clock=clock, sink=sink) as svc:
+        key = add_agency(svc.db, "Court", ["court.unfulfilled"], svc.stamp())
+        with TestClient(create_app(svc)) as client:
+            sent = client.post(
+                "/v1/records",
+                json={
+                    "records": [
+                        {
+                            "id": "j1",
+                            "subject": me,
+                            "type": "court.unfulfilled",
+                            "occurred_at": "2025-02-01",
+                        }
+                    ],
+                    "subjects": [{"code": me, "kind": "person"}],
+                },
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert sent.status_code == 200, sent.text
+    stated = {n["content"]["how_to_appeal"].split(" until ")[1][:10] for n in sink.sent}
+    assert stated == {"2025-05-30"}  # the longer of 30 and 90 days
+    if later == "county no longer run":
+        settings = Settings(database=service_db, schemes=[str(town)])
+    else:
+        county.write_text(COUNTY.replace("appeal_days: 90", "appeal_days: 30"))
+        settings = both
+    clock.advance(days=45)
+    with Service.open(settings, clock=clock, sink=sink) as svc:
+        [record] = own_records(svc, me)
+        assert record.appeal_until == "2025-05-30"
+        contest(svc, me, "j1", "it was paid")  # within the stated time: taken

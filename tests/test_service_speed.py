@@ -537,8 +537,8 @@ def test_notices_are_numbered_in_the_order_of_their_commits(service_db: str) -> 
     from socialcredit.service.sinks import MemorySink
     from socialcredit.store.service_db import ServiceDB, upgrade
 
-    def notice(rid: str) -> tuple[str, str, str, str, str, str, str]:
-        return (f"s-{rid}", rid, "rongcheng", "adverse", "now", "2025-01-01", "{}")
+    def notice(rid: str) -> tuple[str, str, str, str, str, str, str, None]:
+        return (f"s-{rid}", rid, "rongcheng", "adverse", "now", "2025-01-01", "{}", None)
 
     upgrade(service_db)
     sink = MemorySink()
@@ -614,7 +614,7 @@ def test_two_deliverers_never_move_the_point_back(service_db: str) -> None:
             write_notices(
                 tx,
                 [
-                    (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}")
+                    (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}", None)
                     for i in range(3)
                 ],
             )
@@ -656,7 +656,7 @@ def test_the_service_tables_statistics_follow_their_growth(service_db: str) -> N
             db.execute("ANALYZE")  # the statistics of empty tables
             db.query("SELECT pg_stat_force_next_flush()")  # counts visible at commit
         notices = [
-            (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}")
+            (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}", None)
             for i in range(12_000)
         ]
         with db.transaction() as tx:
@@ -743,7 +743,7 @@ def test_the_dispatcher_keeps_the_statistics_once_woken(service_db: str) -> None
         svc.db.execute("ANALYZE")  # the statistics of empty tables
         time.sleep(1.5)  # past the dispatcher's first round
         notices = [
-            (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}")
+            (f"s{i}", f"r{i}", "rongcheng", "adverse", "now", "2025-01-01", "{}", None)
             for i in range(12_000)
         ]
         with svc.db.transaction() as tx:

@@ -282,9 +282,10 @@ class SchemeVersionOut(_Out):
         "(UTC, ISO 8601)."
     )
     existing_records: str = Field(
-        description="The existing_records setting it was first run under: notify, or count "
-        "(it may treat the records already there worse than the notices of the version "
-        "run before it stated)."
+        description="How it was taken: notify (compared with the version run before it, "
+        "and treating the records already there no worse than that one's notices stated), "
+        "count (not compared, by the existing_records setting), or unchecked (no earlier "
+        "version kept to compare it with)."
     )
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -56,6 +56,8 @@ from socialcredit.service.notices import (
     NoticeTexts,
     lists_fed,
     noticed_when_in_force,
+    reads,
+    stated_deadlines,
     whole,
     write_notices,
 )
@@ -78,6 +80,7 @@ __all__ = [
     "SchemeVersion",
     "activate",
     "existing_notices",
+    "first_version",
     "in_force",
     "noticed_records",
     "notifying",
@@ -103,7 +106,12 @@ class Activation:
 @dataclass(frozen=True)
 class SchemeVersion:
     """A row of ``svc_scheme_versions``: a version of a scheme the service has run, its
-    text, the ``existing_records`` setting it was first run under, and when."""
+    text, how it was taken (``existing``), and when it began to run. ``existing``:
+    ``notify``, compared with the version run before it and treating the records already
+    there no worse than that one's notices stated; ``count``, not compared, by the
+    ``existing_records`` setting; ``unchecked``, no earlier version kept to compare it with
+    (the first version run, the first after an upgrade from before the table, or one run
+    after a version whose text cannot be read)."""
 
     version: str
     text: str
@@ -151,11 +159,13 @@ def activate(svc: Service, *, decide: bool = True) -> int:
             db.take_turn(NOTICE_WRITERS)  # one process decides; the others find its rows
             known = _rows(db)
             switched = _switched(svc, db)
+            compared: set[str] = set()
             if notify:  # refused before anything is written
-                _refuse_widening(svc, db, [sid for sid in switched if sid in known])
+                compared = _refuse_widening(svc, db, [sid for sid in switched if sid in known])
             stamp = svc.stamp()
             for sid in switched:
-                _insert_version(db, svc.schemes[sid], svc.settings.existing_records, stamp)
+                taken = "notify" if sid in compared else "unchecked"
+                _insert_version(db, svc.schemes[sid], "count" if not notify else taken, stamp)
             upgraded = UPGRADED in known and TAKEN not in known
             new = [sid for sid in svc.schemes if sid not in known]
             since = today if notify and not upgraded else None
@@ -215,11 +225,20 @@ def versions(db: ServiceDB, scheme: str) -> list[SchemeVersion]:
     return [SchemeVersion(str(v), str(t), str(e), str(a)) for v, t, e, a in rows]
 
 
-def _refuse_widening(svc: Service, db: ServiceDB, schemes: list[str]) -> None:
+def first_version(db: ServiceDB, scheme: str) -> str | None:
+    """The version of ``scheme`` the service ran when it first ran it, as
+    ``svc_schemes_in_force`` keeps it (None: never run, or run before the table)."""
+    row = in_force(db).get(scheme)
+    return row.version or None if row is not None else None
+
+
+def _refuse_widening(svc: Service, db: ServiceDB, schemes: list[str]) -> set[str]:
     """Refuse a version of a scheme in force, other than the one run last, that would
     treat the records already there worse than the notices of that one stated
-    (:func:`widening`)."""
+    (:func:`widening`); the schemes compared so (the others had no readable version
+    kept)."""
     refusals: list[str] = []
+    compared: set[str] = set()
     held: tuple[set[str], set[str]] | None = None
     for sid in schemes:
         run = versions(db, sid)
@@ -236,13 +255,13 @@ def _refuse_widening(svc: Service, db: ServiceDB, schemes: list[str]) -> None:
                 earlier.version,
             )
             continue
+        compared.add(sid)
         active = svc.schemes[sid]
-        others = [a.scheme for other, a in svc.schemes.items() if other != sid]
-        if not widening(before, active.scheme, others=others):
+        if not widening(before, active.scheme):
             continue
         if held is None:
             held = svc.ledger.read(lambda lg: lg.holdings())
-        changes = widening(before, active.scheme, *held, others=others)
+        changes = widening(before, active.scheme, *held)
         if changes:
             refusals.append(
                 f"scheme {sid!r} version {active.version} ({active.loaded.source}) would "
@@ -256,6 +275,7 @@ def _refuse_widening(svc: Service, db: ServiceDB, schemes: list[str]) -> None:
             "with existing_records = count (SOCIALCREDIT_EXISTING_RECORDS=count) to let it "
             "treat them so, with no notice"
         )
+    return compared
 
 
 def _insert(
@@ -343,7 +363,13 @@ def existing_notices(
     for sid, rows in now_noticed.items():
         noticed[sid] = np.asarray(pc.is_in(ids, value_set=rows["id"]).to_numpy(), np.bool_)
     return NoticeTexts(svc, "").adverse(
-        chosen, active.scheme, svc.stamp(), active.in_force, noticed, senders=agency
+        chosen,
+        active.scheme,
+        svc.stamp(),
+        active.in_force,
+        noticed,
+        senders=agency,
+        stated=stated_deadlines(svc, ids.to_pylist()),
     )
 
 
@@ -365,34 +391,61 @@ def _delay(scheme: Scheme, t: str) -> int:
     return (scheme.notice_days or 0) if spec is not None and spec.adverse else 0
 
 
-def _appeal_days(schemes: Sequence[Scheme], t: str) -> int:
-    """The days its subject has to contest a record of type ``t`` under ``schemes``: the
-    longest of those that know the type (of them all, when none does), as the notices
-    state it (:func:`~socialcredit.service.notices.appeal_until_column`)."""
-    knowing = [s for s in schemes if t in s.records] or list(schemes)
-    return max((s.appeal_days or 0 for s in knowing), default=0)
+def _longer(days: int | None, than: int | None) -> bool:
+    """Whether a window of ``days`` is longer than one of ``than`` (None: no window)."""
+    return than is not None and (days is None or days > than)
 
 
-def _heavier(old: Rule, new: Rule) -> str | None:
-    """How rule ``new`` weighs a record more than ``old`` did, or None."""
-    if (new.measure, new.per, new.bins) != (old.measure, old.per, old.bins) or (
-        new.points is None
-    ) != (old.points is None):
-        return f"rule {new.id} measures or weighs its records otherwise"
-    window, was = new.window_days, old.window_days
-    if was is not None and (window is None or window > was):
+def _form(rule: Rule) -> tuple[object, ...]:
+    """What a rule does with the records it reads (``per`` 1 written out or not)."""
+    return (
+        rule.measure,
+        rule.per or 1,
+        rule.points,
+        rule.bins,
+        rule.cap,
+        rule.window_days,
+        rule.none_points,
+    )
+
+
+def _heavier(old: Rule, new: Rule, read: bool) -> str | None:
+    """How rule ``new`` could give a subject's records a lower contribution than ``old``
+    did, or None when it gives none a lower one. A rule with points gives ``points`` per
+    ``per`` of its measure over its window, clipped to ``[-cap, cap]`` (SCHEME.md section
+    4): with a count or amount measure, more records never lower the measure, so more
+    points, a lower cap on a negative side and a higher one on a positive side, a
+    shorter window for negative points and a longer one for positive points lower no
+    record's contribution. Any other change of a rule (a table of points, days since the
+    last record, ratings) is taken as weighing more; so is a longer window of a rule a
+    condition of a list or measure reads (``read``), whose measure then grows."""
+    new_points, old_points = new.points, old.points
+    monotone = ("count", "amount")
+    if (
+        new_points is None
+        or old_points is None
+        or (new.measure, new.per or 1) != (old.measure, old.per or 1)
+        or new.measure not in monotone
+    ):
+        if _form(new) != _form(old):
+            return f"rule {new.id} measures or weighs its records otherwise"
+        return None
+    if new_points < old_points:
+        return f"rule {new.id} gives {new_points:+d} points, {old_points:+d} under the earlier"
+    low = new_points < 0 and _longer(new.cap, old.cap)  # a lower floor
+    high = old_points > 0 and _longer(old.cap, new.cap)  # a lower ceiling
+    if low or high:
+        return f"rule {new.id} is capped at {new.cap}, at {old.cap} under the earlier"
+    if (new_points < 0 or read) and _longer(new.window_days, old.window_days):
         return (
-            f"rule {new.id} counts for {_days(window)}, for {_days(was)} under the earlier: "
-            "records that left its window would count again"
+            f"rule {new.id} counts for {_days(new.window_days)}, for {_days(old.window_days)} "
+            "under the earlier: records that left its window would count again"
         )
-    if new.points is not None and old.points is not None:
-        if new.points < old.points:
-            return f"rule {new.id} gives {new.points:+d} points, {old.points:+d} under the earlier"
-        negative = new.points < 0
-        if old.cap is not None and (
-            new.cap is None or (new.cap > old.cap if negative else new.cap < old.cap)
-        ):
-            return f"rule {new.id} is capped at {new.cap}, at {old.cap} under the earlier"
+    if new_points > 0 and _longer(old.window_days, new.window_days):
+        return (
+            f"rule {new.id} counts for {_days(new.window_days)}, for {_days(old.window_days)} "
+            "under the earlier: records would stop counting in its subject's favour sooner"
+        )
     return None
 
 
@@ -401,17 +454,15 @@ def widening(
     after: Scheme,
     types: Collection[str] | None = None,
     kinds: Collection[str] | None = None,
-    others: Sequence[Scheme] = (),
 ) -> list[str]:
     """How a later version ``after`` of a scheme would treat the records already in the
     ledger worse than the notices of ``before`` stated them: each way, in words; none when
     it treats them as stated or better. A notice of an adverse record names the rules that
     count it (points, cap, window), the lists it may place the subject on, the day it
-    takes effect and until when it may be contested
-    (:func:`~socialcredit.service.notices.effect_of`).
-    ``types`` and ``kinds``: the record types and subject kinds the ledger holds (None:
-    any); ``others``: the other schemes the service runs (a record's appeal deadline is the
-    longest any of them gives)."""
+    takes effect (:func:`~socialcredit.service.notices.effect_of`); the deadline to contest
+    it that a notice stated is kept whatever the schemes say later
+    (:func:`~socialcredit.service.notices.appeal_until_column`). ``types`` and ``kinds``:
+    the record types and subject kinds the ledger holds (None: any)."""
     out: list[str] = []
     scored = [
         k for k in after.subjects if k not in before.subjects and (kinds is None or k in kinds)
@@ -419,6 +470,8 @@ def widening(
     if scored and reach(after):
         out.append(f"it scores {' and '.join(scored)} subjects, which the earlier did not")
     old_rules = {r.id: r for r in before.rules}
+    conditions = [x.when for x in after.lists] + [x.when for x in after.measures]
+    conditioned = {r.id for r in after.rules if any(reads(c, {r.id}) for c in conditions)}
     for t in sorted({*before.records, *after.records}):
         adverse = any(s.records[t].adverse for s in (before, after) if t in s.records)
         if not adverse or (types is not None and t not in types):
@@ -433,14 +486,11 @@ def widening(
             old = old_rules.get(rule.id)
             if old is None or t not in old.types:
                 out.append(f"rule {rule.id} counts {t}, which the earlier's did not")
-            elif (how := _heavier(old, rule)) is not None:
+            elif (how := _heavier(old, rule, rule.id in conditioned)) is not None:
                 out.append(f"{t}: {how}")
         added = [x for x in lists_fed(after, t) if x not in lists_fed(before, t)]
         if added:
             out.append(
                 f"{t} may place its subject on {', '.join(added)}, which the earlier did not"
             )
-        was, now = _appeal_days([*others, before], t), _appeal_days([*others, after], t)
-        if now < was:
-            out.append(f"{t} may be contested for {now} days, for {was} under the earlier")
     return out

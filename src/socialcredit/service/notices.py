@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,15 @@ import pyarrow.compute as pc
 from socialcredit.days import LAST_DAY, to_day
 from socialcredit.engine.conditions import condition_parts
 from socialcredit.records import RECORD_FIELDS
-from socialcredit.scheme.model import Condition, RuleCondition, Scheme
+from socialcredit.scheme.model import (
+    Condition,
+    GradeIn,
+    OnList,
+    RuleCondition,
+    Scheme,
+    ScoreAtLeast,
+    ScoreBelow,
+)
 from socialcredit.service.core import Service
 from socialcredit.service.errors import NotFound
 from socialcredit.service.schemes import day_numbers
@@ -64,6 +72,8 @@ __all__ = [
     "noticed_when_in_force",
     "notices_of",
     "pending_notices",
+    "reads",
+    "stated_deadlines",
     "whole",
     "write_notice",
     "write_notices",
@@ -104,13 +114,16 @@ def appeal_until_column(
     types: pa.Array | pa.ChunkedArray,
     recorded: pa.Array | pa.ChunkedArray,
     noticed: Noticed,
+    stated: pa.Array | None = None,
 ) -> pa.Array:
     """The last day its subject may contest each record (its type, its ``recorded_at``),
     as dates; null where no scheme allows an appeal. Each active scheme that knows the type
     (each of them, for a type none knows) opens a window of its ``appeal_days`` on the day
     the record was recorded -- or, for a record recorded before the scheme came into force
     that got its notice then (``noticed``), on that day; the record's one deadline is the
-    last of them, and each of its notices states it."""
+    last of them, and of the deadlines its notices stated before (``stated``, dates or
+    null: :func:`stated_deadlines`), which no later scheme or version shortens; each of
+    its notices states it."""
     types, recorded = whole(types), whole(recorded)
     day = day_numbers(recorded)
     known = pa.array(sorted({t for a in svc.schemes.values() for t in a.scheme.records}))
@@ -133,8 +146,37 @@ def appeal_until_column(
             start = np.where(given & (day < since), since, day)
         end = np.minimum(start + days, LAST_DAY)
         out = np.where(applies, np.maximum(out, end), out)
+    if stated is not None and stated.null_count < len(stated):
+        given_day = pc.fill_null(stated.cast(pa.int32()).cast(pa.int64()), _NONE).to_numpy()
+        out = np.maximum(out, np.asarray(given_day, np.int64))
     none = out == _NONE
     return pa.array(np.where(none, 0, out).astype(np.int32), pa.date32(), mask=none)
+
+
+_WHOLE_TABLE = 20_000  # more record ids than this: the stated deadlines are read in one pass
+
+
+def stated_deadlines(svc: Service, ids: Sequence[str]) -> pa.Array:
+    """The last deadline to contest each of the records ``ids`` that a notice of it
+    stated (dates; null where none did)."""
+    found: dict[str, str] = {}
+    if len(ids) > _WHOLE_TABLE:
+        rows = svc.db.query(
+            "SELECT record_id, max(appeal_until) FROM svc_notices WHERE appeal_until IS NOT "
+            "NULL GROUP BY record_id"
+        )
+        found = {str(rid): str(day) for rid, day in rows}
+    else:
+        for lo in range(0, len(ids), _IDS_AT_ONCE):
+            part = list(ids[lo : lo + _IDS_AT_ONCE])
+            rows = svc.db.query(
+                "SELECT record_id, max(appeal_until) FROM svc_notices WHERE appeal_until IS "
+                f"NOT NULL AND record_id IN ({', '.join('?' for _ in part)}) GROUP BY record_id",
+                part,
+            )
+            found.update((str(rid), str(day)) for rid, day in rows)
+    days = pa.array([found.get(rid) for rid in ids], pa.string())
+    return days.cast(pa.date32())
 
 
 def noticed_when_in_force(
@@ -169,12 +211,13 @@ def appeal_until(svc: Service, record: Mapping[str, Any]) -> dt.date | None:
     recorded = record["recorded_at"]
     if not isinstance(recorded, dt.date):
         recorded = dt.date.fromisoformat(str(recorded))
-    noticed = noticed_when_in_force(svc, [str(record["id"])])
+    ids = [str(record["id"])]
     found = appeal_until_column(
         svc,
         pa.array([str(record["type"])], pa.string()),
         pa.array([recorded], pa.date32()),
-        noticed,
+        noticed_when_in_force(svc, ids),
+        stated_deadlines(svc, ids),
     )[0].as_py()
     return found if isinstance(found, dt.date) else None
 
@@ -207,17 +250,33 @@ def effect_of(scheme: Scheme, type_name: str) -> str:
 
 def lists_fed(scheme: Scheme, type_name: str) -> list[str]:
     """The lists a record of this type may place its subject on, as its notice names them:
-    those whose condition reads a rule that reads the type."""
+    those whose condition reads a rule that reads the type, or the score or the grade when
+    such a rule gives points, or a list named so (in the scheme's order)."""
     reading = {r.id for r in scheme.rules if type_name in r.types}
-    return [lst.id for lst in scheme.lists if _mentions(lst.when, reading)]
+    scores = any(r.points != 0 for r in scheme.rules if r.id in reading)  # None: a table
+    fed: set[str] = set()
+    for lst in scheme.lists:  # a list reads only lists before it (SCHEME.md)
+        if reads(lst.when, reading, fed, scores):
+            fed.add(lst.id)
+    return [lst.id for lst in scheme.lists if lst.id in fed]
 
 
-def _mentions(condition: Condition, rules: set[str]) -> bool:
-    """Whether a condition reads the measure of one of ``rules`` (lists read through
-    earlier lists are not followed: the notice names the lists the record feeds directly)."""
-    if isinstance(condition, RuleCondition) and condition.rule in rules:
-        return True
-    return any(_mentions(part, rules) for part in condition_parts(condition))
+def reads(
+    condition: Condition,
+    rules: set[str],
+    lists: Collection[str] = (),
+    scores: bool = False,
+) -> bool:
+    """Whether a condition reads the measure of one of ``rules``, one of ``lists``, or
+    (with ``scores``) the score or the grade. Lists read through a related subject are
+    not followed: the notice names the lists of the record's own subject."""
+    if isinstance(condition, RuleCondition):
+        return condition.rule in rules
+    if isinstance(condition, OnList):
+        return condition.list in lists
+    if isinstance(condition, (ScoreAtLeast, ScoreBelow, GradeIn)):
+        return scores
+    return any(reads(part, rules, lists, scores) for part in condition_parts(condition))
 
 
 def adverse_notice(
@@ -280,8 +339,17 @@ def write_notice(
     return row is not None
 
 
-NoticeRow = tuple[str, str, str, str, str, str, str]
-NOTICE_COLUMNS = ("subject", "record_id", "scheme", "kind", "created_at", "effective_on", "body")
+NoticeRow = tuple[str, str, str, str, str, str, str, str | None]
+NOTICE_COLUMNS = (
+    "subject",
+    "record_id",
+    "scheme",
+    "kind",
+    "created_at",
+    "effective_on",
+    "body",
+    "appeal_until",  # the last day to contest the record it states (None: no appeal)
+)
 NOTICES_SCHEMA = pa.schema([pa.field(name, pa.string()) for name in NOTICE_COLUMNS])
 
 
@@ -296,6 +364,11 @@ _text = json.JSONEncoder(ensure_ascii=False).encode
 
 _CONTROL = "[\\x00-\\x1f]"  # characters JSON writes as escapes of their own
 _SENDER = "__sender"  # the column of senders given to NoticeTexts.adverse
+_STATED = "__stated"  # and of the deadlines stated before
+
+
+def _stated(rows: pa.Table) -> pa.Array | None:
+    return whole(rows[_STATED]) if _STATED in rows.column_names else None
 
 
 def _json_strings(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -329,16 +402,20 @@ class NoticeTexts:
         since: dt.date | None = None,
         noticed: Noticed | None = None,
         senders: pa.Array | None = None,
+        stated: pa.Array | None = None,
     ) -> pa.Table:
         """The notice of each row: :data:`NOTICE_COLUMNS`. ``since``: the day the scheme
         came into force, for records recorded before it (their notice period starts then);
         ``noticed``: for such records, under which schemes they got a notice when those
         came into force (their appeal windows open then; :func:`appeal_until_column`);
         ``senders``: who each notice names as the record's sender, where not the agency
-        given. A record whose notice period would end after the last day of the calendar
-        never takes effect (SCHEME.md §2): it gets no notice."""
+        given; ``stated``: the deadlines to contest them that notices stated before. A
+        record whose notice period would end after the last day of the calendar never
+        takes effect (SCHEME.md §2): it gets no notice."""
         if senders is not None:
             rows = rows.append_column(_SENDER, senders)
+        if stated is not None:
+            rows = rows.append_column(_STATED, stated)
         rows = self._taking_effect(rows, scheme, since)
         if not rows.num_rows:
             return NOTICES_SCHEMA.empty_table()
@@ -352,7 +429,7 @@ class NoticeTexts:
         recorded = rows["recorded_at"]
         start = recorded if since is None else pc.max_element_wise(recorded, pa.scalar(since))
         effective_on = _days_later(start, scheme.notice_days or 0)
-        deadline = appeal_until_column(svc, type_, recorded, noticed or {})
+        deadline = appeal_until_column(svc, type_, recorded, noticed or {}, _stated(rows))
         if pc.any(pc.is_valid(deadline)).as_py():
             until = deadline.cast(pa.string())
             how = pc.binary_join_element_wise(
@@ -404,6 +481,7 @@ class NoticeTexts:
                 pa.repeat(stamp, n),
                 effective_on,
                 body,
+                deadline.cast(pa.string()),
             ],
             schema=NOTICES_SCHEMA,
         )
@@ -450,7 +528,7 @@ class NoticeTexts:
         tail = f', "scheme": {_text(name)}, "subject": '
         columns = [rows[c].to_pylist() for c in RECORD_FIELDS]
         deadlines = appeal_until_column(
-            svc, rows["type"], rows["recorded_at"], noticed or {}
+            svc, rows["type"], rows["recorded_at"], noticed or {}, _stated(rows)
         ).to_pylist()
         senders = (
             [_text(sender) for sender in rows[_SENDER].to_pylist()]
@@ -479,7 +557,8 @@ class NoticeTexts:
                 f'"{recorded}", "ref": {"null" if ref is None else _text(ref)}, "type": '
                 f'{_text(type_)}}}{tail}{_text(subject)}, "takes_effect_on": "{effective_on}"}}'
             )
-            out.append((subject, rid, name, "adverse", stamp, effective_on, body))
+            stated = None if until is None else until.isoformat()
+            out.append((subject, rid, name, "adverse", stamp, effective_on, body, stated))
         return notice_table(out)
 
 

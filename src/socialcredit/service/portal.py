@@ -20,7 +20,11 @@ from socialcredit.service.appeals import contested_ids
 from socialcredit.service.core import Service
 from socialcredit.service.errors import NotFound
 from socialcredit.service.ingest import senders
-from socialcredit.service.notices import appeal_until_column, noticed_when_in_force
+from socialcredit.service.notices import (
+    appeal_until_column,
+    noticed_when_in_force,
+    stated_deadlines,
+)
 
 __all__ = ["OwnRecord", "SchemeState", "own_record", "own_records", "own_states"]
 
@@ -61,8 +65,12 @@ def own_records(svc: Service, subject: str) -> list[OwnRecord]:
     rows = table.to_pylist()
     contested = contested_ids(svc, subject)
     agencies = senders(svc, [str(r["id"]) for r in rows])
-    noticed = noticed_when_in_force(svc, [str(r["id"]) for r in rows])
-    until = appeal_until_column(svc, table["type"], table["recorded_at"], noticed).to_pylist()
+    ids = [str(r["id"]) for r in rows]
+    noticed = noticed_when_in_force(svc, ids)
+    stated = stated_deadlines(svc, ids)
+    until = appeal_until_column(
+        svc, table["type"], table["recorded_at"], noticed, stated
+    ).to_pylist()
     return [
         OwnRecord(
             r["id"],

@@ -279,12 +279,15 @@ MIGRATIONS = (
 # The versions of each scheme the service has run, with their texts: a row each time it
 # started on a version other than the one it ran last (socialcredit.service.activation),
 # which may not treat the records already there worse than the notices of that one stated.
-# A database upgraded from an earlier version starts with none: they were not kept.
+# A database upgraded from an earlier version starts with none: they were not kept. And
+# the last day to contest its record that each notice states (none: no appeal, or a
+# notice written before), which no later scheme or version shortens.
 def _versions(serial: str) -> tuple[str, ...]:
     return (
         f"CREATE TABLE svc_scheme_versions (id {serial}, scheme text NOT NULL, "
         "version text NOT NULL, text text NOT NULL, existing text NOT NULL, "
         "at text NOT NULL)",
+        "ALTER TABLE svc_notices ADD COLUMN appeal_until text",
     )
 
 
@@ -292,7 +295,8 @@ MIGRATIONS = (
     *MIGRATIONS,
     Migration(
         8,
-        "each version of a scheme the service has run, with its text",
+        "the versions of the schemes the service has run, with their texts; the appeal "
+        "deadline each notice states",
         sqlite=(
             *_versions("INTEGER PRIMARY KEY AUTOINCREMENT"),
             *_sqlite_triggers(("svc_scheme_versions",)),

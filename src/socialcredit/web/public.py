@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, Response
 
 from socialcredit.engine.conditions import render_condition
 from socialcredit.errors import InvalidCode, SocialCreditError
-from socialcredit.service.activation import versions
+from socialcredit.service.activation import first_version, versions
 from socialcredit.service.errors import NotFound, PurposeRequired, RateLimited
 from socialcredit.service.lookup import lookup
 from socialcredit.web.render import PageRoute, Svc, Web, page
@@ -137,5 +137,6 @@ def scheme_page(request: Request, svc: Svc, web: Web, scheme: str) -> HTMLRespon
         source=PurePath(active.loaded.source).name,  # a preset's name, or the file's
         s=active.scheme,
         versions=versions(svc.db, active.id),
+        first_version=first_version(svc.db, active.id),
         render_condition=render_condition,
     )

@@ -305,3 +305,46 @@ def test_operator_mistakes_are_refused_naming_what_to_do(tmp_path: Path) -> None
         busy = cli("serve", "-d", database, "--port", port)
     assert busy.exit_code == 2 and "(settings host and port)" in busy.output
     assert "serving" not in busy.output
+
+
+def test_a_server_runs_every_scheme_in_force_unless_it_is_retired(
+    service_db: str, tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    import pytest
+    from conftest import SERVICE_SCHEME, FakeClock
+
+    from socialcredit.errors import RefusedScheme
+    from socialcredit.service import Service, Settings
+    from socialcredit.service.activation import versions
+    from socialcredit.service.sinks import MemorySink
+    from socialcredit.store.service_db import upgrade
+
+    upgrade(service_db)
+    town, county = tmp_path / "town.yaml", tmp_path / "county.yaml"
+    town.write_text(SERVICE_SCHEME)
+    county.write_text(SERVICE_SCHEME.replace("scheme: town", "scheme: county"))
+    clock = FakeClock(dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC))
+
+    def start(*files: Path) -> Service:
+        settings = Settings(database=service_db, schemes=[str(f) for f in files])
+        return Service.open(settings, clock=clock, sink=MemorySink())
+
+    start(town, county).close()
+    # a server without county: what it is sent would get no notice of county
+    with pytest.raises(RefusedScheme, match="'county' are in force on this database"):
+        start(town)
+    assert cli("db", "retire", "nowhere", "--database", service_db).exit_code == 2
+    done = cli("db", "retire", "county", "--database", service_db)
+    assert done.exit_code == 0 and "retired county" in done.output
+    again = cli("db", "retire", "county", "--database", service_db)
+    assert again.exit_code == 2 and "retired already" in again.output
+    with start(town) as svc:
+        assert [v.version for v in versions(svc.db, "county")][-1] == "retired"
+    # nor does it come back under its id: what was sent meanwhile got no notice of it
+    with pytest.raises(RefusedScheme, match="'county' was retired here on"):
+        start(town, county)
+    county2 = tmp_path / "county2.yaml"
+    county2.write_text(SERVICE_SCHEME.replace("scheme: town", "scheme: county2"))
+    start(town, county2).close()  # under an id of its own: in force from today, noticed

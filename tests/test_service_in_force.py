@@ -832,6 +832,12 @@ def test_the_deadline_a_notice_stated_is_kept(service_db: str, tmp_path: Path, l
     stated = {n["content"]["how_to_appeal"].split(" until ")[1][:10] for n in sink.sent}
     assert stated == {"2025-05-30"}  # the longer of 30 and 90 days
     if later == "county no longer run":
+        from socialcredit.service.activation import retire
+        from socialcredit.store.service_db import ServiceDB
+
+        db = ServiceDB.connect(service_db)
+        retire(db, "county", "2025-04-15T10:00:00+00:00")
+        db.close()
         settings = Settings(database=service_db, schemes=[str(town)])
     else:
         county.write_text(COUNTY.replace("appeal_days: 90", "appeal_days: 30"))

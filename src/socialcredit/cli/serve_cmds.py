@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from socialcredit.service import Service, Settings
     from socialcredit.store.service_db import ServiceDB
 
-db_app = typer.Typer(help="The service's database: migrations.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The service's database: migrations, schemes retired.", no_args_is_help=True
+)
 agency_app = typer.Typer(help="Agencies that send records, and their keys.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys of operators, reviewers and auditors.", no_args_is_help=True)
 subject_app = typer.Typer(help="Subjects' sign-in.", no_args_is_help=True)
@@ -213,6 +215,29 @@ def db_version(database: DatabaseOpt = None, config: ConfigOpt = None) -> None:
         out.print(f"version {db.version()} (latest {latest()})", markup=False)
     finally:
         db.close()
+
+
+@db_app.command("retire")
+@domain_errors
+def db_retire(
+    scheme: Annotated[str, typer.Argument(help="The id of a scheme in force on the database.")],
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Retire a scheme: servers may then run without it, and none runs it again under
+    its id."""
+    from socialcredit.service.activation import retire
+
+    db = _db(database, config)
+    try:
+        retire(db, scheme, _now())
+    finally:
+        db.close()
+    out.print(
+        f"retired {scheme}: servers may run without it, and a server started with it is "
+        "refused (give a new version a scheme id of its own)",
+        markup=False,
+    )
 
 
 def _now() -> str:

@@ -84,6 +84,7 @@ __all__ = [
     "in_force",
     "noticed_records",
     "notifying",
+    "retire",
     "versions",
     "widening",
 ]
@@ -152,6 +153,8 @@ def activate(svc: Service, *, decide: bool = True) -> int:
     were written (the caller delivers them)."""
     written = 0
     known = _rows(svc.db)
+    if decide:
+        _refuse_partial(svc, known)
     if decide and (any(sid not in known for sid in svc.schemes) or _switched(svc, svc.db)):
         today = svc.today()
         notify = svc.settings.existing_records == "notify"
@@ -197,6 +200,60 @@ def activate(svc: Service, *, decide: bool = True) -> int:
             known = _rows(db)
     _set_days(svc, known, None)
     return written
+
+
+RETIRED = "retired"
+"""The version (and ``existing``) of the row that retires a scheme (:func:`retire`)."""
+
+
+def _last_versions(db: ServiceDB) -> dict[str, tuple[str, str]]:
+    """Each scheme's last row of ``svc_scheme_versions``: its version, and when."""
+    rows = db.query("SELECT scheme, version, at FROM svc_scheme_versions ORDER BY id")
+    return {str(scheme): (str(version), str(at)) for scheme, version, at in rows}
+
+
+def _refuse_partial(svc: Service, known: dict[str, Activation]) -> None:
+    """Refuse to run a scheme retired here, or to run without a scheme in force here
+    that is not retired: the records this server is sent would get no notice of it, yet
+    the servers that run it would count them."""
+    last = _last_versions(svc.db)
+    retired = {sid: at for sid, (version, at) in last.items() if version == RETIRED}
+    back = [sid for sid in svc.schemes if sid in retired]
+    if back:
+        raise RefusedScheme(
+            "; ".join(f"scheme {sid!r} was retired here on {retired[sid][:10]}" for sid in back)
+            + ": the records sent since got no notice of it. Give it a scheme id of its own "
+            "(it then comes into force with a notice of each record already there)"
+        )
+    missing = sorted(
+        sid
+        for sid, row in known.items()
+        if not sid.startswith("*") and sid not in svc.schemes and sid not in retired
+    )
+    if missing:
+        raise RefusedScheme(
+            f"scheme(s) {', '.join(repr(sid) for sid in missing)} are in force on this "
+            "database and this server does not run them: the records it is sent would get no "
+            "notice of them, yet a server that runs them would count them. Run them too, or "
+            "retire them (socialcredit db retire SCHEME)"
+        )
+
+
+def retire(db: ServiceDB, scheme: str, stamp: str) -> None:
+    """Retire a scheme in force on ``db``: servers may then run without it, and none runs
+    it again under its id (``svc_scheme_versions`` gets a row :data:`RETIRED`)."""
+    with db.transaction() as tx:
+        tx.take_turn(NOTICE_WRITERS)  # after any start deciding at the same time
+        row = _rows(tx).get(scheme)
+        if row is None or scheme.startswith("*"):
+            raise SocialCreditError(f"no scheme {scheme!r} has been in force on this database")
+        if _last_versions(tx).get(scheme, ("", ""))[0] == RETIRED:
+            raise SocialCreditError(f"scheme {scheme!r} is retired already")
+        tx.execute(
+            "INSERT INTO svc_scheme_versions (scheme, version, text, existing, at) "
+            "VALUES (?, ?, '', ?, ?)",
+            (scheme, RETIRED, RETIRED, stamp),
+        )
 
 
 def _switched(svc: Service, db: ServiceDB) -> list[str]:

@@ -317,7 +317,7 @@ def test_a_server_runs_every_scheme_in_force_unless_it_is_retired(
 
     from socialcredit.errors import RefusedScheme
     from socialcredit.service import Service, Settings
-    from socialcredit.service.activation import versions
+    from socialcredit.service.activation import notifying, versions
     from socialcredit.service.sinks import MemorySink
     from socialcredit.store.service_db import upgrade
 
@@ -342,9 +342,93 @@ def test_a_server_runs_every_scheme_in_force_unless_it_is_retired(
     assert again.exit_code == 2 and "retired already" in again.output
     with start(town) as svc:
         assert [v.version for v in versions(svc.db, "county")][-1] == "retired"
+    assert list(notifying(service_db)) == ["town"]  # records import warns of town alone
     # nor does it come back under its id: what was sent meanwhile got no notice of it
     with pytest.raises(RefusedScheme, match="'county' was retired here on"):
         start(town, county)
     county2 = tmp_path / "county2.yaml"
     county2.write_text(SERVICE_SCHEME.replace("scheme: town", "scheme: county2"))
     start(town, county2).close()  # under an id of its own: in force from today, noticed
+
+
+def test_a_start_waits_for_a_scheme_being_put_in_force_and_sees_it(
+    service_db: str, tmp_path: Path
+) -> None:
+    import datetime as dt
+    import threading
+
+    import pytest
+    from conftest import SERVICE_SCHEME, FakeClock
+
+    from socialcredit.errors import RefusedScheme
+    from socialcredit.service import Service, Settings
+    from socialcredit.service.notices import NOTICE_WRITERS
+    from socialcredit.service.sinks import MemorySink
+    from socialcredit.store.service_db import ServiceDB, upgrade
+
+    upgrade(service_db)
+    town = tmp_path / "town.yaml"
+    town.write_text(SERVICE_SCHEME)
+    clock = FakeClock(dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC))
+    settings = Settings(database=service_db, schemes=[str(town)])
+    Service.open(settings, clock=clock, sink=MemorySink()).close()
+    other = ServiceDB.connect(service_db)
+    outcome: list[BaseException | None] = []
+
+    def start() -> None:
+        try:
+            Service.open(settings, clock=clock, sink=MemorySink()).close()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    try:
+        with other.transaction() as tx:  # another server putting county in force
+            tx.take_turn(NOTICE_WRITERS)
+            tx.execute(
+                "INSERT INTO svc_schemes_in_force (scheme, version, since, existing, notices, "
+                "at) VALUES ('county', 'v1', '2025-03-01', 'notify', 0, '2025-03-01')"
+            )
+            starting = threading.Thread(target=start)
+            starting.start()
+            starting.join(1.0)
+            assert starting.is_alive()  # waits for the turn
+        starting.join(30)
+    finally:
+        other.close()
+    [exc] = outcome
+    assert isinstance(exc, RefusedScheme) and "'county' are in force" in str(exc)
+    with pytest.raises(RefusedScheme):
+        start_again = Service.open(settings, clock=clock, sink=MemorySink())
+        start_again.close()
+
+
+def test_an_upgraded_database_does_not_ask_for_the_schemes_it_ran_before(
+    service_db: str, tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    from conftest import SERVICE_SCHEME, FakeClock
+
+    from socialcredit.service import Service, Settings
+    from socialcredit.service.activation import in_force
+    from socialcredit.service.sinks import MemorySink
+    from socialcredit.store.service_db import ServiceDB, upgrade
+
+    upgrade(service_db, to=6)
+    db = ServiceDB.connect(service_db)
+    with db.transaction() as tx:  # an adverse notice of a scheme no longer run
+        tx.execute(
+            "INSERT INTO svc_notices (subject, record_id, scheme, kind, created_at, "
+            "effective_on, body) VALUES ('s', 'r', 'old', 'adverse', 'now', '2024-01-01', '{}')"
+        )
+    db.close()
+    upgrade(service_db)
+    town = tmp_path / "town.yaml"
+    town.write_text(SERVICE_SCHEME)
+    clock = FakeClock(dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC))
+    with Service.open(
+        Settings(database=service_db, schemes=[str(town)]), clock=clock, sink=MemorySink()
+    ) as svc:
+        assert in_force(svc.db)["old"].existing == "before"
+    assert cli("db", "retire", "old", "--database", service_db).exit_code == 0

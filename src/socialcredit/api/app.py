@@ -120,8 +120,14 @@ def from_environment() -> FastAPI:
     where = Path(runtime)
     published = where if (where / "states").is_dir() else None
     access_log = where / "access" if (where / "access").exists() else None
+    # the supervisor has decided what is in force (socialcredit.service.activation): a
+    # worker it starts, or starts again, takes its decisions
     svc = Service.open(
-        settings, wake=Waker(where / "wake"), published=published, access_log=access_log
+        settings,
+        wake=Waker(where / "wake"),
+        published=published,
+        access_log=access_log,
+        activate=False,
     )
     return create_app(_warming(svc))
 

@@ -284,8 +284,9 @@ class SchemeVersionOut(_Out):
     existing_records: str = Field(
         description="How it was taken: notify (compared with the version run before it, "
         "and treating the records already there no worse than that one's notices stated), "
-        "count (not compared, by the existing_records setting), or unchecked (no earlier "
-        "version kept to compare it with)."
+        "count (not compared, by the existing_records setting), unchecked (no earlier "
+        "version kept to compare it with), or retired (the scheme was retired then: its "
+        "version is 'retired', with no text; socialcredit db retire)."
     )
 
 

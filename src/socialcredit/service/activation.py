@@ -140,7 +140,12 @@ def notifying(target: str | Path) -> dict[str, dt.date]:
     try:
         if db.version() < IN_FORCE_VERSION:
             return {}
-        return {a.scheme: a.since for a in in_force(db).values() if a.since is not None}
+        retired = _retired(db)
+        return {
+            a.scheme: a.since
+            for a in in_force(db).values()
+            if a.since is not None and a.scheme not in retired
+        }
     finally:
         db.close()
 
@@ -154,13 +159,12 @@ def activate(svc: Service, *, decide: bool = True) -> int:
     written = 0
     known = _rows(svc.db)
     if decide:
-        _refuse_partial(svc, known)
-    if decide and (any(sid not in known for sid in svc.schemes) or _switched(svc, svc.db)):
         today = svc.today()
         notify = svc.settings.existing_records == "notify"
         with svc.db.transaction() as db:
             db.take_turn(NOTICE_WRITERS)  # one process decides; the others find its rows
             known = _rows(db)
+            _refuse_partial(db, svc, known)
             switched = _switched(svc, db)
             compared: set[str] = set()
             if notify:  # refused before anything is written
@@ -212,12 +216,19 @@ def _last_versions(db: ServiceDB) -> dict[str, tuple[str, str]]:
     return {str(scheme): (str(version), str(at)) for scheme, version, at in rows}
 
 
-def _refuse_partial(svc: Service, known: dict[str, Activation]) -> None:
+def _retired(db: ServiceDB) -> dict[str, str]:
+    """The schemes retired on ``db``, with when."""
+    last = _last_versions(db)
+    return {sid: at for sid, (version, at) in last.items() if version == RETIRED}
+
+
+def _refuse_partial(db: ServiceDB, svc: Service, known: dict[str, Activation]) -> None:
     """Refuse to run a scheme retired here, or to run without a scheme in force here
     that is not retired: the records this server is sent would get no notice of it, yet
-    the servers that run it would count them."""
-    last = _last_versions(svc.db)
-    retired = {sid: at for sid, (version, at) in last.items() if version == RETIRED}
+    the servers that run it would count them. The schemes a database upgraded from
+    before version 7 ran then (``existing`` ``before``) are not asked for: which of them
+    still run was not kept."""
+    retired = _retired(db)
     back = [sid for sid in svc.schemes if sid in retired]
     if back:
         raise RefusedScheme(
@@ -228,7 +239,10 @@ def _refuse_partial(svc: Service, known: dict[str, Activation]) -> None:
     missing = sorted(
         sid
         for sid, row in known.items()
-        if not sid.startswith("*") and sid not in svc.schemes and sid not in retired
+        if not sid.startswith("*")
+        and row.existing != "before"
+        and sid not in svc.schemes
+        and sid not in retired
     )
     if missing:
         raise RefusedScheme(

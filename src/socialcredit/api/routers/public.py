@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse, Response
 from socialcredit.api.deps import Client, Svc
 from socialcredit.api.errors import responses
 from socialcredit.api.models import FindingOut, PublicOut, SchemeOut, SchemeVersionOut, answer
-from socialcredit.service.activation import versions
+from socialcredit.service.activation import RETIRED, versions
 from socialcredit.service.core import Service
 from socialcredit.service.errors import NotFound
 from socialcredit.service.lookup import lookup
@@ -97,6 +97,6 @@ def get_scheme_version(
     if scheme not in svc.schemes:
         raise NotFound(f"no active scheme {scheme!r}")
     for v in versions(svc.db, scheme):
-        if v.version == version:
+        if v.version == version and v.existing != RETIRED:
             return PlainTextResponse(v.text, media_type="text/plain; charset=utf-8")
     raise NotFound(f"the service has run no version {version!r} of a scheme {scheme!r}")

@@ -140,7 +140,7 @@ def notifying(target: str | Path) -> dict[str, dt.date]:
     try:
         if db.version() < IN_FORCE_VERSION:
             return {}
-        retired = _retired(db)
+        retired = _retired(_last_versions(db))
         return {
             a.scheme: a.since
             for a in in_force(db).values()
@@ -157,15 +157,15 @@ def activate(svc: Service, *, decide: bool = True) -> int:
     every record as recorded in this process, and nothing is written. How many notices
     were written (the caller delivers them)."""
     written = 0
-    known = _rows(svc.db)
+    known = {} if decide else _rows(svc.db)  # a start that decides reads them with the turn
     if decide:
         today = svc.today()
         notify = svc.settings.existing_records == "notify"
         with svc.db.transaction() as db:
             db.take_turn(NOTICE_WRITERS)  # one process decides; the others find its rows
-            known = _rows(db)
-            _refuse_partial(db, svc, known)
-            switched = _switched(svc, db)
+            known, last = _rows(db), _last_versions(db)
+            _refuse_partial(svc, known, last)
+            switched = _switched(svc, last)
             compared: set[str] = set()
             if notify:  # refused before anything is written
                 compared = _refuse_widening(svc, db, [sid for sid in switched if sid in known])
@@ -216,19 +216,20 @@ def _last_versions(db: ServiceDB) -> dict[str, tuple[str, str]]:
     return {str(scheme): (str(version), str(at)) for scheme, version, at in rows}
 
 
-def _retired(db: ServiceDB) -> dict[str, str]:
-    """The schemes retired on ``db``, with when."""
-    last = _last_versions(db)
+def _retired(last: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """The schemes retired, with when, by their last versions (:func:`_last_versions`)."""
     return {sid: at for sid, (version, at) in last.items() if version == RETIRED}
 
 
-def _refuse_partial(db: ServiceDB, svc: Service, known: dict[str, Activation]) -> None:
+def _refuse_partial(
+    svc: Service, known: dict[str, Activation], last: dict[str, tuple[str, str]]
+) -> None:
     """Refuse to run a scheme retired here, or to run without a scheme in force here
     that is not retired: the records this server is sent would get no notice of it, yet
     the servers that run it would count them. The schemes a database upgraded from
     before version 7 ran then (``existing`` ``before``) are not asked for: which of them
     still run was not kept."""
-    retired = _retired(db)
+    retired = _retired(last)
     back = [sid for sid in svc.schemes if sid in retired]
     if back:
         raise RefusedScheme(
@@ -270,12 +271,10 @@ def retire(db: ServiceDB, scheme: str, stamp: str) -> None:
         )
 
 
-def _switched(svc: Service, db: ServiceDB) -> list[str]:
+def _switched(svc: Service, last: dict[str, tuple[str, str]]) -> list[str]:
     """The active schemes whose version is not the one ``svc_scheme_versions`` names last
-    (or that it does not name)."""
-    rows = db.query("SELECT scheme, version FROM svc_scheme_versions ORDER BY id")
-    last = {str(scheme): str(version) for scheme, version in rows}
-    return [sid for sid, a in svc.schemes.items() if last.get(sid) != a.version]
+    (or that it does not name): ``last``, :func:`_last_versions`."""
+    return [sid for sid, a in svc.schemes.items() if last.get(sid, ("", ""))[0] != a.version]
 
 
 def _insert_version(db: ServiceDB, active: ActiveScheme, existing: str, stamp: str) -> None:

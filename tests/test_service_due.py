@@ -811,6 +811,13 @@ def test_a_code_with_a_control_character_is_refused_before_anything_is_written(
     assert bad.status_code == 422 and "control characters" in bad.text
     assert public(env, "abc%C2%85def").status_code == 422
     assert public(env, env.persons[0]).status_code == 200
+    for code in ("\x00", "a\x85b"):  # an auditor's read of the access log of such a code
+        read = env.client.get(
+            "/v1/access-log",
+            params={"subject": code, "purpose": "audit"},
+            headers=env.auth("auditor"),
+        )
+        assert read.status_code == 422 and "control characters" in read.text
     logged = env.svc.db.query("SELECT subject FROM svc_access_log")
     assert [s for (s,) in logged if "\x00" in s or "\x85" in s] == []
 

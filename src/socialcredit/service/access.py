@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import json
 import queue
+import re
 import socket
 import struct
 import threading
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from socialcredit.errors import LedgerError
 from socialcredit.service.credentials import Principal
-from socialcredit.service.errors import PurposeRequired
+from socialcredit.service.errors import InvalidRequest, PurposeRequired
 from socialcredit.store.service_db import ServiceDB
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ __all__ = [
     "entries_of",
     "entry",
     "log_read",
+    "plain_code",
 ]
 
 MAX_PURPOSE = 200
@@ -467,6 +469,18 @@ def declared(purpose: str | None) -> str:
     if len(text) > MAX_PURPOSE or any(ord(c) < 32 for c in text):
         raise PurposeRequired(f"the purpose must be one line of at most {MAX_PURPOSE} characters")
     return text
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def plain_code(code: str) -> str:
+    """``code``, refused (422) when it holds a control character: no code holds one, and
+    the access log, which every read of a code is written to, keeps none (PostgreSQL's
+    text refuses a NUL)."""
+    if _CONTROL.search(code):
+        raise InvalidRequest("a code has no control characters")
+    return code
 
 
 def entry(svc: Service, subject: str, who: Principal | None, purpose: str, what: str) -> Entry:

@@ -20,15 +20,14 @@ later finds the lookups of their code made before).
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from socialcredit.engine.explain import explain
 from socialcredit.ids import mask, mask_unknown
-from socialcredit.service.access import WAIT_SECONDS, Entry, declared, entry
+from socialcredit.service.access import WAIT_SECONDS, Entry, declared, entry, plain_code
 from socialcredit.service.core import Service
-from socialcredit.service.errors import InvalidRequest, RateLimited
+from socialcredit.service.errors import RateLimited
 from socialcredit.service.schemes import ActiveScheme
 from socialcredit.service.states import Snapshot, code_of
 
@@ -112,14 +111,9 @@ class Looked:
 def look(svc: Service, snap: Snapshot, code: str, purpose: str | None) -> Looked:
     """Check a lookup (its purpose) against the snapshot, after the rate limit."""
     why = declared(purpose)
-    code = code_of(code)
-    if _CONTROL.search(code):  # no code holds one, and no log keeps one (PostgreSQL's text)
-        raise InvalidRequest("a code has no control characters")
+    code = plain_code(code_of(code))
     kind = snap.kind_of(code)
     return Looked(code, kind, entry(svc, code, None, why, "public lookup"))
-
-
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _published(svc: Service, kind: str | None) -> list[ActiveScheme]:

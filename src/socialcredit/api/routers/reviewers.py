@@ -11,7 +11,7 @@ from socialcredit.api.errors import responses
 from socialcredit.api.models import AccessEntryOut, AppealOut, RejectIn, UpholdIn, VerifyOut
 from socialcredit.ids import normal_code
 from socialcredit.service import appeals
-from socialcredit.service.access import declared, entries_of, log_read
+from socialcredit.service.access import declared, entries_of, log_read, plain_code
 
 router = APIRouter(prefix="/v1", tags=["reviewers and auditors"])
 
@@ -87,7 +87,7 @@ def get_access_log(
 ) -> list[AccessEntryOut]:
     """The access log of one subject (12 months). Needs a purpose; is itself logged."""
     why = declared(purpose)
-    code = normal_code(subject)
+    code = plain_code(normal_code(subject))
     entries = entries_of(svc, code)
     log_read(svc, code, who, why, "access log")
     return [AccessEntryOut.model_validate(e) for e in entries]

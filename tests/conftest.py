@@ -5,8 +5,9 @@ from __future__ import annotations
 # -- the service (tests/test_service*.py) -------------------------------------------------
 import datetime as dt
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,48 @@ measures:
 actions:
   travel.air: {context: judicial}
 """
+
+
+def while_put_in_force(database: str, scheme: str, action: Callable[[], object]) -> object:
+    """Run ``action`` on a thread while another connection, as a server putting ``scheme``
+    in force does, holds the notices' turn and the ledger's writers; check that it waits
+    for them; then commit the rows of ``scheme`` and give what ``action`` returned or
+    raised."""
+    from socialcredit.service.notices import NOTICE_WRITERS
+    from socialcredit.store.service_db import ServiceDB
+
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(action())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    other = ServiceDB.connect(database)
+    try:
+        with other.transaction() as tx:
+            tx.take_turn(NOTICE_WRITERS)
+            tx.hold_ledger()
+            running = threading.Thread(target=run)
+            running.start()
+            running.join(1.0)
+            assert running.is_alive()  # it waits for the turn
+            tx.execute(
+                "INSERT INTO svc_schemes_in_force (scheme, version, since, existing, notices, "
+                "at) VALUES (?, 'v1', '2025-03-01', 'notify', 0, '2025-03-01')",
+                (scheme,),
+            )
+            tx.execute(
+                "INSERT INTO svc_scheme_versions (scheme, version, text, existing, at) "
+                "VALUES (?, 'v1', '', 'unchecked', '2025-03-01')",
+                (scheme,),
+            )
+        running.join(30)
+    finally:
+        other.close()
+    [found] = outcome
+    return found
 
 
 class FakeClock:

@@ -355,16 +355,14 @@ def test_a_start_waits_for_a_scheme_being_put_in_force_and_sees_it(
     service_db: str, tmp_path: Path
 ) -> None:
     import datetime as dt
-    import threading
 
     import pytest
-    from conftest import SERVICE_SCHEME, FakeClock
+    from conftest import SERVICE_SCHEME, FakeClock, while_put_in_force
 
     from socialcredit.errors import RefusedScheme
     from socialcredit.service import Service, Settings
-    from socialcredit.service.notices import NOTICE_WRITERS
     from socialcredit.service.sinks import MemorySink
-    from socialcredit.store.service_db import ServiceDB, upgrade
+    from socialcredit.store.service_db import upgrade
 
     upgrade(service_db)
     town = tmp_path / "town.yaml"
@@ -372,35 +370,15 @@ def test_a_start_waits_for_a_scheme_being_put_in_force_and_sees_it(
     clock = FakeClock(dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC))
     settings = Settings(database=service_db, schemes=[str(town)])
     Service.open(settings, clock=clock, sink=MemorySink()).close()
-    other = ServiceDB.connect(service_db)
-    outcome: list[BaseException | None] = []
 
     def start() -> None:
-        try:
-            Service.open(settings, clock=clock, sink=MemorySink()).close()
-            outcome.append(None)
-        except BaseException as exc:
-            outcome.append(exc)
+        Service.open(settings, clock=clock, sink=MemorySink()).close()
 
-    try:
-        with other.transaction() as tx:  # another server putting county in force
-            tx.take_turn(NOTICE_WRITERS)
-            tx.execute(
-                "INSERT INTO svc_schemes_in_force (scheme, version, since, existing, notices, "
-                "at) VALUES ('county', 'v1', '2025-03-01', 'notify', 0, '2025-03-01')"
-            )
-            starting = threading.Thread(target=start)
-            starting.start()
-            starting.join(1.0)
-            assert starting.is_alive()  # waits for the turn
-        starting.join(30)
-    finally:
-        other.close()
-    [exc] = outcome
+    # another server putting county in force: the start waits, then finds county
+    exc = while_put_in_force(service_db, "county", start)
     assert isinstance(exc, RefusedScheme) and "'county' are in force" in str(exc)
     with pytest.raises(RefusedScheme):
-        start_again = Service.open(settings, clock=clock, sink=MemorySink())
-        start_again.close()
+        start()
 
 
 def test_an_upgraded_database_does_not_ask_for_the_schemes_it_ran_before(

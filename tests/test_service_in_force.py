@@ -10,18 +10,21 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from conftest import SERVICE_SCHEME, FakeClock, org_codes, person_codes
+from conftest import SERVICE_SCHEME, FakeClock, org_codes, person_codes, while_put_in_force
 
 from socialcredit.records import RECORDS_SCHEMA
 from socialcredit.service import Service, Settings
 from socialcredit.service.activation import in_force
 from socialcredit.service.appeals import contest
-from socialcredit.service.errors import Conflict
+from socialcredit.service.credentials import Principal
+from socialcredit.service.decisions import decide
+from socialcredit.service.errors import Conflict, Outdated
+from socialcredit.service.ingest import NewRecord, NewSubject, ingest
 from socialcredit.service.notices import deliver
 from socialcredit.service.portal import own_records, own_states
 from socialcredit.service.sinks import MemorySink
 from socialcredit.store import open_ledger
-from socialcredit.store.service_db import upgrade
+from socialcredit.store.service_db import ServiceDB, upgrade
 
 START = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC)
 
@@ -847,3 +850,108 @@ def test_the_deadline_a_notice_stated_is_kept(service_db: str, tmp_path: Path, l
         [record] = own_records(svc, me)
         assert record.appeal_until == "2025-05-30"
         contest(svc, me, "j1", "it was paid")  # within the stated time: taken
+
+
+# -- a running server whose schemes fall out of force ----------------------------------------
+
+AGENCY = Principal("agency", "police", frozenset({"traffic.red_light", "court.unfulfilled"}))
+OPERATOR = Principal("operator", "airline")
+
+
+def red_light(i: str, code: str) -> NewRecord:
+    return NewRecord(i, code, "traffic.red_light", dt.date(2025, 2, 20))
+
+
+def ledger_ids(database: str) -> list[str]:
+    with open_ledger(database) as ledger:
+        return sorted(ledger.records()["id"].to_pylist())
+
+
+def test_a_running_server_whose_schemes_fall_out_of_force_takes_and_answers_nothing(
+    service_db: str, tmp_path: Path
+) -> None:
+    """Another server puts a scheme in force that this one does not run, begins another
+    version of one it runs, or one it runs is retired: this one refuses every batch
+    (nothing written, 503) and every decision until the database is back to its schemes
+    or it is started again."""
+    upgrade(service_db)
+    town, county = tmp_path / "town.yaml", tmp_path / "county.yaml"
+    town.write_text(SERVICE_SCHEME)
+    county.write_text(SERVICE_SCHEME.replace("scheme: town", "scheme: county"))
+    town2 = tmp_path / "town2.yaml"
+    town2.write_text(SERVICE_SCHEME.replace("A town's points", "The town's points"))
+    people = person_codes(2)
+    clock = FakeClock(START)
+
+    def start(*files: Path) -> Service:
+        settings = Settings(database=service_db, schemes=[str(f) for f in files])
+        return Service.open(settings, clock=clock, sink=MemorySink())
+
+    def may(svc: Service) -> bool:
+        return decide(svc, OPERATOR, people[0], "travel.air", "town", "ticket").allowed
+
+    subjects = [NewSubject(code, "person") for code in people]
+    with start(town) as svc:
+        ingest(svc, AGENCY, [red_light("a1", people[0])], subjects)
+        assert may(svc)
+        with start(town, county):  # another server: county comes into force
+            pass
+        with pytest.raises(Outdated, match="'county' is in force there and this server"):
+            ingest(svc, AGENCY, [red_light("a2", people[1])])
+        assert ledger_ids(service_db) == ["a1"]
+        clock.advance(seconds=1)  # the marks are read again
+        with pytest.raises(Outdated, match="started again"):
+            may(svc)
+        # retired: the database is back to what this server runs
+        assert retire_scheme(service_db, "county") == 0
+        clock.advance(seconds=1)
+        ingest(svc, AGENCY, [red_light("a2", people[1])])
+        assert may(svc)
+        with start(town2):  # another server begins another version of town
+            pass
+        with pytest.raises(Outdated, match=r"runs version .* of scheme 'town', and version"):
+            ingest(svc, AGENCY, [red_light("a3", people[1])])
+        assert ledger_ids(service_db) == ["a1", "a2"]
+    with start(town2) as svc:
+        ingest(svc, AGENCY, [red_light("a3", people[1])])
+        assert retire_scheme(service_db, "town") == 0
+        with pytest.raises(Outdated, match="scheme 'town' was retired there on"):
+            ingest(svc, AGENCY, [red_light("a4", people[1])])
+    assert ledger_ids(service_db) == ["a1", "a2", "a3"]
+
+
+def retire_scheme(database: str, scheme: str) -> int:
+    from socialcredit.service.activation import retire
+
+    db = ServiceDB.connect(database)
+    try:
+        retire(db, scheme, START.isoformat())
+    finally:
+        db.close()
+    return 0
+
+
+def test_a_batch_appended_while_a_scheme_comes_into_force_is_noticed_or_refused(
+    service_db: str, tmp_path: Path
+) -> None:
+    """A server putting a scheme in force holds the ledger's writers back while it reads
+    the records already there: a batch another server appends at that moment waits, then
+    finds the scheme in force and is refused -- it is neither read unnoticed nor taken."""
+    upgrade(service_db)
+    town = tmp_path / "town.yaml"
+    town.write_text(SERVICE_SCHEME)
+    people = person_codes(1)
+    clock = FakeClock(START)
+    svc = Service.open(Settings(database=service_db, schemes=[str(town)]), clock=clock)
+    try:
+        exc = while_put_in_force(
+            service_db,
+            "county",
+            lambda: ingest(
+                svc, AGENCY, [red_light("w1", people[0])], [NewSubject(people[0], "person")]
+            ),
+        )
+    finally:
+        svc.close()
+    assert isinstance(exc, Outdated) and "'county' is in force there" in str(exc)
+    assert ledger_ids(service_db) == []

@@ -50,6 +50,7 @@ from socialcredit.errors import RefusedScheme, SocialCreditError
 from socialcredit.scheme import load_scheme_text
 from socialcredit.scheme.model import Rule, Scheme
 from socialcredit.service.core import Service
+from socialcredit.service.errors import Outdated
 from socialcredit.service.notices import (
     NOTICE_WRITERS,
     NOTICES_SCHEMA,
@@ -62,6 +63,7 @@ from socialcredit.service.notices import (
     write_notices,
 )
 from socialcredit.service.schemes import ActiveScheme, reach
+from socialcredit.store.base import Guard, Query
 from socialcredit.store.files import AGENCY_PREFIX
 from socialcredit.store.service_db import ServiceDB
 
@@ -81,9 +83,11 @@ __all__ = [
     "activate",
     "existing_notices",
     "first_version",
+    "guard",
     "in_force",
     "noticed_records",
     "notifying",
+    "outdated",
     "retire",
     "versions",
     "widening",
@@ -120,16 +124,14 @@ class SchemeVersion:
     at: str
 
 
-def _rows(db: ServiceDB) -> dict[str, Activation]:
-    rows = db.query(
-        "SELECT scheme, version, since, existing, notices, at FROM svc_schemes_in_force"
-    )
+def _rows(query: Query) -> dict[str, Activation]:
+    rows = query("SELECT scheme, version, since, existing, notices, at FROM svc_schemes_in_force")
     return {str(r[0]): Activation(*r) for r in rows}
 
 
 def in_force(db: ServiceDB) -> dict[str, Activation]:
     """Every scheme the service has run, by id."""
-    return {k: v for k, v in _rows(db).items() if not k.startswith("*")}
+    return {k: v for k, v in _rows(db.query).items() if not k.startswith("*")}
 
 
 def notifying(target: str | Path) -> dict[str, dt.date]:
@@ -140,7 +142,7 @@ def notifying(target: str | Path) -> dict[str, dt.date]:
     try:
         if db.version() < IN_FORCE_VERSION:
             return {}
-        retired = _retired(_last_versions(db))
+        retired = _retired(_last_versions(db.query))
         return {
             a.scheme: a.since
             for a in in_force(db).values()
@@ -157,13 +159,16 @@ def activate(svc: Service, *, decide: bool = True) -> int:
     every record as recorded in this process, and nothing is written. How many notices
     were written (the caller delivers them)."""
     written = 0
-    known = {} if decide else _rows(svc.db)  # a start that decides reads them with the turn
+    known = {} if decide else _rows(svc.db.query)  # a start that decides reads them with the turn
     if decide:
         today = svc.today()
         notify = svc.settings.existing_records == "notify"
         with svc.db.transaction() as db:
             db.take_turn(NOTICE_WRITERS)  # one process decides; the others find its rows
-            known, last = _rows(db), _last_versions(db)
+            # and no record is appended meanwhile: one appended before is read below (and
+            # noticed), one appended after finds the rows written here (outdated)
+            db.hold_ledger()
+            known, last = _rows(db.query), _last_versions(db.query)
             _refuse_partial(svc, known, last)
             switched = _switched(svc, last)
             compared: set[str] = set()
@@ -201,7 +206,7 @@ def activate(svc: Service, *, decide: bool = True) -> int:
                 _insert(db, sid, active.version, since, existing, count, stamp)
             if upgraded:  # the first start after the upgrade has taken the schemes it ran
                 _insert(db, TAKEN, "", None, "before", 0, stamp)
-            known = _rows(db)
+            known = _rows(db.query)
     _set_days(svc, known, None)
     return written
 
@@ -210,9 +215,9 @@ RETIRED = "retired"
 """The version (and ``existing``) of the row that retires a scheme (:func:`retire`)."""
 
 
-def _last_versions(db: ServiceDB) -> dict[str, tuple[str, str]]:
+def _last_versions(query: Query) -> dict[str, tuple[str, str]]:
     """Each scheme's last row of ``svc_scheme_versions``: its version, and when."""
-    rows = db.query("SELECT scheme, version, at FROM svc_scheme_versions ORDER BY id")
+    rows = query("SELECT scheme, version, at FROM svc_scheme_versions ORDER BY id")
     return {str(scheme): (str(version), str(at)) for scheme, version, at in rows}
 
 
@@ -237,14 +242,7 @@ def _refuse_partial(
             + ": the records sent since got no notice of it. Give it a scheme id of its own "
             "(it then comes into force with a notice of each record already there)"
         )
-    missing = sorted(
-        sid
-        for sid, row in known.items()
-        if not sid.startswith("*")
-        and row.existing != "before"
-        and sid not in svc.schemes
-        and sid not in retired
-    )
+    missing = _missing(svc, known, retired)
     if missing:
         raise RefusedScheme(
             f"scheme(s) {', '.join(repr(sid) for sid in missing)} are in force on this "
@@ -254,15 +252,71 @@ def _refuse_partial(
         )
 
 
+def _missing(svc: Service, known: dict[str, Activation], retired: Collection[str]) -> list[str]:
+    """The schemes in force (``known``, :func:`_rows`) that ``svc`` does not run, but for
+    those retired and those a database upgraded from before version 7 ran then."""
+    return sorted(
+        sid
+        for sid, row in known.items()
+        if not sid.startswith("*")
+        and row.existing != "before"
+        and sid not in svc.schemes
+        and sid not in retired
+    )
+
+
+def outdated(svc: Service, query: Query) -> str | None:
+    """What makes the schemes ``svc`` runs no longer those its database has in force
+    (read with ``query``), or None when they still are: a scheme in force there that it
+    does not run, one it runs that was retired, or one whose last version is not its own
+    (another server began to run another). Records it took would get notices that the
+    other servers do not follow, and its answers would not be theirs."""
+    known, last = _rows(query), _last_versions(query)
+    retired = _retired(last)
+    found = [
+        f"scheme {sid!r} is in force there and this server does not run it"
+        for sid in _missing(svc, known, retired)
+    ]
+    for sid, active in svc.schemes.items():
+        version, at = last.get(sid, (active.version, ""))
+        if version == RETIRED:
+            found.append(f"scheme {sid!r} was retired there on {at[:10]}")
+        elif version != active.version:
+            found.append(
+                f"this server runs version {active.version} of scheme {sid!r}, and "
+                f"version {version} began to run there on {at[:10]}"
+            )
+    if not found:
+        return None
+    return (
+        "the schemes this server runs are no longer those in force on its database ("
+        + "; ".join(found)
+        + "): it takes no record and answers nothing by them until it is started again "
+        "with the schemes in force"
+    )
+
+
+def guard(svc: Service) -> Guard:
+    """The check of an agency's batch inside the ledger's write transaction: refused
+    (:class:`~socialcredit.service.errors.Outdated`) when :func:`outdated`."""
+
+    def check(query: Query) -> None:
+        reason = outdated(svc, query)
+        if reason is not None:
+            raise Outdated(reason)
+
+    return check
+
+
 def retire(db: ServiceDB, scheme: str, stamp: str) -> None:
     """Retire a scheme in force on ``db``: servers may then run without it, and none runs
     it again under its id (``svc_scheme_versions`` gets a row :data:`RETIRED`)."""
     with db.transaction() as tx:
         tx.take_turn(NOTICE_WRITERS)  # after any start deciding at the same time
-        row = _rows(tx).get(scheme)
+        row = _rows(tx.query).get(scheme)
         if row is None or scheme.startswith("*"):
             raise SocialCreditError(f"no scheme {scheme!r} has been in force on this database")
-        if _last_versions(tx).get(scheme, ("", ""))[0] == RETIRED:
+        if _last_versions(tx.query).get(scheme, ("", ""))[0] == RETIRED:
             raise SocialCreditError(f"scheme {scheme!r} is retired already")
         tx.execute(
             "INSERT INTO svc_scheme_versions (scheme, version, text, existing, at) "

@@ -77,7 +77,13 @@ class Service:
             remote=access_log,
         )
         ledger, db = self.ledger, self.db
-        self.watch = Watch(settings.database, lambda: ledger.writes + db.writes)
+        from socialcredit.service.activation import outdated
+
+        self.watch = Watch(
+            settings.database,
+            lambda: ledger.writes + db.writes,
+            lambda query: outdated(self, query),
+        )
         self.states: States
         if published is None:
             self.states = StateCache(ledger, self.schemes, self.watch)

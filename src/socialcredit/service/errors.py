@@ -14,6 +14,7 @@ __all__ = [
     "Forbidden",
     "InvalidRequest",
     "NotFound",
+    "Outdated",
     "PurposeRequired",
     "RateLimited",
     "ServiceError",
@@ -76,6 +77,15 @@ class PurposeRequired(ServiceError):
 
     status = 400
     code = "purpose_required"
+
+
+class Outdated(ServiceError):
+    """The schemes this server runs are no longer those its database has in force (another
+    server has since put a scheme in force, run another version, or a scheme was
+    retired): it takes no record and answers nothing by them until it is started again."""
+
+    status = 503
+    code = "schemes_outdated"
 
 
 class RateLimited(ServiceError):

@@ -16,7 +16,11 @@ acknowledged only once durable in the ledger.
    by the service (an agency cannot back-date a record past its notice period), in one
    durable transaction; the ledger's own checks refuse the whole batch on any problem, and
    then no subject is registered either (what 2 found is handed to the append: the ledger
-   looks the ids up again only when another entry was appended since);
+   looks the ids up again only when another entry was appended since). In that
+   transaction first, the batch is refused (:class:`Outdated`) when the schemes this
+   server runs are no longer those in force on its database
+   (:func:`~socialcredit.service.activation.outdated`): the notices it would write are
+   not those the other servers follow;
 5. writes the notices of its adverse records, in one transaction of the service tables,
    committed once the ledger's is (the notices' texts are made while the ledger appends,
    and on PostgreSQL, another connection, their rows are written meanwhile too). A crash
@@ -45,6 +49,7 @@ import pyarrow.compute as pc
 from socialcredit.days import to_day
 from socialcredit.ids import normal_code
 from socialcredit.records import RECORD_FIELDS, RECORDS_SCHEMA
+from socialcredit.service.activation import guard
 from socialcredit.service.appeals import VOID_PREFIX
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal
@@ -199,6 +204,7 @@ def ingest_table(
                     subjects=joining,
                     opaque_codes=svc.settings.opaque_codes,
                     found=found,
+                    guard=guard(svc),
                 )
             )
         try:

@@ -36,9 +36,11 @@ from socialcredit.engine import Prepared
 from socialcredit.engine import States as EngineStates
 from socialcredit.engine.decisions import Decider, Decision
 from socialcredit.ids import normal_code
+from socialcredit.service.errors import Outdated
 from socialcredit.service.ledger_worker import LedgerWorker
 from socialcredit.service.schemes import ActiveScheme
 from socialcredit.store import Ledger
+from socialcredit.store.base import Query
 from socialcredit.store.service_db import ServiceDB
 
 __all__ = [
@@ -64,7 +66,8 @@ remembered for the codes asked about most."""
 _MARKS = (
     "SELECT (SELECT coalesce(max(last_seq), 0) FROM batches), "
     "(SELECT coalesce(max(id), 0) FROM svc_appeals), "
-    "(SELECT count(*) FROM svc_appeal_decisions)"
+    "(SELECT count(*) FROM svc_appeal_decisions), "
+    "(SELECT coalesce(max(id), 0) FROM svc_scheme_versions)"
 )
 _OPEN_APPEALS = (
     "SELECT a.subject, a.record_id FROM svc_appeals AS a LEFT JOIN svc_appeal_decisions "
@@ -84,23 +87,39 @@ class Watch:
     """Reads the marks on a connection of its own, at most every :data:`MARK_SECONDS`
     unless this process wrote since (``written()`` counts the writes it made)."""
 
-    def __init__(self, target: str, written: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        target: str,
+        written: Callable[[], int],
+        outdated: Callable[[Query], str | None] | None = None,
+    ) -> None:
         self._db = ServiceDB.connect(target)
         self._written = written
+        self._outdated = outdated
         self._lock = threading.Lock()
         self._marks = Marks(-1, (-1, -1))
         self._checked = (-1, -1.0)  # (writes, monotonic time) of the last read
         self._appeals: tuple[tuple[int, int], dict[str, frozenset[str]]] | None = None
+        # the last row of svc_scheme_versions seen, and what outdated() said then
+        self._schemes: tuple[int, str | None] = (-1, None)
 
     def fresh(self) -> Marks | None:
-        """The marks, when they were read recently enough (never blocks)."""
+        """The marks, when they were read recently enough (never blocks); None too when
+        the schemes are outdated (:meth:`marks` then says so)."""
         writes, at = self._checked
-        if writes == self._written() and time.monotonic() - at < MARK_SECONDS:
+        if (
+            writes == self._written()
+            and time.monotonic() - at < MARK_SECONDS
+            and self._schemes[1] is None
+        ):
             return self._marks
         return None
 
     def marks(self) -> Marks:
-        """The marks, read again when they are not fresh."""
+        """The marks, read again when they are not fresh. Raises :class:`Outdated` while
+        the schemes this process runs are no longer those in force on its database (the
+        ``outdated`` check, made again each time another version or scheme is recorded
+        there)."""
         found = self.fresh()
         if found is not None:
             return found
@@ -111,6 +130,11 @@ class Watch:
             writes = self._written()
             row = self._db.one(_MARKS)
             assert row is not None
+            if int(row[3]) != self._schemes[0]:
+                why = None if self._outdated is None else self._outdated(self._db.query)
+                self._schemes = (int(row[3]), why)
+            if self._schemes[1] is not None:
+                raise Outdated(self._schemes[1])
             self._marks = Marks(int(row[0]), (int(row[1]), int(row[2])))
             self._checked = (writes, time.monotonic())
             return self._marks

@@ -10,6 +10,7 @@ refused batch leaves the ledger as it was.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import TracebackType
@@ -39,11 +40,19 @@ __all__ = [
     "AppendResult",
     "Batch",
     "Found",
+    "Guard",
     "Ledger",
+    "Query",
     "SubjectIndex",
     "SubjectsAdded",
     "VerifyReport",
 ]
+
+
+Query = Callable[[str], list[tuple[Any, ...]]]
+"""Runs a statement that takes no parameter and gives its rows."""
+Guard = Callable[[Query], None]
+"""Called inside an append's write transaction (:meth:`Ledger.append`): raises to refuse it."""
 
 
 class AppendResult(NamedTuple):
@@ -264,6 +273,7 @@ class Ledger(ABC):
         subjects: pa.Table | None = None,
         opaque_codes: bool = False,
         found: Found | None = None,
+        guard: Guard | None = None,
     ) -> AppendResult:
         """Append a batch of records, all or nothing; return how many went in and were skipped.
 
@@ -280,7 +290,9 @@ class Ledger(ABC):
         registered in the same transaction, first: a batch refused registers none of them.
         ``found`` is what :meth:`look_up` returned for these records (or for a batch they
         were taken from): when no entry was appended since, the ledger does not look their
-        ids up again.
+        ids up again. ``guard`` is called first inside the write transaction (no other
+        writer of the ledger can commit until this one ends), with a function that runs a
+        query there: an error it raises refuses the batch, and nothing is written.
         """
         records, source, origin = _unpack(records, source, origin, "<table>")
         table = conform_records(records, source=source)
@@ -292,7 +304,7 @@ class Ledger(ABC):
         )
         mark = self._subjects.mark
         try:
-            result = self._append(table, source, origin, joining, found)
+            result = self._append(table, source, origin, joining, found, guard)
         except BaseException:
             self._subjects.cut(mark)  # subjects read inside the rolled-back transaction
             raise
@@ -311,8 +323,11 @@ class Ledger(ABC):
         origin: Origin,
         joining: SubjectsCheck | None,
         found: Found | None,
+        guard: Guard | None = None,
     ) -> AppendResult:
         with self._transaction():
+            if guard is not None:
+                guard(self._query)
             # what was found still holds if nothing was appended since (entries are never
             # changed: the same last entry, with the same hash, is the same ledger) and it
             # looked for every id needed

@@ -93,7 +93,7 @@ from socialcredit.store.postgres_binary import (
 from socialcredit.store.sqlite_scan import Names, dangling
 from socialcredit.store.verify import ChainWalk, Entries
 
-__all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresLedger"]
+__all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "WRITERS_LOCK", "PostgresLedger"]
 
 FORMAT = "socialcredit-ledger"
 SCHEMA_VERSION = 1
@@ -136,7 +136,7 @@ _SCHEMA = (
         for table in _TABLES
     ),
 )
-_LOCK_CLASS = 0x5C1ED6E5  # first key of the advisory lock of writers; the second is the schema
+WRITERS_LOCK = 0x5C1ED6E5  # first key of the advisory lock of writers; the second is the schema
 _SCAN = 250_000  # entries per chunk when reading the whole ledger
 _READERS = min(4, os.cpu_count() or 1)  # connections reading chunks at once
 _CHUNK = 25_000  # records hashed at a time while the server takes in the previous chunk
@@ -241,7 +241,7 @@ class PostgresLedger(Ledger):
         self._target = target
         self._oid = oid
         self._db = connection
-        self._lock = (_LOCK_CLASS, int4(oid))
+        self._lock = (WRITERS_LOCK, int4(oid))
         self._subjects = SubjectIndex()
 
     # -- opening ------------------------------------------------------------------------

@@ -151,6 +151,17 @@ class ServiceDB:
             "SELECT pg_advisory_xact_lock(?::int4, ?::int4)", (lock_class, self._schema_key)
         )
 
+    def hold_ledger(self) -> None:
+        """Inside a write transaction: wait until no writer of the ledger in this database
+        is writing, and keep every other one waiting until this transaction ends
+        (PostgreSQL: the advisory lock that the ledger's writers take; on SQLite a write
+        transaction of the file already does)."""
+        if self.dialect != "postgres":
+            return
+        from socialcredit.store.postgres import WRITERS_LOCK
+
+        self.take_turn(WRITERS_LOCK)
+
     def keep_statistics(self) -> list[str]:
         """PostgreSQL: ``ANALYZE`` each service table whose rows changed by a fifth or more
         (and by at least ``ANALYZE_AT_LEAST`` rows) since its statistics were taken, and

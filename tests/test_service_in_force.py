@@ -5,16 +5,19 @@ force") -- on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 from conftest import SERVICE_SCHEME, FakeClock, org_codes, person_codes, while_put_in_force
+from fastapi.testclient import TestClient
 
+from socialcredit.api import create_app
 from socialcredit.records import RECORDS_SCHEMA
 from socialcredit.service import Service, Settings
-from socialcredit.service.activation import in_force
+from socialcredit.service.activation import in_force, retire
 from socialcredit.service.appeals import contest
 from socialcredit.service.credentials import Principal
 from socialcredit.service.decisions import decide
@@ -23,6 +26,7 @@ from socialcredit.service.ingest import NewRecord, NewSubject, ingest
 from socialcredit.service.notices import deliver
 from socialcredit.service.portal import own_records, own_states
 from socialcredit.service.sinks import MemorySink
+from socialcredit.service.states import MARK_SECONDS
 from socialcredit.store import open_ledger
 from socialcredit.store.service_db import ServiceDB, upgrade
 
@@ -891,22 +895,28 @@ def test_a_running_server_whose_schemes_fall_out_of_force_takes_and_answers_noth
         return decide(svc, OPERATOR, people[0], "travel.air", "town", "ticket").allowed
 
     subjects = [NewSubject(code, "person") for code in people]
-    with start(town) as svc:
+    with start(town) as svc, TestClient(create_app(svc)) as client:
         ingest(svc, AGENCY, [red_light("a1", people[0])], subjects)
         assert may(svc)
+        health = client.get("/v1/health")
+        assert health.status_code == 200
+        assert health.json()["schemes"] == {"town": svc.schemes["town"].version}
         with start(town, county):  # another server: county comes into force
             pass
         with pytest.raises(Outdated, match="'county' is in force there and this server"):
             ingest(svc, AGENCY, [red_light("a2", people[1])])
         assert ledger_ids(service_db) == ["a1"]
-        clock.advance(seconds=1)  # the marks are read again
+        time.sleep(MARK_SECONDS)  # the marks are read again
         with pytest.raises(Outdated, match="started again"):
             may(svc)
+        health = client.get("/v1/health")  # a load balancer routes elsewhere
+        assert health.status_code == 503 and health.json()["error"] == "schemes_outdated"
         # retired: the database is back to what this server runs
-        assert retire_scheme(service_db, "county") == 0
-        clock.advance(seconds=1)
+        retire_scheme(service_db, "county")
+        time.sleep(MARK_SECONDS)
         ingest(svc, AGENCY, [red_light("a2", people[1])])
         assert may(svc)
+        assert client.get("/v1/health").status_code == 200
         with start(town2):  # another server begins another version of town
             pass
         with pytest.raises(Outdated, match=r"runs version .* of scheme 'town', and version"):
@@ -914,21 +924,18 @@ def test_a_running_server_whose_schemes_fall_out_of_force_takes_and_answers_noth
         assert ledger_ids(service_db) == ["a1", "a2"]
     with start(town2) as svc:
         ingest(svc, AGENCY, [red_light("a3", people[1])])
-        assert retire_scheme(service_db, "town") == 0
+        retire_scheme(service_db, "town")
         with pytest.raises(Outdated, match="scheme 'town' was retired there on"):
             ingest(svc, AGENCY, [red_light("a4", people[1])])
     assert ledger_ids(service_db) == ["a1", "a2", "a3"]
 
 
-def retire_scheme(database: str, scheme: str) -> int:
-    from socialcredit.service.activation import retire
-
+def retire_scheme(database: str, scheme: str) -> None:
     db = ServiceDB.connect(database)
     try:
         retire(db, scheme, START.isoformat())
     finally:
         db.close()
-    return 0
 
 
 def test_a_batch_appended_while_a_scheme_comes_into_force_is_noticed_or_refused(

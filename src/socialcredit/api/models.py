@@ -273,6 +273,15 @@ class FindingOut(_Out):
     message: str
 
 
+class HealthOut(_Out):
+    """A server ready to answer: its database reachable, and its schemes those in force
+    there (else 503: ``ledger_unavailable`` or ``schemes_outdated``)."""
+
+    status: str = Field(description="Always ok (a server that is not answers 503).")
+    schemes: dict[str, str] = Field(description="The version of each scheme it runs, by id.")
+    ledger_mark: int = Field(description="The last entry of the ledger's log of writes.")
+
+
 class SchemeVersionOut(_Out):
     """A version of a scheme the service has run."""
 

@@ -9,7 +9,14 @@ from fastapi.responses import PlainTextResponse, Response
 
 from socialcredit.api.deps import Client, Svc
 from socialcredit.api.errors import responses
-from socialcredit.api.models import FindingOut, PublicOut, SchemeOut, SchemeVersionOut, answer
+from socialcredit.api.models import (
+    FindingOut,
+    HealthOut,
+    PublicOut,
+    SchemeOut,
+    SchemeVersionOut,
+    answer,
+)
 from socialcredit.service.activation import RETIRED, versions
 from socialcredit.service.core import Service
 from socialcredit.service.errors import NotFound
@@ -59,6 +66,18 @@ def _scheme(svc: Service, active: ActiveScheme) -> SchemeOut:
             for v in versions(svc.db, s.scheme)
         ],
         findings=[FindingOut.model_validate(f) for f in active.findings],
+    )
+
+
+@router.get("/health", response_model=HealthOut, responses=responses(503))
+def get_health(svc: Svc) -> HealthOut:
+    """Whether this server can answer: its database reachable and its schemes those in
+    force there (503 otherwise), for a load balancer to route by."""
+    marks = svc.watch.marks()
+    return HealthOut(
+        status="ok",
+        schemes={sid: a.version for sid, a in svc.schemes.items()},
+        ledger_mark=marks.ledger,
     )
 
 

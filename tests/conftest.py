@@ -52,6 +52,21 @@ actions:
 """
 
 
+def put_in_force(tx: Any, scheme: str) -> None:
+    """Write the rows a server putting ``scheme`` in force writes, in the transaction
+    ``tx`` of a :class:`~socialcredit.store.service_db.ServiceDB`."""
+    tx.execute(
+        "INSERT INTO svc_schemes_in_force (scheme, version, since, existing, notices, "
+        "at) VALUES (?, 'v1', '2025-03-01', 'notify', 0, '2025-03-01')",
+        (scheme,),
+    )
+    tx.execute(
+        "INSERT INTO svc_scheme_versions (scheme, version, text, existing, at) "
+        "VALUES (?, 'v1', '', 'unchecked', '2025-03-01')",
+        (scheme,),
+    )
+
+
 def while_put_in_force(database: str, scheme: str, action: Callable[[], object]) -> object:
     """Run ``action`` on a thread while another connection, as a server putting ``scheme``
     in force does, holds the notices' turn and the ledger's writers; check that it waits
@@ -77,16 +92,7 @@ def while_put_in_force(database: str, scheme: str, action: Callable[[], object])
             running.start()
             running.join(1.0)
             assert running.is_alive()  # it waits for the turn
-            tx.execute(
-                "INSERT INTO svc_schemes_in_force (scheme, version, since, existing, notices, "
-                "at) VALUES (?, 'v1', '2025-03-01', 'notify', 0, '2025-03-01')",
-                (scheme,),
-            )
-            tx.execute(
-                "INSERT INTO svc_scheme_versions (scheme, version, text, existing, at) "
-                "VALUES (?, 'v1', '', 'unchecked', '2025-03-01')",
-                (scheme,),
-            )
+            put_in_force(tx, scheme)
         running.join(30)
     finally:
         other.close()

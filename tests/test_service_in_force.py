@@ -11,14 +11,21 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from conftest import SERVICE_SCHEME, FakeClock, org_codes, person_codes, while_put_in_force
+from conftest import (
+    SERVICE_SCHEME,
+    FakeClock,
+    org_codes,
+    person_codes,
+    put_in_force,
+    while_put_in_force,
+)
 from fastapi.testclient import TestClient
 
 from socialcredit.api import create_app
 from socialcredit.records import RECORDS_SCHEMA
 from socialcredit.service import Service, Settings
 from socialcredit.service.activation import in_force, retire
-from socialcredit.service.appeals import contest
+from socialcredit.service.appeals import contest, decide_appeal, sweep, sweep_if_due
 from socialcredit.service.credentials import Principal
 from socialcredit.service.decisions import decide
 from socialcredit.service.errors import Conflict, Outdated
@@ -962,3 +969,118 @@ def test_a_batch_appended_while_a_scheme_comes_into_force_is_noticed_or_refused(
         svc.close()
     assert isinstance(exc, Outdated) and "'county' is in force there" in str(exc)
     assert ledger_ids(service_db) == []
+
+
+def test_an_outdated_server_writes_nothing_by_its_schemes(service_db: str, tmp_path: Path) -> None:
+    """Once outdated, a server takes no batch (a batch sent again included: it would write
+    the notices missing), takes no appeal, decides none and sweeps none; the daily sweep
+    a request would run is left to a server running the schemes in force."""
+    upgrade(service_db)
+    town, county = tmp_path / "town.yaml", tmp_path / "county.yaml"
+    town.write_text(SERVICE_SCHEME)
+    county.write_text(SERVICE_SCHEME.replace("scheme: town", "scheme: county"))
+    people = person_codes(2)
+    clock = FakeClock(START)
+    settings = Settings(database=service_db, schemes=[str(town)])
+    with Service.open(settings, clock=clock, sink=MemorySink()) as svc:
+        sent = [red_light("a1", people[0]), red_light("a2", people[1])]
+        ingest(svc, AGENCY, sent, [NewSubject(code, "person") for code in people])
+        contest(svc, people[0], "a1", "not me")
+        Service.open(
+            Settings(database=service_db, schemes=[str(town), str(county)]),
+            clock=clock,
+            sink=MemorySink(),
+        ).close()
+        with pytest.raises(Outdated):
+            ingest(svc, AGENCY, sent)  # only repeats: no append, and still refused
+        time.sleep(MARK_SECONDS)
+        with pytest.raises(Outdated):
+            contest(svc, people[1], "a2", "not me either")
+        reviewer = Principal("reviewer", "clerk")
+        with pytest.raises(Outdated):
+            decide_appeal(svc, reviewer, 1, "upheld", "", "review")
+        clock.advance(days=40)  # the first appeal is overdue
+        with pytest.raises(Outdated):
+            sweep(svc)
+        sweep_if_due(svc)  # a request's daily sweep: left to another server
+        assert svc.swept_on != svc.day()
+    assert ledger_ids(service_db) == ["a1", "a2"]
+    db = ServiceDB.connect(service_db)
+    try:
+        assert db.query("SELECT count(*) FROM svc_appeals") == [(1,)]
+        assert db.query("SELECT count(*) FROM svc_appeal_decisions") == [(0,)]
+    finally:
+        db.close()
+
+
+def test_a_worker_waiting_for_published_states_is_told_it_is_outdated(
+    service_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker of ``serve`` whose marks were read just before another server put a scheme
+    in force waits for a publication the publisher, outdated too, cannot make: it is told
+    (Outdated) as soon as its marks are read again, not after the wait for publication."""
+    from socialcredit.service import published, states
+    from socialcredit.service.activation import outdated
+    from socialcredit.service.published import PublishedStates, Publisher
+    from socialcredit.service.states import Watch
+
+    monkeypatch.setattr(published, "WAIT_SECONDS", 30.0)
+    monkeypatch.setattr(states, "MARK_SECONDS", 2.0)  # the marks stay fresh meanwhile
+    upgrade(service_db)
+    town = tmp_path / "town.yaml"
+    town.write_text(SERVICE_SCHEME)
+    people = person_codes(2)
+    svc = Service.open(Settings(database=service_db, schemes=[str(town)]), clock=FakeClock(START))
+    where = tmp_path / "states"
+    where.mkdir()
+    publisher = Publisher(svc.states, svc.day, where, tmp_path / "publish", database=service_db)
+    watch = Watch(service_db, lambda: 0, lambda query: outdated(svc, query))
+    worker = PublishedStates(where, tmp_path / "publish", svc.ledger, svc.schemes, watch, svc.day)
+    try:
+        day = svc.day()
+        subjects = [NewSubject(code, "person") for code in people]
+        ingest(svc, AGENCY, [red_light("a1", people[0])], subjects)
+        worker.current(day)
+        ingest(svc, AGENCY, [red_light("a2", people[1])])
+        time.sleep(2.0)
+        watch.marks()  # read now: the second batch, not yet published
+        other = ServiceDB.connect(service_db)
+        try:
+            with other.transaction() as tx:
+                put_in_force(tx, "county")
+        finally:
+            other.close()
+        started = time.monotonic()
+        with pytest.raises(Outdated):
+            worker.current(day)
+        assert time.monotonic() - started < 10
+    finally:
+        publisher.close()
+        worker.close()
+        svc.close()
+
+
+def test_a_background_task_outdated_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The publisher's and the webhooks' loops retry every second: while the server is
+    outdated that is one warning, not a traceback a second; other failures keep theirs."""
+    import logging
+
+    from socialcredit.service.errors import FailureLog
+
+    log = logging.getLogger("test.failures")
+    failures = FailureLog(log, "publishing the states failed")
+    with caplog.at_level(logging.WARNING, logger="test.failures"):
+        for _ in range(3):
+            failures.failed(Outdated("scheme 'county' is in force there"))
+        failures.failed(RuntimeError("disk full"))
+        failures.failed(RuntimeError("disk full"))
+        failures.succeeded()
+        failures.failed(Outdated("scheme 'county' is in force there"))
+    levels = [(r.levelname, r.exc_info is not None) for r in caplog.records]
+    assert levels == [
+        ("WARNING", False),
+        ("ERROR", True),
+        ("ERROR", True),
+        ("WARNING", False),
+    ]
+    assert "county" in caplog.records[0].getMessage()

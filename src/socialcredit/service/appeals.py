@@ -18,6 +18,7 @@ decision.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -28,9 +29,16 @@ import pyarrow as pa
 from socialcredit.errors import LedgerError
 from socialcredit.records import RECORDS_SCHEMA
 from socialcredit.service.access import declared, log_read
+from socialcredit.service.activation import guard
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal
-from socialcredit.service.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from socialcredit.service.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    Outdated,
+)
 from socialcredit.service.notices import appeal_until, write_notice
 from socialcredit.store import Ledger
 
@@ -119,6 +127,7 @@ def contest(svc: Service, subject: str, record_id: str, reason: str) -> Appeal:
     """The subject contests one of their records; a record that is not theirs, or does
     not exist, is not found (the same answer)."""
     reason = _reason(reason, "the reason")
+    svc.in_force()  # its deadline is that of the schemes in force
     found = [r for r in svc.states.records_of(subject).to_pylist() if r["id"] == record_id]
     if not found:
         raise NotFound("not found")
@@ -209,6 +218,7 @@ def decide_appeal(
         reason = _reason(
             reason, "the reason of a rejection" if outcome == "rejected" else "the reason"
         )
+    svc.in_force()  # the notice of the decision states the schemes' effect
     row = svc.db.one(f"SELECT {_COLUMNS} FROM {_FROM} WHERE a.id = ?", (appeal_id,))
     if row is None:
         raise NotFound(f"no appeal {appeal_id}")
@@ -325,6 +335,7 @@ def _append_void(svc: Service, subject: str, record: str, void_id: str, appeal: 
                 schema=RECORDS_SCHEMA,
             ),
             source=_source(appeal),
+            guard=guard(svc),
         )
 
     svc.ledger.call(void)
@@ -355,6 +366,7 @@ def repair(svc: Service) -> int:
 def sweep(svc: Service) -> int:
     """Void the records of appeals undecided for ``review_days``, and repair what a crash
     left half done (:func:`repair`); how many lapsed."""
+    svc.in_force()
     repair(svc)
     limit = (svc.today() - dt.timedelta(days=svc.settings.review_days)).isoformat()
     rows = svc.db.query(
@@ -373,6 +385,9 @@ def sweep(svc: Service) -> int:
 
 
 def sweep_if_due(svc: Service) -> None:
-    """Run :func:`sweep` once a day (on the first request of the day)."""
+    """Run :func:`sweep` once a day (on the first request of the day); not on a service
+    whose schemes are outdated (:class:`Outdated`): a server running those in force
+    sweeps."""
     if svc.swept_on != svc.day():
-        sweep(svc)
+        with contextlib.suppress(Outdated):
+            sweep(svc)

@@ -149,6 +149,13 @@ class Service:
             activate=activate,
         )
 
+    def in_force(self) -> None:
+        """Raise :class:`~socialcredit.service.errors.Outdated` when the schemes this
+        service runs are no longer those in force on its database (as the marks read at
+        most :data:`~socialcredit.service.states.MARK_SECONDS` ago say): what writes or
+        answers by them checks first."""
+        self.watch.marks()
+
     def outbox_written(self) -> None:
         """Something was written to the outbox: wake the dispatcher, or deliver now."""
         if self.dispatcher is not None:

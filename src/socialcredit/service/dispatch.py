@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from socialcredit.service.errors import FailureLog
+
 if TYPE_CHECKING:
     from socialcredit.service.core import Service
 
@@ -114,6 +116,7 @@ class Dispatcher:
     def _run_webhooks(self) -> None:
         from socialcredit.service.webhooks import deliver_webhooks
 
+        failures = FailureLog(log, "webhook delivery failed")
         while not self._stop.is_set():
             self._hooks_wake.wait(TICK_SECONDS)
             self._hooks_wake.clear()
@@ -121,9 +124,10 @@ class Dispatcher:
                 break
             try:
                 deliver_webhooks(self._svc)
-            except Exception:  # what failed is retried on its schedule
+                failures.succeeded()
+            except Exception as exc:  # what failed is retried on its schedule
                 if not self._stop.is_set():
-                    log.exception("webhook delivery failed")
+                    failures.failed(exc)
 
     def close(self) -> None:
         """Stop the thread after one last round (what still fails stays in the outbox)."""

@@ -7,10 +7,13 @@ the message.
 
 from __future__ import annotations
 
+import logging
+
 from socialcredit.errors import SocialCreditError
 
 __all__ = [
     "Conflict",
+    "FailureLog",
     "Forbidden",
     "InvalidRequest",
     "NotFound",
@@ -97,3 +100,27 @@ class RateLimited(ServiceError):
     def __init__(self, retry_after: int) -> None:
         self.retry_after = retry_after
         super().__init__(f"too many requests: try again in {retry_after} s")
+
+
+class FailureLog:
+    """How a task run over and over in the background logs its failures: while the server
+    is :class:`Outdated`, one warning (until the task next succeeds); anything else with
+    its traceback, each time."""
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self._log = log
+        self._what = what
+        self._outdated = False
+
+    def failed(self, exc: BaseException) -> None:
+        """Log ``exc``, which the task raised."""
+        if isinstance(exc, Outdated):
+            if not self._outdated:
+                self._log.warning("%s: %s", self._what, exc)
+            self._outdated = True
+            return
+        self._log.error("%s", self._what, exc_info=exc)
+
+    def succeeded(self) -> None:
+        """The task ran: the next refusal is logged again."""
+        self._outdated = False

@@ -161,6 +161,7 @@ def ingest_table(
             f"that void upheld appeals' records); {len(reserved)} sent, such as "
             f"{reserved[0].as_py()!r}; nothing was written"
         )
+    svc.in_force()
     today = svc.today()
     source = AGENCY_PREFIX + agency.name
     with _lock:
@@ -214,11 +215,15 @@ def ingest_table(
             texts = _notices(svc, agency.name, rows, kinds, stamp)
             if svc.db.dialect == "postgres":
                 with svc.db.transaction() as db:
+                    if appending is None:  # else the append checked it (its guard)
+                        guard(svc)(db.query)
                     notices = write_notices(db, texts)
                     result = _appended(appending)
             else:  # one writer at a time on SQLite: after the ledger's commit
                 result = _appended(appending)
                 with svc.db.transaction() as db:
+                    if appending is None:
+                        guard(svc)(db.query)
                     notices = write_notices(db, texts)
         except BaseException:
             if appending is not None:  # one batch at a time: the append ends first

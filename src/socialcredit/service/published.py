@@ -55,6 +55,7 @@ from socialcredit.engine import States as EngineStates
 from socialcredit.engine.decisions import Decider, Decision
 from socialcredit.errors import LedgerError
 from socialcredit.records import empty_records
+from socialcredit.service.errors import FailureLog
 from socialcredit.service.ledger_delta import Delta, Entries
 from socialcredit.service.ledger_worker import LedgerWorker
 from socialcredit.service.schemes import ActiveScheme
@@ -173,6 +174,7 @@ class Publisher:
             self._asked.set()
 
     def _run(self) -> None:
+        failures = FailureLog(log, "publishing the states failed")
         while not self._stop.is_set():
             self._asked.wait(1.0)
             if self._stop.is_set():
@@ -182,8 +184,9 @@ class Publisher:
             self._asked.clear()
             try:
                 self.publish()
-            except Exception:  # the processes keep waiting, and ask again
-                log.exception("publishing the states failed")
+                failures.succeeded()
+            except Exception as exc:  # the processes keep waiting, and ask again
+                failures.failed(exc)
 
     def publish(self) -> bool:
         """Score the ledger as it is now and publish, unless that was published already;
@@ -517,6 +520,7 @@ class PublishedStates:
         deadline = time.monotonic() + WAIT_SECONDS
         asked = 0.0
         while True:
+            self._watch.marks()  # a server outdated meanwhile is told so (Outdated)
             snap = self._latest(force=True)
             if self._covers(snap, mark, day):
                 assert snap is not None

@@ -127,7 +127,7 @@ def contest(svc: Service, subject: str, record_id: str, reason: str) -> Appeal:
     """The subject contests one of their records; a record that is not theirs, or does
     not exist, is not found (the same answer)."""
     reason = _reason(reason, "the reason")
-    svc.in_force()  # its deadline is that of the schemes in force
+    svc.refuse_if_outdated()  # its deadline is that of the schemes in force
     found = [r for r in svc.states.records_of(subject).to_pylist() if r["id"] == record_id]
     if not found:
         raise NotFound("not found")
@@ -218,7 +218,7 @@ def decide_appeal(
         reason = _reason(
             reason, "the reason of a rejection" if outcome == "rejected" else "the reason"
         )
-    svc.in_force()  # the notice of the decision states the schemes' effect
+    svc.refuse_if_outdated()  # the notice of the decision states the schemes' effect
     row = svc.db.one(f"SELECT {_COLUMNS} FROM {_FROM} WHERE a.id = ?", (appeal_id,))
     if row is None:
         raise NotFound(f"no appeal {appeal_id}")
@@ -366,7 +366,7 @@ def repair(svc: Service) -> int:
 def sweep(svc: Service) -> int:
     """Void the records of appeals undecided for ``review_days``, and repair what a crash
     left half done (:func:`repair`); how many lapsed."""
-    svc.in_force()
+    svc.refuse_if_outdated()
     repair(svc)
     limit = (svc.today() - dt.timedelta(days=svc.settings.review_days)).isoformat()
     rows = svc.db.query(

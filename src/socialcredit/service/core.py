@@ -149,7 +149,7 @@ class Service:
             activate=activate,
         )
 
-    def in_force(self) -> None:
+    def refuse_if_outdated(self) -> None:
         """Raise :class:`~socialcredit.service.errors.Outdated` when the schemes this
         service runs are no longer those in force on its database (as the marks read at
         most :data:`~socialcredit.service.states.MARK_SECONDS` ago say): what writes or

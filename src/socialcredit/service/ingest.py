@@ -161,7 +161,7 @@ def ingest_table(
             f"that void upheld appeals' records); {len(reserved)} sent, such as "
             f"{reserved[0].as_py()!r}; nothing was written"
         )
-    svc.in_force()
+    svc.refuse_if_outdated()
     today = svc.today()
     source = AGENCY_PREFIX + agency.name
     with _lock:

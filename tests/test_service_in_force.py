@@ -932,6 +932,7 @@ def test_a_running_server_whose_schemes_fall_out_of_force_takes_and_answers_noth
     with start(town2) as svc:
         ingest(svc, AGENCY, [red_light("a3", people[1])])
         retire_scheme(service_db, "town")
+        time.sleep(MARK_SECONDS)
         with pytest.raises(Outdated, match="scheme 'town' was retired there on"):
             ingest(svc, AGENCY, [red_light("a4", people[1])])
     assert ledger_ids(service_db) == ["a1", "a2", "a3"]
@@ -1084,3 +1085,43 @@ def test_a_background_task_outdated_says_so_once(caplog: pytest.LogCaptureFixtur
         ("WARNING", False),
     ]
     assert "county" in caplog.records[0].getMessage()
+
+
+def test_writes_racing_a_start_wait_for_it_and_are_refused_whole(
+    service_db: str, tmp_path: Path
+) -> None:
+    """A batch sent again, an appeal filed and an appeal's decision made while another
+    server puts a scheme in force wait for its rows, then are refused with nothing
+    written; the schemes' listing of the outdated server is refused too."""
+    upgrade(service_db)
+    town = tmp_path / "town.yaml"
+    town.write_text(SERVICE_SCHEME)
+    people = person_codes(2)
+    svc = Service.open(Settings(database=service_db, schemes=[str(town)]), clock=FakeClock(START))
+    try:
+        sent = [red_light("a1", people[0]), red_light("a2", people[1])]
+        ingest(svc, AGENCY, sent, [NewSubject(code, "person") for code in people])
+        contest(svc, people[0], "a1", "not me")
+        reviewer = Principal("reviewer", "clerk")
+        for other, write in [
+            ("county", lambda: ingest(svc, AGENCY, sent)),
+            ("county2", lambda: contest(svc, people[1], "a2", "not me either")),
+            ("county3", lambda: decide_appeal(svc, reviewer, 1, "upheld", "", "r")),
+        ]:
+            assert isinstance(while_put_in_force(service_db, other, write), Outdated), other
+            retire_scheme(service_db, other)  # back to this server's schemes
+            time.sleep(MARK_SECONDS)
+        retire_scheme(service_db, "town")
+        with TestClient(create_app(svc)) as client:
+            listing = client.get("/v1/schemes")
+            assert listing.status_code == 503 and listing.json()["error"] == "schemes_outdated"
+    finally:
+        svc.close()
+    assert ledger_ids(service_db) == ["a1", "a2"]
+    db = ServiceDB.connect(service_db)
+    try:
+        assert db.query("SELECT record_id FROM svc_appeals") == [("a1",)]
+        assert db.query("SELECT count(*) FROM svc_appeal_decisions") == [(0,)]
+        assert db.query("SELECT count(*) FROM svc_notices WHERE kind <> 'adverse'") == [(0,)]
+    finally:
+        db.close()

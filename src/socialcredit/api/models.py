@@ -275,7 +275,7 @@ class FindingOut(_Out):
 
 class HealthOut(_Out):
     """A server ready to answer: its database reachable, and its schemes those in force
-    there (else 503: ``ledger_unavailable`` or ``schemes_outdated``)."""
+    there (else 503, with the error's code: ``schemes_outdated`` for the schemes)."""
 
     status: str = Field(description="Always ok (a server that is not answers 503).")
     schemes: dict[str, str] = Field(description="The version of each scheme it runs, by id.")

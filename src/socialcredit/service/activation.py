@@ -88,6 +88,7 @@ __all__ = [
     "noticed_records",
     "notifying",
     "outdated",
+    "refuse_outdated",
     "retire",
     "versions",
     "widening",
@@ -294,6 +295,15 @@ def outdated(svc: Service, query: Query) -> str | None:
         + "): it takes no record and answers nothing by them until it is started again "
         "with the schemes in force"
     )
+
+
+def refuse_outdated(svc: Service, db: ServiceDB) -> None:
+    """Inside a write transaction of the service tables, before it writes by the schemes:
+    take the notices' turn (a start putting a scheme in force holds it until its rows are
+    committed, so they are seen here), then refuse (:class:`Outdated`) when
+    :func:`outdated`."""
+    db.take_turn(NOTICE_WRITERS)
+    guard(svc)(db.query)
 
 
 def guard(svc: Service) -> Guard:

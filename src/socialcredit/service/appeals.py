@@ -29,7 +29,7 @@ import pyarrow as pa
 from socialcredit.errors import LedgerError
 from socialcredit.records import RECORDS_SCHEMA
 from socialcredit.service.access import declared, log_read
-from socialcredit.service.activation import guard
+from socialcredit.service.activation import refuse_outdated
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal
 from socialcredit.service.errors import (
@@ -145,6 +145,7 @@ def contest(svc: Service, subject: str, record_id: str, reason: str) -> Appeal:
             "notice was given when its scheme came into force); that time has passed"
         )
     with svc.db.transaction() as db:
+        refuse_outdated(svc, db)  # its deadline was that of the schemes in force
         if db.one("SELECT 1 FROM svc_appeals WHERE record_id = ?", (record_id,)):
             raise Conflict(f"record {record_id} is contested already: see your appeals")
         new = db.insert(
@@ -265,7 +266,10 @@ def _close(svc: Service, appeal: Appeal, outcome: str, reason: str, reviewer: st
     decision's primary key is the appeal, so of two deciders at once (two processes, a
     reviewer and the sweep) exactly one writes it and the other is told. Then, for an
     upheld or lapsed appeal, the voiding record is appended (its id is fixed by the appeal,
-    so it is never appended twice); a crash in between is repaired by :func:`repair`."""
+    so it is never appended twice); a crash in between is repaired by :func:`repair`. A
+    server that is outdated (:func:`~socialcredit.service.activation.refuse_outdated`)
+    decides nothing; one that became outdated once the decision was written still appends
+    its voiding record, which ends the record under any scheme."""
     void_id = _void_id(svc, appeal) if outcome != "rejected" else None
     stamp = svc.stamp()
     text = {
@@ -276,6 +280,7 @@ def _close(svc: Service, appeal: Appeal, outcome: str, reason: str, reviewer: st
         "rejected": f"your appeal against record {appeal.record} was rejected: {reason}",
     }[outcome]
     with svc.db.transaction() as db:
+        refuse_outdated(svc, db)  # nothing decided by a server outdated meanwhile
         claimed = db.execute(
             "INSERT INTO svc_appeal_decisions (appeal_id, outcome, reason, reviewer, "
             "decided_at, void_record) VALUES (?, ?, ?, ?, ?, ?) "
@@ -335,7 +340,6 @@ def _append_void(svc: Service, subject: str, record: str, void_id: str, appeal: 
                 schema=RECORDS_SCHEMA,
             ),
             source=_source(appeal),
-            guard=guard(svc),
         )
 
     svc.ledger.call(void)

@@ -49,7 +49,7 @@ import pyarrow.compute as pc
 from socialcredit.days import to_day
 from socialcredit.ids import normal_code
 from socialcredit.records import RECORD_FIELDS, RECORDS_SCHEMA
-from socialcredit.service.activation import guard
+from socialcredit.service.activation import guard, refuse_outdated
 from socialcredit.service.appeals import VOID_PREFIX
 from socialcredit.service.core import Service
 from socialcredit.service.credentials import Principal
@@ -216,14 +216,14 @@ def ingest_table(
             if svc.db.dialect == "postgres":
                 with svc.db.transaction() as db:
                     if appending is None:  # else the append checked it (its guard)
-                        guard(svc)(db.query)
+                        refuse_outdated(svc, db)
                     notices = write_notices(db, texts)
                     result = _appended(appending)
             else:  # one writer at a time on SQLite: after the ledger's commit
                 result = _appended(appending)
                 with svc.db.transaction() as db:
                     if appending is None:
-                        guard(svc)(db.query)
+                        refuse_outdated(svc, db)
                     notices = write_notices(db, texts)
         except BaseException:
             if appending is not None:  # one batch at a time: the append ends first

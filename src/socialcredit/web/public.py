@@ -119,12 +119,14 @@ def _forged(request: Request, web: WebSession, template: str, **context: Any) ->
 @router.get("/schemes", response_class=HTMLResponse)
 def schemes(request: Request, svc: Svc, web: Web) -> HTMLResponse:
     """The active schemes, with the counts of their audit findings."""
+    svc.refuse_if_outdated()
     return page(request, web, "schemes.html", title="Schemes", schemes=list(svc.schemes.values()))
 
 
 @router.get("/schemes/{scheme}", response_class=HTMLResponse)
 def scheme_page(request: Request, svc: Svc, web: Web, scheme: str) -> HTMLResponse:
     """One scheme: what it counts, its lists and measures, its rights audit, its text."""
+    svc.refuse_if_outdated()
     active = svc.schemes.get(scheme)
     if active is None:
         raise NotFound(f"no active scheme {scheme!r}")

@@ -84,12 +84,14 @@ def get_health(svc: Svc) -> HealthOut:
 @router.get("/schemes", response_model=list[SchemeOut], responses=responses(503))
 def get_schemes(svc: Svc) -> list[SchemeOut]:
     """The active scheme versions with their rights audits."""
+    svc.refuse_if_outdated()
     return [_scheme(svc, a) for a in svc.schemes.values()]
 
 
 @router.get("/schemes/{scheme}", response_model=SchemeOut, responses=responses(404, 422, 503))
 def get_scheme(svc: Svc, scheme: Annotated[str, Path(max_length=64)]) -> SchemeOut:
     """One active scheme with its audit."""
+    svc.refuse_if_outdated()
     active = svc.schemes.get(scheme)
     if active is None:
         raise NotFound(f"no active scheme {scheme!r}")
@@ -113,6 +115,7 @@ def get_scheme_version(
     version: Annotated[str, Path(max_length=64)],
 ) -> PlainTextResponse:
     """The text (YAML) of a version of an active scheme that the service has run."""
+    svc.refuse_if_outdated()
     if scheme not in svc.schemes:
         raise NotFound(f"no active scheme {scheme!r}")
     for v in versions(svc.db, scheme):

@@ -219,7 +219,6 @@ def decide_appeal(
         reason = _reason(
             reason, "the reason of a rejection" if outcome == "rejected" else "the reason"
         )
-    svc.refuse_if_outdated()  # the notice of the decision states the schemes' effect
     row = svc.db.one(f"SELECT {_COLUMNS} FROM {_FROM} WHERE a.id = ?", (appeal_id,))
     if row is None:
         raise NotFound(f"no appeal {appeal_id}")

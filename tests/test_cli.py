@@ -488,3 +488,27 @@ def test_files_with_codes_of_any_form_are_scored_as_the_scheme_language_allows(
         "--subjects", str(subjects), "--records", str(records), code=2,
     )  # fmt: skip
     assert "robot" in err
+
+
+def test_output_piped_into_head_ends_with_status_0(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    subjects = tmp_path / "subjects.csv"
+    import datetime as dt
+
+    born = {"born_from": dt.date(1960, 1, 1), "born_to": dt.date(2000, 1, 1)}
+    persons = ric.generate(np.random.default_rng(5), 4000, **born)
+    subjects.write_text("code,kind\n" + "".join(f"{c},person\n" for c in persons))
+    records = tmp_path / "records.csv"
+    records.write_text("id,subject,type,occurred_at,recorded_at,amount,ref\n")
+    command = Path(sys.executable).parent / "socialcredit"
+    args = [str(command), "score", "-s", "rongcheng", "--at", "2026-01-01"]
+    args += ["--subjects", str(subjects), "--records", str(records), "--format", "csv"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"code,")  # 4,000 rows: more than a pipe holds
+    proc.stdout.close()  # as head does after its lines
+    assert proc.wait(timeout=120) == 0
+    with proc.stderr:
+        assert proc.stderr.read() == b""

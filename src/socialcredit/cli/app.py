@@ -76,6 +76,15 @@ class DocumentedCommand(TyperCommand):
             if isinstance(param, TyperArgument) and param.metavar is None and param.name:
                 param.metavar = param.name.upper()
 
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # the reader of standard output left (piped into ``head``): not an error; what
+            # is left to write, on exit too, goes nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
+
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
@@ -220,8 +229,4 @@ def main() -> None:
         # piped or redirected: tables at their natural width, nothing cut to fit 80
         # columns (COLUMNS, when set, still decides)
         out.width = PIPED_WIDTH
-    try:
-        app()
-    except BrokenPipeError:  # e.g. piped into head
-        sys.stderr.close()
-        sys.exit(0)
+    app()

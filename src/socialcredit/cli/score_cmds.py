@@ -44,7 +44,8 @@ SyntheticOpt = Annotated[
     typer.Option(
         "--synthetic",
         help="Declare the records synthetic: allows schemes with critical audit findings "
-        "(refused on real records); a note on stderr, and on the table view, says so.",
+        "(refused on real records); a note on stderr says so (and the title of score's "
+        "table).",
     ),
 ]
 
@@ -207,7 +208,8 @@ def score(
         typer.Option(
             "--format",
             "-f",
-            help="table, csv or parquet (default: table on a terminal, csv otherwise).",
+            help="table, csv or parquet (default: table on a terminal without --output, "
+            "csv otherwise).",
         ),
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,

@@ -17,9 +17,10 @@ from stdnum.cn import uscc as stdnum_uscc
 from stdnum.iso7064 import mod_11_2
 
 import socialcredit.ids
-from socialcredit.errors import InvalidCode
+from socialcredit.errors import InvalidCode, InvalidInput
 from socialcredit.ids import mask, mask_array, ric, uscc, validate_code
 from socialcredit.ids import mask as mask_function
+from socialcredit.store.files import parse_subjects
 
 TODAY = dt.date(2025, 6, 1)
 
@@ -798,3 +799,17 @@ def test_a_code_of_unknown_kind_is_masked_unless_only_an_organization_has_its_sh
     assert mask_unknown("91110000600037341L") == "91110000600037341L"
     assert mask_unknown("11010519491231002X") == "1101**********002X"
     assert mask_unknown("ACME-0001") == mask("ACME-0001", "person")
+
+
+@pytest.mark.parametrize(
+    "typed", ["005118197606274176", "0051 1819 7606 2741 76", " 00100019900101006x "]
+)
+def test_a_persons_number_given_as_an_organizations_code_is_never_repeated(typed: str) -> None:
+    number = ric.validate(typed)
+    with pytest.raises(InvalidCode) as caught:
+        validate_code(typed, "organization")
+    assert number not in str(caught.value)
+    assert mask(number, "person") in str(caught.value)
+    with pytest.raises(InvalidInput) as refused:  # the same in a subjects file
+        parse_subjects(f'code,kind\n"{typed}",organization\n'.encode(), source="s.csv")
+    assert number not in refused.value.render()

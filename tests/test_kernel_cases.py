@@ -19,6 +19,7 @@ from strategies import records_table, scheme_yaml, subjects_table
 
 from socialcredit.engine import evaluate
 from socialcredit.engine.explain import explain
+from socialcredit.errors import ScoreOverflow
 from socialcredit.scheme.validate import load_scheme_text
 
 AT = "2024-03-01"
@@ -598,6 +599,33 @@ CASES = [
         [rec("a", "good")],
         [row("p", 5, "A")],
     ),
+    # §4: an uncapped contribution beyond 64 bits, then the score lowered to max. Two
+    # amounts of 5 * 10**18 at 1 point per unit: 10**19; base 0 + 10**19 lowered to 1000.
+    Case(
+        "uncapped-contribution-beyond-int64-then-bounded",
+        scheme(
+            score={"base": 0, "max": 1000},
+            rules=[{"id": "d", "types": ["good"], "measure": "amount", "points": 1}],
+            grades=[{"grade": "A"}],
+        ),
+        [rec("a", "good", amount=5 * 10**18), rec("b", "good", amount=5 * 10**18)],
+        [row("p", 1000, "A")],
+    ),
+    # §4: the same with counts, both ways. Two "good" records at M = 2**63 - 1 points: 2M;
+    # three "bad" at -M: -3M; base 0 + 2M - 3M = -M, raised to min -5: -5.
+    Case(
+        "uncapped-count-contributions-beyond-int64-then-bounded",
+        scheme(
+            score={"base": 0, "min": -5, "max": 5},
+            rules=[
+                {"id": "g", "types": ["good"], "measure": "count", "points": INT64_MAX},
+                {"id": "b", "types": ["bad"], "measure": "count", "points": -INT64_MAX},
+            ],
+            grades=[{"grade": "A"}],
+        ),
+        [*many(2, "good", prefix="g"), *many(3, "bad", prefix="b")],
+        [row("p", -5, "A")],
+    ),
     # §2/§4: per, cap and points at the largest integer the scheme language accepts,
     # M = 2**63 - 1. per M: 5 // M = 0 -> 0. cap M on 1 * 1 = 1 -> 1. points M with cap 5 on a
     # count of 1 -> M clipped to 5. points -M with cap 7 on a count of 2 -> -2M clipped to -7.
@@ -699,5 +727,24 @@ def test_a_notice_past_the_calendar_is_explained() -> None:
     (waiting,) = explain(states, "p").not_counted
     assert (waiting.id, waiting.reason) == (
         "a",
-        "not yet in effect: in its notice period until after 9999-12-31",
+        "not yet in effect: in its notice period; it counts after 9999-12-31",
     )
+
+
+def test_contributions_beyond_64_bits_are_explained_exactly() -> None:
+    case = next(
+        c for c in CASES if c.name == "uncapped-count-contributions-beyond-int64-then-bounded"
+    )
+    model = load_scheme_text(scheme_yaml(case.scheme), case.name)
+    states = evaluate(model, subjects_table(case.subjects), records_table(case.records), case.at)
+    shown = explain(states, "p")
+    assert {r.id: r.contribution for r in shown.rules} == {"g": 2 * INT64_MAX, "b": -3 * INT64_MAX}
+    assert shown.score == -5
+
+
+def test_a_score_beyond_64_bits_after_its_bounds_is_refused() -> None:
+    case = next(c for c in CASES if c.name == "uncapped-contribution-beyond-int64-then-bounded")
+    unbounded = scheme(**{**case.scheme, "score": {"base": 0}})
+    model = load_scheme_text(scheme_yaml(unbounded), case.name)
+    with pytest.raises(ScoreOverflow, match="64-bit range"):
+        evaluate(model, subjects_table(case.subjects), records_table(case.records), case.at)

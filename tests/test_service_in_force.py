@@ -134,7 +134,10 @@ def test_records_already_there_get_notice_and_count_from_it(
 
         # the debt does not count during the notice; the donation counts at once
         assert lists_of(svc, people[0]) == []
-        assert why(people[0])["j1"] == "not yet in effect: in its notice period until 2025-03-08"
+        assert (
+            why(people[0])["j1"]
+            == "not yet in effect: in its notice period; it counts from 2025-03-08"
+        )
         assert why(people[2])["k1"] == (
             "it never counts: it would take effect on 2025-03-08, after it leaves the window "
             "of every rule that uses its type on 2025-03-04"

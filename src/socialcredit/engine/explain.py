@@ -278,5 +278,7 @@ def _why_not(prep: Prepared, row: int, at: int) -> str:
                 f"leaves the window of every rule that uses its type on "
                 f"{day_text(occurred + longest)}"
             )
-        return f"not yet in effect: in its notice period until {day_text(effective)}"
+        when = day_text(effective)  # the first day it counts
+        since = when if when.startswith("after") else f"from {when}"
+        return f"not yet in effect: in its notice period; it counts {since}"
     return OUTSIDE_WINDOWS

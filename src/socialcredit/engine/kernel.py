@@ -107,7 +107,9 @@ class LinearGroup:
             values[k] = cells[slots].sum(axis=0) if len(slots) else 0
         measure[self.rules] = values
         quotient = values // self.per if self.per is not None else values
-        contribution[self.rules] = linear(quotient, self.points, self.cap, self.capped)
+        contribution[self.rules] = linear(
+            quotient, self.points, self.cap, self.capped, exact=contribution.dtype == object
+        )
 
 
 @dataclass(frozen=True)
@@ -396,7 +398,29 @@ def evaluate_partition(
 
     A scheme with relation conditions or peer rules needs ``network``: the facts of
     :mod:`socialcredit.engine.network` at the same day. ``day`` is
-    ``DayTables.of(prep.tables, at)``, given when many partitions are evaluated."""
+    ``DayTables.of(prep.tables, at)``, given when many partitions are evaluated.
+
+    Contributions are int64; a partition where one would pass 64 bits is evaluated again
+    with Python integers (the score's bounds may bring it back into range): only a score
+    beyond 64 bits after its bounds raises :class:`ScoreOverflow`."""
+    try:
+        return _evaluate_partition(prog, prep, first, last, at, trace, network, day, False)
+    except ScoreOverflow:
+        return _evaluate_partition(prog, prep, first, last, at, trace, network, day, True)
+
+
+def _evaluate_partition(
+    prog: Program,
+    prep: Prepared,
+    first: int,
+    last: int,
+    at: int,
+    trace: bool,
+    network: NetworkState | None,
+    day: DayTables | None,
+    exact: bool,
+) -> PartState:
+    """:func:`evaluate_partition`, contributions in Python integers with ``exact``."""
     c = prog.compiled
     lo, hi = prep.record_range(first, last)
     n = last - first
@@ -421,7 +445,7 @@ def evaluate_partition(
     blank = np.zeros if trace else np.empty
     measure = blank((n_rules, n), dtype=np.int64 if amounts is None else amounts.dtype)
     has = np.ones((n_rules, n), dtype=np.bool_)
-    contribution = blank((n_rules, n), dtype=np.int64)
+    contribution = blank((n_rules, n), dtype=object if exact else np.int64)
     # rules without cap or per that no condition reads add up by weight (``weighed``);
     # where that could overflow, they are evaluated one by one like the others
     weighed: list[tuple[LinearGroup, I64, I64]] = []
@@ -435,7 +459,7 @@ def evaluate_partition(
         if matrix is None:
             continue
         group.evaluate(matrix, measure, contribution)
-        total = weights.apply(matrix, bound)
+        total = None if exact else weights.apply(matrix, bound)
         if total is None:
             direct.evaluate(matrix, measure, contribution)
         else:
@@ -458,13 +482,13 @@ def evaluate_partition(
             )
             has[r] = last_day != _NO_DAY
             measure[r] = np.where(has[r], at - last_day, 0)
-        contribution[r] = _contribution(rule, measure[r], has[r])
+        contribution[r] = _contribution(rule, measure[r], has[r], exact)
     if prog.peer_rules:
         if network is None:
             raise ValueError(f"scheme {c.id!r} reads peer ratings: evaluate it with ratings")
         for r in prog.peer_rules:
             measure[r], has[r] = network.peer_measure(r, first, last)
-            contribution[r] = _contribution(c.rules[r], measure[r], has[r])
+            contribution[r] = _contribution(c.rules[r], measure[r], has[r], exact)
 
     spec = c.scheme.score
     summed = contribution[prog.summed[use[0], use[1]]] if weighed else contribution
@@ -602,9 +626,17 @@ def _score(
     return score
 
 
-def linear(quotient: I64, points: I64 | int, cap: I64 | int, capped: Bools | bool) -> I64:
+def linear(
+    quotient: I64,
+    points: I64 | int,
+    cap: I64 | int,
+    capped: Bools | bool,
+    *,
+    exact: bool = False,
+) -> I64:
     """``points * quotient`` clipped to ``[-cap, cap]`` where capped, computed without
-    overflow (``quotient >= 0``); an uncapped product beyond 64 bits raises ScoreOverflow."""
+    overflow (``quotient >= 0``); an uncapped product beyond 64 bits raises ScoreOverflow,
+    or with ``exact`` is a Python integer (the result is then an object array)."""
     p = np.asarray(points, dtype=np.int64)
     c = np.where(capped, cap, _INT64_MAX).astype(np.int64)
     over = quotient > c // np.maximum(np.abs(p), 1)
@@ -612,6 +644,10 @@ def linear(quotient: I64, points: I64 | int, cap: I64 | int, capped: Bools | boo
         out: I64 = quotient * p
         return out
     if bool((over & ~np.asarray(capped) & (p != 0)).any()):
+        if exact:
+            product = quotient.astype(object) * p.astype(object)
+            out = np.where(over & np.asarray(capped), np.sign(p) * c, product)
+            return out
         raise ScoreOverflow(
             "a rule's contribution (points times its measure) is beyond the "
             "64-bit range; give the rule a cap"
@@ -620,9 +656,11 @@ def linear(quotient: I64, points: I64 | int, cap: I64 | int, capped: Bools | boo
     return out
 
 
-def _contribution(rule: CompiledRule, measure: I64, has: Bools) -> I64:
+def _contribution(rule: CompiledRule, measure: I64, has: Bools, exact: bool) -> I64:
     if rule.points is not None:
-        out = linear(measure // rule.per, rule.points, rule.cap or 0, rule.cap is not None)
+        out = linear(
+            measure // rule.per, rule.points, rule.cap or 0, rule.cap is not None, exact=exact
+        )
     else:
         out = np.full(len(measure), rule.bin_points[-1], dtype=np.int64)
         for b in range(len(rule.bin_max) - 2, -1, -1):

@@ -99,8 +99,10 @@ def validate_code(
     except InvalidCode as exc:
         if not ric.is_valid(code):
             raise
-        # a person's number given as an organization's: not repeated in the message
-        raise InvalidCode(str(exc).replace(code.strip(), mask(code, "person"))) from None
+        # a person's number given as an organization's: not repeated in the message,
+        # which shows the code normalized (as typed, it may have spaces or a small x)
+        number = ric.validate(code)
+        raise InvalidCode(str(exc).replace(number, mask(number, "person"))) from None
 
 
 def normal_code(code: str) -> str:

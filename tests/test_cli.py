@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from socialcredit.cli.app import command_app
+from socialcredit.errors import InvalidInput
 from socialcredit.ids import ric, uscc
 from socialcredit.scheme import preset_names
 
@@ -461,6 +462,89 @@ def test_records_add_names_the_command_line_as_the_place(
     assert "<command line>: amount: must be a whole number >= 0; got -6" in err
     _, err = run(*base, "--type", "traffic.violation", "--occurred-at", "2025-7-01", code=2)
     assert "<command line> is invalid" in err and "<command line>: occurred_at:" in err
+
+
+@pytest.mark.parametrize(
+    "amount", ["99999999999999999999", "9223372036854775807", "1_000", " 5", "-5", "5.0"]
+)
+def test_records_add_checks_its_amount_as_a_file_checks_a_cell(
+    ledger: Path, codes: dict[str, str], tmp_path: Path, amount: str
+) -> None:
+    from socialcredit.store import parse_records
+
+    row = f"x9,{codes['driver']},traffic.violation,2025-07-01,{amount}"
+    with pytest.raises(InvalidInput) as caught:
+        parse_records(f"id,subject,type,occurred_at,amount\n{row}\n".encode())
+    [problem] = caught.value.problems
+    before = _entries(ledger)
+    _, err = run("records", "add", "--id", "x9", "--subject", codes["driver"], "--type",
+                 "traffic.violation", "--occurred-at", "2025-07-01", "--amount", amount,
+                 "--ledger", str(ledger), code=2)  # fmt: skip
+    assert f"<command line>: amount: {problem.message}" in " ".join(err.split())
+    assert _entries(ledger) == before
+
+
+def test_subjects_add_names_the_command_line_as_records_add_does(
+    ledger: Path, codes: dict[str, str]
+) -> None:
+    _, err = run("subjects", "add", codes["driver"], "--kind", "organization", "--opaque-codes",
+                 "--ledger", str(ledger), code=2)  # fmt: skip
+    said = " ".join(err.split())
+    assert "<command line>: kind: subject" in said and "already registered as person" in said
+    assert "<command line>:1" not in said and "(row 1)" not in said
+
+
+def _subject_count(path: Path) -> int:
+    with sqlite3.connect(path) as con:
+        return int(con.execute("select count(*) from subjects").fetchone()[0])
+
+
+def test_unreadable_input_files_are_refused_with_their_place(
+    ledger: Path, codes: dict[str, str], tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    driver = codes["driver"]
+    records, subjects = _entries(ledger), _subject_count(ledger)
+    old_mac = tmp_path / "cr.csv"
+    old_mac.write_bytes(f"id,subject,type,occurred_at\rx1,{driver},a.b,2025-01-01\r".encode())
+    cr_subjects = tmp_path / "cr_subjects.csv"
+    cr_subjects.write_bytes(b"code,kind\r" + driver.encode() + b",person\r")
+    plain = tmp_path / "subjects.csv"
+    plain.write_text(f"code,kind\n{driver},person\n")
+    open_quote = tmp_path / "openq.csv"
+    open_quote.write_text(
+        f"id,subject,type,occurred_at\nx1,{driver},a.b,2025-01-01\n"
+        f'"x2,{driver},a.b,2025-01-01\nx3,{driver},a.b,2025-02-30\n'
+    )
+    typed = {"id": ["p1"], "subject": [driver], "type": ["a.b"], "occurred_at": ["2025-01-01"]}
+    huge = tmp_path / "u64.parquet"
+    pq.write_table(pa.table({**typed, "amount": pa.array([2**63], pa.uint64())}), huge)
+    twice = tmp_path / "dupcol.parquet"
+    columns = [pa.array(v) for v in typed.values()]
+    pq.write_table(pa.Table.from_arrays([*columns, columns[0]], names=[*typed, "id"]), twice)
+    at = ["--ledger", str(ledger)]
+    score = ["score", "-s", "rongcheng", "--subjects", str(cr_subjects)]
+    cases = [
+        (["records", "import", str(old_mac), *at], f"{old_mac}:1: has a carriage return"),
+        (["subjects", "import", str(cr_subjects), *at], f"{cr_subjects}:1: has a carriage"),
+        ([*score, "--records", str(old_mac)], f"{cr_subjects}:1: has a carriage return"),
+        ([*score[:-1], str(plain), "--records", str(old_mac)], f"{old_mac}:1: has a carriage"),
+        (
+            ["records", "import", str(open_quote), *at],
+            f"{open_quote}:3: a quote opened on this line is never closed",
+        ),
+        (["records", "import", str(huge), *at], f"{huge}:1: amount: 9223372036854775808 is too"),
+        (["records", "import", str(twice), *at], f"{twice}: id: column appears twice"),
+    ]
+    for args, expected in cases:
+        result = runner.invoke(command_app(), args)
+        said = " ".join(result.stderr.split())
+        assert result.exit_code == 2 and expected in said, (args, result.stderr)
+    assert "LF or CRLF" in " ".join(run(*cases[0][0], code=2)[1].split())
+    assert "line 4 is not checked" in " ".join(run(*cases[4][0], code=2)[1].split())
+    assert (_entries(ledger), _subject_count(ledger)) == (records, subjects)
 
 
 def test_files_with_codes_of_any_form_are_scored_as_the_scheme_language_allows(

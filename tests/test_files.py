@@ -296,6 +296,59 @@ def test_empty_file() -> None:
     assert "no header" in problem.message
 
 
+def test_a_carriage_return_alone_is_refused_by_its_line() -> None:
+    old_mac = csv(f"r1,{ORG},a.b,2024-01-01,,,", f"r2,{ORG},a.b,2024-01-01,,,").replace(
+        b"\n", b"\r"
+    )
+    for parse in (parse_records, parse_subjects):
+        with pytest.raises(InvalidInput) as caught:
+            parse(old_mac, source="in.csv")
+        [problem] = caught.value.problems
+        assert (problem.source, problem.line) == ("in.csv", 1)
+        assert "lines must end in LF or CRLF" in problem.message
+    mixed = csv(f"r1,{ORG},a.b,2024-01-01,,,\rr2,{ORG},a.b,2024-01-01,,,", f"r3,{ORG},a.b,,,,")
+    [problem] = problems_of(mixed)
+    assert problem.line == 2 and "carriage return" in problem.message
+
+
+UNCLOSED = [
+    ("first field", [f'"r2,{ORG},a.b,2024-01-01,,,', f"r3,{ORG},a.b,2024-02-30,,,"], 3, "line 4"),
+    ("last field, last line", [f'r2,{ORG},a.b,2024-01-01,,,"r1'], 3, None),
+    ("over a later line", [f'"r\n2",{ORG},a.b,2024-01-01,,,"r1', "r3,,,,,,"], 4, "line 5"),
+    ("past the field size limit", [f'"r2,{ORG},a.b,2024-01-01,,,', *["x"] * 20_000], 3, "20003"),
+]
+
+
+@pytest.mark.parametrize(
+    ("rows", "line", "unchecked"), [c[1:] for c in UNCLOSED], ids=[c[0] for c in UNCLOSED]
+)
+def test_a_quote_never_closed_is_named_by_its_line(
+    rows: list[str], line: int, unchecked: str | None
+) -> None:
+    data = csv(f"r1,{ORG},a.b,2024-13-01,,,", *rows)
+    problems = problems_of(data[:-1] if unchecked is None else data)
+    assert [(p.line, p.where) for p in problems] == [(2, "occurred_at"), (line, "")]
+    assert "a quote opened on this line is never closed" in problems[1].message
+    if unchecked is None:
+        assert "not checked" not in problems[1].message
+    else:
+        assert unchecked in problems[1].message and "not checked" in problems[1].message
+
+
+def test_a_header_that_opens_a_quote_it_does_not_close() -> None:
+    [problem] = problems_of(csv(f"r1,{ORG},a.b,2024-01-01,,,", header='id,"subject,type'))
+    assert problem.line == 1 and "does not close" in problem.message
+
+
+def test_what_pythons_csv_cannot_read_is_named_by_its_line() -> None:
+    huge = '"' + "x" * 200_000 + '"'
+    [problem] = problems_of(csv(header=f"{HEADER},{huge}"))
+    assert problem.line == 1 and "the header cannot be read as CSV" in problem.message
+    problems = problems_of(csv(f"r1,{ORG},a.b,2024-01-01", f"{huge},{ORG},a.b,2024-01-01,,,"))
+    assert [p.line for p in problems] == [2, 3]
+    assert "cannot be read as CSV" in problems[1].message
+
+
 # -- paths and formats -------------------------------------------------------------------
 
 
@@ -365,6 +418,50 @@ def test_parquet_column_of_the_wrong_type(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as caught:
         read_records(tmp_path / "records.parquet")
     assert [p.where for p in caught.value.problems] == ["id", "occurred_at"]
+
+
+def test_a_parquet_column_named_twice(tmp_path: Path) -> None:
+    columns = [pa.array(["r1"]), pa.array([ORG]), pa.array(["a.b"]), pa.array(["2024-01-01"])]
+    names = ["id", "subject", "type", "occurred_at", "id"]
+    pq.write_table(
+        pa.Table.from_arrays([*columns, columns[0]], names=names), tmp_path / "r.parquet"
+    )
+    with pytest.raises(InvalidInput) as caught:
+        read_records(tmp_path / "r.parquet")
+    assert [str(p) for p in caught.value.problems] == [
+        f"{tmp_path / 'r.parquet'}: id: column appears twice"
+    ]
+
+
+@pytest.mark.parametrize(
+    "amounts",
+    [
+        pa.array([10**18 - 1, 10**18, 2**63], pa.uint64()),
+        pa.array([10**18 - 1, 10**18, 2**63 - 1], pa.int64()),
+    ],
+    ids=["uint64", "int64"],
+)
+def test_typed_parquet_amounts_have_at_most_18_digits(tmp_path: Path, amounts: pa.Array) -> None:
+    table = pa.table(
+        {
+            "id": ["r1", "r2", "r3"],
+            "subject": [ORG] * 3,
+            "type": ["a.b"] * 3,
+            "occurred_at": ["2024-01-01"] * 3,
+            "amount": amounts,
+        }
+    )
+    pq.write_table(table, tmp_path / "r.parquet")
+    with pytest.raises(InvalidInput) as caught:
+        read_records(tmp_path / "r.parquet")
+    said = [(p.line, p.where, p.message) for p in caught.value.problems]
+    as_text = problems_of(csv(f"r2,{ORG},a.b,2024-01-01,,{10**18},"))[0].message
+    assert said == [
+        (2, "amount", f"{as_text} (row 2)"),
+        (3, "amount", f"{amounts[2]} is too large: at most 18 digits (row 3)"),
+    ]
+    pq.write_table(table.slice(0, 1), tmp_path / "r.parquet")
+    assert read_records(tmp_path / "r.parquet")["amount"].to_pylist() == [10**18 - 1]
 
 
 def test_a_broken_parquet_file(tmp_path: Path) -> None:

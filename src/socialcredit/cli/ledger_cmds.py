@@ -10,10 +10,9 @@ import typer
 
 from socialcredit.cli.app import app, domain_errors, err, out
 from socialcredit.cli.inputs import LedgerOpt, ledger_path
-from socialcredit.days import parse_date
-from socialcredit.errors import InvalidInput, LedgerError, Problem
+from socialcredit.errors import LedgerError
 from socialcredit.ids import validate_code
-from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
+from socialcredit.records import SUBJECTS_SCHEMA
 from socialcredit.store.origin import Origin
 
 COMMAND_LINE = "<command line>"
@@ -95,7 +94,9 @@ def subjects_add(
     code = validate_code(code, kind, opaque=opaque_codes)
     table = pa.Table.from_pylist([{"code": code, "kind": kind}], schema=SUBJECTS_SCHEMA)
     with _open(ledger) as store:
-        result = store.add_subjects(table, source=COMMAND_LINE, opaque_codes=opaque_codes)
+        result = store.add_subjects(
+            table, source=COMMAND_LINE, origin=Origin.one(COMMAND_LINE), opaque_codes=opaque_codes
+        )
     out.print("added" if result.added else "already registered", markup=False)
 
 
@@ -131,37 +132,27 @@ def records_add(
     recorded_at: Annotated[
         str | None, typer.Option(help="YYYY-MM-DD (default: occurred-at)")
     ] = None,
-    amount: Annotated[int, typer.Option(help="A whole number >= 0.")] = 0,
+    amount: Annotated[str, typer.Option(help="A whole number >= 0, of at most 18 digits.")] = "0",
     ref: Annotated[
         str | None, typer.Option(help="Id of the record this one resolves or voids.")
     ] = None,
     ledger: LedgerOpt = None,
 ) -> None:
-    """Append one record."""
-    problems = []
-    dates = {}
-    for name, value in (("occurred_at", occurred_at), ("recorded_at", recorded_at)):
-        if value is None:
-            continue
-        try:
-            dates[name] = parse_date(value)
-        except ValueError as exc:
-            problems.append(Problem(COMMAND_LINE, 0, name, str(exc)))
-    if "occurred_at" in dates and recorded_at is None:
-        dates["recorded_at"] = dates["occurred_at"]
-    if problems:
-        raise InvalidInput(problems, what=COMMAND_LINE)
-    row = {
+    """Append one record, checked as a one-row file is."""
+    from socialcredit.store.files import parse_record
+
+    fields = {
         "id": record_id,
         "subject": subject,
         "type": record_type,
+        "occurred_at": occurred_at,
+        "recorded_at": recorded_at,
         "amount": amount,
         "ref": ref,
-        **dates,
     }
-    table = pa.Table.from_pylist([row], schema=RECORDS_SCHEMA)
+    loaded = parse_record(fields, source=COMMAND_LINE)
     with _open(ledger) as store:
-        result = store.append(table, source=COMMAND_LINE, origin=Origin.one(COMMAND_LINE))
+        result = store.append(loaded, source=COMMAND_LINE)
     out.print("appended" if result.appended else "already in the ledger", markup=False)
     _unnoticed(ledger, result.appended)
 

@@ -16,7 +16,7 @@ CSV is read by ``pyarrow.csv`` (every column as text) and checked with
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +47,7 @@ __all__ = [
     "Loaded",
     "load_records",
     "load_subjects",
+    "parse_record",
     "parse_records",
     "parse_subjects",
     "read_inputs",
@@ -62,6 +63,7 @@ _RECORD_REQUIRED = ("id", "subject", "type", "occurred_at")
 _DATE_SHAPE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 _AMOUNT_DIGITS = 18
+_AMOUNT_MAX = 10**_AMOUNT_DIGITS - 1
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,25 @@ def load_subjects(path: PathLike, *, opaque_codes: bool = False) -> Loaded:
 def parse_records(data: bytes, *, fmt: Format = "csv", source: str = "<bytes>") -> Loaded:
     """As :func:`load_records`, for the contents of a file held in memory."""
     return _records(_raw(data, fmt, source, RECORD_FIELDS, _RECORD_REQUIRED))
+
+
+def parse_record(fields: Mapping[str, str | None], *, source: str) -> Loaded:
+    """Check one record given as text, field by field, exactly as a one-row CSV file.
+
+    ``fields`` maps field names to the text of their cells; a field left out, or None, is
+    a column left out (``id``, ``subject``, ``type`` and ``occurred_at`` are required).
+    Problems name ``source`` with no line or row.
+    """
+    if any(name not in RECORD_FIELDS for name in fields) or any(
+        fields.get(name) is None for name in _RECORD_REQUIRED
+    ):
+        raise ValueError(f"fields must be among {RECORD_FIELDS}, with {_RECORD_REQUIRED}")
+    columns = {
+        name: pa.chunked_array([pa.array([value], pa.string())])
+        for name, value in fields.items()
+        if value is not None
+    }
+    return _records(RawColumns(columns, Origin.one(source)))
 
 
 def parse_subjects(
@@ -332,20 +353,23 @@ def _dates(
 def _amounts(
     column: pa.ChunkedArray | None, n: int, origin: Origin, problems: list[Problem]
 ) -> tuple[pa.ChunkedArray | pa.Array, npt.NDArray[np.bool_]]:
-    """Parse a column of whole numbers >= 0; an empty cell becomes 0.
+    """Parse a column of whole numbers >= 0 of at most 18 digits (text, or integers of
+    any type); an empty cell becomes 0.
 
-    Returns the amounts and a mask of the malformed cells (null), each reported.
+    Returns the amounts and a mask of the malformed cells (0), each reported. A negative
+    integer is left for :func:`~socialcredit.store.checks.check_rows` to report.
     """
     bad = np.zeros(n, dtype=np.bool_)
     if column is None:
         return pa.array(np.zeros(n, dtype=np.int64)), bad
     if not pa.types.is_string(column.type):
-        if pa.types.is_unsigned_integer(column.type):
-            too_big = np.flatnonzero(as_mask(pc.greater(column, 2**63 - 1)))
-            for i in too_big:
-                problems.append(origin.problem(int(i), "amount", "is too large"))
-            bad[too_big] = True
-            column = pc.if_else(pa.array(~bad), column, 0)
+        wide = pa.uint64() if pa.types.is_unsigned_integer(column.type) else pa.int64()
+        column = column.cast(wide)
+        too_big = np.flatnonzero(as_mask(pc.greater(column, pa.scalar(_AMOUNT_MAX, wide))))
+        for i in too_big:
+            problems.append(origin.problem(int(i), "amount", _too_large(column[int(i)])))
+        bad[too_big] = True
+        column = pc.if_else(pa.array(~bad), column, pa.scalar(0, wide))
         return pc.fill_null(column.cast(pa.int64()), 0), bad
     present = _present(column)
     digits = pc.and_(
@@ -355,7 +379,7 @@ def _amounts(
     for i in wrong:
         value = column[int(i)].as_py()
         if value.isascii() and value.isdigit():
-            message = f"{value} is too large: at most {_AMOUNT_DIGITS} digits"
+            message = _too_large(value)
         elif value.startswith("-") and value[1:].isascii() and value[1:].isdigit():
             message = f"must be a whole number >= 0; got {value}"
         else:
@@ -364,3 +388,7 @@ def _amounts(
     bad[wrong] = True
     parsed = pc.if_else(digits, column, pa.scalar(None, pa.string())).cast(pa.int64())
     return pc.if_else(present, parsed, 0), bad
+
+
+def _too_large(value: object) -> str:
+    return f"{value} is too large: at most {_AMOUNT_DIGITS} digits"

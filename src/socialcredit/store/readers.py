@@ -7,8 +7,10 @@ header is line 1, blank lines and line breaks inside quotes counted) or row numb
 (Parquet). Values are checked afterwards, by the caller.
 
 CSV is parsed by ``pyarrow.csv``. When pyarrow refuses a file (a row with the wrong
-number of fields, text that is not UTF-8), the file is read again row by row with
-Python's ``csv`` module, to name each broken line and still check the others.
+number of fields, text that is not UTF-8, a quote never closed), the file is read again
+row by row with Python's ``csv`` module, to name each broken line and still check the
+others. Lines end in LF or CRLF: a carriage return alone is refused before anything else,
+as the lines of such a file cannot be told apart.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +39,12 @@ ColumnKind = Literal["date", "integer"]
 __all__ = ["RawColumns", "read_csv_columns", "read_parquet_columns"]
 
 _BOM = b"\xef\xbb\xbf"
+_LONE_CR = (
+    "has a carriage return (CR) without a line feed (LF) after it: lines must end in LF "
+    "or CRLF, and no value holds a CR; nothing else was checked"
+)
+_FIELD_END = re.compile(r"[,\r\n]")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass
@@ -82,6 +91,9 @@ def read_csv_columns(
     bad header raises :class:`InvalidInput` at once. Broken rows are left out and
     reported in the result's ``problems``.
     """
+    lone = _lone_cr_lines(data)
+    if len(lone):
+        raise InvalidInput([Problem(source, int(n), "", _LONE_CR) for n in lone], what=source)
     start = len(_BOM) if data.startswith(_BOM) else 0
     end = data.find(b"\n", start)
     first = data[start : end if end >= 0 else len(data)].rstrip(b"\r")
@@ -98,11 +110,21 @@ def read_csv_columns(
             what=source,
         )
     try:
-        names = next(csv.reader([first.decode("utf-8")]))
+        header = first.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput(
             [Problem(source, 1, "", "the header is not UTF-8 text; save the file as UTF-8")],
             what=source,
+        ) from None
+    if _open_quote(header, 0) is not None:
+        raise InvalidInput(
+            [Problem(source, 1, "", "the header opens a quote it does not close")], what=source
+        )
+    try:
+        names = next(csv.reader([header]))
+    except csv.Error as exc:
+        raise InvalidInput(
+            [Problem(source, 1, "", f"the header cannot be read as CSV: {exc}")], what=source
         ) from None
     problems = _header_problems(names, fields, required, source, 1)
     if problems:
@@ -139,13 +161,12 @@ def _row_lines(data: bytes, n_rows: int) -> npt.NDArray[np.int64] | None:
             return np.arange(2, n_rows + 2, dtype=np.int64)
     buf = np.frombuffer(data, dtype=np.uint8)
     size = len(buf)
-    breaks = np.flatnonzero(buf == 10)
-    returns = np.flatnonzero(buf == 13)
-    if len(returns):
-        after = np.minimum(returns + 1, size - 1)
-        lone = returns[(returns + 1 == size) | (buf[after] != 10)]
-        breaks = np.union1d(breaks, lone)
+    breaks = np.flatnonzero(buf == 10)  # no carriage return alone: read_csv_columns refused it
     quotes = np.flatnonzero(buf == 34)
+    if len(quotes) % 2:
+        # a quote never closed (pyarrow reads the rest of the file into its field), or a
+        # quote inside an unquoted value: the slow reading tells them apart
+        return None
     ends = breaks[np.searchsorted(quotes, breaks) % 2 == 0] if len(quotes) else breaks
     starts = np.concatenate(([0], ends + 1))
     stops = np.concatenate((ends, [size]))
@@ -159,26 +180,88 @@ def _row_lines(data: bytes, n_rows: int) -> npt.NDArray[np.int64] | None:
     return rows
 
 
+def _lone_cr_lines(data: bytes) -> npt.NDArray[np.int64]:
+    """The lines (counted by their LF) holding a carriage return not followed by LF."""
+    returns = data.count(b"\r")
+    if not returns or returns == data.count(b"\r\n"):
+        return np.zeros(0, dtype=np.int64)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    at = np.flatnonzero(buf == 13)
+    lone = at[(at + 1 == len(buf)) | (buf[np.minimum(at + 1, len(buf) - 1)] != 10)]
+    lines = 1 + np.searchsorted(np.flatnonzero(buf == 10), lone)
+    return np.unique(lines).astype(np.int64)
+
+
+def _open_quote(text: str, pos: int) -> int | None:
+    """Where a quote that is never closed opens, in the record that begins at ``pos``, or
+    None when that record ends (as Python's ``csv`` reads it: a quote opens a value only
+    at its start, and is written twice inside it)."""
+    at_start = True
+    while pos < len(text):
+        if at_start and text[pos] == '"':
+            close = pos + 1
+            while True:
+                close = text.find('"', close)
+                if close < 0:
+                    return pos
+                if not text.startswith('"', close + 1):
+                    break
+                close += 2
+            pos, at_start = close + 1, False
+            continue
+        end = _FIELD_END.search(text, pos)
+        if end is None or end.group() != ",":
+            return None
+        pos, at_start = end.end(), True
+    return None
+
+
+def _unclosed(source: str, text: str, quote: int, record: int, line: int) -> Problem:
+    """The problem of a quote opened at offset ``quote`` and never closed, in the record
+    that begins at offset ``record``, on ``line``."""
+    line += len(_LINE_BREAK.findall(text, record, quote))
+    message = (
+        "a quote opened on this line is never closed, so the rest of the file is read as "
+        'one value (a quote inside a value is written twice: "")'
+    )
+    last = line + len(_LINE_BREAK.findall(text.rstrip("\r\n"), quote))
+    if last == line + 1:
+        message += f"; line {last} is not checked"
+    elif last > line:
+        message += f"; lines {line + 1} to {last} are not checked"
+    return Problem(source, line, "", message)
+
+
 def _read_csv_slowly(data: bytes, source: str, names: list[str]) -> RawColumns:
     """Read a CSV file that pyarrow refused, row by row, to name each broken line."""
     text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    stream = io.StringIO(text, newline="")
+    reader = csv.reader(stream)
     next(reader)
     values: list[list[str]] = [[] for _ in names]
     lines: list[int] = []
     problems: list[Problem] = []
     last = reader.line_num
     while True:
+        record = stream.tell()
         try:
             row = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append(Problem(source, last + 1, "", f"cannot be read as CSV: {exc}"))
+            quote = _open_quote(text, record)
+            if quote is not None:
+                problems.append(_unclosed(source, text, quote, record, last + 1))
+            else:
+                message = f"cannot be read as CSV ({exc}); the lines after it are not checked"
+                problems.append(Problem(source, last + 1, "", message))
             break
         start, last = last + 1, reader.line_num
         if not row:
             continue
+        if stream.tell() == len(text) and (quote := _open_quote(text, record)) is not None:
+            problems.append(_unclosed(source, text, quote, record, start))
+            break
         if len(row) != len(names):
             problems.append(
                 Problem(source, start, "", f"has {len(row)} fields, the header names {len(names)}")
@@ -219,15 +302,16 @@ def read_parquet_columns(
     raises :class:`InvalidInput`."""
     try:
         handle = pa.BufferReader(data) if isinstance(data, bytes) else str(data)
-        table = pq.read_table(handle)
+        with pq.ParquetFile(handle) as parquet:  # as is: read_table refuses a name twice
+            table = parquet.read()
     except (pa.ArrowException, OSError) as exc:
         raise InvalidInput(
             [Problem(source, 0, "", f"is not a readable Parquet file: {exc}")], what=source
         ) from None
     problems = _header_problems(table.column_names, fields, required, source, 0)
     columns = {}
-    for name in table.column_names:
-        column = table.column(name)
+    for i, name in enumerate(table.column_names):
+        column = table.column(i)
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
         if pa.types.is_large_string(column.type):

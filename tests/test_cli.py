@@ -596,3 +596,25 @@ def test_output_piped_into_head_ends_with_status_0(tmp_path: Path) -> None:
     assert proc.wait(timeout=120) == 0
     with proc.stderr:
         assert proc.stderr.read() == b""
+
+
+def test_a_code_is_read_the_same_whatever_the_other_rows_of_its_file(tmp_path: Path) -> None:
+    """A valid number written with a small x is normalized, and matches its records in
+    either form, also when another row of the file holds an opaque code."""
+    number = "00510119900101105X"
+    records = tmp_path / "r.csv"
+    records.write_text(
+        "id,subject,type,occurred_at\n"
+        f"t1,{number},traffic.violation,2025-01-01\nt2,{number.lower()},traffic.violation,2025-01-01\n"
+    )
+    scored = []
+    for extra in ["", "P-1001,person\n"]:
+        subjects = tmp_path / "s.csv"
+        subjects.write_text(f"code,kind\n{number.lower()},person\n{extra}")
+        out, _ = run(
+            "score", "-s", "rongcheng", "--at", "2025-12-31", "--format", "csv",
+            "--subjects", str(subjects), "--records", str(records),
+        )  # fmt: skip
+        scored.append(next(csv.DictReader(io.StringIO(out))))
+    assert scored[0] == scored[1]
+    assert (scored[0]["code"], scored[0]["score"]) == (number, "990")

@@ -122,12 +122,13 @@ def load_inputs(
             # SCHEME.md section 1: a code may be "any other unique string the operator
             # uses"; scoring files (the form implementations are compared in), such codes
             # are scored as they are, said on standard error
-            files = read_inputs(subjects, records, opaque_codes=True)
+            files = read_inputs(subjects, records, opaque_codes="invalid")
             lines = ", ".join(str(p.line) for p in odd[:5]) + (" ..." if len(odd) > 5 else "")
             warn(
                 f"{len(odd)} code(s) of {subjects} are no valid resident identity number or "
-                f"USCC of their kind (line(s) {lines}): scored as they are, as opaque codes "
-                "(--opaque-codes says so and silences this)"
+                f"USCC of their kind (line(s) {lines}): scored as they are, as opaque codes; "
+                "the others are read as usual (--opaque-codes takes every code as it is "
+                "and silences this)"
             )
         if files.unknown_subjects:
             shown = ", ".join(mask_unknown(c) for c in files.unknown_codes[:5])

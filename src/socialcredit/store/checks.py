@@ -602,6 +602,13 @@ def _unregistered(
 # -- subjects ----------------------------------------------------------------------------
 
 
+OpaqueCodes = bool | Literal["invalid"]
+"""How subjects' codes are read: ``False``, each must be valid for its kind (a resident
+identity number, a USCC) and is normalized; ``True``, any short printable code is taken as
+it is; ``"invalid"``, the codes valid for their kind are normalized and the others taken as
+they are (so a code's form never depends on the other rows)."""
+
+
 @dataclass(frozen=True)
 class SubjectsCheck:
     """What :func:`check_subjects` found: the normalized table of the rows to register
@@ -615,13 +622,13 @@ class SubjectsCheck:
 
 
 def check_subjects(
-    subjects: pa.Table, origin: Origin, *, opaque_codes: bool = False
+    subjects: pa.Table, origin: Origin, *, opaque_codes: OpaqueCodes = False
 ) -> SubjectsCheck:
     """Check a batch of subjects and return them normalized.
 
     Every ``code`` is checked with :func:`socialcredit.ids.validate_code` for its ``kind``
-    (or, with ``opaque_codes``, accepted as any short printable code) and replaced by its
-    normal form; ``kind`` must be ``person`` or ``organization``. A code listed twice with
+    (or accepted as any short printable code, as :data:`OpaqueCodes` says) and replaced
+    by its normal form; ``kind`` must be ``person`` or ``organization``. A code listed twice with
     the same kind is kept once; with different kinds it is a problem naming both places.
     Codes of persons are masked in messages.
 
@@ -651,9 +658,14 @@ def check_subjects(
             row_problems.append(origin.problem(i, "code", "missing: the subject's code"))
         elif kind in KINDS:
             try:
-                code = validate_code(code, kind, opaque=opaque_codes)
+                code = validate_code(code, kind, opaque=opaque_codes is True)
             except InvalidCode as exc:
-                row_problems.append(origin.problem(i, "code", str(exc)))
+                try:
+                    if opaque_codes != "invalid":
+                        raise
+                    code = validate_code(code, kind, opaque=True)
+                except InvalidCode:
+                    row_problems.append(origin.problem(i, "code", str(exc)))
         if row_problems:
             problems += row_problems
             bad[i] = True
@@ -676,9 +688,11 @@ def check_subjects(
     return SubjectsCheck(table, origin.take(keep), sort_problems(problems), repeats)
 
 
-def _fast_valid(codes: pa.Array, kinds: pa.Array, opaque_codes: bool) -> npt.NDArray[np.bool_]:
+def _fast_valid(
+    codes: pa.Array, kinds: pa.Array, opaque_codes: OpaqueCodes
+) -> npt.NDArray[np.bool_]:
     """Rows whose code is valid for its kind and already normal, checked in bulk."""
-    if not opaque_codes:
+    if opaque_codes is not True:
         return valid_mask(codes, kinds)
     known = as_mask(pc.fill_null(pc.is_in(kinds, value_set=pa.array(list(KINDS))), False))
     plain = pc.fill_null(pc.match_substring_regex(codes, r"^[!-~]{1,64}$"), False)

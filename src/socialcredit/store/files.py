@@ -31,6 +31,7 @@ from socialcredit.errors import InvalidInput, Problem
 from socialcredit.ids import normal_code
 from socialcredit.records import RECORD_FIELDS, RECORDS_SCHEMA, SUBJECT_FIELDS
 from socialcredit.store.checks import (
+    OpaqueCodes,
     as_mask,
     check_batch,
     check_rows,
@@ -107,11 +108,12 @@ def read_records(path: PathLike) -> pa.Table:
     return load_records(path).table
 
 
-def read_subjects(path: PathLike, *, opaque_codes: bool = False) -> pa.Table:
+def read_subjects(path: PathLike, *, opaque_codes: OpaqueCodes = False) -> pa.Table:
     """Read and check a subjects file (``.csv`` or ``.parquet``); return a canonical table.
 
-    Every code is checked for its kind with :func:`socialcredit.ids.validate_code` (with
-    ``opaque_codes``, any short printable code is accepted) and returned normalized.
+    Every code is checked for its kind with :func:`socialcredit.ids.validate_code` and
+    returned normalized, or accepted as it is as ``opaque_codes`` says
+    (:data:`~socialcredit.store.checks.OpaqueCodes`).
     """
     return load_subjects(path, opaque_codes=opaque_codes).table
 
@@ -122,7 +124,7 @@ def load_records(path: PathLike) -> Loaded:
     return _records(_raw(Path(path), fmt, source, RECORD_FIELDS, _RECORD_REQUIRED))
 
 
-def load_subjects(path: PathLike, *, opaque_codes: bool = False) -> Loaded:
+def load_subjects(path: PathLike, *, opaque_codes: OpaqueCodes = False) -> Loaded:
     """As :func:`read_subjects`, keeping the line of each row for later checks."""
     source, fmt = _source(path)
     return _subjects(_raw(Path(path), fmt, source, SUBJECT_FIELDS, SUBJECT_FIELDS), opaque_codes)
@@ -153,14 +155,14 @@ def parse_record(fields: Mapping[str, str | None], *, source: str) -> Loaded:
 
 
 def parse_subjects(
-    data: bytes, *, fmt: Format = "csv", source: str = "<bytes>", opaque_codes: bool = False
+    data: bytes, *, fmt: Format = "csv", source: str = "<bytes>", opaque_codes: OpaqueCodes = False
 ) -> Loaded:
     """As :func:`load_subjects`, for the contents of a file held in memory."""
     return _subjects(_raw(data, fmt, source, SUBJECT_FIELDS, SUBJECT_FIELDS), opaque_codes)
 
 
 def read_inputs(
-    subjects_path: PathLike, records_path: PathLike, *, opaque_codes: bool = False
+    subjects_path: PathLike, records_path: PathLike, *, opaque_codes: OpaqueCodes = False
 ) -> FileInputs:
     """Read a subjects file and a records file that are scored together, without a ledger.
 
@@ -295,7 +297,7 @@ def _parse_records(
     return table, problems, bad
 
 
-def _subjects(raw: RawColumns, opaque_codes: bool) -> Loaded:
+def _subjects(raw: RawColumns, opaque_codes: OpaqueCodes) -> Loaded:
     table = pa.table({name: raw.columns[name].cast(pa.string()) for name in SUBJECT_FIELDS})
     check = check_subjects(table, raw.origin, opaque_codes=opaque_codes)
     if check.problems or raw.problems:

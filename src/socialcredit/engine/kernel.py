@@ -53,7 +53,7 @@ _NO_DAY = np.iinfo(np.int32).min
 _INT64_MAX = np.iinfo(np.int64).max
 _FLOAT_EXACT = 2**53
 _DIRECT_BOUND = 2**62  # weights times records below it: a weighted sum cannot overflow
-PARTITION_RECORDS = 1 << 16
+PARTITION_RECORDS = 1 << 17  # the fastest of 2^15-2^18 on three machines (RESULTS.md)
 
 
 @dataclass(frozen=True)

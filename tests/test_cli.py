@@ -618,3 +618,18 @@ def test_a_code_is_read_the_same_whatever_the_other_rows_of_its_file(tmp_path: P
         scored.append(next(csv.DictReader(io.StringIO(out))))
     assert scored[0] == scored[1]
     assert (scored[0]["code"], scored[0]["score"]) == (number, "990")
+
+
+def test_score_lists_every_problem_of_a_scheme_as_check_does(
+    tmp_path: Path, files: dict[str, Path]
+) -> None:
+    example = (Path(__file__).parent / "schemes" / "example.yaml").read_text()
+    scheme = tmp_path / "sixty.yaml"
+    scheme.write_text(example + "".join(f"k{i}: 1\n" for i in range(60)))
+    _, checked = run("scheme", "check", str(scheme), code=2)
+    _, scored = run(
+        "score", "-s", str(scheme), "--at", "2025-12-31",
+        "--subjects", str(files["subjects"]), "--records", str(files["records"]), code=2,
+    )  # fmt: skip
+    for err in (checked, scored):
+        assert all(f"k{i}:" in err for i in range(60)) and "more" not in err

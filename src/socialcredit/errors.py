@@ -36,6 +36,10 @@ class Problem:
         return f"{place}: {self.message}"
 
 
+SHOWN_PROBLEMS = 1000
+"""How many problems a message lists before it says how many more there are."""
+
+
 class InvalidInput(SocialCreditError):
     """An input (scheme, subjects file, records file) has one or more problems.
 
@@ -48,7 +52,7 @@ class InvalidInput(SocialCreditError):
         self.what = what
         super().__init__(self.render())
 
-    def render(self, limit: int = 50) -> str:
+    def render(self, limit: int = SHOWN_PROBLEMS) -> str:
         n = len(self.problems)
         head = f"{self.what} is invalid: {n} problem{'s' if n != 1 else ''}"
         lines = [head] + [f"  {p}" for p in self.problems[:limit]]

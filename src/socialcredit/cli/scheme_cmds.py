@@ -67,7 +67,7 @@ def check(schemes: Annotated[list[str], typer.Argument(help="Scheme files or pre
             loaded = load(name)
         except InvalidScheme as exc:
             bad += 1
-            err.print(exc.render(limit=1000), markup=False, highlight=False)
+            err.print(exc.render(), markup=False, highlight=False)
             continue
         s = loaded.scheme
         out.print(

@@ -88,6 +88,13 @@ def audit(scheme: Scheme, places: Places | None = None) -> list[Finding]:
     return found
 
 
+def protected_category(category: str) -> bool:
+    """Whether a record category is one of SCHEME.md's protected categories, however it is
+    written (``Religion``, `` health``): a category is a name, and a spelling is no way
+    round the audit."""
+    return " ".join(category.split()).casefold() in PROTECTED_CATEGORIES
+
+
 def _findings(scheme: Scheme, places: Places) -> Iterator[Finding]:
     def at(sev: Severity, code: str, loc: tuple[str | int, ...], msg: str) -> Finding:
         return Finding(sev, code, format_path(loc), places.line_of(loc), msg)
@@ -101,14 +108,12 @@ def _findings(scheme: Scheme, places: Places) -> Iterator[Finding]:
         return {categories[t] for r in ids for t in rules[r].types} | peers
 
     def protected_types(ids: set[str]) -> list[str]:
-        return sorted(
-            {t for r in ids for t in rules[r].types if categories[t] in PROTECTED_CATEGORIES}
-        )
+        return sorted({t for r in ids for t in rules[r].types if protected_category(categories[t])})
 
     # protected categories, at each rule that reads them
     for i, rule in enumerate(scheme.rules):
         for j, t in enumerate(rule.types):
-            if categories[t] in PROTECTED_CATEGORIES:
+            if protected_category(categories[t]):
                 yield at(
                     "critical",
                     "protected-category",

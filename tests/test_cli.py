@@ -633,3 +633,45 @@ def test_score_lists_every_problem_of_a_scheme_as_check_does(
     )  # fmt: skip
     for err in (checked, scored):
         assert all(f"k{i}:" in err for i in range(60)) and "more" not in err
+
+
+LOW_GRADES = """\
+scheme: lowgrade
+subjects: [person, organization]
+notice_days: 7
+appeal_days: 30
+records:
+  court.unfulfilled: {category: judicial, adverse: true}
+score: {base: 100}
+rules:
+  - {id: unfulfilled, types: [court.unfulfilled], window_days: 730, measure: count, points: -50}
+grades: [{grade: ok, min: 80}, {grade: low}]
+lists:
+  - {id: low_list, kind: black, publish: true, when: {grade_in: [low]}}
+"""
+
+
+def test_text_from_files_is_printed_as_it_is_never_read_as_markup(tmp_path: Path) -> None:
+    """Brackets in conditions, record ids and opaque codes are text: ``[low]`` is shown,
+    ``[/x]`` does not break the output."""
+    scheme = tmp_path / "low.yaml"
+    scheme.write_text(LOW_GRADES)
+    subjects = tmp_path / "s.csv"
+    subjects.write_text("code,kind\n[/o]ORG2,organization\n")
+    records = tmp_path / "r.csv"
+    records.write_text(
+        "id,subject,type,occurred_at\n"
+        "[red]t9,[/o]ORG2,court.unfulfilled,2025-11-02\n[/x],[/o]ORG2,court.unfulfilled,2025-11-03\n"
+    )
+    given = ["-s", str(scheme), "--at", "2025-12-31", "--opaque-codes"]
+    given += ["--subjects", str(subjects), "--records", str(records)]
+    out, _ = run("lookup", "[/o]ORG2", *given)
+    assert out.splitlines() == [
+        "[/o]ORG2 (organization)",
+        "  on the published list low_list of lowgrade, because {grade_in: [low]}",
+    ]
+    out, _ = run("explain", "[/o]ORG2", *given)
+    assert "[/o]ORG2 (organization)" in out and "{grade_in: [low]}" in out
+    assert "[red]t9, [/x]" in out
+    out, _ = run("score", *given, "--format", "table")
+    assert "[/o]ORG2" in out

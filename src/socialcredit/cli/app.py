@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.rule import Rule
+from rich.text import Text
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from socialcredit.errors import InvalidInput, SocialCreditError
@@ -30,16 +31,18 @@ PIPED_WIDTH = 1000
 HEADING_WIDTH = 100
 """Headings are drawn across the output, up to this width."""
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# markup off: what is printed is text (ids, codes, conditions come from files and may hold
+# brackets); a styled line is built with rich.markup.escape around its data, markup=True
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = Console(highlight=False, soft_wrap=True, markup=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def heading(title: str) -> None:
     """A heading: a line across the output (at most :data:`HEADING_WIDTH` wide) with
-    ``title`` (markup) in it."""
-    out.print(Rule(title), width=min(out.width, HEADING_WIDTH))
+    ``title`` (markup: escape its data with rich.markup.escape) in it."""
+    out.print(Rule(Text.from_markup(title)), width=min(out.width, HEADING_WIDTH))
 
 
 def _error(message: str) -> None:

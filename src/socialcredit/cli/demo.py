@@ -10,6 +10,7 @@ from typing import Annotated
 import numpy as np
 import pyarrow as pa
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -145,8 +146,9 @@ def _summary(name: str, states: States) -> None:
     loaded = load(name)
     found = audit(loaded.scheme, loaded.places)
     out.print(
-        f"\n[bold]{name}[/] — {loaded.scheme.title}: {len(states):,} subjects scored on "
-        f"{states.date}"
+        f"\n[bold]{escape(name)}[/] — {escape(str(loaded.scheme.title))}: {len(states):,} subjects "
+        f"scored on {states.date}",
+        markup=True,
     )
     table = Table(show_edge=False)
     table.add_column("grade")
@@ -176,7 +178,7 @@ def _example(results: dict[str, States]) -> None:
     codes = [states.codes[i].as_py() for i in persons]
     code = min(codes, key=lambda c: int(points.raw.score[scored[c]]) if c in scored else 0)
     shown = mask(code, "person")
-    heading(f"[bold]One subject explained: {shown}")
+    heading(f"[bold]One subject explained: {escape(shown)}")
     for name in DEMO_SCHEMES:
         print_explanation(out, explain(results[name], code), show_code=shown)
     decision = Decider(states).may(code, "travel.air")

@@ -8,7 +8,9 @@ from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from socialcredit.engine.decisions import Decision
@@ -26,7 +28,7 @@ def findings_table(findings: list[Finding], title: str) -> Table:
         table.add_column(name, overflow="fold")
     for f in findings:
         table.add_row(
-            f"[{SEVERITY_STYLE[f.severity]}]{f.severity}[/]",
+            Text(f.severity, style=SEVERITY_STYLE[f.severity]),
             f.code,
             str(f.line or ""),
             f.where,
@@ -36,8 +38,8 @@ def findings_table(findings: list[Finding], title: str) -> Table:
 
 
 def _trace(node: Tree, trace: ConditionTrace) -> None:
-    mark = "[green]✓[/]" if trace.holds else "[dim]✗[/]"
-    child = node.add(f"{mark} {trace.text}")
+    mark = Text("✓", style="green") if trace.holds else Text("✗", style="dim")
+    child = node.add(Text.assemble(mark, " ", trace.text))
     for part in trace.parts:
         _trace(child, part)
 
@@ -47,7 +49,10 @@ def print_explanation(
 ) -> None:
     """Print an explanation: rules, score, grade, lists and measures."""
     code = show_code or e.code
-    console.print(f"[bold]{code}[/] ({e.kind}) under [bold]{e.scheme}[/] on {e.at}")
+    console.print(
+        f"[bold]{escape(code)}[/] ({e.kind}) under [bold]{escape(e.scheme)}[/] on {e.at}",
+        markup=True,
+    )
     table = Table(show_edge=False, title_justify="left")
     for name in ("rule", "measure", "value", "points", "records that counted"):
         table.add_column(name, overflow="fold")
@@ -66,40 +71,47 @@ def print_explanation(
     console.print(table)
     if quiet and not verbose:
         console.print(
-            f"[dim]{len(quiet)} other rules: no records counted, no points "
-            f"({', '.join(r.id for r in quiet)})[/]"
+            f"{len(quiet)} other rules: no records counted, no points "
+            f"({', '.join(r.id for r in quiet)})",
+            style="dim",
+            markup=False,
         )
     bounded = "" if e.score == e.unbounded_score else f" (bounded from {e.unbounded_score})"
-    console.print(f"score [bold]{e.score}[/]{bounded}, grade [bold]{e.grade}[/]")
+    console.print(
+        f"score [bold]{e.score}[/]{bounded}, grade [bold]{escape(e.grade)}[/]", markup=True
+    )
     tree = Tree("lists")
     for lst in e.lists:
         status = (
-            "[bold red]on[/]"
+            Text("on", style="bold red")
             if lst.member and lst.kind == "black"
-            else ("[bold green]on[/]" if lst.member else "not on")
+            else (Text("on", style="bold green") if lst.member else Text("not on"))
         )
-        node = tree.add(f"{status} {lst.id} ({lst.kind}{', published' if lst.publish else ''})")
+        published = ", published" if lst.publish else ""
+        node = tree.add(Text.assemble(status, f" {lst.id} ({lst.kind}{published})"))
         _trace(node, lst.condition)
     console.print(tree)
     tree = Tree("measures")
     for m in e.measures:
         what = ", ".join([f"deny {a}" for a in m.deny] + [f"grant {a}" for a in m.grant])
-        status = "[bold]applies[/]" if m.applies else "[dim]does not apply[/]"
-        node = tree.add(f"{status} {m.id}: {what}")
+        status = Text("applies", style="bold") if m.applies else Text("does not apply", "dim")
+        node = tree.add(Text.assemble(status, f" {m.id}: {what}"))
         _trace(node, m.condition)
     console.print(tree)
     if not e.not_counted:
         return
-    console.print("records that count for nothing on this date:")
+    console.print("records that count for nothing on this date:", markup=False)
     unused = Counter(nc.type for nc in e.not_counted if nc.reason == UNKNOWN_TYPE)
     if unused and not verbose:
         kinds = ", ".join(f"{t} x{n}" if n > 1 else t for t, n in sorted(unused.items()))
-        console.print(f"  {sum(unused.values())} of types this scheme does not read ({kinds})")
+        console.print(
+            f"  {sum(unused.values())} of types this scheme does not read ({kinds})", markup=False
+        )
     rest = [nc for nc in e.not_counted if verbose or nc.reason != UNKNOWN_TYPE]
     for nc in rest[:20]:
-        console.print(f"  {nc.id} ({nc.type}): {nc.reason}")
+        console.print(f"  {nc.id} ({nc.type}): {nc.reason}", markup=False)
     if len(rest) > 20:
-        console.print(f"  … and {len(rest) - 20} more")
+        console.print(f"  … and {len(rest) - 20} more", markup=False)
 
 
 def explanation_json(e: Explanation, *, masked: bool = False) -> str:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from socialcredit.cli.app import command_app
 from socialcredit.errors import InvalidScheme
 from socialcredit.scheme import audit, load, load_scheme_text, parse_scheme, preset_names
+from socialcredit.scheme.model import json_schema
 
 EXAMPLE = (Path(__file__).parent / "schemes" / "example.yaml").read_text()
 
@@ -174,3 +180,210 @@ def test_unknown_scheme_names_the_presets() -> None:
     with pytest.raises(InvalidScheme) as info:
         load("no_such_scheme")
     assert "rongcheng" in str(info.value)
+
+
+# ---- null is never a value -------------------------------------------------------------
+
+_NULL_HEAD = """scheme: nulls
+subjects: [person]
+notice_days: 7
+appeal_days: 30
+records:
+  traffic.red_light: {category: traffic, adverse: true}
+score: {base: 1000}
+"""
+_NULL_GRADES = "grades:\n  - {grade: A, min: 1000}\n  - {grade: B}\n"
+_RED = "  - {id: red, types: [traffic.red_light], window_days: 365, measure: count, points: 1}\n"
+
+# (a scheme with a key set to null, the problems it must give: "line: where: message")
+NULL_CASES = [
+    (
+        _NULL_HEAD
+        + "rules:\n  - {id: red, types: [traffic.red_light], measure: count, points: null}\n"
+        + _NULL_GRADES,
+        [
+            "s.yaml:9: rules[0].points: must be an integer, not null",
+            "s.yaml:9: rules[0]: a rule needs exactly one of points (linear form) or bins",
+        ],
+    ),
+    (
+        _NULL_HEAD
+        + "rules:\n"
+        + "  - {id: clean, types: [traffic.red_light], measure: days_since, bins: null,"
+        + " none_points: 10}\n"
+        + _NULL_GRADES,
+        [
+            "s.yaml:9: rules[0].bins: must be a list, not null",
+            "s.yaml:9: rules[0]: a days_since rule needs bins and none_points",
+        ],
+    ),
+    (
+        "scheme: nulls\nsubjects: [person]\nrecords: {}\nratings: null\nscore: {base: 0}\n"
+        "rules:\n  - {id: rep, measure: peer_rating, points: 1, none_points: 300}\n"
+        "grades:\n  - {grade: A}\n",
+        [
+            "s.yaml:4: ratings: must be a mapping, not null",
+            "s.yaml:7: rules[0].measure: a peer_rating rule needs a ratings section",
+        ],
+    ),
+    (
+        _NULL_HEAD
+        + "rules:\n  - id: clean\n    types: [traffic.red_light]\n    measure: days_since\n"
+        + "    bins: [{max: 10, points: 0}, {points: 5}]\n    none_points: null\n"
+        + _NULL_GRADES,
+        [
+            "s.yaml:13: rules[0].none_points: must be an integer, not null",
+            "s.yaml:9: rules[0]: a days_since rule needs bins and none_points",
+        ],
+    ),
+    (
+        _NULL_HEAD
+        + "rules:\n"
+        + _RED.replace("points: 1", "points: 1, per: ~, cap: null")
+        # the last bin and the last grade take no bound: null is not a way to leave it out
+        + "  - {id: c, types: [traffic.red_light], measure: days_since, none_points: 0,"
+        + " bins: [{max: 3, points: 1}, {max: null, points: 2}]}\n"
+        + "grades:\n  - {grade: A, min: 1000}\n  - {grade: B, min: null}\n",
+        [
+            "s.yaml:9: rules[0].per: must be an integer, not null",
+            "s.yaml:9: rules[0].cap: must be an integer, not null",
+            "s.yaml:10: rules[1].bins[1].max: must be an integer, not null",
+            "s.yaml:13: grades[1].min: must be an integer, not null",
+        ],
+    ),
+    (
+        _NULL_HEAD.replace("notice_days: 7", "notice_days:").replace("adverse: true", "adverse: ~")
+        + "rules:\n"
+        + _RED
+        + "lists:\n  - {id: l, kind: null, when: {rule: red, at_least: null}}\n"
+        + "measures:\n  - {id: m, when: {list: l}, deny: [x], agency: null}\n"
+        + _NULL_GRADES,
+        [
+            "s.yaml:3: notice_days: must be an integer, not null",
+            "s.yaml:6: records.traffic.red_light.adverse: must be true or false, not null",
+            "s.yaml:11: lists[0].kind: null is not one of 'black' or 'red'",
+            "s.yaml:11: lists[0].when.at_least: must be an integer, not null",
+            "s.yaml:11: lists[0].when: a rule condition needs at_least or at_most",
+            "s.yaml:13: measures[0].agency: must be a string, not null",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), NULL_CASES)
+def test_a_key_set_to_null_is_a_problem_at_its_place(text: str, expected: list[str]) -> None:
+    problems = _problems(text)
+    for fragment in expected:
+        assert any(fragment in p for p in problems), (fragment, problems)
+
+
+@pytest.mark.parametrize("text", [text for text, _ in NULL_CASES[:4]])
+@pytest.mark.parametrize("command", ["score", "explain", "may"])
+def test_scoring_refuses_a_scheme_with_a_null(tmp_path: Path, text: str, command: str) -> None:
+    code = "005118197606274176"
+    (tmp_path / "nulls.yaml").write_text(text)
+    (tmp_path / "s.csv").write_text(f"code,kind\n{code},person\n")
+    (tmp_path / "r.csv").write_text(
+        f"id,subject,type,occurred_at\nr1,{code},traffic.red_light,2025-01-01\n"
+    )
+    args = {"score": [command], "explain": [command, code], "may": [command, code, "travel"]}
+    result = CliRunner().invoke(
+        command_app(),
+        [
+            *args[command],
+            "--scheme",
+            str(tmp_path / "nulls.yaml"),
+            "--subjects",
+            str(tmp_path / "s.csv"),
+            "--records",
+            str(tmp_path / "r.csv"),
+            "--at",
+            "2025-02-01",
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "scheme is invalid" in result.stderr
+    assert "not null" in result.stderr
+
+
+# ---- messages in the words of the docs ---------------------------------------------------
+
+MESSAGE_CASES = [
+    (
+        ("notice_days: 7", "notice_days: -1"),
+        "s.yaml:4: notice_days: must be an integer of at least 0",
+    ),
+    (
+        ("{category: traffic,", '{category: "",'),
+        "records.traffic.red_light.category: must not be empty",
+    ),
+    (
+        ("{context: transport}", '{context: ""}'),
+        "s.yaml:71: actions.travel.air.context: must not be empty",
+    ),
+    (
+        ("{grade: AAA,", "{grade: " + "A" * 33 + ","),
+        "grades[0].grade: must be at most 32 characters",
+    ),
+    (("scheme: rongcheng", "scheme: " + "r" * 65), "scheme: must be at most 64 characters"),
+]
+
+
+@pytest.mark.parametrize(("edit", "expected"), MESSAGE_CASES, ids=[c[1] for c in MESSAGE_CASES])
+def test_messages_follow_the_docs(edit: tuple[str, str], expected: str) -> None:
+    old, new = edit
+    assert old in EXAMPLE
+    problems = _problems(EXAMPLE.replace(old, new, 1))
+    assert any(expected in p for p in problems), problems
+
+
+# ---- the JSON Schema agrees with the check -----------------------------------------------
+
+
+def _schema_nodes(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _schema_nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _schema_nodes(value)
+
+
+def test_the_json_schema_offers_no_null_and_closes_the_maps() -> None:
+    schema = json_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    nodes = list(_schema_nodes(schema))
+    assert not [n for n in nodes if n.get("type") == "null"]
+    assert not [n for n in nodes if "default" in n and n["default"] is None]
+    top, rule = schema["properties"], schema["$defs"]["Rule"]
+    for name in ("records", "actions"):
+        assert top[name]["additionalProperties"] is False
+        assert top[name]["patternProperties"]
+    assert top["subjects"]["uniqueItems"] is True
+    assert rule["properties"]["types"]["uniqueItems"] is True
+    assert rule["properties"]["points"]["type"] == "integer"
+    assert top["ratings"] == {"$ref": "#/$defs/RatingsSpec"}
+
+
+def test_the_json_schema_knows_the_forms_of_a_rule() -> None:
+    schema = json_schema()
+    rules = schema["$defs"]["Rule"]["allOf"]
+    assert {"oneOf": [{"required": ["points"]}, {"required": ["bins"]}]} in rules
+    # a rule on records needs types; a rule on peer ratings has none
+    (types,) = [r for r in rules if r.get("else") == {"required": ["types"]}]
+    assert types["if"]["properties"]["measure"]["enum"] == ["peer_rating", "peer_trust"]
+    assert types["then"]["properties"]["types"] is False
+    days = [r for r in rules if r.get("then") == {"required": ["bins", "none_points"]}]
+    assert days and days[0]["if"]["properties"]["measure"]["enum"] == ["days_since"]
+    condition = schema["$defs"]["RuleCondition"]
+    assert condition["anyOf"] == [{"required": ["at_least"]}, {"required": ["at_most"]}]
+    assert len(schema["$defs"]["MeasureSpec"]["anyOf"]) == 2
+    assert schema["then"] == {"required": ["ratings"]}
+
+
+def test_the_cli_prints_the_json_schema() -> None:
+    result = CliRunner().invoke(command_app(), ["scheme", "schema"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == json_schema()

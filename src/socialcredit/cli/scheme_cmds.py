@@ -13,7 +13,7 @@ from socialcredit.cli.app import app, domain_errors, err, out
 from socialcredit.cli.render import findings_table
 from socialcredit.errors import InvalidScheme
 from socialcredit.scheme import audit, load, preset_names
-from socialcredit.scheme.model import Scheme
+from socialcredit.scheme.model import json_schema
 
 scheme_app = typer.Typer(help="Write, check and audit schemes.", no_args_is_help=True)
 app.add_typer(scheme_app, name="scheme")
@@ -108,4 +108,4 @@ def audit_cmd(
 @scheme_app.command("schema")
 def schema() -> None:
     """Print the JSON Schema of the scheme language, for editors."""
-    typer.echo(json.dumps(Scheme.model_json_schema(by_alias=True), indent=2))
+    typer.echo(json.dumps(json_schema(), indent=2))

@@ -17,10 +17,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from socialcredit.errors import InvalidInput, Problem
+from socialcredit.errors import InvalidInput, InvalidScheme, Problem
 from socialcredit.scheme.model import TypeName
 from socialcredit.scheme.places import Places
-from socialcredit.scheme.validate import parse_document
+from socialcredit.scheme.validate import parse_document, read_scheme_text
 
 Share = Annotated[float, Field(ge=0, le=1)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -264,9 +264,9 @@ def load_world(name_or_path: str) -> LoadedWorld:
     path = Path(name_or_path)
     if path.is_file():
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidWorld([Problem(str(path), 0, "", f"not UTF-8 ({exc.reason})")]) from None
+            text = read_scheme_text(path)  # the same reading as a scheme file's
+        except InvalidScheme as exc:
+            raise InvalidWorld(exc.problems) from None
         world, places = parse_world(text, str(path))
         return LoadedWorld(world, places, str(path), text)
     if name_or_path in world_names():

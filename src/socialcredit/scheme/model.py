@@ -7,9 +7,11 @@ The models check the shape of a scheme file: keys, types and bounds. The cross-r
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import copy
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic_core import PydanticCustomError
 
 from socialcredit.records import DOTTED_NAME, MAX_NAME
 
@@ -33,55 +35,123 @@ Via = Literal["household", "friend", "employer", "employee", "legal_representati
 PROTECTED_CATEGORIES = frozenset(
     {"political", "religion", "ethnicity", "speech", "association", "health", "sexuality"}
 )
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _not_null(expected: str) -> BeforeValidator:
+    """Refuse an explicit ``null``: a key is either absent or holds a value of its type (the
+    language gives null no meaning, not even for an optional key)."""
+
+    def refuse(value: Any) -> Any:
+        if value is None:
+            raise PydanticCustomError(
+                "null_value", "must be {expected}, not null", {"expected": expected}
+            )
+        return value
+
+    return BeforeValidator(refuse)
+
+
+# Optional keys: absent is None in Python; a null written in the file is refused, and the
+# JSON Schema does not offer null (see _json_schema_extra).
+OptInt = Annotated[Int | None, _not_null("an integer")]
+OptPositiveInt = Annotated[PositiveInt | None, _not_null("an integer")]
+OptNonNegativeInt = Annotated[NonNegativeInt | None, _not_null("an integer")]
+OptText = Annotated[str | None, _not_null("a string")]
+NonEmptyText = Annotated[str, Field(min_length=1)]
+_NULL = {"type": "null"}
+
+
+def _json_schema_extra(schema: dict[str, Any], cls: type[Any]) -> None:
+    """Finish a model's JSON Schema: an optional key takes its type's values only, never
+    null (``anyOf: [T, null]`` becomes ``T``, with no ``default: null``), and the class's own
+    constraints between keys (``json_schema_rules``) are added."""
+    for prop in schema.get("properties", {}).values():
+        if not isinstance(prop, dict):
+            continue
+        choices = prop.get("anyOf")
+        if isinstance(choices, list) and _NULL in choices:
+            rest = [c for c in choices if c != _NULL]
+            del prop["anyOf"]
+            prop.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+    schema.update(copy.deepcopy(getattr(cls, "json_schema_rules", {})))
+
+
+def _measure_is(*names: str) -> dict[str, Any]:
+    return {"required": ["measure"], "properties": {"measure": {"enum": list(names)}}}
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, json_schema_extra=_json_schema_extra
+    )
 
 
 class RecordType(_Strict):
     """One entry of the record catalogue."""
 
-    category: Annotated[str, Field(min_length=1)]
+    category: NonEmptyText
     adverse: bool = False
-    description: str | None = None
+    description: OptText = None
 
 
 class ScoreSpec(_Strict):
     """The base of the score and its optional bounds."""
 
     base: Int
-    min: Int | None = None
-    max: Int | None = None
+    min: OptInt = None
+    max: OptInt = None
 
 
 class Bin(_Strict):
     """A row of a table-form rule: the first row whose ``max >= measure`` gives the points."""
 
-    max: NonNegativeInt | None = None
+    max: OptNonNegativeInt = None
     points: Int
 
 
 class Rule(_Strict):
     """A rule adds a contribution to the score (SCHEME.md section 4)."""
 
+    json_schema_rules: ClassVar[dict[str, Any]] = {
+        "allOf": [
+            {"oneOf": [{"required": ["points"]}, {"required": ["bins"]}]},
+            {"if": {"required": ["bins"]}, "then": {"properties": {"per": False, "cap": False}}},
+            {
+                "if": _measure_is(*sorted(PEER_MEASURES)),
+                "then": {"properties": {"types": False, "window_days": False}},
+                "else": {"required": ["types"]},
+            },
+            {"if": _measure_is("days_since"), "then": {"required": ["bins", "none_points"]}},
+            {"if": _measure_is("peer_rating"), "then": {"required": ["none_points"]}},
+            {
+                "if": _measure_is("days_since", "peer_rating"),
+                "else": {"properties": {"none_points": False}},
+            },
+        ]
+    }
+
     id: Identifier
-    types: Annotated[list[TypeName], Field(min_length=1)] = Field(default_factory=list)
-    window_days: PositiveInt | None = None
+    types: Annotated[
+        list[TypeName], Field(min_length=1, json_schema_extra={"uniqueItems": True})
+    ] = Field(default_factory=list)
+    window_days: OptPositiveInt = None
     measure: Measure
-    points: Int | None = None
-    per: PositiveInt | None = None
-    cap: PositiveInt | None = None
-    bins: Annotated[list[Bin], Field(min_length=1)] | None = None
-    none_points: Int | None = None
-    description: str | None = None
+    points: OptInt = None
+    per: OptPositiveInt = None
+    cap: OptPositiveInt = None
+    bins: Annotated[Annotated[list[Bin], Field(min_length=1)] | None, _not_null("a list")] = None
+    none_points: OptInt = None
+    description: OptText = None
 
 
 class Grade(_Strict):
     """An entry of the ordered grade table."""
 
     grade: Annotated[str, Field(min_length=1, max_length=32)]
-    min: Int | None = None
+    min: OptInt = None
 
 
 # ---- conditions (SCHEME.md section 5) -------------------------------------------------
@@ -90,9 +160,13 @@ class Grade(_Strict):
 class RuleCondition(_Strict):
     """``{rule: ID, at_least: N}`` and/or ``at_most: M``: on the rule's measure."""
 
+    json_schema_rules: ClassVar[dict[str, Any]] = {
+        "anyOf": [{"required": ["at_least"]}, {"required": ["at_most"]}]
+    }
+
     rule: Identifier
-    at_least: Int | None = None
-    at_most: Int | None = None
+    at_least: OptInt = None
+    at_most: OptInt = None
 
 
 class ScoreAtLeast(_Strict):
@@ -219,56 +293,76 @@ class ListSpec(_Strict):
     kind: Literal["black", "red"]
     when: Condition
     publish: bool = False
-    title: str | None = None
-    description: str | None = None
+    title: OptText = None
+    description: OptText = None
 
 
 class MeasureSpec(_Strict):
     """A measure denies or grants actions to the subjects whose ``when`` holds."""
 
+    json_schema_rules: ClassVar[dict[str, Any]] = {
+        "anyOf": [
+            {"required": [key], "properties": {key: {"minItems": 1}}} for key in ("deny", "grant")
+        ]
+    }
+
     id: Identifier
     when: Condition
     deny: list[ActionName] = Field(default_factory=list)
     grant: list[ActionName] = Field(default_factory=list)
-    agency: str | None = None
-    description: str | None = None
+    agency: OptText = None
+    description: OptText = None
 
 
 class ActionSpec(_Strict):
     """An entry of the optional action catalogue, for the rights audit."""
 
-    context: Annotated[str, Field(min_length=1)]
-    description: str | None = None
+    context: NonEmptyText
+    description: OptText = None
 
 
 class RatingsSpec(_Strict):
     """How peer ratings become a reputation (docs/networks.md section 4)."""
 
     stars: Annotated[int, Field(ge=2, le=10)] = 5
-    window_days: PositiveInt | None = None
+    window_days: OptPositiveInt = None
     damping: Annotated[int, Field(ge=1, le=999)] = 150
     max_iterations: Annotated[int, Field(ge=1, le=1000)] = 100
-    description: str | None = None
+    description: OptText = None
 
 
 class Scheme(_Strict):
     """A whole scheme file (SCHEME.md section 2)."""
 
+    json_schema_rules: ClassVar[dict[str, Any]] = {
+        "if": {
+            "required": ["rules"],
+            "properties": {"rules": {"contains": _measure_is(*sorted(PEER_MEASURES))}},
+        },
+        "then": {"required": ["ratings"]},
+    }
+
     scheme: Identifier
-    title: str | None = None
-    version: str | None = None
-    description: str | None = None
-    subjects: Annotated[list[SubjectKind], Field(min_length=1)]
-    notice_days: NonNegativeInt | None = None
-    appeal_days: NonNegativeInt | None = None
-    records: dict[TypeName, RecordType]
+    title: OptText = None
+    version: OptText = None
+    description: OptText = None
+    subjects: Annotated[
+        list[SubjectKind], Field(min_length=1, json_schema_extra={"uniqueItems": True})
+    ]
+    notice_days: OptNonNegativeInt = None
+    appeal_days: OptNonNegativeInt = None
+    records: Annotated[
+        dict[TypeName, RecordType], Field(json_schema_extra={"additionalProperties": False})
+    ]
     score: ScoreSpec
     rules: list[Rule] = Field(default_factory=list)
     grades: Annotated[list[Grade], Field(min_length=1)]
     lists: list[ListSpec] = Field(default_factory=list)
     measures: list[MeasureSpec] = Field(default_factory=list)
-    actions: dict[ActionName, ActionSpec] = Field(default_factory=dict)
-    ratings: RatingsSpec | None = None
+    actions: Annotated[
+        dict[ActionName, ActionSpec], Field(json_schema_extra={"additionalProperties": False})
+    ] = Field(default_factory=dict)
+    ratings: Annotated[RatingsSpec | None, _not_null("a mapping")] = None
 
     def delay_of(self, record_type: str) -> int:
         """Days between recording and effect for a type (notice_days if adverse)."""
@@ -280,3 +374,10 @@ class Scheme(_Strict):
 
 for _model in (AllOf, AnyOf, Not, RelatedSpec, Related, ListSpec, MeasureSpec):
     _model.model_rebuild()
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a scheme file, as ``scheme schema`` prints it: the
+    keys, types and bounds, and the constraints between the keys of one rule, condition or
+    measure. The references between parts are left to the full check."""
+    return {"$schema": JSON_SCHEMA_DIALECT, **Scheme.model_json_schema(by_alias=True)}

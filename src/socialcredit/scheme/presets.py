@@ -9,7 +9,7 @@ from pathlib import Path
 from socialcredit.errors import InvalidScheme, Problem
 from socialcredit.scheme.model import Scheme
 from socialcredit.scheme.places import Places
-from socialcredit.scheme.validate import parse_scheme, parse_scheme_file
+from socialcredit.scheme.validate import parse_scheme, read_scheme_text
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,8 @@ def load(name_or_path: str) -> LoadedScheme:
     """
     path = Path(name_or_path)
     if path.is_file():
-        text = path.read_text(encoding="utf-8")
-        scheme, places = parse_scheme_file(path)
+        text = read_scheme_text(path)
+        scheme, places = parse_scheme(text, str(path))
         return LoadedScheme(scheme, places, str(path), text)
     if name_or_path in preset_names():
         text = preset_text(name_or_path)

@@ -28,7 +28,7 @@ _NONE_MEASURES = ("days_since", "peer_rating")
 
 _BOUNDS = {
     "greater_than": ("greater than", "gt"),
-    "greater_than_equal": ("greater than or equal to", "ge"),
+    "greater_than_equal": ("of at least", "ge"),
     "less_than": ("less than", "lt"),
     "less_than_equal": ("less than or equal to", "le"),
 }
@@ -96,14 +96,28 @@ def load_scheme_file(path: str | Path) -> Scheme:
 
 def parse_scheme_file(path: str | Path) -> tuple[Scheme, Places]:
     """Load and validate a scheme file, with the places of its parts."""
+    return parse_scheme(read_scheme_text(path), str(Path(path)))
+
+
+def read_scheme_text(path: str | Path) -> str:
+    """The text of a scheme file, line ends made ``\\n``; raise InvalidScheme when the file
+    cannot be read or is not UTF-8 text (naming the line of the first bad byte)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except FileNotFoundError:
         raise InvalidScheme([Problem(str(p), 0, "", "no such file")]) from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InvalidScheme([Problem(str(p), 0, "", f"cannot be read ({reason})")]) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidScheme([Problem(str(p), 0, "", f"not UTF-8 text ({exc.reason})")]) from None
-    return parse_scheme(text, str(p))
+        head = data[: exc.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        line = head.count(b"\n") + 1
+        reason = f"byte 0x{data[exc.start]:02x}: {exc.reason}"
+        raise InvalidScheme([Problem(str(p), line, "", f"not UTF-8 text ({reason})")]) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -143,6 +157,8 @@ def shape_problems(exc: ValidationError, places: Places) -> Iterator[Problem]:
         loc = _clean_loc(tuple(err["loc"]))
         kind = err["type"]
         msg = _MESSAGES.get(kind, err["msg"])
+        if kind.endswith("_type") and err["input"] is None:
+            msg += ", not null"
         if kind in _BOUNDS:
             word, key = _BOUNDS[kind]
             bound = err["ctx"][key]
@@ -153,9 +169,12 @@ def shape_problems(exc: ValidationError, places: Places) -> Iterator[Problem]:
         elif kind == "string_pattern_mismatch":
             msg = f"{err['input']!r} is not a valid name (pattern {err['ctx']['pattern']})"
         elif kind == "literal_error":
-            msg = f"{err['input']!r} is not one of {err['ctx']['expected']}"
-        elif kind == "too_short":
+            shown = "null" if err["input"] is None else repr(err["input"])
+            msg = f"{shown} is not one of {err['ctx']['expected']}"
+        elif kind in ("too_short", "string_too_short"):
             msg = "must not be empty"
+        elif kind == "string_too_long":
+            msg = f"must be at most {err['ctx']['max_length']} characters"
         yield places.problem(loc, msg)
 
 
@@ -181,7 +200,7 @@ def cross_check(data: Any, places: Places) -> list[Problem]:
     rule_ids = _check_ids("rules", rules, places, out)
     for i, rule in rules:
         _check_rule(i, rule, catalogue, places, out)
-        _check_peer_rule(i, rule, "ratings" in data, places, out)
+        _check_peer_rule(i, rule, data.get("ratings") is not None, places, out)
 
     grades = _items(data, "grades")
     grade_names: set[str] = set()
@@ -288,7 +307,8 @@ def _check_rule(
                 )
         if len(set(map(str, types))) != len(types):
             out.append(places.problem(("rules", i, "types"), "a type is listed twice"))
-    has_points, has_bins = "points" in rule, "bins" in rule
+    # on values, not keys: a key set to null (refused by the models) gives no form
+    has_points, has_bins = _given(rule, "points"), _given(rule, "bins")
     if has_points == has_bins:
         out.append(
             places.problem(
@@ -298,7 +318,7 @@ def _check_rule(
         )
     if has_bins:
         for key in ("per", "cap"):
-            if key in rule:
+            if _given(rule, key):
                 out.append(places.problem(("rules", i, key), f"{key} goes with points, not bins"))
         bins = rule.get("bins")
         if isinstance(bins, list):
@@ -317,18 +337,23 @@ def _check_rule(
                         places.problem(("rules", i, "bins", j, "max"), "the last bin takes no max")
                     )
     if rule.get("measure") == "days_since":
-        if not has_bins or "none_points" not in rule:
+        if not has_bins or not _given(rule, "none_points"):
             out.append(places.problem(("rules", i), "a days_since rule needs bins and none_points"))
     elif rule.get("measure") == "peer_rating":
-        if "none_points" not in rule:
+        if not _given(rule, "none_points"):
             out.append(places.problem(("rules", i), "a peer_rating rule needs none_points"))
-    elif "none_points" in rule:
+    elif _given(rule, "none_points"):
         out.append(
             places.problem(
                 ("rules", i, "none_points"),
                 "none_points goes only with measure days_since or peer_rating",
             )
         )
+
+
+def _given(mapping: dict[str, Any], key: str) -> bool:
+    """Whether a key has a value (null is no value: the models report it at its place)."""
+    return mapping.get(key) is not None
 
 
 def _check_peer_rule(
@@ -338,13 +363,13 @@ def _check_peer_rule(
     measure = rule.get("measure")
     if measure not in _PEER:
         return
-    if "types" in rule:
+    if _given(rule, "types"):
         out.append(
             places.problem(
                 ("rules", i, "types"), f"a {measure} rule reads peer ratings, not record types"
             )
         )
-    if "window_days" in rule:
+    if _given(rule, "window_days"):
         out.append(
             places.problem(
                 ("rules", i, "window_days"),
@@ -378,7 +403,7 @@ def _check_condition(
         rule = cond["rule"]
         if isinstance(rule, str) and rule not in known.rules:
             out.append(places.problem((*loc, "rule"), f"no rule with id {rule!r}"))
-        if "at_least" not in cond and "at_most" not in cond:
+        if not _given(cond, "at_least") and not _given(cond, "at_most"):
             out.append(places.problem(loc, "a rule condition needs at_least or at_most"))
     if "grade_in" in cond and isinstance(cond["grade_in"], list):
         for j, g in enumerate(cond["grade_in"]):

@@ -47,7 +47,7 @@ from socialcredit.store import (
     parse_records,
     parse_subjects,
 )
-from socialcredit.store.chain import GENESIS, chain, record_payloads, subject_payloads
+from socialcredit.store.chain import GENESIS, chain, link_of, record_payloads, subject_payloads
 
 ORG = "91110000802100433B"  # a standard valid USCC
 PERSON = "11010519491231002X"  # a standard valid resident identity number
@@ -1941,3 +1941,45 @@ def test_subjects_sent_with_a_refused_batch_are_not_registered(store: Store) -> 
         assert ledger.append(good, subjects=new) == (1, 0, 1)
         assert ledger.subjects()["code"].to_pylist() == [ORG]
         assert ledger.kinds([ORG, other]) == {ORG: "organization"}
+
+
+# -- verify: an entry past the log, a hash encoding not known -----------------------------
+
+
+def test_an_entry_appended_past_the_log_of_batches_is_named(ledger: Ledger, store: Store) -> None:
+    """Every write logs its batch in the transaction that appends its entries: an entry
+    after the last one logged, its hash and link correct, was written behind the
+    ledger's back."""
+    (head,) = store.query("SELECT hash FROM records WHERE seq = 5")[0]
+    forged = ledger.records().slice(2, 1)
+    forged = forged.set_column(0, "id", pa.array(["forged"], pa.string()))
+    forged = forged.set_column(5, "amount", pa.array([999], pa.int64()))
+    digest = chain(bytes(head), record_payloads(np.array([6]), forged))[0]
+    store.tamper(
+        "INSERT INTO records (seq, id, subject, type, occurred_at, recorded_at, amount, ref, "
+        f"hash, link) SELECT 6, 'forged', subject, type, occurred_at, recorded_at, 999, NULL, "
+        f"{store.blob(digest)}, {link_of(bytes(head))} FROM records WHERE seq = 5"
+    )
+    report = ledger.verify()
+    assert not report.ok
+    assert (report.first_bad, report.key, report.entries_checked) == (6, "forged", 5)
+    assert "past the log of batches" in report.reason
+    assert "the last entry it records is 5" in report.reason
+    assert report.head == bytes(head).hex()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE meta SET value = 'md5-xyz' WHERE key = 'hash_encoding'",
+        "DELETE FROM meta WHERE key = 'hash_encoding'",
+    ],
+)
+def test_open_a_ledger_of_another_hash_encoding(
+    ledger: Ledger, store: Store, statement: str
+) -> None:
+    ledger.close()
+    store.tamper(statement)
+    found = "'md5-xyz'" if "md5" in statement else "no hash encoding"
+    with pytest.raises(LedgerError, match=rf"{found}.*knows 'sha256-netstrings-1' only"):
+        store.open()

@@ -298,6 +298,14 @@ class PostgresLedger(Ledger):
                 ) from None
             if meta.get("format") != FORMAT:
                 raise LedgerError(f"{target} is not a socialcredit ledger")
+            encoding = meta.get("hash_encoding")
+            if encoding != HASH_ENCODING:  # its chain could not be checked, nor extended
+                found = "no hash encoding" if encoding is None else f"hash encoding {encoding!r}"
+                raise LedgerError(
+                    f"{target} records {found}; this version of socialcredit knows "
+                    f"{HASH_ENCODING!r} only, so it cannot check or extend that ledger's "
+                    "hash chain"
+                )
             version = meta.get("schema_version")
             if version != str(SCHEMA_VERSION):
                 raise LedgerError(

@@ -62,7 +62,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from socialcredit.errors import LedgerError
-from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
+from socialcredit.records import RECORDS_SCHEMA
 from socialcredit.store.base import (
     Batch,
     Ledger,
@@ -78,12 +78,14 @@ from socialcredit.store.chain import (
     subject_payloads,
 )
 from socialcredit.store.sqlite_scan import (
-    RECORD_COLUMNS,
     Names,
     read_names,
+    read_subject_table,
     read_subjects,
     records_table,
     scan_records,
+    scan_subjects,
+    select_records,
 )
 from socialcredit.store.verify import ChainWalk, Entries
 
@@ -250,6 +252,7 @@ class SqliteLedger(Ledger):
             meta = _read_meta(db, path)
             if meta.get("format") != FORMAT:
                 raise LedgerError(f"{path} is not a socialcredit ledger")
+            _check_encoding(meta, path)
             version = meta.get("schema_version")
             if version not in (str(SCHEMA_VERSION), "1", "2"):
                 raise LedgerError(
@@ -278,12 +281,7 @@ class SqliteLedger(Ledger):
 
     def subjects(self) -> pa.Table:
         """All registered subjects (``code``, ``kind``), in order of registration."""
-        rows = self._db.execute("SELECT code, kind FROM subjects ORDER BY seq").fetchall()
-        codes, kinds = zip(*rows, strict=True) if rows else ((), ())
-        return pa.table(
-            {"code": pa.array(codes, pa.string()), "kind": pa.array(kinds, pa.string())},
-            schema=SUBJECTS_SCHEMA,
-        )
+        return read_subject_table(self._db)
 
     def records(self) -> pa.Table:
         """All records, canonical schema, in ledger order."""
@@ -298,21 +296,22 @@ class SqliteLedger(Ledger):
                 # Entries are never changed, so other connections see the same entries up
                 # to ``last``: read chunks in parallel (SQLite works outside the GIL).
                 with ThreadPoolExecutor(min(_READERS, len(starts))) as pool:
-                    parts = list(pool.map(lambda lo: self._scan_apart(lo, names), starts))
+                    parts = list(pool.map(lambda lo: self._scan_apart(lo, last, names), starts))
         if not parts:
             return RECORDS_SCHEMA.empty_table()
         return pa.concat_tables(parts).combine_chunks()
 
     def records_of(self, code: str) -> pa.Table:
         """The records of one subject, canonical schema, in ledger order."""
-        rows = self._db.execute(
-            f"SELECT {RECORD_COLUMNS} WHERE r.seq IN (SELECT b.seq FROM records_by_subject "
-            "AS b WHERE b.subject = (SELECT seq FROM subjects WHERE code = ?1) UNION ALL "
-            "SELECT n.seq FROM records_by_subject_recent AS n WHERE n.subject = (SELECT seq "
-            "FROM subjects WHERE code = ?1)) ORDER BY r.seq",
+        table = select_records(
+            self._db,
+            "r.seq IN (SELECT b.seq FROM records_by_subject AS b WHERE b.subject = (SELECT "
+            "seq FROM subjects WHERE code = ?1) UNION ALL SELECT n.seq FROM "
+            "records_by_subject_recent AS n WHERE n.subject = (SELECT seq FROM subjects "
+            "WHERE code = ?1)) ORDER BY r.seq",
             (code,),
-        ).fetchall()
-        return records_table(rows).drop_columns(["seq"])
+        )
+        return table.drop_columns(["seq"])
 
     def batches(self) -> list[Batch]:
         """The log of writes, oldest first."""
@@ -329,8 +328,11 @@ class SqliteLedger(Ledger):
         Checked, entry by entry in sequence order: the sequence has no gap and no number
         twice; each entry's link matches the previous entry's hash (else the previous entry
         was rewritten); each entry's hash matches its fields (else they were changed); the
-        heads recorded in the log of batches match the chain, and the chain reaches the
-        last entry the log records (else entries were cut off the end). Then, the chain
+        heads recorded in the log of batches match the chain, no entry comes after the last
+        one the log records (else it was written behind the ledger's back), and the chain
+        reaches that entry (else entries were cut off the end). A stored value of the
+        wrong type (text where a number belongs, a hash that is not 32 bytes) fails its
+        entry (:mod:`socialcredit.store.sqlite_scan`). Then, the chain
         being sound, that ``records_by_subject`` holds one row per record, with the
         record's subject, and nothing else (else reading by subject would miss records).
         """
@@ -338,7 +340,13 @@ class SqliteLedger(Ledger):
             logged = self._logged_last()
             last = max(self._last_seq(), logged)
             names = read_names(self._db)
-            heads = dict(self._db.execute("SELECT last_seq, head FROM batches").fetchall())
+            # A head that is no blob (a changed row) matches no hash: it is named there.
+            heads = {
+                int(seq): head if isinstance(head, bytes) else b""
+                for seq, head in self._db.execute(
+                    "SELECT last_seq, head FROM batches WHERE typeof(last_seq) = 'integer'"
+                ).fetchall()
+            }
             walk = ChainWalk(heads)
             for lo in range(1, last + 1, _SCAN):
                 report = walk.check(self._entries(lo, lo + _SCAN, names))
@@ -450,11 +458,11 @@ class SqliteLedger(Ledger):
         ).fetchall()
         if not found:
             return records_table([])
-        rows = self._db.execute(
-            f"SELECT {RECORD_COLUMNS} WHERE r.seq IN (SELECT value FROM json_each(?))",
+        return select_records(
+            self._db,
+            "r.seq IN (SELECT value FROM json_each(?))",
             (json.dumps([seq for (seq,) in found]),),
-        ).fetchall()
-        return records_table(rows)
+        )
 
     def _write_subjects(self, subjects: pa.Table, *, source: str) -> None:
         first, previous = self._head()
@@ -579,7 +587,10 @@ class SqliteLedger(Ledger):
         return int(row[0])
 
     def _logged_last(self) -> int:
-        row = self._db.execute("SELECT ifnull(max(last_seq), 0) FROM batches").fetchone()
+        # (a last entry that is no integer, in a changed row, is no entry logged)
+        row = self._db.execute(
+            "SELECT ifnull(max(last_seq), 0) FROM batches WHERE typeof(last_seq) = 'integer'"
+        ).fetchone()
         return int(row[0])
 
     def _log(self, source: str, first: int, last: int, head: bytes) -> None:
@@ -603,40 +614,37 @@ class SqliteLedger(Ledger):
         out: npt.NDArray[np.int64] = codes[_ints(position)]
         return out
 
-    def _scan_apart(self, lo: int, names: Names) -> pa.Table:
-        """Records of one chunk, read on a connection of its own, for another thread."""
+    def _scan_apart(self, lo: int, last: int, names: Names) -> pa.Table:
+        """Records of one chunk, up to entry ``last``, read on a connection of its own, for
+        another thread (its snapshot may hold later entries, of subjects not in ``names``)."""
         db = _connect(self.path, "ro")
         try:
             db.execute("BEGIN")
-            return scan_records(db, lo, lo + _SCAN, names).table
+            return scan_records(db, lo, min(lo + _SCAN, last + 1), names).table
         finally:
             db.close()
 
     def _entries(self, lo: int, hi: int, names: Names) -> Entries:
         """Entries lo <= seq < hi of both tables, in sequence order, with payloads."""
         records = scan_records(self._db, lo, hi, names, hashes=True)
-        rows = self._db.execute(
-            "SELECT seq, code, kind, hash, link FROM subjects WHERE seq >= ? AND seq < ? "
-            "ORDER BY seq",
-            (lo, hi),
-        ).fetchall()
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 5
-        subject_seq = np.array(cols[0], dtype=np.int64)
-        subjects = pa.table(
-            {"code": pa.array(cols[1], pa.string()), "kind": pa.array(cols[2], pa.string())}
-        )
-        seq = np.concatenate([records.seq, subject_seq])
+        subjects = scan_subjects(self._db, lo, hi)
+        seq = np.concatenate([records.seq, subjects.seq])
         payloads: list[bytes | None] = [
             *record_payloads(records.seq, records.table),
-            *subject_payloads(subject_seq, subjects),
+            *subject_payloads(subjects.seq, subjects.table),
         ]
         for i in np.flatnonzero(records.dangling):  # a ref to no record: a changed field
             payloads[int(i)] = None
-        keys = [*records.table.column("id").to_pylist(), *cols[1]]
-        kinds = ["record"] * len(records.seq) + ["subject"] * len(subject_seq)
-        digests = [*records.hashes, *(bytes(h) for h in cols[3])]
-        links = np.concatenate([records.links, np.array(cols[4], dtype=np.int64)])
+        keys = [*records.table.column("id").to_pylist(), *subjects.table.column("code").to_pylist()]
+        kinds = ["record"] * len(records.seq) + ["subject"] * len(subjects.seq)
+        digests = [*records.hashes, *subjects.hashes]
+        links = np.concatenate([records.links, subjects.links])
         order = np.argsort(seq, kind="stable")
+        faults: dict[int, tuple[str, str]] = {}
+        if records.faults or subjects.faults:  # by place: a number used twice has two
+            stored = [records.faults.get(n) for n in records.seq.tolist()]
+            stored += [subjects.faults.get(n) for n in subjects.seq.tolist()]
+            faults = {k: f for k, i in enumerate(order.tolist()) if (f := stored[i]) is not None}
         return Entries(
             seq[order].tolist(),
             [payloads[i] for i in order],
@@ -644,6 +652,7 @@ class SqliteLedger(Ledger):
             [kinds[i] for i in order],
             [digests[i] for i in order],
             links[order].tolist(),
+            faults,
         )
 
 
@@ -737,6 +746,18 @@ def _check_header(db: sqlite3.Connection, path: Path) -> None:
     (pages,) = db.execute("PRAGMA page_count").fetchone()
     if not pages:
         raise LedgerError(f"{path} is not a ledger: it is not an SQLite database")
+
+
+def _check_encoding(meta: dict[str, str], path: Path) -> None:
+    """Refuse a ledger whose chain is hashed in an encoding this program does not know:
+    its chain could not be checked, nor extended."""
+    encoding = meta.get("hash_encoding")
+    if encoding != HASH_ENCODING:
+        found = "no hash encoding" if encoding is None else f"hash encoding {encoding!r}"
+        raise LedgerError(
+            f"{path} records {found}; this version of socialcredit knows {HASH_ENCODING!r} only, "
+            "so it cannot check or extend that ledger's hash chain"
+        )
 
 
 def _read_meta(db: sqlite3.Connection, path: Path) -> dict[str, str]:

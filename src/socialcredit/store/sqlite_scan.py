@@ -7,42 +7,80 @@ into codes, names and record ids with array lookups. Text values are joined with
 unit separator, a control character that checks refuse in ids, codes and types; a value
 holding it anyway (a tampered file) makes the column split wrongly, which is noticed, and
 that range is read row by row instead.
+
+SQLite keeps a value of any type in any column, so a tampered file can hold text or a real
+number where an integer belongs, a hash that is not 32 bytes, or text that is no UTF-8.
+Such a value makes the column-wise reading fail (a number that does not parse, a column of
+the wrong length, a hash that is no 32-byte blob, text that does not decode), and the
+range is then read row by row, carefully: each value's type is checked
+(:func:`scan_records`, :func:`scan_subjects`). Reading for ``verify`` reports what is wrong
+as the entry's *fault*; any other reading refuses the ledger, naming the entry
+(:func:`damaged`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from socialcredit.records import RECORDS_SCHEMA
+from socialcredit.errors import LedgerError
+from socialcredit.ids import mask
+from socialcredit.records import RECORDS_SCHEMA, SUBJECTS_SCHEMA
 
 __all__ = [
+    "OUT_OF_RANGE",
     "RECORD_COLUMNS",
+    "WRONG_LENGTH",
+    "WRONG_TYPE",
+    "Fault",
     "Names",
     "Scan",
+    "SubjectScan",
+    "damaged",
     "dangling",
     "read_names",
+    "read_subject_table",
     "read_subjects",
     "records_table",
     "scan_records",
+    "scan_subjects",
+    "select_records",
 ]
 
+_RECORD_TABLES = (
+    "records AS r JOIN subjects AS s ON s.seq = r.subject "
+    "JOIN types AS t ON t.code = r.type LEFT JOIN records AS rr ON rr.seq = r.ref"
+)
 RECORD_COLUMNS = (
     "r.seq, r.id, s.code, t.name, r.occurred_at, r.recorded_at, r.amount, rr.id "
-    "FROM records AS r JOIN subjects AS s ON s.seq = r.subject "
-    "JOIN types AS t ON t.code = r.type LEFT JOIN records AS rr ON rr.seq = r.ref"
+    f"FROM {_RECORD_TABLES}"
 )
 """Canonical columns of records (with ``seq`` first), for ``SELECT``; see
 :func:`records_table`."""
 
 _SEP = "\x1f"
+_LAST = 2**63 - 1  # above every entry number
+
+Fault = tuple[str, str]
+"""What is wrong with an entry's stored values: in general (:data:`WRONG_TYPE`, ...), and
+in a phrase that follows the entry's name (``has amount stored as text 'abc', not as an
+integer``)."""
+
+WRONG_TYPE = "value of the wrong type"
+WRONG_LENGTH = "hash of the wrong length"
+OUT_OF_RANGE = "value out of range"
+NO_SUCH = "reference to nothing"
+
+_DAYS = (-(2**31), 2**31 - 1)  # a day number fits the 32 bits of a date
 
 
 @dataclass(frozen=True)
@@ -79,7 +117,7 @@ class Names:
 @dataclass(frozen=True)
 class Scan:
     """Records of a range of entries: their numbers, the canonical table and, when asked
-    for, their stored hashes and links."""
+    for, their stored hashes and links, and the faults of their stored values."""
 
     seq: npt.NDArray[np.int64]
     table: pa.Table
@@ -87,6 +125,9 @@ class Scan:
     links: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     # with the hashes: the records whose stored ref names no record (a changed field)
     dangling: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
+    # with the hashes: the entries with a value of the wrong type (their values in the
+    # table, hashes and links are stand-ins)
+    faults: dict[int, Fault] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Scan:
@@ -94,13 +135,48 @@ class Scan:
         return cls(np.zeros(0, dtype=np.int64), RECORDS_SCHEMA.empty_table())
 
 
+@dataclass(frozen=True)
+class SubjectScan:
+    """Subjects of a range of entries: numbers, ``code`` and ``kind``, stored hashes and
+    links, and the faults of their stored values (with stand-ins for those values)."""
+
+    seq: npt.NDArray[np.int64]
+    table: pa.Table
+    hashes: list[bytes]
+    links: npt.NDArray[np.int64]
+    faults: dict[int, Fault]
+
+
+def damaged(seq: int, kind: str, key: str, fault: Fault) -> LedgerError:
+    """The error that refuses to read a ledger whose entry ``seq`` (a ``kind``,
+    ``"record"`` or ``"subject"``, with this id or code) has this fault."""
+    what, detail = fault
+    shown = mask(key, "person") if kind == "subject" else key
+    return LedgerError(
+        f"the ledger is damaged: entry {seq} ({kind} {shown!r}) {detail} ({what}); it was "
+        "changed behind the ledger's back. Run 'socialcredit ledger verify' to check the "
+        "whole hash chain"
+    )
+
+
 def read_names(db: sqlite3.Connection) -> Names:
-    """All subject codes and type names, for reading records."""
+    """All subject codes and type names, for reading records.
+
+    A type whose name is no text (a changed row) is left out, as is a code far beyond the
+    number of types (they are numbered 1, 2, 3, ... as first seen): records of it read
+    as of a type that does not exist."""
     seqs, codes, _ = read_subjects(db, 0, kinds=False)
-    type_rows = db.execute("SELECT code, name FROM types").fetchall()
-    size = max((code for code, _ in type_rows), default=0) + 1
-    names: list[str | None] = [None] * size
+    type_rows = db.execute(
+        "SELECT code, CASE typeof(name) WHEN 'text' THEN CAST(name AS BLOB) END FROM types"
+    ).fetchall()
+    bound = 4 * len(type_rows) + 64
+    found: dict[int, str] = {}
     for code, name in type_rows:
+        if name is not None and 0 <= code <= bound:
+            with contextlib.suppress(UnicodeDecodeError):
+                found[code] = bytes(name).decode()
+    names: list[str | None] = [None] * (max(found, default=0) + 1)
+    for code, name in found.items():
         names[code] = name
     return Names(seqs, codes, pa.array(names, pa.string()))
 
@@ -110,37 +186,112 @@ def read_subjects(
 ) -> tuple[npt.NDArray[np.int64], pa.Array, pa.Array | None]:
     """The entry, code and (when asked) kind of the subjects registered after entry
     ``after``, in sequence order, read column-wise (a third of the time of a row per
-    subject: 0.4 s for a million)."""
+    subject: 0.4 s for a million). A code or kind of the wrong type (a tampered file) is
+    read as text; :func:`scan_subjects` names it."""
     extra = ", group_concat(kind, char(31))" if kinds else ""
-    row = db.execute(
-        f"SELECT count(*), group_concat(seq), group_concat(code, char(31)){extra} "
-        "FROM subjects WHERE seq > ?",
-        (after,),
-    ).fetchone()
+    try:
+        row = db.execute(
+            f"SELECT count(*), group_concat(seq), group_concat(code, char(31)){extra} "
+            "FROM subjects WHERE seq > ?",
+            (after,),
+        ).fetchone()
+    except sqlite3.OperationalError as exc:  # text that is no UTF-8
+        if not _undecodable(exc):
+            raise
+        row = (-1,)
     count = int(row[0])
-    if count:
+    if count > 0:
         seqs = _split_ints(row[1])
         codes = _split(row[2], _SEP).cast(pa.string())
         kind = _split(row[3], _SEP).cast(pa.string()) if kinds else None
         if len(codes) == count and (kind is None or len(kind) == count):
             return seqs, codes, kind
-    # none, or a code or kind holding the separator (a tampered file): row by row
-    rows = db.execute(
-        f"SELECT seq, code{', kind' if kinds else ''} FROM subjects WHERE seq > ? ORDER BY seq",
-        (after,),
-    ).fetchall()
-    columns = list(zip(*rows, strict=True)) or [(), (), ()]
+    # none, or a code or kind holding the separator or no text: row by row
+    scan = scan_subjects(db, after + 1, _LAST)
     return (
-        np.array(columns[0], dtype=np.int64),
-        pa.array(columns[1], pa.string()),
-        pa.array(columns[2], pa.string()) if kinds else None,
+        scan.seq,
+        scan.table.column("code").combine_chunks(),
+        scan.table.column("kind").combine_chunks() if kinds else None,
+    )
+
+
+def read_subject_table(db: sqlite3.Connection) -> pa.Table:
+    """All registered subjects (``code``, ``kind``), in order of registration; a ledger
+    with a code or kind of the wrong type is refused (:func:`damaged`)."""
+    try:
+        rows = db.execute("SELECT code, kind FROM subjects ORDER BY seq").fetchall()
+        codes, kinds = zip(*rows, strict=True) if rows else ((), ())
+        return pa.table(
+            {"code": pa.array(codes, pa.string()), "kind": pa.array(kinds, pa.string())},
+            schema=SUBJECTS_SCHEMA,
+        )
+    except sqlite3.OperationalError as exc:
+        if not _undecodable(exc):
+            raise
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    scan = scan_subjects(db, 0, _LAST)
+    for k, seq in enumerate(scan.seq.tolist()):
+        if seq in scan.faults:
+            code = scan.table.column("code")[k].as_py()
+            raise damaged(seq, "subject", code, scan.faults[seq])
+    return pa.Table.from_arrays(scan.table.columns, schema=SUBJECTS_SCHEMA)
+
+
+def scan_subjects(db: sqlite3.Connection, lo: int, hi: int) -> SubjectScan:
+    """The subjects of entries ``lo <= seq < hi``, row by row, each value's type checked."""
+    try:
+        rows = db.execute(
+            "SELECT seq, code, kind, hash, link FROM subjects WHERE seq >= ? AND seq < ? "
+            "ORDER BY seq",
+            (lo, hi),
+        ).fetchall()
+    except sqlite3.OperationalError as exc:  # text that is no UTF-8
+        if not _undecodable(exc):
+            raise
+        return _subjects_carefully(db, lo, hi)
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 5
+    # The types, counted in C; only when one is wrong are the rows read again, carefully.
+    if not (_all(cols[1], str) and _all(cols[2], str) and _all(cols[4], int)):
+        return _subjects_carefully(db, lo, hi)
+    if not (_all(cols[3], bytes) and set(map(len, cols[3])) <= {32}):
+        return _subjects_carefully(db, lo, hi)
+    return SubjectScan(
+        np.array(cols[0], dtype=np.int64),
+        pa.table({"code": pa.array(cols[1], pa.string()), "kind": pa.array(cols[2], pa.string())}),
+        list(cols[3]),
+        np.array(cols[4], dtype=np.int64),
+        {},
+    )
+
+
+def _subjects_carefully(db: sqlite3.Connection, lo: int, hi: int) -> SubjectScan:
+    fields = (
+        ("code", "code", "text"),
+        ("kind", "kind", "text"),
+        ("hash", "hash", "hash"),
+        ("link", "link", "integer"),
+    )
+    sql = f"SELECT seq, {_careful(fields)} FROM subjects WHERE seq >= ? AND seq < ? ORDER BY seq"
+    seqs, values, faults = _careful_rows(db, sql, (lo, hi), fields)
+    code, kind, hashes, link = values
+    return SubjectScan(
+        np.array(seqs, dtype=np.int64),
+        pa.table({"code": pa.array(code, pa.string()), "kind": pa.array(kind, pa.string())}),
+        hashes,
+        np.array(link, dtype=np.int64),
+        faults,
     )
 
 
 def scan_records(
     db: sqlite3.Connection, lo: int, hi: int, names: Names, *, hashes: bool = False
 ) -> Scan:
-    """The records of entries ``lo <= seq < hi``, read column-wise."""
+    """The records of entries ``lo <= seq < hi``, read column-wise.
+
+    Without ``hashes`` (reading), a record with a value of the wrong type, or whose
+    subject or type does not exist, is refused (:func:`damaged`); with them (verifying),
+    values of the wrong type are the faults of their entries."""
     count, first, last = db.execute(
         "SELECT count(*), min(seq), max(seq) FROM records WHERE seq >= ? AND seq < ?", (lo, hi)
     ).fetchone()
@@ -148,21 +299,31 @@ def scan_records(
         return Scan.empty()
     # Without subjects in between, the entries are numbered first..last: no need to read.
     contiguous = last - first + 1 == count
-    extra = ", group_concat(hex(hash), ''), group_concat(link)" if hashes else ""
-    row = db.execute(
-        f"SELECT {'NULL' if contiguous else 'group_concat(seq)'}, "
-        "group_concat(id, char(31)), group_concat(subject), group_concat(type), "
-        "group_concat(occurred_at), group_concat(recorded_at), group_concat(amount), "
-        f"group_concat(ifnull(ref, '')){extra} FROM records WHERE seq >= ? AND seq < ?",
-        (lo, hi),
-    ).fetchone()
-    seq = np.arange(first, last + 1, dtype=np.int64) if contiguous else _split_ints(row[0])
-    ids = _split(row[1], _SEP)
-    subject, type_code, occurred, recorded, amount = (_split_ints(text) for text in row[2:7])
-    ref_text = _split(row[7], ",")
-    if not len(ids) == len(ref_text) == len(seq) == count:
-        return _scan_slowly(db, lo, hi, names, hashes=hashes)
-    refs = _ints_or_null(ref_text)
+    extra = ", group_concat(quote(hash)), group_concat(link)" if hashes else ""
+    try:
+        row = db.execute(
+            f"SELECT {'NULL' if contiguous else 'group_concat(seq)'}, "
+            "group_concat(id, char(31)), group_concat(subject), group_concat(type), "
+            "group_concat(occurred_at), group_concat(recorded_at), group_concat(amount), "
+            f"group_concat(ifnull(ref, '')){extra} FROM records WHERE seq >= ? AND seq < ?",
+            (lo, hi),
+        ).fetchone()
+        seq = np.arange(first, last + 1, dtype=np.int64) if contiguous else _split_ints(row[0])
+        ids = _split(row[1], _SEP)
+        subject, type_code, occurred, recorded, amount = (_split_ints(text) for text in row[2:7])
+        refs = _ints_or_null(_split(row[7], ","))
+        digests = _digests(row[8], count) if hashes else []
+        link = _split_ints(row[9]) if hashes else seq
+    except sqlite3.OperationalError as exc:  # text that is no UTF-8
+        if not _undecodable(exc):
+            raise
+        return _scan_carefully(db, lo, hi, names, hashes=hashes)
+    except pa.ArrowInvalid:  # a number that does not parse: text or a real number
+        return _scan_carefully(db, lo, hi, names, hashes=hashes)
+    lengths = {len(seq), len(ids), len(refs), len(link)}
+    lengths.update(map(len, (subject, type_code, occurred, recorded, amount)))
+    if lengths != {count} or digests is None or not _days_fit(occurred) or not _days_fit(recorded):
+        return _scan_carefully(db, lo, hi, names, hashes=hashes)
     named = _ids_of(db, refs, seq, ids)
     table = pa.Table.from_arrays(
         [
@@ -177,15 +338,78 @@ def scan_records(
         schema=RECORDS_SCHEMA,
     )
     if not hashes:
+        _check_resolved(seq, table)
         return Scan(seq, table)
-    digests = bytes.fromhex(row[8])
+    return Scan(seq, table, digests, link, dangling(refs, named))
+
+
+_RECORD_FIELDS = tuple(
+    (name, name, want)
+    for name, want in (
+        ("id", "text"),
+        ("subject", "integer"),
+        ("type", "integer"),
+        ("occurred_at", "day"),
+        ("recorded_at", "day"),
+        ("amount", "integer"),
+        ("ref", "integer?"),
+        ("hash", "hash"),
+        ("link", "integer"),
+    )
+)
+
+
+def _scan_carefully(
+    db: sqlite3.Connection, lo: int, hi: int, names: Names, *, hashes: bool
+) -> Scan:
+    """As :func:`scan_records`, row by row, each value's type checked."""
+    sql = (
+        f"SELECT seq, {_careful(_RECORD_FIELDS)} FROM records WHERE seq >= ? AND seq < ? "
+        "ORDER BY seq"
+    )
+    seqs, values, faults = _careful_rows(db, sql, (lo, hi), _RECORD_FIELDS)
+    ids_, subject, type_code, occurred, recorded, amount, ref, hashed, link = values
+    if faults and not hashes:
+        k = next(k for k, s in enumerate(seqs) if s in faults)
+        raise damaged(seqs[k], "record", str(ids_[k]), faults[seqs[k]])
+    seq = np.array(seqs, dtype=np.int64)
+    ids = pa.array(ids_, pa.string())
+    refs = pa.array(ref, pa.int64())
+    named = _ids_of(db, refs, seq, ids)
+    table = pa.Table.from_arrays(
+        [
+            ids,
+            names.subject(np.array(subject, dtype=np.int64)),
+            names.type(np.array(type_code, dtype=np.int64)),
+            _dates(np.array(occurred, dtype=np.int64)),
+            _dates(np.array(recorded, dtype=np.int64)),
+            pa.array(amount, pa.int64()),
+            named,
+        ],
+        schema=RECORDS_SCHEMA,
+    )
+    if not hashes:
+        _check_resolved(seq, table)
+        return Scan(seq, table)
     return Scan(
         seq,
         table,
-        [digests[i : i + 32] for i in range(0, len(digests), 32)],
-        _split_ints(row[9]),
+        hashed,
+        np.array(link, np.int64),
         dangling(refs, named),
+        faults,
     )
+
+
+def _check_resolved(seq: npt.NDArray[np.int64], table: pa.Table) -> None:
+    """Refuse records whose subject or type does not exist (read as null)."""
+    subject, kind = table.column("subject"), table.column("type")
+    if subject.null_count == 0 and kind.null_count == 0:
+        return
+    missing = pc.or_(pc.is_null(subject), pc.is_null(kind)).to_numpy(zero_copy_only=False)
+    k = int(np.flatnonzero(missing)[0])
+    fault = (NO_SUCH, "refers to a subject or type that does not exist")
+    raise damaged(int(seq[k]), "record", str(table.column("id")[k].as_py()), fault)
 
 
 def records_table(rows: list[tuple[object, ...]]) -> pa.Table:
@@ -206,34 +430,166 @@ def records_table(rows: list[tuple[object, ...]]) -> pa.Table:
     )
 
 
-def _scan_slowly(db: sqlite3.Connection, lo: int, hi: int, names: Names, *, hashes: bool) -> Scan:
-    """As :func:`scan_records`, row by row."""
-    rows = db.execute(
-        "SELECT seq, id, subject, type, occurred_at, recorded_at, amount, ref, hash, link "
-        "FROM records WHERE seq >= ? AND seq < ? ORDER BY seq",
-        (lo, hi),
-    ).fetchall()
-    cols = list(zip(*rows, strict=True))
-    seq = np.array(cols[0], dtype=np.int64)
-    ids = pa.array(cols[1], pa.string())
-    refs = pa.array(cols[7], pa.int64())
-    named = _ids_of(db, refs, seq, ids)
-    table = pa.Table.from_arrays(
-        [
-            ids,
-            names.subject(np.array(cols[2], dtype=np.int64)),
-            names.type(np.array(cols[3], dtype=np.int64)),
-            _dates(np.array(cols[4], dtype=np.int64)),
-            _dates(np.array(cols[5], dtype=np.int64)),
-            pa.array(cols[6], pa.int64()),
-            named,
-        ],
-        schema=RECORDS_SCHEMA,
+def select_records(db: sqlite3.Connection, where: str, params: Sequence[object]) -> pa.Table:
+    """The records selected as :data:`RECORD_COLUMNS` ``WHERE where`` (which may go on
+    with ``ORDER BY``), as :func:`records_table`; a ledger with a value of the wrong type
+    among them is refused (:func:`damaged`)."""
+    try:
+        rows = db.execute(f"SELECT {RECORD_COLUMNS} WHERE {where}", params).fetchall()
+    except sqlite3.OperationalError as exc:  # text that is no UTF-8
+        if not _undecodable(exc):
+            raise
+    else:
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 8
+        if (
+            all(_all(cols[k], str) for k in (1, 2, 3))
+            and all(_all(cols[k], int) for k in (0, 4, 5, 6))
+            and set(map(type, cols[7])) <= {str, type(None)}
+            and _days_fit(np.array(cols[4] + cols[5], dtype=np.int64))
+        ):
+            return records_table(rows)
+    fields = (
+        ("r.id", "id", "text"),
+        ("s.code", "subject's code", "text"),
+        ("t.name", "type's name", "text"),
+        ("r.occurred_at", "occurred_at", "day"),
+        ("r.recorded_at", "recorded_at", "day"),
+        ("r.amount", "amount", "integer"),
+        ("rr.id", "ref's id", "text?"),
     )
-    if not hashes:
-        return Scan(seq, table)
-    hashed = [bytes(h) for h in cols[8]]
-    return Scan(seq, table, hashed, np.array(cols[9], np.int64), dangling(refs, named))
+    seqs, values, faults = _careful_rows(
+        db, f"SELECT r.seq, {_careful(fields)} FROM {_RECORD_TABLES} WHERE {where}", params, fields
+    )
+    for k, seq in enumerate(seqs):
+        if seq in faults:
+            raise damaged(seq, "record", str(values[0][k]), faults[seq])
+    raise LedgerError(  # every value has its type after all: cannot be
+        "the ledger is damaged: some records cannot be read. Run 'socialcredit ledger "
+        "verify' to check the whole hash chain"
+    )
+
+
+def _careful(fields: Sequence[tuple[str, str, str]]) -> str:
+    """The columns that read each field (an SQL expression, a name, the type it should
+    have) carefully: its SQLite type, then its value, text as bytes (decoded here)."""
+    return ", ".join(
+        f"typeof({sql}), CASE typeof({sql}) WHEN 'text' THEN CAST({sql} AS BLOB) ELSE {sql} END"
+        for sql, _, _ in fields
+    )
+
+
+def _careful_rows(
+    db: sqlite3.Connection,
+    sql: str,
+    params: Sequence[object],
+    fields: Sequence[tuple[str, str, str]],
+) -> tuple[list[int], list[list[Any]], dict[int, Fault]]:
+    """The rows of ``sql`` (an entry number, then the fields as :func:`_careful` reads
+    them): the entry numbers, the values field by field (a stand-in for each of the wrong
+    type) and the first fault of each entry that has one."""
+    seqs: list[int] = []
+    values: list[list[Any]] = [[] for _ in fields]
+    faults: dict[int, Fault] = {}
+    for row in db.execute(sql, params).fetchall():
+        seq = int(row[0])
+        seqs.append(seq)
+        for k, (_, name, want) in enumerate(fields):
+            value, fault = _stored(name, row[1 + 2 * k], row[2 + 2 * k], want)
+            values[k].append(value)
+            if fault is not None:
+                faults.setdefault(seq, fault)
+    return seqs, values, faults
+
+
+def _stored(name: str, kind: str, value: object, want: str) -> tuple[object, Fault | None]:
+    """A value read carefully (its SQLite type ``kind``, text as bytes), against the type
+    it should have (``text``, ``integer``, ``day``, ``hash``; with ``?``, NULL too): the
+    value, or a stand-in and what is wrong."""
+    if kind == "null" and want.endswith("?"):
+        return None, None
+    if want == "hash":
+        if kind == "blob" and isinstance(value, bytes):
+            if len(value) == 32:
+                return value, None
+            return b"", (WRONG_LENGTH, f"has a stored hash of {len(value)} bytes, not 32")
+        shown = f"{kind} of {len(value)} bytes" if isinstance(value, bytes) else _shown(kind, value)
+        return b"", (WRONG_TYPE, f"has its hash stored as {shown}, not as a blob of 32 bytes")
+    if want.startswith("text"):
+        if kind == "text" and isinstance(value, bytes):
+            try:
+                return value.decode(), None
+            except UnicodeDecodeError:
+                return _as_text(value), (WRONG_TYPE, f"has {name} stored as text that is no UTF-8")
+        return _as_text(value), (
+            WRONG_TYPE,
+            f"has {name} stored as {_shown(kind, value)}, not as text",
+        )
+    if kind != "integer" or not isinstance(value, int):
+        stand_in = None if want.endswith("?") else 0
+        return stand_in, (
+            WRONG_TYPE,
+            f"has {name} stored as {_shown(kind, value)}, not as an integer",
+        )
+    if want == "day" and not _DAYS[0] <= value <= _DAYS[1]:
+        return 0, (OUT_OF_RANGE, f"has {name} stored as {value}, a day number beyond any date")
+    return value, None
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return "" if value is None else str(value)
+
+
+def _shown(kind: str, value: object) -> str:
+    """A value of the wrong type, as a message shows it."""
+    if kind == "text":
+        return f"text {_as_text(value)[:40]!r}"
+    if kind == "blob" and isinstance(value, bytes):
+        return f"a blob of {len(value)} bytes"
+    if kind == "real":
+        return f"the real number {value!r}"
+    return "NULL" if value is None else f"the {kind} {value!r}"
+
+
+def _all(values: Sequence[object], kind: type) -> bool:
+    """Every value is of this Python type (checked in C)."""
+    return set(map(type, values)) <= {kind}
+
+
+def _undecodable(exc: sqlite3.OperationalError) -> bool:
+    """Python's sqlite3 could not decode a text value (one that is no UTF-8)."""
+    return "decode" in str(exc)
+
+
+def _digests(text: str, count: int) -> list[bytes] | None:
+    """The hashes read as ``group_concat(quote(hash))``, or None unless there are
+    ``count``, each a blob of 32 bytes.
+
+    Each such hash is quoted ``X'<64 hex digits>'``, so the text is ``count`` slots of
+    68 characters (the last without its comma). A value quoted otherwise (text ``'...'``,
+    a number, ``NULL``) or a blob of another length puts a character out of place: every
+    slot must start with ``X'`` and hold hex digits up to its closing quote and comma (a
+    piece that starts with ``X'`` is a blob's, whose hex digits end at its quote)."""
+    if len(text) != 68 * count - 1 or not text.isascii():
+        return None
+    slots = np.frombuffer((text + ",").encode("ascii"), np.uint8).reshape(count, 68)
+    layout = (slots[:, 0] == ord("X")) & (slots[:, 1] == ord("'"))
+    layout &= (slots[:, 66] == ord("'")) & (slots[:, 67] == ord(","))
+    if not layout.all():
+        return None
+    try:
+        raw = bytes.fromhex(slots[:, 2:66].tobytes().decode("ascii"))
+    except ValueError:  # a quote (or other character) among the digits: a shorter blob
+        return None
+    if len(raw) != 32 * count:  # (fromhex skips whitespace)
+        return None
+    return [raw[i : i + 32] for i in range(0, len(raw), 32)]
+
+
+def _days_fit(days: npt.NDArray[np.int64]) -> bool:
+    """The day numbers fit a date (32 bits)."""
+    return len(days) == 0 or bool(days.min() >= _DAYS[0] and days.max() <= _DAYS[1])
 
 
 def dangling(refs: pa.Array, named: pa.Array) -> npt.NDArray[np.bool_]:

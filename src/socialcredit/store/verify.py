@@ -9,14 +9,18 @@ that fails and why:
 * *broken link* -- an entry's link does not match the hash the previous entry has now (the
   previous entry was rewritten, hash and all);
 * *content hash mismatch* -- an entry's fields do not match its hash (they were changed);
+* a value of the wrong type -- a field or hash stored as something it never is (text
+  where a number belongs, a hash that is not 32 bytes): it was changed;
 * a batch head that does not match -- the chain was recomputed from some entry on;
+* an entry past the log -- every write logs its batch in the transaction that appends
+  its entries, so an entry after the last one logged was written behind the ledger's back;
 * a cut-off end -- the log of batches records more entries than there are.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from socialcredit.ids import mask
 from socialcredit.store.base import VerifyReport
@@ -31,7 +35,10 @@ class Entries:
 
     ``payloads`` are rebuilt from the stored fields (None when a field refers to a subject,
     type or record that does not exist); ``keys`` are record ids or subject codes and
-    ``kinds`` ``"record"`` or ``"subject"``.
+    ``kinds`` ``"record"`` or ``"subject"``. ``faults`` maps the place (in these lists) of
+    each entry with a stored value of the wrong type to what is wrong, in general
+    (``"value of the wrong type"``) and in a phrase that follows the entry's name (``"has
+    amount stored as text 'abc', not as an integer"``); their other fields are stand-ins.
     """
 
     seq: list[int]
@@ -40,16 +47,19 @@ class Entries:
     kinds: list[str]
     hashes: list[bytes]
     links: list[int]
+    faults: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 class ChainWalk:
     """Follow a chain from its start, chunk by chunk, to its first bad entry.
 
-    ``heads`` maps the last entry of each logged batch to the hash the log recorded.
+    ``heads`` maps the last entry of each logged batch to the hash the log recorded; the
+    highest is the last entry logged.
     """
 
     def __init__(self, heads: dict[int, bytes]) -> None:
         self.heads = heads
+        self.logged_last = max(heads, default=0)
         self.previous = GENESIS
         self.checked = 0
 
@@ -74,6 +84,12 @@ class ChainWalk:
                         ),
                     )
                 return self._bad(seq, key, f"sequence number {seq} is used twice")
+            fault = entries.faults.get(k)
+            if fault is not None:
+                what, detail = fault
+                return self._bad(
+                    seq, key, f"{what}: {name} {detail}; it was changed after it was appended"
+                )
             if entries.links[k] != link_of(self.previous):
                 return self._bad(
                     seq,
@@ -113,6 +129,8 @@ class ChainWalk:
                         "the chain up to here was recomputed after a change"
                     ),
                 )
+            if seq > self.logged_last:
+                return self._bad(seq, key, self._past_log(name))
             self.previous = digest
             self.checked += 1
         return None
@@ -137,6 +155,8 @@ class ChainWalk:
         first = self.checked + 1
         if n == 0 or entries.seq != list(range(first, first + n)):
             return n == 0
+        if entries.faults or first + n - 1 > self.logged_last:
+            return False
         payloads = [payload for payload in entries.payloads if payload is not None]
         if len(payloads) < n:
             return False
@@ -149,6 +169,18 @@ class ChainWalk:
         self.previous = hashes[-1]
         self.checked += n
         return True
+
+    def _past_log(self, name: str) -> str:
+        logged = (
+            f"the last entry it records is {self.logged_last}"
+            if self.logged_last
+            else "it records no entry"
+        )
+        return (
+            f"entry past the log of batches: {name} comes after the last write the log "
+            f"records ({logged}); every write logs its batch as it appends, so it was "
+            "written behind the ledger's back, or the log of its write was removed"
+        )
 
     def _bad(self, seq: int, key: str | None, reason: str) -> VerifyReport:
         return VerifyReport(False, self.checked, seq, reason, key, self.previous.hex())

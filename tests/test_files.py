@@ -250,14 +250,15 @@ def test_bad_records(rows: list[str], expected: list[tuple[int, str, str]]) -> N
 
 
 def test_every_problem_is_listed_and_the_rendering_is_capped() -> None:
-    rows = [f"r{i},{ORG},a.b,2024-02-30,,," for i in range(80)]
+    rows = [f"r{i},{ORG},a.b,2024-02-30,,," for i in range(1030)]
     with pytest.raises(InvalidInput) as caught:
         parse_records(csv(*rows), source="in.csv")
-    assert len(caught.value.problems) == 80
-    assert [p.line for p in caught.value.problems] == list(range(2, 82))
+    assert len(caught.value.problems) == 1030
+    assert [p.line for p in caught.value.problems] == list(range(2, 1032))
     text = str(caught.value)
-    assert text.startswith("in.csv is invalid: 80 problems")
-    assert "... and 30 more" in text
+    assert text.startswith("in.csv is invalid: 1030 problems")
+    assert "in.csv:1001:" in text and "in.csv:1002:" not in text  # the first 1,000
+    assert text.endswith("... and 30 more")
 
 
 def test_invalid_utf8_is_named_by_line() -> None:

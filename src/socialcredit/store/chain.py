@@ -41,9 +41,13 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from socialcredit.errors import LedgerError
+
 __all__ = [
     "GENESIS",
+    "HASH_ENCODING",
     "chain",
+    "check_hash_encoding",
     "link_of",
     "links",
     "record_payloads",
@@ -52,6 +56,9 @@ __all__ = [
 
 GENESIS = bytes(32)
 """The hash before the first entry."""
+
+HASH_ENCODING = "sha256-netstrings-1"
+"""The encoding of the entries' hashes, as a ledger's ``meta`` names it."""
 
 _MISSING = "~"
 
@@ -145,3 +152,16 @@ def next_entry(fetch_one: Callable[[str], Sequence[Any] | None]) -> tuple[int, b
         if row is not None and row[0] > best[0]:
             best = (int(row[0]), bytes(row[1]))
     return best[0] + 1, best[1]
+
+
+def check_hash_encoding(meta: dict[str, str], where: object) -> None:
+    """Refuse (:class:`LedgerError`) the ledger at ``where`` when its ``meta`` names a hash
+    encoding other than :data:`HASH_ENCODING`, or none: its chain could not be checked,
+    nor extended."""
+    encoding = meta.get("hash_encoding")
+    if encoding != HASH_ENCODING:
+        found = "no hash encoding" if encoding is None else f"hash encoding {encoding!r}"
+        raise LedgerError(
+            f"{where} records {found}; this version of socialcredit knows {HASH_ENCODING!r} "
+            "only, so it cannot check or extend that ledger's hash chain"
+        )

@@ -73,7 +73,9 @@ from socialcredit.store.base import (
     entry_numbers,
 )
 from socialcredit.store.chain import (
+    HASH_ENCODING,
     chain,
+    check_hash_encoding,
     links,
     next_entry,
     record_payloads,
@@ -97,7 +99,6 @@ __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "WRITERS_LOCK", "PostgresLedger"]
 
 FORMAT = "socialcredit-ledger"
 SCHEMA_VERSION = 1
-HASH_ENCODING = "sha256-netstrings-1"
 DEFAULT_SCHEMA = "socialcredit"
 MAX_SCHEMA_BYTES = 63
 """The longest name PostgreSQL keeps whole (NAMEDATALEN - 1)."""
@@ -298,14 +299,7 @@ class PostgresLedger(Ledger):
                 ) from None
             if meta.get("format") != FORMAT:
                 raise LedgerError(f"{target} is not a socialcredit ledger")
-            encoding = meta.get("hash_encoding")
-            if encoding != HASH_ENCODING:  # its chain could not be checked, nor extended
-                found = "no hash encoding" if encoding is None else f"hash encoding {encoding!r}"
-                raise LedgerError(
-                    f"{target} records {found}; this version of socialcredit knows "
-                    f"{HASH_ENCODING!r} only, so it cannot check or extend that ledger's "
-                    "hash chain"
-                )
+            check_hash_encoding(meta, target)
             version = meta.get("schema_version")
             if version != str(SCHEMA_VERSION):
                 raise LedgerError(

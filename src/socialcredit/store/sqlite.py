@@ -71,7 +71,9 @@ from socialcredit.store.base import (
     entry_numbers,
 )
 from socialcredit.store.chain import (
+    HASH_ENCODING,
     chain,
+    check_hash_encoding,
     links,
     next_entry,
     record_payloads,
@@ -93,7 +95,6 @@ __all__ = ["SCHEMA_VERSION", "SqliteLedger"]
 
 FORMAT = "socialcredit-ledger"
 SCHEMA_VERSION = 3
-HASH_ENCODING = "sha256-netstrings-1"
 
 _TABLES = ("meta", "subjects", "types", "records", "records_by_subject", "batches")
 
@@ -252,7 +253,7 @@ class SqliteLedger(Ledger):
             meta = _read_meta(db, path)
             if meta.get("format") != FORMAT:
                 raise LedgerError(f"{path} is not a socialcredit ledger")
-            _check_encoding(meta, path)
+            check_hash_encoding(meta, path)
             version = meta.get("schema_version")
             if version not in (str(SCHEMA_VERSION), "1", "2"):
                 raise LedgerError(
@@ -746,18 +747,6 @@ def _check_header(db: sqlite3.Connection, path: Path) -> None:
     (pages,) = db.execute("PRAGMA page_count").fetchone()
     if not pages:
         raise LedgerError(f"{path} is not a ledger: it is not an SQLite database")
-
-
-def _check_encoding(meta: dict[str, str], path: Path) -> None:
-    """Refuse a ledger whose chain is hashed in an encoding this program does not know:
-    its chain could not be checked, nor extended."""
-    encoding = meta.get("hash_encoding")
-    if encoding != HASH_ENCODING:
-        found = "no hash encoding" if encoding is None else f"hash encoding {encoding!r}"
-        raise LedgerError(
-            f"{path} records {found}; this version of socialcredit knows {HASH_ENCODING!r} only, "
-            "so it cannot check or extend that ledger's hash chain"
-        )
 
 
 def _read_meta(db: sqlite3.Connection, path: Path) -> dict[str, str]:

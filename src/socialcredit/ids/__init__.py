@@ -97,11 +97,12 @@ def validate_code(
     try:
         return uscc.validate(code)
     except InvalidCode as exc:
-        if not ric.is_valid(code):
-            raise
+        try:
+            number = ric.validate(code)
+        except InvalidCode:
+            raise exc from None
         # a person's number given as an organization's: not repeated in the message,
         # which shows the code normalized (as typed, it may have spaces or a small x)
-        number = ric.validate(code)
         raise InvalidCode(str(exc).replace(number, mask(number, "person"))) from None
 
 

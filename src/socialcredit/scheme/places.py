@@ -212,6 +212,11 @@ def _line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
 
 
+def _child(loc: tuple[str | int, ...], key: Any) -> tuple[str | int, ...]:
+    """The path of a mapping's key (a key of another type, as text)."""
+    return (*loc, key if isinstance(key, str | int) else str(key))
+
+
 def _tag_name(tag: str) -> str:
     return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
 
@@ -307,9 +312,14 @@ class _Converter:
         else:
             try:
                 value = self.constructor.construct_object(node)
-            except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError):
-                self.report(via or _line(node), loc, f"{_shown(node.value)} is not {kind}")
-            except yaml.YAMLError:
+            except (
+                ArithmeticError,
+                AttributeError,
+                LookupError,
+                TypeError,
+                ValueError,
+                yaml.YAMLError,
+            ):
                 self.report(via or _line(node), loc, f"{_shown(node.value)} is not {kind}")
         self.scalars[id(node)] = value
         return value
@@ -343,7 +353,7 @@ class _Converter:
     ) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         for key, entry in self.entries(node, loc, via, 0):
-            child = (*loc, key if isinstance(key, str | int) else str(key))
+            child = _child(loc, key)
             self.place(child, _line(entry.key), entry.via)
             out[key] = self.convert(entry.value, child, entry.via)
         return out
@@ -378,10 +388,9 @@ class _Converter:
                 if key in own:
                     # reported once, where the mapping is written, not at each alias of it
                     if via is None:
-                        child = (*loc, key if isinstance(key, str | int) else str(key))
                         self.report(
                             _line(key_node),
-                            child,
+                            _child(loc, key),
                             "duplicate key (an earlier line sets it already)",
                         )
                     continue

@@ -200,7 +200,7 @@ def cross_check(data: Any, places: Places) -> list[Problem]:
     rule_ids = _check_ids("rules", rules, places, out)
     for i, rule in rules:
         _check_rule(i, rule, catalogue, places, out)
-        _check_peer_rule(i, rule, data.get("ratings") is not None, places, out)
+        _check_peer_rule(i, rule, _given(data, "ratings"), places, out)
 
     grades = _items(data, "grades")
     grade_names: set[str] = set()

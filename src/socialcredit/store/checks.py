@@ -658,14 +658,9 @@ def check_subjects(
             row_problems.append(origin.problem(i, "code", "missing: the subject's code"))
         elif kind in KINDS:
             try:
-                code = validate_code(code, kind, opaque=opaque_codes is True)
+                code = _code_as(code, kind, opaque_codes)
             except InvalidCode as exc:
-                try:
-                    if opaque_codes != "invalid":
-                        raise
-                    code = validate_code(code, kind, opaque=True)
-                except InvalidCode:
-                    row_problems.append(origin.problem(i, "code", str(exc)))
+                row_problems.append(origin.problem(i, "code", str(exc)))
         if row_problems:
             problems += row_problems
             bad[i] = True
@@ -686,6 +681,21 @@ def check_subjects(
         schema=SUBJECTS_SCHEMA,
     )
     return SubjectsCheck(table, origin.take(keep), sort_problems(problems), repeats)
+
+
+def _code_as(code: str, kind: str, opaque_codes: OpaqueCodes) -> str:
+    """A code checked and normalized as ``opaque_codes`` says; what is wrong with it for its
+    kind is raised (:class:`InvalidCode`) when it is not taken as it is either."""
+    try:
+        return validate_code(code, kind, opaque=opaque_codes is True)
+    except InvalidCode:
+        if opaque_codes != "invalid":
+            raise
+        try:
+            return validate_code(code, kind, opaque=True)
+        except InvalidCode:
+            pass
+        raise
 
 
 def _fast_valid(

@@ -324,23 +324,8 @@ def scan_records(
     lengths.update(map(len, (subject, type_code, occurred, recorded, amount)))
     if lengths != {count} or digests is None or not _days_fit(occurred) or not _days_fit(recorded):
         return _scan_carefully(db, lo, hi, names, hashes=hashes)
-    named = _ids_of(db, refs, seq, ids)
-    table = pa.Table.from_arrays(
-        [
-            ids.cast(pa.string()),
-            names.subject(subject),
-            names.type(type_code),
-            _dates(occurred),
-            _dates(recorded),
-            pa.array(amount, pa.int64()),
-            named,
-        ],
-        schema=RECORDS_SCHEMA,
-    )
-    if not hashes:
-        _check_resolved(seq, table)
-        return Scan(seq, table)
-    return Scan(seq, table, digests, link, dangling(refs, named))
+    columns = (subject, type_code, occurred, recorded, amount)
+    return _scan(db, names, seq, ids.cast(pa.string()), refs, columns, hashes, digests, link, {})
 
 
 _RECORD_FIELDS = tuple(
@@ -372,17 +357,47 @@ def _scan_carefully(
     if faults and not hashes:
         k = next(k for k, s in enumerate(seqs) if s in faults)
         raise damaged(seqs[k], "record", str(ids_[k]), faults[seqs[k]])
-    seq = np.array(seqs, dtype=np.int64)
-    ids = pa.array(ids_, pa.string())
-    refs = pa.array(ref, pa.int64())
+    columns = tuple(
+        np.array(c, dtype=np.int64) for c in (subject, type_code, occurred, recorded, amount)
+    )
+    return _scan(
+        db,
+        names,
+        np.array(seqs, dtype=np.int64),
+        pa.array(ids_, pa.string()),
+        pa.array(ref, pa.int64()),
+        columns,
+        hashes,
+        hashed,
+        np.array(link, np.int64),
+        faults,
+    )
+
+
+def _scan(
+    db: sqlite3.Connection,
+    names: Names,
+    seq: npt.NDArray[np.int64],
+    ids: pa.Array,
+    refs: pa.Array,
+    columns: Sequence[npt.NDArray[np.int64]],
+    hashes: bool,
+    digests: list[bytes],
+    link: npt.NDArray[np.int64],
+    faults: dict[int, Fault],
+) -> Scan:
+    """The :class:`Scan` of records read column by column (``columns``: subject, type,
+    occurred_at, recorded_at and amount as stored); without ``hashes``, records whose
+    subject or type does not exist are refused."""
+    subject, type_code, occurred, recorded, amount = columns
     named = _ids_of(db, refs, seq, ids)
     table = pa.Table.from_arrays(
         [
             ids,
-            names.subject(np.array(subject, dtype=np.int64)),
-            names.type(np.array(type_code, dtype=np.int64)),
-            _dates(np.array(occurred, dtype=np.int64)),
-            _dates(np.array(recorded, dtype=np.int64)),
+            names.subject(subject),
+            names.type(type_code),
+            _dates(occurred),
+            _dates(recorded),
             pa.array(amount, pa.int64()),
             named,
         ],
@@ -391,14 +406,7 @@ def _scan_carefully(
     if not hashes:
         _check_resolved(seq, table)
         return Scan(seq, table)
-    return Scan(
-        seq,
-        table,
-        hashed,
-        np.array(link, np.int64),
-        dangling(refs, named),
-        faults,
-    )
+    return Scan(seq, table, digests, link, dangling(refs, named), faults)
 
 
 def _check_resolved(seq: npt.NDArray[np.int64], table: pa.Table) -> None:

@@ -159,6 +159,17 @@ def damaged(seq: int, kind: str, key: str, fault: Fault) -> LedgerError:
     )
 
 
+def _refuse_faults(
+    kind: str, seqs: Sequence[int], keys: Sequence[object], faults: dict[int, Fault]
+) -> None:
+    """Refuse (:func:`damaged`) at the first of these entries, in their order, that has a
+    fault (``keys``: their record ids or subject codes)."""
+    if faults:
+        for seq, key in zip(seqs, keys, strict=True):
+            if seq in faults:
+                raise damaged(seq, kind, str(key), faults[seq])
+
+
 def read_names(db: sqlite3.Connection) -> Names:
     """All subject codes and type names, for reading records.
 
@@ -231,10 +242,8 @@ def read_subject_table(db: sqlite3.Connection) -> pa.Table:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         pass
     scan = scan_subjects(db, 0, _LAST)
-    for k, seq in enumerate(scan.seq.tolist()):
-        if seq in scan.faults:
-            code = scan.table.column("code")[k].as_py()
-            raise damaged(seq, "subject", code, scan.faults[seq])
+    codes = scan.table.column("code").to_pylist()
+    _refuse_faults("subject", scan.seq.tolist(), codes, scan.faults)
     return pa.Table.from_arrays(scan.table.columns, schema=SUBJECTS_SCHEMA)
 
 
@@ -354,9 +363,8 @@ def _scan_carefully(
     )
     seqs, values, faults = _careful_rows(db, sql, (lo, hi), _RECORD_FIELDS)
     ids_, subject, type_code, occurred, recorded, amount, ref, hashed, link = values
-    if faults and not hashes:
-        k = next(k for k, s in enumerate(seqs) if s in faults)
-        raise damaged(seqs[k], "record", str(ids_[k]), faults[seqs[k]])
+    if not hashes:
+        _refuse_faults("record", seqs, ids_, faults)
     columns = tuple(
         np.array(c, dtype=np.int64) for c in (subject, type_code, occurred, recorded, amount)
     )
@@ -468,9 +476,7 @@ def select_records(db: sqlite3.Connection, where: str, params: Sequence[object])
     seqs, values, faults = _careful_rows(
         db, f"SELECT r.seq, {_careful(fields)} FROM {_RECORD_TABLES} WHERE {where}", params, fields
     )
-    for k, seq in enumerate(seqs):
-        if seq in faults:
-            raise damaged(seq, "record", str(values[0][k]), faults[seq])
+    _refuse_faults("record", seqs, values[0], faults)
     raise LedgerError(  # every value has its type after all: cannot be
         "the ledger is damaged: some records cannot be read. Run 'socialcredit ledger "
         "verify' to check the whole hash chain"
